@@ -1,0 +1,117 @@
+"""Structuring a step's JSON config into its node's attrs config class.
+
+One cattrs converter, configured once. Primitives are strict (a Lua number is
+not silently a string, ``"false"`` is not ``True``); a Lua integer is accepted
+where a float is expected and an integral float where an integer is. Keys the
+class does not declare are ignored, as upstream nodes ignore them, and keys
+starting with ``_`` (``_step_name``) never reach the class. Errors come back
+as ``<what> @ $.path`` lines via ``cattrs.transform_error``.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+import cattrs
+from cattrs.strategies import configure_union_passthrough
+
+from ironflow_core.errors import NodeError
+
+
+class ConfigFieldError(Exception):
+    """A config did not fit its class; ``problems`` are ``"<what> @ $.path"`` strings."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _strict_str(value: Any, _type: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {_json_type(value)}")
+    return value
+
+
+def _strict_bool(value: Any, _type: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected a boolean, got {_json_type(value)}")
+    return value
+
+
+def _strict_int(value: Any, _type: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("expected an integer, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        return int(value)
+    raise TypeError(f"expected an integer, got {_json_type(value)}")
+
+
+def _strict_float(value: Any, _type: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {_json_type(value)}")
+    return float(value) if isinstance(value, int) else value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=False)
+    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook(bool, _strict_bool)
+    converter.register_structure_hook(int, _strict_int)
+    converter.register_structure_hook(float, _strict_float)
+    converter.register_structure_hook(typing.Any, lambda value, _t: value)
+    configure_union_passthrough(
+        typing.Union[str, int, float, bool, None], converter  # noqa: UP007
+    )
+    return converter
+
+
+converter = make_converter()
+
+
+def structure_config(config_class: type | None, raw: Mapping[str, Any]) -> Any:
+    """Return the structured config, or the raw dict when the node takes none."""
+    if config_class is None:
+        return dict(raw)
+    data = {k: v for k, v in raw.items() if not k.startswith("_")}
+    try:
+        return converter.structure(data, config_class)
+    except Exception as exc:  # cattrs raises ClassValidationError / ExceptionGroup
+        if isinstance(exc, (cattrs.BaseValidationError,)):
+            problems = cattrs.transform_error(exc, path="$")
+        else:
+            problems = [f"{exc} @ $"]
+        raise ConfigFieldError([_tidy(p) for p in problems]) from None
+
+
+def _tidy(problem: str) -> str:
+    return problem.replace("required field missing", "required field is missing")
+
+
+def require(node: str, name: str, value: Any) -> Any:
+    """NODE-4 helper: a missing required parameter names itself."""
+    if value is None:
+        raise NodeError(f"{node} requires '{name}'")
+    return value

@@ -1,0 +1,119 @@
+"""The plugin contract: every hook a plugin may implement.
+
+A plugin is a module (or object) with functions decorated by
+``ironflow_core.hookimpl``. Third parties publish it through the entry-point
+group ``ironflow``; the value names the module, the entry-point name is the
+plugin name::
+
+    # pyproject.toml of ironflow-nodes-foo
+    [project.entry-points.ironflow]
+    nodes-foo = "ironflow_nodes_foo.plugin"
+
+Hooks are synchronous and declarative: they return frozen spec records and do
+no I/O. Heavy imports belong inside the callables the specs point to, so that
+``ironflow --help`` stays fast. An implementation may accept fewer arguments
+than the spec lists (pluggy passes only what it asks for), which is how hooks
+grow without breaking plugins. The core registers its own nodes, stores and
+loader through these very hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pluggy
+
+from ironflow_core.specs import CommandSpec, LoaderSpec, NodeSpec, RunObserver, StoreSpec
+
+PROJECT = "ironflow"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def ironflow_register_nodes() -> Iterable[NodeSpec]:  # type: ignore[empty-body]
+    """Return the node types this plugin provides.
+
+    Called once when the registry is built. Each ``NodeSpec`` names the node
+    (``nodes.<name>{...}`` in Lua), its attrs config class (checked when the
+    flow loads, so ``ironflow validate`` reports a wrong field with its path),
+    the ``async def run(ctx, config) -> dict`` coroutine and a one-line summary.
+    Two plugins returning the same name is an error naming both.
+
+    Example::
+
+        @hookimpl
+        def ironflow_register_nodes():
+            return [NodeSpec(name="greet", run=greet, config=GreetConfig,
+                             summary="Say hello")]
+    """
+
+
+@hookspec
+def ironflow_register_stores() -> Iterable[StoreSpec]:  # type: ignore[empty-body]
+    """Return the state-store backends this plugin provides.
+
+    ``IRONFLOW_STORE`` (or ``store_backend`` in ironflow.yaml) selects one by
+    ``StoreSpec.name``. ``StoreSpec.open(settings)`` builds the store; it must
+    not do blocking I/O, connections open lazily on first use.
+
+    Example::
+
+        @hookimpl
+        def ironflow_register_stores():
+            return [StoreSpec(name="redis", open=open_redis_store,
+                              summary="Runs in Redis")]
+    """
+
+
+@hookspec
+def ironflow_register_loaders() -> Iterable[LoaderSpec]:  # type: ignore[empty-body]
+    """Return flow loaders, selected by the flow file's suffix.
+
+    ``LoaderSpec.load(source, options)`` turns flow text into a
+    ``FlowDefinition``; it raises ``FlowLoadError`` naming the file, line,
+    step and field.
+
+    Example::
+
+        @hookimpl
+        def ironflow_register_loaders():
+            return [LoaderSpec(name="lua", suffixes=(".lua",), load=load_lua_flow)]
+    """
+
+
+@hookspec
+def ironflow_register_observers() -> Iterable[RunObserver]:  # type: ignore[empty-body]
+    """Return observers that receive every run's lifecycle events.
+
+    An observer implements any of the methods named after event types
+    (``run_started``, ``task_failed``, ...), each taking one ``Event``. They are
+    called on the engine's thread and must return quickly; exceptions are
+    logged and ignored.
+
+    Example::
+
+        class Counter(RunObserver):
+            def __init__(self): self.failed = 0
+            def task_failed(self, event): self.failed += 1
+
+        @hookimpl
+        def ironflow_register_observers():
+            return [Counter()]
+    """
+
+
+@hookspec
+def ironflow_register_commands() -> Iterable[CommandSpec]:  # type: ignore[empty-body]
+    """Return extra ``ironflow`` subcommands (click commands).
+
+    Example::
+
+        @click.command()
+        def hello(): click.echo("hi")
+
+        @hookimpl
+        def ironflow_register_commands():
+            return [CommandSpec(name="hello", command=hello)]
+    """

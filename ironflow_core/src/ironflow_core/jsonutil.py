@@ -1,0 +1,87 @@
+"""The canonical JSON text and timestamps used everywhere (JSON-1, JSON-7).
+
+Every persisted or printed object has its keys sorted by code point; integers
+and floats stay distinct; non-ASCII is emitted raw.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from typing import Any
+
+JSON = Any
+"""A JSON value: dict[str, JSON] | list[JSON] | str | int | float | bool | None."""
+
+_compact = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
+def dumps(value: JSON) -> str:
+    """Compact, key-sorted JSON: the only serializer for node-visible text (PY-10)."""
+    return _compact(value)
+
+
+def dumps_pretty(value: JSON) -> str:
+    """Two-space indented, key-sorted JSON for humans (CLI output, store files)."""
+    return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def loads(text: str | bytes) -> JSON:
+    return json.loads(text)
+
+
+def is_finite_number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (isinstance(value, int) or math.isfinite(value))
+    )
+
+
+def utc_now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+def format_timestamp(moment: _dt.datetime) -> str:
+    """RFC 3339 UTC with microseconds and ``Z`` (JSON-7)."""
+    moment = moment.astimezone(_dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_timestamp() -> str:
+    return format_timestamp(utc_now())
+
+
+def parse_timestamp(text: str) -> _dt.datetime:
+    """Accept RFC 3339 with 0/3/6/9 fractional digits, ``Z`` or a numeric offset."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    if "." in value:
+        head, _, rest = value.partition(".")
+        digits = ""
+        while rest and rest[0].isdigit():
+            digits += rest[0]
+            rest = rest[1:]
+        value = f"{head}.{(digits + '000000')[:6]}{rest}"
+    moment = _dt.datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.UTC)
+    return moment.astimezone(_dt.UTC)
+
+
+def timestamp_micros(text: str) -> int:
+    """Microseconds since the epoch, truncated (ST-20)."""
+    moment = parse_timestamp(text)
+    delta = moment - _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def format_seconds(value: float) -> str:
+    """Print a float like Rust's ``f64`` Display: ``2``, ``0.05``, ``2.5`` (ENG-74)."""
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e16:
+        return str(int(value))
+    return repr(float(value))

@@ -1,0 +1,273 @@
+"""The records the engine plans with and persists.
+
+``FlowDefinition``/``StepSpec`` are what a loader produces; ``RunRecord`` and
+``TaskRecord`` are what a state store keeps (CONTRACT §2.3, §8.2); ``Event``
+is what observers receive (§2.17). Conversion to and from JSON lives here so
+every store writes the same shapes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+
+class RunStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    STALLED = "stalled"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+class TaskStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
+
+
+RUN_STATUSES = tuple(s.value for s in RunStatus)
+
+
+@attrs.frozen
+class StepSpec:
+    """One step as declared in a flow (DSL-23 defaults)."""
+
+    name: str
+    node_type: str
+    config: Mapping[str, Any] = attrs.field(factory=dict)
+    """The JSON config, including ``_step_name`` (DSL-26)."""
+    dependencies: tuple[str, ...] = ()
+    max_retries: int = 0
+    backoff_s: float = 1.0
+    timeout_s: float | None = None
+    route: str | None = None
+    on_error: str | None = None
+    line: int | None = None
+    """Line of the declaring ``flow:step`` call in the flow file, when known."""
+    node_config: Any = None
+    """The config structured for the node (its attrs class); ``None`` = not structured yet."""
+
+
+@attrs.frozen
+class Diagnostic:
+    """A validation warning (DSL-111)."""
+
+    code: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+    step: str | None = None
+
+
+@attrs.frozen
+class FlowDefinition:
+    name: str
+    steps: tuple[StepSpec, ...]
+    source_path: str | None = None
+    warnings: tuple[Diagnostic, ...] = ()
+
+    def step(self, name: str) -> StepSpec | None:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        return None
+
+
+@attrs.define(slots=True)
+class TaskRecord:
+    """Progress of one step (ENG-21); optional fields are omitted when unset."""
+
+    name: str
+    node_type: str
+    status: TaskStatus = TaskStatus.PENDING
+    attempt: int = 0
+    input: Any = None
+    output: Any = None
+    error: str | None = None
+    started: str | None = None
+    finished: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "status": str(self.status),
+            "attempt": self.attempt,
+            "node_type": self.node_type,
+        }
+        if self.input is not None:
+            data["input"] = self.input
+        if self.output is not None:
+            data["output"] = self.output
+        if self.error is not None:
+            data["error"] = self.error
+        if self.started is not None:
+            data["started"] = self.started
+        if self.finished is not None:
+            data["finished"] = self.finished
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskRecord:
+        return cls(
+            name=data["name"],
+            node_type=data.get("node_type", ""),
+            status=TaskStatus(data.get("status", "pending")),
+            attempt=int(data.get("attempt", 0)),
+            input=data.get("input"),
+            output=data.get("output"),
+            error=data.get("error"),
+            started=data.get("started"),
+            finished=data.get("finished"),
+        )
+
+    def copy(self) -> TaskRecord:
+        return attrs.evolve(self)
+
+
+@attrs.define(slots=True)
+class RunRecord:
+    """A run as stored (ST-10)."""
+
+    id: str
+    flow_name: str
+    status: RunStatus = RunStatus.PENDING
+    started: str | None = None
+    finished: str | None = None
+    ctx: dict[str, Any] = attrs.field(factory=dict)
+    tasks: dict[str, TaskRecord] = attrs.field(factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "flow_name": self.flow_name,
+            "status": str(self.status),
+            "started": self.started,
+            "finished": self.finished,
+            "ctx": self.ctx,
+            "tasks": {name: task.to_json() for name, task in self.tasks.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunRecord:
+        tasks = data.get("tasks") or {}
+        return cls(
+            id=data["id"],
+            flow_name=data.get("flow_name", ""),
+            status=RunStatus(data.get("status", "pending")),
+            started=data.get("started"),
+            finished=data.get("finished"),
+            ctx=dict(data.get("ctx") or {}),
+            tasks={name: TaskRecord.from_json(t) for name, t in tasks.items()},
+        )
+
+    def summary(self) -> RunSummary:
+        return RunSummary(
+            id=self.id,
+            flow_name=self.flow_name,
+            status=self.status,
+            started=self.started,
+            finished=self.finished,
+            task_count=len(self.tasks),
+        )
+
+
+@attrs.frozen
+class RunSummary:
+    """The listing view of a run (ST-11); field order is the digest order (ST-30)."""
+
+    id: str
+    flow_name: str
+    status: RunStatus
+    started: str | None
+    finished: str | None
+    task_count: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "flow_name": self.flow_name,
+            "status": str(self.status),
+            "started": self.started,
+            "finished": self.finished,
+            "task_count": self.task_count,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunSummary:
+        return cls(
+            id=data["id"],
+            flow_name=data.get("flow_name", ""),
+            status=RunStatus(data.get("status", "pending")),
+            started=data.get("started"),
+            finished=data.get("finished"),
+            task_count=int(data.get("task_count", 0)),
+        )
+
+
+@attrs.frozen
+class RunPage:
+    """One page of run summaries (ST-21)."""
+
+    runs: tuple[RunSummary, ...]
+    next_cursor: str | None = None
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_cursor is not None
+
+
+class EventType(enum.StrEnum):
+    RUN_STARTED = "run_started"
+    RUN_FINISHED = "run_finished"
+    CONTEXT_UPDATED = "context_updated"
+    TASK_STARTED = "task_started"
+    TASK_SUCCEEDED = "task_succeeded"
+    TASK_FAILED = "task_failed"
+    TASK_SKIPPED = "task_skipped"
+    TASK_CANCELLED = "task_cancelled"
+    TASK_RETRYING = "task_retrying"
+
+
+@attrs.frozen
+class Event:
+    """A run/step lifecycle event (ENG-160); never carries node input or output."""
+
+    id: str
+    run_id: str
+    type: EventType
+    timestamp: str
+    flow_name: str | None = None
+    run_status: str | None = None
+    step: str | None = None
+    node_type: str | None = None
+    task_status: str | None = None
+    attempt: int | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"id": self.id, "run_id": self.run_id, "type": str(self.type),
+                "timestamp": self.timestamp}
+        for key in ("flow_name", "run_status", "step", "node_type", "task_status",
+                    "attempt", "duration_ms", "error", "reason"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        return data

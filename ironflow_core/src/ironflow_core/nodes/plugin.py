@@ -1,0 +1,20 @@
+"""The core's built-in nodes, registered through the same hook as any plugin's."""
+
+from __future__ import annotations
+
+import importlib
+
+from ironflow_core.hookspecs import hookimpl
+from ironflow_core.specs import NodeSpec
+
+NODE_MODULES: tuple[str, ...] = (
+    # each module exposes NODES: list[NodeSpec]; keep one family per module
+)
+
+
+@hookimpl
+def ironflow_register_nodes() -> list[NodeSpec]:
+    specs: list[NodeSpec] = []
+    for module_name in NODE_MODULES:
+        specs.extend(importlib.import_module(module_name).NODES)
+    return specs

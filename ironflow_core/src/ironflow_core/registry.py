@@ -1,0 +1,142 @@
+"""The frozen registry of everything the plugins provide.
+
+Built once per process from the plugin manager. Each hook implementation is
+called on its own so a failing plugin is recorded and skipped; two plugins
+that claim one node or store name are an error naming both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ironflow_core.errors import PluginConflictError
+from ironflow_core.plugins import PluginRecord, load_plugins
+from ironflow_core.specs import CommandSpec, LoaderSpec, NodeSpec, RunObserver, StoreSpec
+
+
+@attrs.frozen
+class Registry:
+    nodes: Mapping[str, NodeSpec]
+    stores: Mapping[str, StoreSpec]
+    loaders: tuple[LoaderSpec, ...]
+    observers: tuple[RunObserver, ...]
+    commands: tuple[CommandSpec, ...]
+    plugins: tuple[PluginRecord, ...]
+    node_providers: Mapping[str, str]
+    """node name -> plugin name."""
+
+    def loader_for(self, path: str) -> LoaderSpec | None:
+        for loader in self.loaders:
+            if path.endswith(loader.suffixes):
+                return loader
+        return None
+
+    def node(self, name: str) -> NodeSpec | None:
+        return self.nodes.get(name)
+
+
+def _who(record: PluginRecord) -> str:
+    version = f" {record.version}" if record.version else ""
+    return f"'{record.name}' ({record.distribution}{version})"
+
+
+def _collect(pm: Any, hook_name: str, records: dict[str, PluginRecord]) -> list[tuple[str, Any]]:
+    """Call each implementation of a hook separately; failures mark their plugin."""
+    results: list[tuple[str, Any]] = []
+    caller = getattr(pm.hook, hook_name)
+    for impl in reversed(caller.get_hookimpls()):
+        record = records.get(impl.plugin_name)
+        if record is not None and record.status != "active":
+            continue
+        try:
+            items = impl.function()
+            items = list(items or ())
+        except Exception as exc:
+            if record is not None:
+                record.status = "failed"
+                record.error = f"{hook_name}: {type(exc).__name__}: {exc}"
+            continue
+        for item in items:
+            results.append((impl.plugin_name, item))
+    return results
+
+
+def build_registry(
+    env: Mapping[str, str] | None = None,
+    *,
+    builtins: bool = True,
+    entry_points: bool = True,
+    extra: Iterable[tuple[str, Any]] = (),
+) -> Registry:
+    """Discover plugins and freeze what they provide."""
+    env = os.environ if env is None else env
+    pm, record_list = load_plugins(env, builtins=builtins, entry_points=entry_points, extra=extra)
+    records = {r.name: r for r in record_list}
+
+    nodes: dict[str, NodeSpec] = {}
+    providers: dict[str, str] = {}
+    for plugin, spec in _collect(pm, "ironflow_register_nodes", records):
+        if spec.name in nodes:
+            first, second = records[providers[spec.name]], records[plugin]
+            raise PluginConflictError(
+                f"Node '{spec.name}' is registered by two plugins: {_who(first)} and "
+                f"{_who(second)}. Uninstall one, or disable it with "
+                f"IRONFLOW_DISABLED_PLUGINS={second.name}"
+            )
+        nodes[spec.name] = spec
+        providers[spec.name] = plugin
+        records[plugin].provides.append(f"node:{spec.name}")
+
+    stores: dict[str, StoreSpec] = {}
+    store_providers: dict[str, str] = {}
+    for plugin, spec in _collect(pm, "ironflow_register_stores", records):
+        if spec.name in stores:
+            first, second = records[store_providers[spec.name]], records[plugin]
+            raise PluginConflictError(
+                f"State store '{spec.name}' is registered by two plugins: {_who(first)} and "
+                f"{_who(second)}. Uninstall one, or disable it with "
+                f"IRONFLOW_DISABLED_PLUGINS={second.name}"
+            )
+        stores[spec.name] = spec
+        store_providers[spec.name] = plugin
+        records[plugin].provides.append(f"store:{spec.name}")
+
+    loaders: list[LoaderSpec] = []
+    for plugin, spec in _collect(pm, "ironflow_register_loaders", records):
+        loaders.append(spec)
+        records[plugin].provides.append(f"loader:{spec.name}")
+
+    observers = []
+    for plugin, observer in _collect(pm, "ironflow_register_observers", records):
+        observers.append(observer)
+        records[plugin].provides.append(f"observer:{type(observer).__name__}")
+
+    commands = []
+    for plugin, command in _collect(pm, "ironflow_register_commands", records):
+        commands.append(command)
+        records[plugin].provides.append(f"command:{command.name}")
+
+    return Registry(
+        nodes=dict(sorted(nodes.items())),
+        stores=stores,
+        loaders=tuple(loaders),
+        observers=tuple(observers),
+        commands=tuple(commands),
+        plugins=tuple(record_list),
+        node_providers=providers,
+    )
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The process-wide registry (built on first use from ``os.environ``)."""
+    global _default
+    if _default is None:
+        _default = build_registry()
+    return _default

@@ -1,0 +1,167 @@
+"""What plugins hand to the engine: frozen spec records and the protocols behind them.
+
+A hook returns specs; the engine keeps them in a frozen ``Registry``. All I/O
+lives in the async callables a spec points to, never in the hook itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from ironflow_core.model import (
+    Event,
+    FlowDefinition,
+    RunPage,
+    RunRecord,
+    RunStatus,
+    TaskRecord,
+)
+
+if TYPE_CHECKING:
+    from ironflow_core.context import NodeContext
+    from ironflow_core.registry import Registry
+
+NodeRun = Callable[["NodeContext", Any], Awaitable[Mapping[str, Any]]]
+"""``async def run(ctx, config) -> outputs``.
+
+``ctx`` is a read-only mapping of the phase snapshot (plus overlays) that also
+carries ``ctx.step_name``, ``ctx.interpolate(text)`` and the run's services.
+``config`` is an instance of the spec's ``config`` class (structured with
+cattrs when the flow is loaded), or the raw JSON dict when ``config`` is None.
+Return the output keys; raise ``NodeError`` (or ``NodeFailure`` with an
+output) for a controlled failure.
+"""
+
+
+@attrs.frozen
+class NodeSpec:
+    """A node type.
+
+    Example::
+
+        @attrs.frozen
+        class GreetConfig:
+            name: str
+            output_key: str = "greeting"
+
+        async def greet(ctx, config: GreetConfig) -> dict:
+            return {config.output_key: f"Hello, {ctx.interpolate(config.name)}!"}
+
+        NodeSpec(name="greet", run=greet, config=GreetConfig, summary="Say hello")
+    """
+
+    name: str
+    run: NodeRun
+    config: type | None = None
+    """An attrs class the Lua table is structured into at load time (None = raw dict)."""
+    summary: str = ""
+    """One line for ``ironflow nodes`` and ``GET /nodes``."""
+
+
+@attrs.frozen
+class StoreSettings:
+    """Everything a store factory may need, resolved from CLI > env > yaml > default."""
+
+    store_dir: str = "data/runs"
+    url: str | None = None
+    prefix: str | None = None
+    ttl_seconds: int | None = None
+    env: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Async persistence of runs (CONTRACT §8).
+
+    Every mutation costs O(what changed): an ``upsert_task`` never rewrites the
+    whole run. Mutations of one run are serialised so a late writer cannot
+    resurrect a deleted run (ST-13).
+    """
+
+    async def create_run(self, record: RunRecord) -> None:
+        """Persist a new run with its tasks; ``RunConflictError`` if the id exists."""
+
+    async def set_status(self, run_id: str, status: RunStatus, *, at: str | None = None) -> None:
+        """Set the run status; the first terminal status also sets ``finished`` (ST-12)."""
+
+    async def upsert_tasks(self, run_id: str, tasks: Iterable[TaskRecord]) -> None:
+        """Insert or replace task records by name."""
+
+    async def merge_context(self, run_id: str, ctx: Mapping[str, Any]) -> None:
+        """``ctx.update(new)``: keys are only added or overwritten."""
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        """The full record; ``RunNotFoundError`` when absent."""
+
+    async def list_runs(
+        self, *, status: RunStatus | None = None, limit: int = 100, after: str | None = None
+    ) -> RunPage:
+        """A page of summaries in ST-20 order, strictly after the ``after`` cursor."""
+
+    async def delete_run(self, run_id: str) -> None:
+        """Remove the run; ``RunNotFoundError`` when absent."""
+
+    async def aclose(self) -> None:
+        """Release connections and files."""
+
+
+StoreFactory = Callable[[StoreSettings], StateStore]
+
+
+@attrs.frozen
+class StoreSpec:
+    """A state store backend, selected by ``IRONFLOW_STORE`` (``json``, ``memory``, ``redis``)."""
+
+    name: str
+    open: StoreFactory
+    summary: str = ""
+
+
+@attrs.frozen
+class FlowSource:
+    """Flow text plus where it came from (``path`` is None for inline sources)."""
+
+    text: str
+    path: str | None = None
+
+
+@attrs.frozen
+class LoadOptions:
+    registry: Registry
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    analyze: bool = False
+    """Validation mode: also compile string code sources and collect warnings."""
+
+
+@attrs.frozen
+class LoaderSpec:
+    """A flow loader, selected by file suffix (``.lua``)."""
+
+    name: str
+    suffixes: tuple[str, ...]
+    load: Callable[[FlowSource, LoadOptions], FlowDefinition]
+    summary: str = ""
+
+
+class RunObserver:
+    """Receives run and step lifecycle events; every method is optional.
+
+    Methods are called synchronously on the engine's trio thread and must not
+    block: hand work to a channel if it is slow. An exception is logged and
+    ignored (ENG-162). Method names are the event types: ``run_started``,
+    ``run_finished``, ``context_updated``, ``task_started``, ``task_succeeded``,
+    ``task_failed``, ``task_skipped``, ``task_cancelled``, ``task_retrying``.
+    """
+
+    def run_started(self, event: Event) -> None: ...  # pragma: no cover
+
+
+@attrs.frozen
+class CommandSpec:
+    """A CLI subcommand contributed by a plugin (a ``click.Command``)."""
+
+    name: str
+    command: Any

@@ -1,0 +1,3 @@
+"""ironflow-store-redis: an IronFlow plugin distribution."""
+
+__version__ = "0.1.0"
