@@ -1,1 +1,75 @@
-"""engine package."""
+"""The engine: plan a flow, then execute it on trio against a state store."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ironflow_core.engine.executor import RunExecutor, new_run_id
+from ironflow_core.engine.planner import Plan, plan_flow
+from ironflow_core.model import FlowDefinition, RunRecord
+from ironflow_core.registry import Registry, default_registry
+from ironflow_core.services import RunServices
+from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.specs import StateStore
+
+__all__ = ["Plan", "RunExecutor", "execute", "plan_flow", "prepare_run"]
+
+
+def prepare_run(
+    flow: FlowDefinition,
+    *,
+    store: StateStore,
+    registry: Registry | None = None,
+    context: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+    env: Mapping[str, str] | None = None,
+    observers: Iterable[Any] = (),
+    plugin_observers: bool = True,
+    overlay: Mapping[str, Any] | None = None,
+    config_concurrency: int | None = None,
+) -> RunExecutor:
+    """Resolve limits and plan; raises before any state is written (ENG-11 step 1)."""
+    registry = registry or default_registry()
+    env = os.environ if env is None else env
+    limits = EngineLimits.from_env(env, config_concurrency=config_concurrency)
+    plan = plan_flow(flow, registry)
+    run_id = run_id or new_run_id()
+    services = RunServices(
+        run_id=run_id,
+        flow_name=flow.name,
+        registry=registry,
+        env=env,
+        engine_limits=limits,
+        lua_limits=LuaLimits.from_env(env),
+        overlay=dict(overlay) if overlay else None,
+    )
+    services.run_child = _child_runner(registry, env, overlay, config_concurrency)
+    all_observers = [*(registry.observers if plugin_observers else ()), *observers]
+    ctx = {k: v for k, v in (context or {}).items() if not (overlay and k in overlay)}
+    return RunExecutor(
+        plan, store=store, services=services, context=ctx, observers=all_observers,
+        overlay=overlay,
+    )
+
+
+def _child_runner(registry, env, overlay, config_concurrency):  # type: ignore[no-untyped-def]
+    """Child runs (SUB-2): in-memory store, no events, own limits, inherited overlay."""
+
+    async def run_child(flow: FlowDefinition, context: dict[str, Any]) -> RunRecord:
+        from ironflow_core.stores.memory import MemoryStore
+
+        executor = prepare_run(
+            flow, store=MemoryStore(), registry=registry, context=context, env=env,
+            plugin_observers=False, overlay=overlay, config_concurrency=config_concurrency,
+        )
+        return await executor.run()
+
+    return run_child
+
+
+async def execute(flow: FlowDefinition, *, store: StateStore, **kwargs: Any) -> RunRecord:
+    """Plan and run ``flow`` to completion; returns the stored run record."""
+    executor = prepare_run(flow, store=store, **kwargs)
+    return await executor.run()

@@ -9,6 +9,8 @@ from ironflow_core.specs import NodeSpec
 
 NODE_MODULES: tuple[str, ...] = (
     # each module exposes NODES: list[NodeSpec]; keep one family per module
+    "ironflow_core.nodes.control",
+    "ironflow_core.nodes.text",
 )
 
 

@@ -1,0 +1,335 @@
+"""The built-in subcommands: run, validate, nodes, plugins, list, inspect."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from ironflow_core.cli.app import cli, fail, global_options, handle_errors, state
+from ironflow_core.errors import FlowLoadError
+
+
+def _load(path: str, *, analyze: bool = False) -> Any:
+    from ironflow_core.loading import load_flow
+
+    st = state()
+    try:
+        return load_flow(path, registry=st.registry, env=os.environ, analyze=analyze)
+    except FlowLoadError as exc:
+        fail(f"Failed to load flow: {path}: {exc}")
+
+
+def _open_store(store_dir: str | None) -> Any:
+    from ironflow_core.stores.select import open_store
+
+    st = state()
+    return open_store(st.registry, os.environ, store_dir=store_dir, config=st.config)
+
+
+def _initial_context(context: str | None, context_file: str | None, flow_path: str) -> dict:
+    if context is not None and context_file is not None:
+        fail("--context and --context-file cannot be used together")
+    text = context
+    if context_file is not None:
+        try:
+            with open(context_file, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            fail(f"Cannot read --context-file {context_file}: {exc.strerror}")
+    data: Any = {}
+    if text is not None:
+        option = "--context-file" if context_file is not None else "--context"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            fail(f"Failed to parse {option} JSON: {exc}")
+        if not isinstance(data, dict):
+            fail(f"Failed to parse {option} JSON: expected a JSON object")
+    data["_flow_dir"] = os.path.dirname(os.path.realpath(flow_path))
+    return data
+
+
+@cli.command()
+@click.argument("flow", type=click.Path(dir_okay=False))
+@click.option("-c", "--context", "context", metavar="JSON", help="Initial context (a JSON object).")
+@click.option("--context-file", metavar="PATH", help="Read the initial context from a JSON file.")
+@click.option("-v", "--verbose", is_flag=True, help="Show steps, durations and outputs.")
+@click.option("--store-dir", metavar="DIR", help="JSON store directory (default data/runs).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+@global_options
+@handle_errors
+def run(flow: str, context: str | None, context_file: str | None, verbose: bool,
+        store_dir: str | None, fmt: str) -> None:
+    """Run a flow and print its result; exit 0 only when it succeeded."""
+    import trio
+
+    from ironflow_core.engine import prepare_run
+    from ironflow_core.jsonutil import dumps_pretty
+
+    st = state()
+    st.prepare()
+    definition = _load(flow)
+    if fmt == "text":
+        from ironflow_core.cli.output import echo_flow_header
+
+        echo_flow_header(definition, verbose)
+    initial = _initial_context(context, context_file, flow)
+    store = _open_store(store_dir)
+    progress = _progress(definition, fmt)
+    executor = prepare_run(
+        definition, store=store, registry=st.registry, context=initial, env=os.environ,
+        observers=[progress] if progress else (),
+        config_concurrency=_config_int(st.config, "max_concurrent_tasks"),
+    )
+
+    async def main() -> Any:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_signal, executor, nursery.cancel_scope)
+            try:
+                return await executor.run()
+            finally:
+                nursery.cancel_scope.cancel()
+                await store.aclose()
+
+    if progress:
+        progress.start()
+    try:
+        record = trio.run(main)
+    finally:
+        if progress:
+            progress.stop()
+    if fmt == "json":
+        click.echo(dumps_pretty(record.to_json()))
+    else:
+        from ironflow_core.cli.output import echo_run_result
+
+        echo_run_result(record, definition, verbose)
+    if str(record.status) != "success":
+        fail(f"Workflow run {record.id} finished with status {record.status}")
+
+
+async def _cancel_on_signal(executor: Any, scope: Any) -> None:
+    import signal
+
+    import trio
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            executor.cancel()
+            return
+
+
+def _progress(definition: Any, fmt: str) -> Any:
+    if fmt != "text" or os.environ.get("IRONFLOW_PROGRESS", "").lower() in ("0", "off", "false"):
+        return None
+    from ironflow_core.cli.progress import LiveProgress, PlainProgress
+
+    if sys.stdout.isatty():
+        return LiveProgress([s.name for s in definition.steps])
+    return PlainProgress()
+
+
+def _config_int(config: dict, key: str) -> int | None:
+    value = config.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@cli.command()
+@click.argument("flow", type=click.Path(dir_okay=False))
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@global_options
+@handle_errors
+def validate(flow: str, strict: bool) -> None:
+    """Check a flow without running it."""
+    from ironflow_core.engine import plan_flow
+    from ironflow_core.errors import FlowValidationError
+
+    st = state()
+    st.prepare()
+    definition = _load(flow, analyze=True)
+    click.echo(f"Flow: {definition.name}")
+    click.echo(f"Steps: {len(definition.steps)}")
+    warnings = list(definition.warnings)
+    if warnings:
+        click.echo("Warnings:")
+        for w in warnings:
+            where = f"{flow}:step[{w.step}].source" if w.step else flow
+            click.echo(f"  {where}:{w.line or 0}:{w.column or 0} [{w.code}] {w.message}")
+    errors: list[str] = []
+    try:
+        plan_flow(definition, st.registry, for_validation=True)
+    except FlowValidationError as exc:
+        errors = exc.errors
+    strict_failed = strict and bool(warnings)
+    if not errors and not strict_failed:
+        click.echo("Validation: OK")
+        click.echo()
+        click.echo("Execution order:")
+        for step in definition.steps:
+            if step.dependencies:
+                click.echo(f"  {step.name} [{step.node_type}] depends on: "
+                           + ", ".join(step.dependencies))
+            else:
+                click.echo(f"  {step.name} [{step.node_type}] (no dependencies)")
+        return
+    click.echo("Validation: FAILED")
+    for error in errors:
+        click.echo(f"  - {error}")
+    if strict_failed:
+        click.echo(f"  - strict validation rejected {len(warnings)} warning(s)")
+    fail(f"{len(errors)} validation error(s) and {len(warnings) if strict else 0} "
+         "strict warning(s) found")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@global_options
+@handle_errors
+def nodes(fmt: str) -> None:
+    """List the registered node types."""
+    registry = state().registry
+    if fmt == "json":
+        click.echo(json.dumps([
+            {"name": name, "plugin": registry.node_providers.get(name, ""),
+             "description": spec.summary}
+            for name, spec in sorted(registry.nodes.items())
+        ], indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{'NODE TYPE':<20} DESCRIPTION")
+    click.echo("-" * 60)
+    for name, spec in sorted(registry.nodes.items()):
+        click.echo(f"{name:<20} {spec.summary}")
+    click.echo()
+    click.echo(f"Total: {len(registry.nodes)} node(s)")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@global_options
+@handle_errors
+def plugins(fmt: str) -> None:
+    """List plugins: where they come from, what they provide, and their status."""
+    registry = state().registry
+    records = registry.plugins
+    if fmt == "json":
+        click.echo(json.dumps([r.to_json() for r in records], indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{'PLUGIN':<16} {'DISTRIBUTION':<24} {'VERSION':<9} {'STATUS':<9} PROVIDES")
+    click.echo("-" * 92)
+    for r in records:
+        provides = ", ".join(r.provides) if r.provides else "-"
+        click.echo(f"{r.name:<16} {r.distribution:<24} {r.version:<9} {r.status:<9} {provides}")
+        if r.error:
+            click.echo(f"{'':<16} error: {r.error}")
+
+
+@cli.command(name="list")
+@click.option("-s", "--status", metavar="S", help="Only runs with this status.")
+@click.option("--store-dir", metavar="DIR")
+@click.option("--format", "fmt", default="table", metavar="table|json")
+@click.option("--limit", type=int, metavar="N")
+@click.option("--after", metavar="CURSOR")
+@global_options
+@handle_errors
+def list_runs(status: str | None, store_dir: str | None, fmt: str, limit: int | None,
+              after: str | None) -> None:
+    """List stored runs, newest first, a page at a time."""
+    import trio
+
+    from ironflow_core.model import RUN_STATUSES, RunStatus
+    from ironflow_core.settings import strict_non_negative_int
+    from ironflow_core.stores.cursor import decode_cursor
+
+    st = state()
+    st.prepare()
+    if status is not None and status not in RUN_STATUSES:
+        fail(f"Invalid status filter: {status}")
+    if fmt not in ("table", "json"):
+        fail(f"Invalid output format: {fmt}. Use `table` or `json`")
+    try:
+        cap = strict_non_negative_int(os.environ, "IRONFLOW_MAX_LIST_RECORDS")
+    except Exception:
+        cap = 0
+    if cap is None:
+        cap = 100
+    if cap <= 0:
+        fail("IRONFLOW_MAX_LIST_RECORDS must be a positive integer")
+    if limit is None:
+        limit = cap
+    if limit <= 0:
+        fail("list limit must be greater than zero")
+    if limit > cap:
+        fail(f"requested list limit {limit} exceeds IRONFLOW_MAX_LIST_RECORDS ({cap})")
+    status_filter = RunStatus(status) if status else None
+    if after is not None:
+        decode_cursor(after, status_filter)
+    store = _open_store(store_dir)
+
+    async def main() -> Any:
+        try:
+            return await store.list_runs(status=status_filter, limit=limit, after=after)
+        finally:
+            await store.aclose()
+
+    page = trio.run(main)
+    if fmt == "json":
+        click.echo(json.dumps({
+            "runs": [r.to_json() for r in page.runs],
+            "limit": limit,
+            "returned": len(page.runs),
+            "has_more": page.has_more,
+            "next_cursor": page.next_cursor,
+        }, indent=2, ensure_ascii=False))
+        return
+    from ironflow_core.cli.output import echo_run_table
+
+    count = echo_run_table(page.runs)
+    if count:
+        click.echo()
+        click.echo(f"Returned: {count} run(s) (page limit: {limit})")
+    if page.next_cursor:
+        hint = f"--status {status} --after" if status else "--after"
+        click.echo(f"More runs are available. Continue with {hint} {page.next_cursor}")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--store-dir", metavar="DIR")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="json",
+              show_default=True)
+@global_options
+@handle_errors
+def inspect(run_id: str, store_dir: str | None, fmt: str) -> None:
+    """Print a stored run record as JSON."""
+    import trio
+
+    from ironflow_core.jsonutil import dumps_pretty
+    from ironflow_core.runid import validate_run_id
+
+    state().prepare()
+    validate_run_id(run_id)
+    store = _open_store(store_dir)
+
+    async def main() -> Any:
+        try:
+            return await store.get_run(run_id)
+        finally:
+            await store.aclose()
+
+    record = trio.run(main)
+    data = record.to_json()
+    if isinstance(data.get("ctx"), dict):
+        data["ctx"].pop("_headers", None)
+    if fmt == "json":
+        click.echo(dumps_pretty(data))
+    else:
+        from ironflow_core.cli.output import echo_run_result
+
+        echo_run_result(record, None, True)

@@ -1,0 +1,112 @@
+"""Live progress while a run executes.
+
+On a terminal a rich table shows each step's state and duration and is
+cleared when the run ends; otherwise one plain line per step event goes to
+stderr, so stdout keeps the contract's output (and ``--format json`` stays
+parseable).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from ironflow_core.model import Event
+
+
+class PlainProgress:
+    """One line per step transition, on stderr."""
+
+    def __init__(self) -> None:
+        self._out = sys.stderr
+
+    def _line(self, text: str) -> None:
+        print(text, file=self._out, flush=True)
+
+    def task_started(self, event: Event) -> None:
+        self._line(f"[{event.step}] started (attempt {event.attempt})")
+
+    def task_succeeded(self, event: Event) -> None:
+        self._line(f"[{event.step}] succeeded in {event.duration_ms}ms")
+
+    def task_failed(self, event: Event) -> None:
+        self._line(f"[{event.step}] failed: {event.error}")
+
+    def task_retrying(self, event: Event) -> None:
+        self._line(f"[{event.step}] retrying (attempt {event.attempt})")
+
+    def task_skipped(self, event: Event) -> None:
+        self._line(f"[{event.step}] skipped: {event.reason}")
+
+    def task_cancelled(self, event: Event) -> None:
+        self._line(f"[{event.step}] cancelled")
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class LiveProgress:
+    """A rich live table of steps (terminal only)."""
+
+    def __init__(self, step_names: list[str]) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._states: dict[str, list[Any]] = {n: ["pending", None, None] for n in step_names}
+        self._console = Console(stderr=False)
+        self._live = Live(console=self._console, transient=True, refresh_per_second=8,
+                          get_renderable=self._render)
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        styles = {"pending": "dim", "running": "yellow", "success": "green", "failed": "red",
+                  "skipped": "dim", "cancelled": "magenta", "retrying": "yellow"}
+        table = Table(box=None, show_header=True, header_style="bold")
+        table.add_column("step")
+        table.add_column("state")
+        table.add_column("time", justify="right")
+        names = list(self._states)
+        if len(names) > 40:  # keep the terminal readable on big flows
+            names = [n for n in names if self._states[n][0] in ("running", "failed")][-40:]
+        for name in names:
+            status, began, took = self._states[name]
+            if took is None and began is not None:
+                took = int((time.monotonic() - began) * 1000)
+            table.add_row(name, f"[{styles.get(status, '')}]{status}[/]",
+                          "" if took is None else f"{took}ms")
+        return table
+
+    def _set(self, event: Event, status: str) -> None:
+        entry = self._states.setdefault(event.step or "?", ["pending", None, None])
+        entry[0] = status
+        if status == "running":
+            entry[1], entry[2] = time.monotonic(), None
+        elif event.duration_ms is not None:
+            entry[2] = event.duration_ms
+
+    def task_started(self, event: Event) -> None:
+        self._set(event, "running")
+
+    def task_succeeded(self, event: Event) -> None:
+        self._set(event, "success")
+
+    def task_failed(self, event: Event) -> None:
+        self._set(event, "failed")
+
+    def task_retrying(self, event: Event) -> None:
+        self._set(event, "retrying")
+
+    def task_skipped(self, event: Event) -> None:
+        self._set(event, "skipped")
+
+    def task_cancelled(self, event: Event) -> None:
+        self._set(event, "cancelled")
+
+    def start(self) -> None:
+        self._live.start()
+
+    def stop(self) -> None:
+        self._live.stop()

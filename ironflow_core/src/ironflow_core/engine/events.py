@@ -1,0 +1,49 @@
+"""Dispatching lifecycle events to observers (CONTRACT §2.17).
+
+Observers implement only the methods they care about; the dispatcher looks
+them up once per run, so an event nobody listens to costs nothing to build.
+Publication is best-effort: an observer that raises is logged and ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ironflow_core.jsonutil import now_timestamp
+from ironflow_core.model import Event, EventType
+
+log = logging.getLogger("ironflow.engine")
+
+
+class EventDispatcher:
+    def __init__(self, run_id: str, observers: Iterable[Any]) -> None:
+        self.run_id = run_id
+        self._listeners: dict[EventType, list[Callable[[Event], None]]] = {}
+        for observer in observers:
+            for event_type in EventType:
+                method = getattr(observer, event_type.value, None)
+                if callable(method):
+                    self._listeners.setdefault(event_type, []).append(method)
+
+    def wants(self, event_type: EventType) -> bool:
+        return event_type in self._listeners
+
+    def emit(self, event_type: EventType, **fields: Any) -> None:
+        listeners = self._listeners.get(event_type)
+        if not listeners:
+            return
+        event = Event(
+            id=str(uuid.uuid4()),
+            run_id=self.run_id,
+            type=event_type,
+            timestamp=now_timestamp(),
+            **fields,
+        )
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.warning("run observer %r failed on %s", listener, event_type, exc_info=True)

@@ -1,0 +1,495 @@
+"""The trio executor: runs a planned flow phase by phase (CONTRACT §2).
+
+One run is one cancel scope. Each phase opens a nursery, launches every
+eligible member (each waits for a permit of the run's ``CapacityLimiter``),
+and commits the buffered outputs in declaration order once the whole phase
+has settled (ENG-3, ENG-91). Every member of a phase reads the same context
+object: it is only mutated at the barrier, after the phase's tasks are done,
+so no per-step copy is made (ENG-30).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import trio
+
+from ironflow_core.context import NodeContext
+from ironflow_core.engine.events import EventDispatcher
+from ironflow_core.engine.planner import Plan
+from ironflow_core.errors import NodeError, NodeFailure, StoreError
+from ironflow_core.jsonutil import dumps, format_seconds, now_timestamp
+from ironflow_core.model import (
+    EventType,
+    RunRecord,
+    RunStatus,
+    StepSpec,
+    TaskRecord,
+    TaskStatus,
+)
+from ironflow_core.redact import redact_urls
+from ironflow_core.services import RunServices
+from ironflow_core.specs import NodeSpec, StateStore
+
+log = logging.getLogger("ironflow.engine")
+
+CANCELLED_ERROR = "workflow execution was cancelled"
+STOPPED_ERROR = "task stopped before the workflow could complete"
+STALLED_REASON = "workflow execution stopped after an infrastructure failure"
+
+SKIP_ROUTE = "route condition was not matched"
+SKIP_DEPENDENCY = "dependency failed"
+SKIP_HANDLER_IDLE = "error handler was not triggered"
+SKIP_HANDLER_DEPENDENCY = "recovery handler dependency failed"
+
+
+@attrs.define
+class _Failure:
+    """An unresolved (or resolved) step failure, as recovery handlers see it."""
+
+    message: str
+    node_type: str
+    output: dict[str, Any] | None = None
+
+
+class _Stall(Exception):
+    """An infrastructure failure: persistence broke, the run cannot go on."""
+
+
+def bound_output(output: Mapping[str, Any], limit: int, note: str) -> Any:
+    """ENG-25: the value kept in task history, replaced by a marker when too big."""
+    text = dumps(output)
+    if len(text.encode("utf-8")) <= limit:
+        return output
+    return {
+        "_truncated": True,
+        "_minimum_bytes": limit + 1,
+        "_limit_bytes": limit,
+        "_note": note,
+    }
+
+
+class RunExecutor:
+    """Executes one planned run against a store; create one per run."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        store: StateStore,
+        services: RunServices,
+        context: dict[str, Any],
+        observers: Iterable[Any] = (),
+        overlay: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.flow = plan.flow
+        self.store = store
+        self.services = services
+        self.run_id = services.run_id
+        self.ctx = context
+        self.overlay = dict(overlay) if overlay else None
+        self.events = EventDispatcher(self.run_id, observers)
+        self.limiter = trio.CapacityLimiter(services.engine_limits.max_concurrent_tasks)
+        self.output_limit = services.engine_limits.max_task_output_bytes
+        self.tasks: dict[str, TaskRecord] = {
+            step.name: TaskRecord(name=step.name, node_type=step.node_type)
+            for step in self.flow.steps
+        }
+        self.failures: dict[str, _Failure] = {}
+        """Unresolved failures by step name (ENG-60)."""
+        self.unavailable: set[str] = set()
+        self.stall_reason: str | None = None
+        self.cancel_scope = trio.CancelScope()
+        if services.engine_limits.max_run_seconds:
+            self.cancel_scope.relative_deadline = services.engine_limits.max_run_seconds
+        self.started = now_timestamp()
+
+    # ----------------------------------------------------------------- run
+    def initial_record(self) -> RunRecord:
+        return RunRecord(
+            id=self.run_id,
+            flow_name=self.flow.name,
+            status=RunStatus.PENDING,
+            started=self.started,
+            finished=None,
+            ctx=dict(self.ctx),
+            tasks={name: task.copy() for name, task in self.tasks.items()},
+        )
+
+    async def run(self) -> RunRecord:
+        """Create the run record, execute every phase and finalize (ENG-11)."""
+        await self.store.create_run(self.initial_record())
+        status = RunStatus.RUNNING
+        try:
+            await self.store.set_status(self.run_id, RunStatus.RUNNING)
+            self.events.emit(
+                EventType.RUN_STARTED, flow_name=self.flow.name, run_status="running"
+            )
+            with self.cancel_scope:
+                await self._run_phases()
+        except _Stall:
+            pass
+        except StoreError as exc:
+            self.stall_reason = str(exc)
+        if self.cancel_scope.cancel_called:
+            self.services.cancelled.set()
+        if self.stall_reason is not None:
+            status = RunStatus.STALLED
+        elif self.cancel_scope.cancelled_caught or self.cancel_scope.cancel_called:
+            status = RunStatus.CANCELLED
+        elif self.failures:
+            status = RunStatus.FAILED
+        else:
+            status = RunStatus.SUCCESS
+        with trio.CancelScope(shield=True):
+            return await self._finalize(status)
+
+    def cancel(self) -> None:
+        """Cancel the run: every step and child process is stopped (ENG-170)."""
+        self.services.cancelled.set()
+        self.cancel_scope.cancel()
+
+    async def _run_phases(self) -> None:
+        steps = self.flow.steps
+        for phase in self.plan.phases:
+            outputs: dict[int, dict[str, Any]] = {}
+            launch: list[int] = []
+            for i in phase:
+                step = steps[i]
+                decision = self._decide(step)
+                if decision is None:
+                    launch.append(i)
+                else:
+                    reason, unavailable = decision
+                    if unavailable:
+                        self.unavailable.add(step.name)
+                    await self._record_skip(step, reason)
+            if len(launch) == 1:
+                await self._run_task(launch[0], outputs)
+            elif launch:
+                async with trio.open_nursery() as nursery:
+                    for i in launch:
+                        nursery.start_soon(self._run_task, i, outputs)
+            if self.stall_reason is not None:
+                raise _Stall()
+            self._commit(phase, outputs)
+
+    def _blocked(self, name: str) -> bool:
+        return name in self.failures or name in self.unavailable
+
+    def _decide(self, step: StepSpec) -> tuple[str, bool] | None:
+        """ENG-40..42: None = launch; else (skip reason, marks unavailable)."""
+        source = self.plan.handler_source.get(step.name)
+        if source is not None:
+            if source not in self.failures:
+                return SKIP_HANDLER_IDLE, True
+            if any(self._blocked(dep) for dep in step.dependencies):
+                return SKIP_HANDLER_DEPENDENCY, True
+            return None
+        if any(self._blocked(dep) for dep in step.dependencies):
+            return SKIP_DEPENDENCY, True
+        if step.route is not None and not self._route_matches(step):
+            return SKIP_ROUTE, False
+        return None
+
+    def _route_matches(self, step: StepSpec) -> bool:
+        """ENG-50: some dependency wrote ``_route_<dep>`` equal to the route."""
+        for dep in step.dependencies:
+            value = self.ctx.get(f"_route_{dep}")
+            if isinstance(value, str) and value == step.route:
+                return True
+        return False
+
+    def _commit(self, phase: tuple[int, ...], outputs: dict[int, dict[str, Any]]) -> None:
+        """ENG-91: apply outputs in declaration order; later-declared producers win."""
+        if not outputs:
+            return
+        if len(outputs) > 1:
+            producers: dict[str, str] = {}
+            for i in phase:
+                for key in outputs.get(i, ()):
+                    if key in producers:
+                        log.warning(
+                            "steps '%s' and '%s' both wrote context key '%s'; "
+                            "the later-declared step wins",
+                            producers[key], self.flow.steps[i].name, key,
+                        )
+                    producers[key] = self.flow.steps[i].name
+        for i in phase:
+            output = outputs.get(i)
+            if output:
+                self.ctx.update(output)
+
+    # ---------------------------------------------------------------- tasks
+    async def _save(self, task: TaskRecord) -> None:
+        try:
+            await self.store.upsert_tasks(self.run_id, (task,))
+        except StoreError as exc:
+            self.stall_reason = str(exc)
+            self.cancel_scope.cancel()
+            raise _Stall() from exc
+
+    async def _record_skip(self, step: StepSpec, reason: str) -> None:
+        task = self.tasks[step.name]
+        task.status = TaskStatus.SKIPPED
+        task.attempt = 0
+        task.started = None
+        task.error = None
+        task.finished = now_timestamp()
+        await self._save(task)
+        self.events.emit(
+            EventType.TASK_SKIPPED, step=step.name, node_type=step.node_type,
+            task_status="skipped", reason=reason,
+        )
+
+    def _node_context(self, step: StepSpec) -> NodeContext:
+        overlay = self.overlay
+        source = self.plan.handler_source.get(step.name)
+        if source is not None:
+            failure = self.failures[source]
+            error_overlay: dict[str, Any] = {
+                "_error_message": failure.message,
+                "_error_step": source,
+                "_error_node_type": failure.node_type,
+            }
+            if failure.output is not None:
+                error_overlay["_error_output"] = failure.output
+            overlay = {**(overlay or {}), **error_overlay}
+        return NodeContext(
+            self.ctx,
+            step_name=step.name,
+            node_type=step.node_type,
+            services=self.services,
+            raw_config=step.config,
+            overlay=overlay,
+        )
+
+    async def _run_task(self, index: int, outputs: dict[int, dict[str, Any]]) -> None:
+        step = self.flow.steps[index]
+        spec = self.services.registry.nodes[step.node_type]
+        config = self.plan.configs[index]
+        async with self.limiter:
+            succeeded, result = await self._attempts(step, spec, config)
+        if result is not None:
+            outputs[index] = result
+        source = self.plan.handler_source.get(step.name)
+        if succeeded and source is not None:
+            self.failures.pop(source, None)  # the handler resolved its source (ENG-113)
+
+    async def _attempts(
+        self, step: StepSpec, spec: NodeSpec, config: Any
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Run attempts with backoff under one total deadline (ENG-70..75).
+
+        Returns (succeeded, output to publish); a failure may still publish its
+        structured output (ENG-82).
+        """
+        task = self.tasks[step.name]
+        node_ctx = self._node_context(step)
+        deadline = math.inf
+        if step.timeout_s is not None:
+            deadline = trio.current_time() + step.timeout_s
+        total = step.max_retries + 1
+        attempt = 0
+        last_output: dict[str, Any] | None = None
+        while True:
+            attempt += 1
+            began = trio.current_time()
+            task.status = TaskStatus.RUNNING
+            task.attempt = attempt
+            task.started = now_timestamp()
+            task.finished = None
+            await self._save(task)
+            self.events.emit(
+                EventType.TASK_STARTED, step=step.name, node_type=step.node_type,
+                task_status="running", attempt=attempt,
+            )
+            error: str | None = None
+            failure_output: dict[str, Any] | None = None
+            timed_out = False
+            output: Any = None
+            with trio.move_on_at(deadline) as scope:
+                try:
+                    output = await spec.run(node_ctx, config)
+                except NodeFailure as exc:
+                    error, failure_output = str(exc), exc.output
+                except NodeError as exc:
+                    error = str(exc)
+                except trio.Cancelled:
+                    raise
+                except Exception as exc:  # a node bug is still a controlled failure
+                    error = str(exc) or type(exc).__name__
+                    log.debug("node %s raised", step.node_type, exc_info=True)
+            if scope.cancelled_caught or trio.current_time() >= deadline:
+                timed_out = True  # a result arriving after the deadline is discarded too
+            duration_ms = int((trio.current_time() - began) * 1000)
+            if timed_out:
+                return False, await self._fail(step, task, self._timeout_text(step), attempt,
+                                               None, duration_ms, timed_out=True)
+            if error is None:
+                if output is None:
+                    output = {}
+                elif not isinstance(output, dict):
+                    output = dict(output)
+                task.status = TaskStatus.SUCCESS
+                task.output = bound_output(output, self.output_limit, "task output exceeded "
+                                           "IRONFLOW_MAX_TASK_OUTPUT_BYTES; the full value "
+                                           "was still written to the context")
+                task.finished = now_timestamp()
+                await self._save(task)
+                self.events.emit(
+                    EventType.TASK_SUCCEEDED, step=step.name, node_type=step.node_type,
+                    task_status="success", attempt=attempt, duration_ms=duration_ms,
+                )
+                return True, output
+            error = redact_urls(error)
+            if attempt >= total:
+                return False, await self._fail(step, task, error, attempt, failure_output,
+                                               duration_ms, timed_out=False)
+            # a retry follows: record this attempt's failure, then back off
+            last_output = failure_output
+            task.status = TaskStatus.FAILED
+            task.error = error
+            task.finished = now_timestamp()
+            await self._save(task)
+            self.events.emit(
+                EventType.TASK_FAILED, step=step.name, node_type=step.node_type,
+                task_status="failed", attempt=attempt, duration_ms=duration_ms, error=error,
+            )
+            task.status = TaskStatus.RUNNING
+            task.finished = None
+            await self._save(task)
+            wait = step.backoff_s * (2 ** (attempt - 1))
+            with trio.move_on_at(deadline) as backoff:
+                await trio.sleep(wait)
+            if backoff.cancelled_caught or trio.current_time() >= deadline:
+                return False, await self._fail(step, task, self._timeout_text(step), attempt,
+                                               last_output, 0, timed_out=True, emit=False)
+            self.events.emit(
+                EventType.TASK_RETRYING, step=step.name, node_type=step.node_type,
+                task_status="running", attempt=attempt + 1,
+            )
+
+    def _timeout_text(self, step: StepSpec) -> str:
+        return f"Task '{step.name}' timed out after {format_seconds(step.timeout_s or 0)}s total"
+
+    async def _fail(
+        self,
+        step: StepSpec,
+        task: TaskRecord,
+        error: str,
+        attempt: int,
+        output: dict[str, Any] | None,
+        duration_ms: int,
+        *,
+        timed_out: bool,
+        emit: bool = True,
+    ) -> dict[str, Any] | None:
+        """Record the terminal failure; a structured output is still published (ENG-82)."""
+        task.status = TaskStatus.FAILED
+        task.attempt = attempt
+        task.error = error
+        task.output = (
+            bound_output(output, self.output_limit, "task output exceeded "
+                         "IRONFLOW_MAX_TASK_OUTPUT_BYTES")
+            if output is not None else None
+        )
+        task.finished = now_timestamp()
+        await self._save(task)
+        self.events.emit(
+            EventType.TASK_FAILED, step=step.name, node_type=step.node_type,
+            task_status="failed", attempt=attempt,
+            duration_ms=duration_ms if emit else None, error=error,
+        )
+        total = step.max_retries + 1
+        message = error if timed_out else f"Task '{step.name}' failed after {total} attempts: {error}"
+        failure = _Failure(message=message, node_type=step.node_type, output=output)
+        self.failures[step.name] = failure
+        log.warning("%s", message)
+        return output
+
+    # ------------------------------------------------------------- finalize
+    async def _finalize(self, status: RunStatus) -> RunRecord:
+        """ENG-150: persist the final context, repair tasks, set the terminal status."""
+        final_ctx = {k: v for k, v in self.ctx.items() if not (self.overlay and k in self.overlay)}
+        for key, value in list(final_ctx.items()):
+            try:
+                final_ctx[key] = bound_output(
+                    value, self.output_limit,
+                    "value exceeded IRONFLOW_MAX_TASK_OUTPUT_BYTES in the persisted final context",
+                ) if not isinstance(value, (int, float, bool)) and value is not None else value
+            except (TypeError, ValueError):
+                final_ctx[key] = None
+        try:
+            if status is not RunStatus.STALLED or final_ctx:
+                await self.store.merge_context(self.run_id, final_ctx)
+        except StoreError as exc:
+            self.stall_reason = str(exc)
+            status = RunStatus.STALLED
+        self.events.emit(EventType.CONTEXT_UPDATED, flow_name=self.flow.name,
+                         run_status=str(status))
+        repaired = []
+        for task in self.tasks.values():
+            if task.status.terminal:
+                continue
+            if status is RunStatus.CANCELLED:
+                task.status = TaskStatus.CANCELLED
+                task.error = CANCELLED_ERROR
+                self.events.emit(EventType.TASK_CANCELLED, step=task.name,
+                                 node_type=task.node_type, task_status="cancelled",
+                                 attempt=task.attempt or None)
+            elif task.status is TaskStatus.RUNNING:
+                task.status = TaskStatus.FAILED
+                task.error = STOPPED_ERROR
+            else:
+                task.status = TaskStatus.SKIPPED
+                task.error = STOPPED_ERROR
+            task.finished = now_timestamp()
+            repaired.append(task)
+        if repaired and status in (RunStatus.SUCCESS, RunStatus.FAILED):
+            status = RunStatus.STALLED  # ENG-152
+        if repaired:
+            try:
+                await self.store.upsert_tasks(self.run_id, repaired)
+            except StoreError as exc:
+                self.stall_reason = str(exc)
+                status = RunStatus.STALLED
+        last_exc: StoreError | None = None
+        for _ in range(3):
+            try:
+                await self.store.set_status(self.run_id, status)
+                last_exc = None
+                break
+            except StoreError as exc:
+                last_exc = exc
+        reason = None
+        if status is RunStatus.CANCELLED:
+            reason = CANCELLED_ERROR
+        elif status is RunStatus.STALLED:
+            reason = STALLED_REASON
+        self.events.emit(EventType.RUN_FINISHED, flow_name=self.flow.name,
+                         run_status=str(status), reason=reason)
+        for cleanup in self.services.cleanups:
+            try:
+                await cleanup()
+            except Exception:
+                log.debug("run cleanup failed", exc_info=True)
+        try:
+            record = await self.store.get_run(self.run_id)
+        except StoreError:
+            record = self.initial_record()
+            record.ctx.update(final_ctx)
+            record.status = status
+        if last_exc is not None:
+            log.error("could not persist the final status of run %s: %s", self.run_id, last_exc)
+        return record
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())

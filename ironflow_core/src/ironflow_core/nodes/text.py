@@ -1,0 +1,96 @@
+"""Text and pacing nodes: ``template_render``, ``log``, ``delay`` (CONTRACT §5.8).
+
+Fields are ``Any`` because upstream reads them leniently (a non-string
+``message`` renders as ``""``, a non-string ``template`` is "missing" at run
+time), so a flow that loads upstream loads here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import attrs
+import trio
+
+from ironflow_core.context import NodeContext
+from ironflow_core.errors import NodeError
+from ironflow_core.params import strict_float
+from ironflow_core.specs import NodeSpec
+
+logger = logging.getLogger("ironflow.node")
+
+_LEVELS = {"debug": logging.DEBUG, "warn": logging.WARNING, "error": logging.ERROR}
+_MAX_DELAY = 2.0**64  # Rust's Duration cannot hold this many seconds
+
+
+@attrs.frozen
+class TemplateRenderConfig:
+    template: Any = None
+    output_key: Any = None
+
+
+async def template_render(ctx: NodeContext, config: TemplateRenderConfig) -> dict[str, Any]:
+    """TR-1: the rendered template under ``output_key``."""
+    if not isinstance(config.template, str):
+        raise NodeError("template_render requires 'template'")
+    if not isinstance(config.output_key, str):
+        raise NodeError("template_render requires 'output_key'")
+    return {config.output_key: ctx.interpolate(config.template)}
+
+
+@attrs.frozen
+class LogConfig:
+    message: Any = None
+    level: Any = None
+
+
+async def log(ctx: NodeContext, config: LogConfig) -> dict[str, Any]:
+    """LG-1: log the rendered message; every log step writes ``log_message``."""
+    message = ctx.interpolate(config.message) if isinstance(config.message, str) else ""
+    # Exact, lower-case names only: `trace`, `WARN` and the rest log at info.
+    level = _LEVELS.get(config.level, logging.INFO) if isinstance(config.level, str) else logging.INFO
+    logger.log(level, "%s", message, extra={"step": ctx.step_name, "run_id": ctx.run_id})
+    return {"log_message": message}
+
+
+@attrs.frozen
+class DelayConfig:
+    seconds: Any = None
+
+
+async def delay(ctx: NodeContext, config: DelayConfig) -> dict[str, Any]:
+    """DL-1: sleep, then report the duration as a JSON float."""
+    value = config.seconds
+    if value is None and ctx.raw_config.get("seconds", 0) is None:
+        # An explicit `json_null` is present but not a number (upstream errors).
+        raise NodeError("'seconds' must be a finite number")
+    seconds = strict_float(ctx, "seconds", value, 1.0)
+    if seconds < 0:
+        raise NodeError("delay seconds must be a finite, non-negative number of seconds")
+    if seconds >= _MAX_DELAY:
+        raise NodeError("delay seconds is too large to represent as a duration")
+    await trio.sleep(seconds)
+    return {"delay_seconds": float(seconds)}
+
+
+NODES: list[NodeSpec] = [
+    NodeSpec(
+        name="template_render",
+        run=template_render,
+        config=TemplateRenderConfig,
+        summary="Render a string template with context variable interpolation",
+    ),
+    NodeSpec(
+        name="log",
+        run=log,
+        config=LogConfig,
+        summary="Write a message to the workflow log",
+    ),
+    NodeSpec(
+        name="delay",
+        run=delay,
+        config=DelayConfig,
+        summary="Pause execution for a specified duration",
+    ),
+]
