@@ -398,3 +398,28 @@ async def test_planning_errors_write_no_state():
         await execute(flow(step("a", deps=("zz",))), store=store, registry=REG, env=ENV)
     page = await store.list_runs()
     assert page.runs == ()
+
+
+async def test_resume_reruns_only_unfinished_steps(autojump_clock):
+    from ironflow_core.engine import prepare_resume
+
+    store = MemoryStore()
+    broken = flow(
+        step("a", config={"out": {"a": 1}}),
+        step("b", deps=("a",), config={"fail": "transient", "seen": ["a"]}),
+        step("c", deps=("b",), config={"seen": ["a"]}),
+    )
+    first, ex1 = await run(broken, store=store)
+    assert first.status is RunStatus.FAILED
+    fixed = flow(
+        step("a", config={"out": {"a": 1}}),
+        step("b", deps=("a",), config={"out": {"b": 2}, "seen": ["a"]}),
+        step("c", deps=("b",), config={"seen": ["a", "b"]}),
+    )
+    executor = prepare_resume(first, fixed, store=store, registry=REG, env=ENV)
+    second = await executor.run()
+    assert second.status is RunStatus.SUCCESS and second.id != first.id
+    assert "a" not in executor.services.scratch["attempts"]  # not run again
+    assert second.tasks["a"].status is TaskStatus.SUCCESS
+    assert second.ctx["c_saw_a"] == 1 and second.ctx["c_saw_b"] == 2
+    assert (await store.get_run(first.id)).status is RunStatus.FAILED

@@ -281,9 +281,7 @@ def _parse_bracket(expression: str, open_: int) -> tuple[str | int, int]:
         if key is None:
             raise _path_error(expression, "the bracketed object key is not a JSON string")
         if literal_end >= size or expression[literal_end] != "]":
-            raise _path_error(
-                expression, "a quoted object key must be followed immediately by `]`"
-            )
+            raise _path_error(expression, "a quoted object key must be followed immediately by `]`")
         return key, literal_end + 1
     digits_end = _DIGITS.match(expression, cursor).end()  # type: ignore[union-attr]
     if digits_end == cursor:

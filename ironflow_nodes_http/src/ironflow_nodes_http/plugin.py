@@ -1,5 +1,17 @@
-"""Entry point of ironflow-nodes-http (group `ironflow`, name `nodes-http`)."""
+"""Entry point of ironflow-nodes-http (group `ironflow`, name `nodes-http`).
+
+Importing this module stays light: httpx loads on the first request.
+"""
 
 from __future__ import annotations
 
+from ironflow_core.specs import NodeSpec
+
 from ironflow_core import hookimpl
+
+
+@hookimpl
+def ironflow_register_nodes() -> list[NodeSpec]:
+    from ironflow_nodes_http import request_node, routing
+
+    return [*request_node.NODES, *routing.NODES]

@@ -42,8 +42,7 @@ _V4_PRIVATE = tuple(
     )
 )
 _V6_PRIVATE = tuple(
-    ipaddress.IPv6Network(net)
-    for net in ("::/128", "::1/128", "fc00::/7", "fe80::/10")
+    ipaddress.IPv6Network(net) for net in ("::/128", "::1/128", "fc00::/7", "fe80::/10")
 )
 
 

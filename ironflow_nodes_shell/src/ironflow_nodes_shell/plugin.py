@@ -2,4 +2,18 @@
 
 from __future__ import annotations
 
-from ironflow_core import hookimpl
+from ironflow_core import NodeSpec, hookimpl
+
+
+@hookimpl
+def ironflow_register_nodes() -> list[NodeSpec]:
+    from ironflow_nodes_shell.node import SUMMARY, ShellCommandConfig, run_shell_command
+
+    return [
+        NodeSpec(
+            name="shell_command",
+            run=run_shell_command,
+            config=ShellCommandConfig,
+            summary=SUMMARY,
+        )
+    ]

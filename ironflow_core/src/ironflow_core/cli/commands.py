@@ -30,6 +30,14 @@ def _open_store(store_dir: str | None) -> Any:
     return open_store(st.registry, os.environ, store_dir=store_dir, config=st.config)
 
 
+async def _read_run(store_dir: str | None, run_id: str) -> Any:
+    store = _open_store(store_dir)
+    try:
+        return await store.get_run(run_id)
+    finally:
+        await store.aclose()
+
+
 def _initial_context(context: str | None, context_file: str | None, flow_path: str) -> dict:
     if context is not None and context_file is not None:
         fail("--context and --context-file cannot be used together")
@@ -66,10 +74,7 @@ def _initial_context(context: str | None, context_file: str | None, flow_path: s
 def run(flow: str, context: str | None, context_file: str | None, verbose: bool,
         store_dir: str | None, fmt: str) -> None:
     """Run a flow and print its result; exit 0 only when it succeeded."""
-    import trio
-
     from ironflow_core.engine import prepare_run
-    from ironflow_core.jsonutil import dumps_pretty
 
     st = state()
     st.prepare()
@@ -86,10 +91,19 @@ def run(flow: str, context: str | None, context_file: str | None, verbose: bool,
         observers=[progress] if progress else (),
         config_concurrency=_config_int(st.config, "max_concurrent_tasks"),
     )
+    _execute_and_report(executor, store, progress, definition, fmt, verbose)
+
+
+def _execute_and_report(executor: Any, store: Any, progress: Any, definition: Any, fmt: str,
+                        verbose: bool) -> None:
+    """Run to completion (SIGINT/SIGTERM cancel the run), print, exit by status (CLI-26)."""
+    import trio
+
+    from ironflow_core.jsonutil import dumps_pretty
 
     async def main() -> Any:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_signal, executor, nursery.cancel_scope)
+            nursery.start_soon(_cancel_on_signal, executor)
             try:
                 return await executor.run()
             finally:
@@ -113,7 +127,7 @@ def run(flow: str, context: str | None, context_file: str | None, verbose: bool,
         fail(f"Workflow run {record.id} finished with status {record.status}")
 
 
-async def _cancel_on_signal(executor: Any, scope: Any) -> None:
+async def _cancel_on_signal(executor: Any) -> None:
     import signal
 
     import trio
@@ -315,15 +329,7 @@ def inspect(run_id: str, store_dir: str | None, fmt: str) -> None:
 
     state().prepare()
     validate_run_id(run_id)
-    store = _open_store(store_dir)
-
-    async def main() -> Any:
-        try:
-            return await store.get_run(run_id)
-        finally:
-            await store.aclose()
-
-    record = trio.run(main)
+    record = trio.run(_read_run, store_dir, run_id)
     data = record.to_json()
     if isinstance(data.get("ctx"), dict):
         data["ctx"].pop("_headers", None)
@@ -333,3 +339,40 @@ def inspect(run_id: str, store_dir: str | None, fmt: str) -> None:
         from ironflow_core.cli.output import echo_run_result
 
         echo_run_result(record, None, True)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--flow", "flow_path", required=True, type=click.Path(dir_okay=False),
+              help="The flow file the run was started from.")
+@click.option("-v", "--verbose", is_flag=True)
+@click.option("--store-dir", metavar="DIR")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@global_options
+@handle_errors
+def resume(run_id: str, flow_path: str, verbose: bool, store_dir: str | None, fmt: str) -> None:
+    """Continue a failed or interrupted run as a new run; finished steps are not run again."""
+    import trio
+
+    from ironflow_core.engine import prepare_resume
+    from ironflow_core.runid import validate_run_id
+
+    st = state()
+    st.prepare()
+    validate_run_id(run_id)
+    definition = _load(flow_path)
+    previous = trio.run(_read_run, store_dir, run_id)
+    store = _open_store(store_dir)
+    if fmt == "text":
+        from ironflow_core.cli.output import echo_flow_header
+
+        echo_flow_header(definition, verbose)
+        click.echo(f"Resuming: {run_id}")
+    progress = _progress(definition, fmt)
+    executor = prepare_resume(
+        previous, definition, store=store, registry=st.registry, env=os.environ,
+        observers=[progress] if progress else (),
+        config_concurrency=_config_int(st.config, "max_concurrent_tasks"),
+    )
+    _execute_and_report(executor, store, progress, definition, fmt, verbose)

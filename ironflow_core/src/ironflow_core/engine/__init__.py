@@ -8,13 +8,14 @@ from typing import Any
 
 from ironflow_core.engine.executor import RunExecutor, new_run_id
 from ironflow_core.engine.planner import Plan, plan_flow
+from ironflow_core.engine.resume import prepare_resume
 from ironflow_core.model import FlowDefinition, RunRecord
 from ironflow_core.registry import Registry, default_registry
 from ironflow_core.services import RunServices
 from ironflow_core.settings import EngineLimits, LuaLimits
 from ironflow_core.specs import StateStore
 
-__all__ = ["Plan", "RunExecutor", "execute", "plan_flow", "prepare_run"]
+__all__ = ["Plan", "RunExecutor", "execute", "plan_flow", "prepare_resume", "prepare_run"]
 
 
 def prepare_run(
@@ -29,6 +30,8 @@ def prepare_run(
     plugin_observers: bool = True,
     overlay: Mapping[str, Any] | None = None,
     config_concurrency: int | None = None,
+    is_child: bool = False,
+    completed: Mapping[str, Any] | None = None,
 ) -> RunExecutor:
     """Resolve limits and plan; raises before any state is written (ENG-11 step 1)."""
     registry = registry or default_registry()
@@ -50,7 +53,7 @@ def prepare_run(
     ctx = {k: v for k, v in (context or {}).items() if not (overlay and k in overlay)}
     return RunExecutor(
         plan, store=store, services=services, context=ctx, observers=all_observers,
-        overlay=overlay,
+        overlay=overlay, is_child=is_child, completed=completed,
     )
 
 
@@ -63,6 +66,7 @@ def _child_runner(registry, env, overlay, config_concurrency):  # type: ignore[n
         executor = prepare_run(
             flow, store=MemoryStore(), registry=registry, context=context, env=env,
             plugin_observers=False, overlay=overlay, config_concurrency=config_concurrency,
+            is_child=True,
         )
         return await executor.run()
 

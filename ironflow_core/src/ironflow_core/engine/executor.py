@@ -20,6 +20,7 @@ import attrs
 import trio
 
 from ironflow_core.context import NodeContext
+from ironflow_core.engine.admission import workflow_slots
 from ironflow_core.engine.events import EventDispatcher
 from ironflow_core.engine.planner import Plan
 from ironflow_core.errors import NodeError, NodeFailure, StoreError
@@ -86,8 +87,13 @@ class RunExecutor:
         context: dict[str, Any],
         observers: Iterable[Any] = (),
         overlay: Mapping[str, Any] | None = None,
+        is_child: bool = False,
+        completed: Mapping[str, TaskRecord] | None = None,
     ) -> None:
         self.plan = plan
+        self.is_child = is_child
+        self.completed = dict(completed or {})
+        """Steps already finished by the run this one resumes; they are not run again."""
         self.flow = plan.flow
         self.store = store
         self.services = services
@@ -98,7 +104,11 @@ class RunExecutor:
         self.limiter = trio.CapacityLimiter(services.engine_limits.max_concurrent_tasks)
         self.output_limit = services.engine_limits.max_task_output_bytes
         self.tasks: dict[str, TaskRecord] = {
-            step.name: TaskRecord(name=step.name, node_type=step.node_type)
+            step.name: (
+                self.completed[step.name].copy()
+                if step.name in self.completed
+                else TaskRecord(name=step.name, node_type=step.node_type)
+            )
             for step in self.flow.steps
         }
         self.failures: dict[str, _Failure] = {}
@@ -125,6 +135,12 @@ class RunExecutor:
     async def run(self) -> RunRecord:
         """Create the run record, execute every phase and finalize (ENG-11)."""
         await self.store.create_run(self.initial_record())
+        if self.is_child:
+            return await self._execute()
+        async with workflow_slots(self.services.env):
+            return await self._execute()
+
+    async def _execute(self) -> RunRecord:
         status = RunStatus.RUNNING
         try:
             await self.store.set_status(self.run_id, RunStatus.RUNNING)
@@ -162,6 +178,8 @@ class RunExecutor:
             launch: list[int] = []
             for i in phase:
                 step = steps[i]
+                if step.name in self.completed:
+                    continue
                 decision = self._decide(step)
                 if decision is None:
                     launch.append(i)

@@ -2,9 +2,8 @@
 
 They never fail on the data they inspect; they write ``_route_<step>``, which
 the engine matches against the ``route`` of the steps that depend on them.
-Fields are ``Any`` because upstream reads them leniently: a non-string
-route falls back to its default, a non-string required field is "missing"
-at run time rather than a load error.
+Required fields are optional in the config classes so that a missing one
+fails the step with upstream's wording; a wrongly typed one is a load error.
 """
 
 from __future__ import annotations
@@ -21,19 +20,19 @@ from ironflow_core.specs import NodeSpec
 
 @attrs.frozen
 class IfConfig:
-    condition: Any = None
-    true_route: Any = None
-    false_route: Any = None
+    condition: str | None = None
+    true_route: str | None = None
+    false_route: str | None = None
 
 
 async def if_node(ctx: NodeContext, config: IfConfig) -> dict[str, Any]:
-    if not isinstance(config.condition, str):
+    if config.condition is None:
         raise NodeError("if_node requires 'condition' parameter")
     result = evaluate_condition(config.condition, ctx)
     if result:
-        route = config.true_route if isinstance(config.true_route, str) else "true"
+        route = "true" if config.true_route is None else config.true_route
     else:
-        route = config.false_route if isinstance(config.false_route, str) else "false"
+        route = "false" if config.false_route is None else config.false_route
     return {
         f"_route_{ctx.step_name}": route,
         f"_condition_result_{ctx.step_name}": result,
@@ -42,21 +41,22 @@ async def if_node(ctx: NodeContext, config: IfConfig) -> dict[str, Any]:
 
 @attrs.frozen
 class SwitchConfig:
-    value: Any = None
-    cases: Any = None
-    default: Any = None
+    value: str | None = None
+    cases: dict[str, Any] | None = None
+    """Value text -> route; a non-string route is ignored (CND-20)."""
+    default: str | None = None
 
 
 async def switch_node(ctx: NodeContext, config: SwitchConfig) -> dict[str, Any]:
-    if not isinstance(config.value, str):
+    if config.value is None:
         raise NodeError("switch_node requires 'value' parameter")
-    if not isinstance(config.cases, dict):
+    if config.cases is None:
         raise NodeError("switch_node requires 'cases' object")
     resolved = switch_value(ctx, config.value)
     route = config.cases.get(resolved)
     if not isinstance(route, str):
         # CND-20: no case, or a non-string case value, takes the default.
-        route = config.default if isinstance(config.default, str) else "default"
+        route = "default" if config.default is None else config.default
     return {
         f"_route_{ctx.step_name}": route,
         f"_switch_value_{ctx.step_name}": resolved,

@@ -75,25 +75,52 @@ def _reject_constant(name: str) -> Any:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+MAX_NESTING = 127
+"""serde_json refuses the 128th nested array/object ("recursion limit exceeded")."""
+
+
 def parse_json_text(text: str) -> Any:
-    """Parse strict JSON (no NaN/Infinity, no lone surrogates); raise ``ValueError``."""
-    value = json.loads(text, parse_int=_parse_int, parse_constant=_reject_constant)
-    if _SURROGATE_ESCAPE.search(text):
-        _check_surrogates(value)
+    """Parse strict JSON as serde_json does; raise ``ValueError`` with the reason.
+
+    Python's parser also accepts ``NaN``/``Infinity``, lone surrogate escapes and
+    nesting deeper than serde's limit; those are refused here so a value parsed
+    by a node can always be stored and printed.
+    """
+    try:
+        value = json.loads(text, parse_int=_parse_int, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("recursion limit exceeded") from None
+    surrogates = _SURROGATE_ESCAPE.search(text) is not None
+    if surrogates or text.count("[") + text.count("{") > MAX_NESTING:
+        _check_parsed(value, surrogates)
     return value
 
 
-def _check_surrogates(value: Any) -> None:
-    stack = [value]
+def _check_parsed(value: Any, surrogates: bool) -> None:
+    stack = [(value, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         if isinstance(item, str):
-            item.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError (a ValueError)
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            if surrogates and not _encodable(item):
+                raise ValueError("lone surrogate in string escape")
+            continue
+        if not isinstance(item, (list, dict)):
+            continue
+        if depth >= MAX_NESTING:
+            raise ValueError("recursion limit exceeded")
+        if isinstance(item, dict):
+            stack.extend((key, depth) for key in item)
+            stack.extend((child, depth + 1) for child in item.values())
+        else:
+            stack.extend((child, depth + 1) for child in item)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def json_equal(left: Any, right: Any) -> bool:

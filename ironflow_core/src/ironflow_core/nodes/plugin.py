@@ -11,6 +11,9 @@ NODE_MODULES: tuple[str, ...] = (
     # each module exposes NODES: list[NodeSpec]; keep one family per module
     "ironflow_core.nodes.control",
     "ironflow_core.nodes.text",
+    "ironflow_core.nodes.jsondata",
+    "ironflow_core.nodes.csvdata",
+    "ironflow_core.nodes.schema",
 )
 
 

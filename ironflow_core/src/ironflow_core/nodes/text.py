@@ -1,8 +1,8 @@
 """Text and pacing nodes: ``template_render``, ``log``, ``delay`` (CONTRACT §5.8).
 
-Fields are ``Any`` because upstream reads them leniently (a non-string
-``message`` renders as ``""``, a non-string ``template`` is "missing" at run
-time), so a flow that loads upstream loads here.
+Required strings are optional in the config classes so that a missing one
+fails the step with upstream's wording; ``log`` keeps upstream's leniency (a
+non-string ``message`` renders as ``""``, LG-1).
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ _MAX_DELAY = 2.0**64  # Rust's Duration cannot hold this many seconds
 
 @attrs.frozen
 class TemplateRenderConfig:
-    template: Any = None
-    output_key: Any = None
+    template: str | None = None
+    output_key: str | None = None
 
 
 async def template_render(ctx: NodeContext, config: TemplateRenderConfig) -> dict[str, Any]:
     """TR-1: the rendered template under ``output_key``."""
-    if not isinstance(config.template, str):
+    if config.template is None:
         raise NodeError("template_render requires 'template'")
-    if not isinstance(config.output_key, str):
+    if config.output_key is None:
         raise NodeError("template_render requires 'output_key'")
     return {config.output_key: ctx.interpolate(config.template)}
 
@@ -42,14 +42,18 @@ async def template_render(ctx: NodeContext, config: TemplateRenderConfig) -> dic
 @attrs.frozen
 class LogConfig:
     message: Any = None
+    """Any JSON value; only a string is rendered and logged (LG-1)."""
     level: Any = None
+    """``debug``, ``warn``, ``error``; anything else (any type) logs at info."""
 
 
 async def log(ctx: NodeContext, config: LogConfig) -> dict[str, Any]:
     """LG-1: log the rendered message; every log step writes ``log_message``."""
     message = ctx.interpolate(config.message) if isinstance(config.message, str) else ""
     # Exact, lower-case names only: `trace`, `WARN` and the rest log at info.
-    level = _LEVELS.get(config.level, logging.INFO) if isinstance(config.level, str) else logging.INFO
+    level = (
+        _LEVELS.get(config.level, logging.INFO) if isinstance(config.level, str) else logging.INFO
+    )
     logger.log(level, "%s", message, extra={"step": ctx.step_name, "run_id": ctx.run_id})
     return {"log_message": message}
 
@@ -57,6 +61,7 @@ async def log(ctx: NodeContext, config: LogConfig) -> dict[str, Any]:
 @attrs.frozen
 class DelayConfig:
     seconds: Any = None
+    """A number or a numeric string (interpolated), NODE-6."""
 
 
 async def delay(ctx: NodeContext, config: DelayConfig) -> dict[str, Any]:

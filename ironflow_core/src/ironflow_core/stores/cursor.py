@@ -1,0 +1,193 @@
+"""Run-list order and keyset cursors shared by every store (ST-20..22).
+
+Order: ``started`` descending after truncation to whole microseconds, runs
+without ``started`` last, then run ID descending byte-wise. A cursor names the
+last item of a page; the next page holds the items strictly after it, so it
+keeps working when that run has been deleted.
+
+The cursor text is the base64url (no padding) of the compact JSON
+``{"version":1,"status":...,"started":...,"id":...}`` in exactly that member
+order, with ``started`` printed the way upstream's ``chrono`` prints it
+(0/3/6/9 fractional digits), so cursors travel between implementations.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from ironflow_core.errors import InvalidInputError
+from ironflow_core.jsonutil import format_timestamp, parse_timestamp, timestamp_micros
+from ironflow_core.model import RUN_STATUSES, RunPage, RunStatus, RunSummary
+from ironflow_core.runid import is_canonical_run_id
+
+CURSOR_VERSION = 1
+MAX_CURSOR_CHARS = 1024
+INVALID_CURSOR = "invalid run-list cursor"
+FILTER_MISMATCH = "run-list cursor does not match the status filter"
+
+_TIMESTAMP = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
+)
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+OrderKey = tuple[int, int, bytes]
+"""Sorts ascending in the *reverse* of ST-20 order: compare with ``>`` for "earlier"."""
+
+
+def is_timestamp(text: object) -> bool:
+    """An RFC 3339 date-time with 0–9 fractional digits (JSON-7 readers)."""
+    return isinstance(text, str) and _TIMESTAMP.fullmatch(text) is not None
+
+
+def order_key(started: str | None, run_id: str) -> OrderKey:
+    """Key whose *descending* order is ST-20: newest first, null last, then ID desc."""
+    if started is None:
+        return (0, 0, run_id.encode())
+    return (1, timestamp_micros(started), run_id.encode())
+
+
+def summary_key(summary: RunSummary) -> OrderKey:
+    return order_key(summary.started, summary.id)
+
+
+def chrono_timestamp(text: str) -> str:
+    """Re-print a timestamp as upstream does: UTC, ``Z``, 0/3/6/9 fractional digits."""
+    match = _TIMESTAMP.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
+    fraction = (match.group(3) or "").ljust(9, "0")
+    moment = parse_timestamp(text)
+    base = format_timestamp(moment)[:19]  # YYYY-MM-DDTHH:MM:SS in UTC
+    nanos = int(fraction)
+    if nanos == 0:
+        digits = ""
+    elif nanos % 1_000_000 == 0:
+        digits = "." + fraction[:3]
+    elif nanos % 1_000 == 0:
+        digits = "." + fraction[:6]
+    else:
+        digits = "." + fraction
+    return f"{base}{digits}Z"
+
+
+@attrs.frozen
+class Cursor:
+    """A decoded cursor: the ST-20 position of the last item of a page."""
+
+    status: RunStatus | None
+    started: str | None
+    id: str
+
+    @property
+    def key(self) -> OrderKey:
+        return order_key(self.started, self.id)
+
+
+def encode_cursor(summary: RunSummary, status: RunStatus | None) -> str:
+    """The cursor after ``summary`` for a listing filtered by ``status``."""
+    started = chrono_timestamp(summary.started) if summary.started is not None else None
+    payload = {
+        "version": CURSOR_VERSION,
+        "status": None if status is None else str(status),
+        "started": started,
+        "id": summary.id,
+    }
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(text.encode()).decode("ascii").rstrip("=")
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate member {key!r}")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_cursor(text: object) -> Cursor:
+    """Parse a cursor; anything malformed is ``InvalidInputError(invalid run-list cursor)``."""
+    if not isinstance(text, str) or not text or len(text) > MAX_CURSOR_CHARS:
+        raise InvalidInputError(INVALID_CURSOR)
+    if _BASE64URL.fullmatch(text) is None or len(text) % 4 == 1:
+        raise InvalidInputError(INVALID_CURSOR)
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidInputError(INVALID_CURSOR) from None
+    # Canonical encodings only (no stray trailing bits), like upstream's decoder.
+    if base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") != text:
+        raise InvalidInputError(INVALID_CURSOR)
+    try:
+        data = json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidInputError(INVALID_CURSOR) from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(INVALID_CURSOR)
+    version = data.get("version")
+    if type(version) is not int or version != CURSOR_VERSION:
+        raise InvalidInputError(INVALID_CURSOR)
+    status = data.get("status")
+    if status is not None and status not in RUN_STATUSES:
+        raise InvalidInputError(INVALID_CURSOR)
+    started = data.get("started")
+    if started is not None and not is_timestamp(started):
+        raise InvalidInputError(INVALID_CURSOR)
+    run_id = data.get("id")
+    if not is_canonical_run_id(run_id):
+        raise InvalidInputError(INVALID_CURSOR)
+    return Cursor(
+        status=None if status is None else RunStatus(status), started=started, id=run_id
+    )
+
+
+def cursor_for_filter(after: str | None, status: RunStatus | None) -> Cursor | None:
+    """Decode ``after`` and check it was made for the same status filter (ST-22)."""
+    if after is None:
+        return None
+    cursor = decode_cursor(after)
+    if cursor.status != status:
+        raise InvalidInputError(FILTER_MISMATCH)
+    return cursor
+
+
+def check_limit(limit: int) -> None:
+    if type(limit) is not int or limit <= 0:
+        raise InvalidInputError("list limit must be greater than zero")
+
+
+def build_page(
+    summaries: Iterable[RunSummary],
+    *,
+    status: RunStatus | None,
+    limit: int,
+    after: Cursor | None,
+) -> RunPage:
+    """Filter, order and cut one page; ``next_cursor`` only when more items exist."""
+    candidates: Iterable[RunSummary] = summaries
+    if status is not None:
+        candidates = (s for s in candidates if s.status == status)
+    if after is not None:
+        bound = after.key
+        candidates = (s for s in candidates if summary_key(s) < bound)
+    chosen = heapq.nlargest(limit + 1, candidates, key=summary_key)
+    if len(chosen) <= limit:
+        return RunPage(runs=tuple(chosen), next_cursor=None)
+    page = chosen[:limit]
+    return RunPage(runs=tuple(page), next_cursor=encode_cursor(page[-1], status))

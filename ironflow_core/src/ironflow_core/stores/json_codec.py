@@ -1,0 +1,388 @@
+"""Bytes on disk for the JSON store: primaries, summary sidecars, journal lines (ST-30..33).
+
+Everything here is pure (no I/O) so it can be tested on its own and called
+from worker threads. Records travel as their JSON dicts (``RunRecord.to_json``
+shape) between decode, journal replay and encode, which keeps a compaction to
+one parse and one serialisation.
+
+Primary layout (what upstream writes and reads)::
+
+    {
+      "_ironflow_revision": "<uuid4>",
+      "_ironflow_summary_digest": "<sha-256 hex of the summary>",
+      "id": "...", "flow_name": ..., "status": ..., "started": ...,
+      "finished": ..., "ctx": {...}, "tasks": {...}
+    }
+
+The journal is Python-private (``.<run_id>.journal``, ignored by upstream as a
+dot file): one compact JSON line per task upsert or context merge,
+``{"n":<task count after it>,"rev":"<primary revision>","tasks":[...]}`` or
+``{"n":...,"rev":...,"ctx":{...}}``. A line only applies to the primary whose
+revision it names, so a journal left behind by a compaction or a deleted run
+can never roll a record back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from ironflow_core.errors import StoreCorruptionError
+from ironflow_core.jsonutil import dumps
+from ironflow_core.model import RUN_STATUSES, TaskStatus
+from ironflow_core.runid import run_id_problem
+from ironflow_core.stores.cursor import chrono_timestamp, is_timestamp
+
+REVISION_FIELD = "_ironflow_revision"
+DIGEST_FIELD = "_ironflow_summary_digest"
+HEADER_BYTES = 512
+"""How much of a primary the listing reads to find its revision and digest."""
+
+_TASK_STATUSES = frozenset(s.value for s in TaskStatus)
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_HEADER = re.compile(
+    rb'\s*\{\s*"_ironflow_revision"\s*:\s*"([^"\\]*)"\s*,'
+    rb'\s*"_ironflow_summary_digest"\s*:\s*"([^"\\]*)"\s*,'
+    rb'\s*"id"\s*:\s*"([^"\\]*)"'
+)
+_JOURNAL_HEAD = re.compile(rb'\{"n":(\d+),"rev":"([0-9a-f-]{36})",')
+
+_pretty_encoder = json.JSONEncoder(
+    sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False
+).encode
+_ordered_compact = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
+def corruption(what: str, detail: str) -> StoreCorruptionError:
+    return StoreCorruptionError(f"{what}: {detail}")
+
+
+def is_canonical_revision(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(data: bytes) -> Any:
+    """Strict JSON: UTF-8 only and no ``NaN``/``Infinity`` literals."""
+    return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+
+
+# ------------------------------------------------------------------ summaries
+def summary_of(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The ST-11 summary of a record dict, in digest member order."""
+    return {
+        "id": raw["id"],
+        "flow_name": raw["flow_name"],
+        "status": raw["status"],
+        "started": raw.get("started"),
+        "finished": raw.get("finished"),
+        "task_count": len(raw["tasks"]),
+    }
+
+
+def summary_digest(summary: Mapping[str, Any]) -> str:
+    """SHA-256 of the compact summary in ``id, flow_name, ..., task_count`` order (ST-30)."""
+    ordered = {key: summary.get(key) for key in
+               ("id", "flow_name", "status", "started", "finished", "task_count")}
+    return hashlib.sha256(_ordered_compact(ordered).encode()).hexdigest()
+
+
+def sidecar_bytes(revision: str, digest: str, summary: Mapping[str, Any]) -> bytes:
+    body = {REVISION_FIELD: revision, DIGEST_FIELD: digest, **summary}
+    return _ordered_compact(body).encode()
+
+
+# -------------------------------------------------------------------- encode
+@attrs.frozen
+class EncodedRun:
+    data: bytes
+    revision: str
+    digest: str
+    sidecar: bytes
+
+
+def _member(key: str, value: Any) -> str:
+    text = _pretty_encoder(value)
+    return f"  {_ordered_compact(key)}: {text.replace(chr(10), chr(10) + '  ')}"
+
+
+def encode_primary(raw: Mapping[str, Any]) -> EncodedRun:
+    """Pretty primary with a fresh revision; the three header members come first."""
+    revision = str(uuid.uuid4())
+    summary = summary_of(raw)
+    digest = summary_digest(summary)
+    members = [
+        _member(REVISION_FIELD, revision),
+        _member(DIGEST_FIELD, digest),
+        _member("id", raw["id"]),
+        _member("flow_name", raw["flow_name"]),
+        _member("status", raw["status"]),
+        _member("started", raw.get("started")),
+        _member("finished", raw.get("finished")),
+        _member("ctx", raw["ctx"]),
+        _member("tasks", raw["tasks"]),
+    ]
+    data = ("{\n" + ",\n".join(members) + "\n}").encode()
+    return EncodedRun(data, revision, digest, sidecar_bytes(revision, digest, summary))
+
+
+# -------------------------------------------------------------------- decode
+@attrs.frozen
+class DecodedRun:
+    raw: dict[str, Any]
+    revision: str | None
+    digest: str | None
+
+
+def _check_stored_id(stored: object, run_id: str, name: str) -> None:
+    problem = run_id_problem(stored)
+    if problem is not None:
+        raise corruption(f"Invalid run ID stored in '{name}'", problem)
+    if stored != run_id:
+        raise corruption(
+            f"Invalid run identity stored in '{name}'", "payload ID does not match its filename"
+        )
+
+
+def _timestamp_field(data: Mapping[str, Any], key: str, where: str) -> None:
+    value = data.get(key)
+    if value is not None and not is_timestamp(value):
+        raise ValueError(f"{where}{key} is not an RFC 3339 timestamp")
+
+
+def check_task(task: object, where: str) -> dict[str, Any]:
+    """A task record as ENG-21 shapes it; raises ``ValueError`` naming the field."""
+    if not isinstance(task, dict):
+        raise ValueError(f"{where} is not an object")
+    if not isinstance(task.get("name"), str):
+        raise ValueError(f"{where}.name is not a string")
+    if task.get("status") not in _TASK_STATUSES:
+        raise ValueError(f"{where}.status is not a task status")
+    attempt = task.get("attempt")
+    if type(attempt) is not int or not 0 <= attempt <= 0xFFFFFFFF:
+        raise ValueError(f"{where}.attempt is not an unsigned integer")
+    if not isinstance(task.get("node_type"), str):
+        raise ValueError(f"{where}.node_type is not a string")
+    error = task.get("error")
+    if error is not None and not isinstance(error, str):
+        raise ValueError(f"{where}.error is not a string")
+    _timestamp_field(task, "started", f"{where}.")
+    _timestamp_field(task, "finished", f"{where}.")
+    return task
+
+
+def _check_body(raw: dict[str, Any]) -> None:
+    if not isinstance(raw.get("flow_name"), str):
+        raise ValueError("flow_name is not a string")
+    if raw.get("status") not in RUN_STATUSES:
+        raise ValueError("status is not a run status")
+    _timestamp_field(raw, "started", "")
+    _timestamp_field(raw, "finished", "")
+    raw.setdefault("started", None)
+    raw.setdefault("finished", None)
+    if not isinstance(raw.get("ctx"), dict):
+        raise ValueError("ctx is not an object")
+    tasks = raw.get("tasks")
+    if not isinstance(tasks, dict):
+        raise ValueError("tasks is not an object")
+    for key, task in tasks.items():
+        check_task(task, f"tasks.{key}")
+
+
+def decode_primary(data: bytes, run_id: str, name: str) -> DecodedRun:
+    """Validate a primary strictly; every defect is ``StoreCorruptionError`` (ST-33)."""
+    try:
+        raw = parse_json(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise corruption(f"Failed to parse run '{run_id}'", str(exc)) from None
+    if not isinstance(raw, dict):
+        raise corruption(f"Failed to parse run '{run_id}'", "the record is not an object")
+    _check_stored_id(raw.get("id"), run_id, name)
+    revision = raw.pop(REVISION_FIELD, None)
+    digest = raw.pop(DIGEST_FIELD, None)
+    try:
+        _check_body(raw)
+    except ValueError as exc:
+        raise corruption(f"Failed to parse run '{run_id}'", str(exc)) from None
+    if revision is not None and not is_canonical_revision(revision):
+        raise corruption(
+            f"Invalid JSON store revision in '{name}'", "revision must be a canonical UUID"
+        )
+    if digest is not None:
+        if revision is None:
+            raise corruption(
+                f"Invalid JSON store summary digest in '{name}'",
+                "a summary digest requires a revision",
+            )
+        if not isinstance(digest, str) or _DIGEST.fullmatch(digest) is None:
+            raise corruption(
+                f"Invalid JSON store summary digest in '{name}'",
+                "digest must be a lowercase SHA-256 value",
+            )
+        if not digest_matches(summary_of(raw), digest):
+            raise corruption(
+                f"Invalid JSON store summary digest in '{name}'",
+                "digest does not match the authoritative primary summary",
+            )
+    return DecodedRun(raw, revision, digest)
+
+
+def digest_matches(summary: Mapping[str, Any], digest: str) -> bool:
+    """Exact timestamp strings first (ST-30); upstream's re-printed form as a fallback."""
+    if summary_digest(summary) == digest:
+        return True
+    reprinted = dict(summary)
+    for key in ("started", "finished"):
+        if reprinted.get(key) is not None:
+            reprinted[key] = chrono_timestamp(reprinted[key])
+    return reprinted != summary and summary_digest(reprinted) == digest
+
+
+@attrs.frozen
+class Header:
+    revision: str
+    digest: str
+
+
+def decode_header(prefix: bytes, run_id: str) -> Header | None:
+    """Revision and digest from the first bytes of a primary we (or upstream) wrote.
+
+    ``None`` for legacy or reformatted files: the caller then decodes the whole
+    record, which reports any corruption.
+    """
+    match = _HEADER.match(prefix)
+    if match is None:
+        return None
+    revision, digest, stored = (part.decode("ascii", "replace") for part in match.groups())
+    if stored != run_id or not is_canonical_revision(revision):
+        return None
+    if _DIGEST.fullmatch(digest) is None:
+        return None
+    return Header(revision, digest)
+
+
+@attrs.frozen
+class Sidecar:
+    revision: str | None
+    digest: str | None
+    summary: dict[str, Any]
+
+
+def decode_sidecar(data: bytes, run_id: str, name: str) -> Sidecar | None:
+    """A summary cache, or ``None`` if unusable; an ``id`` naming another run is corruption."""
+    try:
+        value = parse_json(data)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+        return None
+    _check_stored_id(value["id"], run_id, name)
+    revision = value.get(REVISION_FIELD)
+    digest = value.get(DIGEST_FIELD)
+    summary = {key: value.get(key) for key in
+               ("id", "flow_name", "status", "started", "finished", "task_count")}
+    count = summary["task_count"]
+    if (
+        not isinstance(summary["flow_name"], str)
+        or summary["status"] not in RUN_STATUSES
+        or type(count) is not int
+        or count < 0
+        or not all(v is None or is_timestamp(v) for v in (summary["started"], summary["finished"]))
+    ):
+        return None
+    return Sidecar(
+        revision if is_canonical_revision(revision) else None,
+        digest if isinstance(digest, str) and _DIGEST.fullmatch(digest) else None,
+        summary,
+    )
+
+
+# ------------------------------------------------------------------- journal
+def journal_tasks_line(revision: str, count: int, tasks_json: str) -> bytes:
+    return f'{{"n":{count},"rev":"{revision}","tasks":{tasks_json}}}\n'.encode()
+
+
+def journal_ctx_line(revision: str, count: int, ctx_json: str) -> bytes:
+    return f'{{"n":{count},"rev":"{revision}","ctx":{ctx_json}}}\n'.encode()
+
+
+def replay_journal(data: bytes, raw: dict[str, Any], revision: str | None, run_id: str) -> int:
+    """Apply the lines written against ``revision`` to ``raw``; returns how many applied.
+
+    A last line without its newline is an append that never finished and is
+    ignored; any other malformed line is corruption.
+    """
+    if not data or revision is None:
+        return 0
+    lines = data.split(b"\n")
+    lines.pop()  # the part after the last newline: empty, or a torn append
+    applied = 0
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = parse_json(line)
+            if not isinstance(entry, dict) or not isinstance(entry.get("rev"), str):
+                raise ValueError("not a journal entry")
+            if entry["rev"] != revision:
+                continue  # written against an older primary that already holds it
+            if "tasks" in entry:
+                tasks = entry["tasks"]
+                if not isinstance(tasks, list):
+                    raise ValueError("tasks is not a list")
+                for task in tasks:
+                    check_task(task, "task")
+                    raw["tasks"][task["name"]] = task
+            elif isinstance(entry.get("ctx"), dict):
+                raw["ctx"].update(entry["ctx"])
+            else:
+                raise ValueError("unknown journal entry")
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise corruption(
+                f"Corrupt journal of run '{run_id}'", f"line {number}: {exc}"
+            ) from None
+        applied += 1
+    return applied
+
+
+def journal_tail_count(tail: bytes, revision: str, at_start: bool) -> int | None:
+    """Task count from the last complete line in ``tail`` if it names ``revision``.
+
+    ``tail`` is the end of the journal; ``at_start`` says it begins at the file
+    start. Returns ``None`` when the answer needs more of the file (the caller
+    then replays the whole journal) and ``-1`` when no line applies.
+    """
+    end = tail.rfind(b"\n")
+    if end < 0:
+        return -1 if at_start else None
+    start = tail.rfind(b"\n", 0, end) + 1
+    if start == 0 and not at_start:
+        return None
+    match = _JOURNAL_HEAD.match(tail, start)
+    if match is None:
+        return None
+    if match.group(2).decode() != revision:
+        return -1
+    return int(match.group(1))
+
+
+def compact_json(value: Any, what: str, error: Callable[[str], Exception]) -> str:
+    """Canonical compact JSON, or ``error(...)`` when ``value`` is not JSON."""
+    try:
+        return dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise error(f"{what} is not JSON: {exc}") from None
