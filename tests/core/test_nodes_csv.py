@@ -37,8 +37,9 @@ async def parse(text: str, **config: Any) -> Any:
 
 
 async def stringify(source: Any, **config: Any) -> str:
-    out = await run("csv_stringify", {"data": source}, source_key="data", output_key="csv",
-                    **config)
+    out = await run(
+        "csv_stringify", {"data": source}, source_key="data", output_key="csv", **config
+    )
     assert list(out) == ["csv"]
     return out["csv"]
 
@@ -51,8 +52,7 @@ async def parse_fails(text: Any, **config: Any) -> str:
 
 async def stringify_fails(source: Any, **config: Any) -> str:
     with pytest.raises(NodeError) as caught:
-        await run("csv_stringify", {"data": source}, source_key="data", output_key="csv",
-                  **config)
+        await run("csv_stringify", {"data": source}, source_key="data", output_key="csv", **config)
     return str(caught.value)
 
 
@@ -87,7 +87,19 @@ async def test_csv_2_infer_types_trims_and_types() -> None:
     rows = await parse(text, infer_types=True, has_header=False, skip_empty_lines=False)
     values = [row[0] for row in rows]
     assert values == [
-        "v", True, False, 42, -7, 8, 2.5, 1000.0, 0.5, "12abc", "1_000", 1e20, "",
+        "v",
+        True,
+        False,
+        42,
+        -7,
+        8,
+        2.5,
+        1000.0,
+        0.5,
+        "12abc",
+        "1_000",
+        1e20,
+        "",
     ]
     assert [type(v) for v in values[3:9]] == [int, int, int, float, float, float]
 
@@ -267,3 +279,23 @@ async def test_csv_stringify_errors() -> None:
     assert await stringify_fails([1], delimiter="ab") == "delimiter must be a single-byte character"
     with pytest.raises(NodeError, match="csv_stringify requires 'source_key'"):
         await run("csv_stringify", {}, output_key="csv")
+
+
+async def test_example_02_csv_parse_stringify() -> None:
+    raw = (
+        "name,email,status\n"
+        "Alice,alice@example.com,active\n"
+        "Bob,bob@example.com,inactive\n"
+        "Carol,carol@example.com,active\n"
+        "Dave,dave@example.com,active"
+    )
+    users = await parse(raw, has_header=True, infer_types=True, delimiter=",")
+    assert len(users) == 4 and users[0] == {
+        "name": "Alice",
+        "email": "alice@example.com",
+        "status": "active",
+    }
+    assert await stringify(users, include_headers=True, delimiter=",") == (
+        "email,name,status\nalice@example.com,Alice,active\nbob@example.com,Bob,inactive\n"
+        "carol@example.com,Carol,active\ndave@example.com,Dave,active\n"
+    )

@@ -91,8 +91,12 @@ async def test_json_2_int_and_float_stay_distinct() -> None:
 
 
 async def test_jp_1_integers_beyond_u64_become_floats_like_serde() -> None:
-    out = await run("json_parse", {"raw": "[18446744073709551615, 18446744073709551616]"},
-                    source_key="raw", output_key="v")
+    out = await run(
+        "json_parse",
+        {"raw": "[18446744073709551615, 18446744073709551616]"},
+        source_key="raw",
+        output_key="v",
+    )
     assert out["v"][0] == 2**64 - 1 and isinstance(out["v"][0], int)
     assert isinstance(out["v"][1], float)
 
@@ -124,8 +128,9 @@ async def test_jp_1_non_json_constants_and_lone_surrogates_rejected() -> None:
 async def test_jp_1_nesting_limit_like_serde() -> None:
     deep_ok = "[" * 127 + "]" * 127
     await run("json_parse", {"raw": deep_ok}, source_key="raw", output_key="v")
-    message = await fails("json_parse", {"raw": "[" * 128 + "]" * 128},
-                          source_key="raw", output_key="v")
+    message = await fails(
+        "json_parse", {"raw": "[" * 128 + "]" * 128}, source_key="raw", output_key="v"
+    )
     assert "recursion limit exceeded" in message
     message = await fails("json_parse", {"raw": "[" * 100_000}, source_key="raw", output_key="v")
     assert message
@@ -185,8 +190,9 @@ DOC = {"a": {"b": [{"c": 1}, {"c": 2.5}]}, "items": [[10, 11], [12]], "s": "text
 
 
 async def extract(path: str, source: Any = DOC, **extra: Any) -> Any:
-    out = await run("json_extract_path", {"src": source}, source_key="src", path=path,
-                    output_key="out", **extra)
+    out = await run(
+        "json_extract_path", {"src": source}, source_key="src", path=path, output_key="out", **extra
+    )
     assert list(out) == ["out"]
     return out["out"]
 
@@ -208,8 +214,7 @@ async def test_jep_2_root_array_index() -> None:
 
 
 async def test_jep_2_not_found_cases_give_null() -> None:
-    for path in ["a.x", "a.b[2]", "a.b[-1]", "a.b[x]", "a.b[0", "a[0]", "s.x", "items.0",
-                 "a.b.c"]:
+    for path in ["a.x", "a.b[2]", "a.b[-1]", "a.b[x]", "a.b[0", "a[0]", "s.x", "items.0", "a.b.c"]:
         assert await extract(path) is None, path
 
 
@@ -223,15 +228,27 @@ async def test_jep_3_default_when_missing() -> None:
 
 
 async def test_jep_3_required_missing_error() -> None:
-    message = await fails("json_extract_path", {"src": DOC}, source_key="src", path="a.zz",
-                          output_key="out", required=True)
+    message = await fails(
+        "json_extract_path",
+        {"src": DOC},
+        source_key="src",
+        path="a.zz",
+        output_key="out",
+        required=True,
+    )
     assert message == "Path 'a.zz' was not found in 'src'"
 
 
 async def test_node_5_required_is_lenient() -> None:
     # a string from the boolean vocabulary counts; a JSON number silently means the default
-    await fails("json_extract_path", {"src": DOC}, source_key="src", path="q",
-                output_key="out", required=" Yes ")
+    await fails(
+        "json_extract_path",
+        {"src": DOC},
+        source_key="src",
+        path="q",
+        output_key="out",
+        required=" Yes ",
+    )
     assert await extract("q", required=1) is None
     assert await extract("q", required="maybe") is None
 
@@ -243,8 +260,14 @@ async def test_jep_1_parse_json_first() -> None:
 
 
 async def test_jep_1_parse_json_error() -> None:
-    message = await fails("json_extract_path", {"src": "{oops"}, source_key="src", path="a",
-                          output_key="out", parse_json="true")
+    message = await fails(
+        "json_extract_path",
+        {"src": "{oops"},
+        source_key="src",
+        path="a",
+        output_key="out",
+        parse_json="true",
+    )
     assert message.startswith("json_extract_path failed to parse 'src' as JSON: ")
 
 
@@ -261,59 +284,92 @@ async def test_jep_required_parameters() -> None:
 
 
 async def test_sf_1_selects_existing_listed_fields() -> None:
-    out = await run("select_fields", {"u": {"a": 1, "b": 2, "c": 3}}, source_key="u",
-                    output_key="o", fields=["c", "a", "missing", 7])
+    out = await run(
+        "select_fields",
+        {"u": {"a": 1, "b": 2, "c": 3}},
+        source_key="u",
+        output_key="o",
+        fields=["c", "a", "missing", 7],
+    )
     assert out == {"o": {"a": 1, "c": 3}}
 
 
 async def test_sf_1_errors() -> None:
-    assert await fails("select_fields", {"u": [1]}, source_key="u", output_key="o",
-                       fields=["a"]) == "Value at 'u' is not an object"
-    assert await fails("select_fields", {"u": {}}, source_key="u", output_key="o",
-                       fields="a") == "select_fields requires 'fields' array"
-    assert await fails("select_fields", {}, source_key="u", output_key="o",
-                       fields=["a"]) == "Key 'u' not found in context"
+    assert (
+        await fails("select_fields", {"u": [1]}, source_key="u", output_key="o", fields=["a"])
+        == "Value at 'u' is not an object"
+    )
+    assert (
+        await fails("select_fields", {"u": {}}, source_key="u", output_key="o", fields="a")
+        == "select_fields requires 'fields' array"
+    )
+    assert (
+        await fails("select_fields", {}, source_key="u", output_key="o", fields=["a"])
+        == "Key 'u' not found in context"
+    )
 
 
 async def test_rn_1_old_to_new() -> None:
-    out = await run("rename_fields", {"u": {"first": "A", "age": 3, "x": 0}}, source_key="u",
-                    output_key="o", mapping={"first": "name", "x": 5, "absent": "zz"})
+    out = await run(
+        "rename_fields",
+        {"u": {"first": "A", "age": 3, "x": 0}},
+        source_key="u",
+        output_key="o",
+        mapping={"first": "name", "x": 5, "absent": "zz"},
+    )
     assert out == {"o": {"name": "A", "age": 3, "x": 0}}
 
 
 async def test_rn_1_collision_later_sorted_key_wins() -> None:
     source = {"b": 2, "a": 1}
-    out = await run("rename_fields", {"u": source}, source_key="u", output_key="o",
-                    mapping={"a": "b"})
+    out = await run(
+        "rename_fields", {"u": source}, source_key="u", output_key="o", mapping={"a": "b"}
+    )
     assert out == {"o": {"b": 2}}
-    out = await run("rename_fields", {"u": source}, source_key="u", output_key="o",
-                    mapping={"b": "a"})
+    out = await run(
+        "rename_fields", {"u": source}, source_key="u", output_key="o", mapping={"b": "a"}
+    )
     assert out == {"o": {"a": 2}}
 
 
 async def test_rn_1_errors() -> None:
-    assert await fails("rename_fields", {"u": {}}, source_key="u", output_key="o",
-                       mapping=["a"]) == "rename_fields requires 'mapping' object"
-    assert await fails("rename_fields", {"u": "s"}, source_key="u", output_key="o",
-                       mapping={}) == "Value at 'u' is not an object"
+    assert (
+        await fails("rename_fields", {"u": {}}, source_key="u", output_key="o", mapping=["a"])
+        == "rename_fields requires 'mapping' object"
+    )
+    assert (
+        await fails("rename_fields", {"u": "s"}, source_key="u", output_key="o", mapping={})
+        == "Value at 'u' is not an object"
+    )
 
 
 async def test_dt_1_object_new_from_old() -> None:
-    out = await run("data_transform", {"u": {"first_name": "A", "yrs": 3, "z": 1}},
-                    source_key="u", output_key="o",
-                    mapping={"name": "first_name", "age": "yrs", "gone": "nope", "bad": 1})
+    out = await run(
+        "data_transform",
+        {"u": {"first_name": "A", "yrs": 3, "z": 1}},
+        source_key="u",
+        output_key="o",
+        mapping={"name": "first_name", "age": "yrs", "gone": "nope", "bad": 1},
+    )
     assert out == {"o": {"name": "A", "age": 3}}
 
 
 async def test_dt_1_array_items_mapped_independently() -> None:
-    out = await run("data_transform", {"u": [{"n": 1}, "scalar", {"m": 2}]}, source_key="u",
-                    output_key="o", mapping={"id": "n"})
+    out = await run(
+        "data_transform",
+        {"u": [{"n": 1}, "scalar", {"m": 2}]},
+        source_key="u",
+        output_key="o",
+        mapping={"id": "n"},
+    )
     assert out == {"o": [{"id": 1}, {}, {}]}
 
 
 async def test_dt_1_errors() -> None:
-    assert await fails("data_transform", {"u": 5}, source_key="u", output_key="o",
-                       mapping={}) == "Value at 'u' must be an object or array"
+    assert (
+        await fails("data_transform", {"u": 5}, source_key="u", output_key="o", mapping={})
+        == "Value at 'u' must be an object or array"
+    )
     assert await fails("data_transform", {"u": {}}, source_key="u", output_key="o") == (
         "data_transform requires 'mapping' object (new_name -> old_name)"
     )
@@ -331,8 +387,9 @@ PEOPLE = [
 
 
 async def keep(op: str, field: str = "age", items: Any = PEOPLE, **extra: Any) -> list[Any]:
-    out = await run("data_filter", {"xs": items}, source_key="xs", output_key="o", field=field,
-                    op=op, **extra)
+    out = await run(
+        "data_filter", {"xs": items}, source_key="xs", output_key="o", field=field, op=op, **extra
+    )
     assert out["o_count"] == len(out["o"])
     assert set(out) == {"o", "o_count"}
     return out["o"]
@@ -393,15 +450,16 @@ async def test_cnd_30_unknown_op_excludes_all_without_error() -> None:
 
 
 async def test_df_1_errors() -> None:
-    assert await fails("data_filter", {"xs": []}, source_key="xs", output_key="o",
-                       field="f") == (
+    assert await fails("data_filter", {"xs": []}, source_key="xs", output_key="o", field="f") == (
         "data_filter requires 'op' (eq, neq, gt, lt, gte, lte, contains, exists)"
     )
     assert await fails("data_filter", {"xs": []}, source_key="xs", output_key="o", op="eq") == (
         "data_filter requires 'field'"
     )
-    assert await fails("data_filter", {"xs": {}}, source_key="xs", output_key="o", field="f",
-                       op="eq") == "Value at 'xs' is not an array"
+    assert (
+        await fails("data_filter", {"xs": {}}, source_key="xs", output_key="o", field="f", op="eq")
+        == "Value at 'xs' is not an array"
+    )
 
 
 # -- batch (BA-1) ------------------------------------------------------------------------
@@ -421,8 +479,9 @@ async def test_ba_1_empty_source() -> None:
 
 async def test_ba_1_size_forms() -> None:
     for size in ["2", " 2 ", 2.0, "${ctx.n}"]:
-        out = await run("batch", {"xs": [1, 2, 3], "n": 2}, source_key="xs", output_key="b",
-                        size=size)
+        out = await run(
+            "batch", {"xs": [1, 2, 3], "n": 2}, source_key="xs", output_key="b", size=size
+        )
         assert out["b_count"] == 2
 
 
@@ -459,8 +518,9 @@ async def test_dd_1_items_missing_key_collapse_into_first() -> None:
 
 
 async def test_dd_1_non_string_key_ignored() -> None:
-    out = await run("deduplicate", {"xs": [{"a": 1}, {"a": 2}]}, source_key="xs",
-                    output_key="u", key=5)
+    out = await run(
+        "deduplicate", {"xs": [{"a": 1}, {"a": 2}]}, source_key="xs", output_key="u", key=5
+    )
     assert out == {"u": [{"a": 1}, {"a": 2}], "u_removed": 0}
 
 
@@ -470,4 +530,148 @@ async def test_dd_1_errors() -> None:
     )
     assert await fails("deduplicate", {}, source_key="xs", output_key="u") == (
         "Key 'xs' not found in context"
+    )
+
+
+# -- upstream examples (§9.1) replayed node by node --------------------------------------
+
+
+async def test_example_07_data_pipeline() -> None:
+    import hashlib
+
+    ctx: dict[str, Any] = {
+        "orders": [
+            {"id": "A1", "amount": 100, "customer_name": "Alice", "status": "completed"},
+            {"id": "A2", "amount": 50, "customer_name": "Bob", "status": "pending"},
+            {"id": "A3", "amount": 200, "customer_name": "Carol", "status": "completed"},
+            {"id": "A1", "amount": 100, "customer_name": "Alice", "status": "completed"},
+            {"id": "A4", "amount": 75, "customer_name": "Dave", "status": "completed"},
+        ]
+    }
+    ctx |= await run(
+        "data_filter",
+        ctx,
+        source_key="orders",
+        field="status",
+        op="eq",
+        value="completed",
+        output_key="completed_orders",
+    )
+    ctx |= await run(
+        "data_transform",
+        ctx,
+        source_key="completed_orders",
+        mapping={"order_id": "id", "total": "amount", "buyer": "customer_name"},
+        output_key="transformed",
+    )
+    ctx |= await run(
+        "deduplicate", ctx, source_key="transformed", key="order_id", output_key="unique_orders"
+    )
+    ctx |= await run("json_stringify", ctx, source_key="unique_orders", output_key="orders_json")
+    ctx |= await run("batch", ctx, source_key="unique_orders", size=3, output_key="batches")
+    assert ctx["completed_orders_count"] == 4
+    assert len(ctx["unique_orders"]) == 3 and ctx["unique_orders_removed"] == 1
+    assert ctx["orders_json"] == (
+        '[{"buyer":"Alice","order_id":"A1","total":100},'
+        '{"buyer":"Carol","order_id":"A3","total":200},'
+        '{"buyer":"Dave","order_id":"A4","total":75}]'
+    )
+    assert hashlib.sha256(ctx["orders_json"].encode()).hexdigest() == (
+        "12452f16b6376b3210b0992a3eb37178797c400e98bd2aa35a649d738b308948"
+    )
+    assert ctx["batches_count"] == 1
+
+
+async def test_example_02_transform_pipeline() -> None:
+    users = [
+        {"name": "Alice", "age": 25, "status": "active"},
+        {"name": "Bob", "age": 19, "status": "inactive"},
+        {"name": "Carol", "age": 32, "status": "active"},
+        {"name": "Dave", "age": 41, "status": "pending"},
+        {"name": "Eve", "age": 28, "status": "active"},
+    ]
+    config = {"host": "localhost", "port": 5432}
+    ctx: dict[str, Any] = {
+        "users": users,
+        "tags": [{"tag": "a"}, {"tag": "a"}, {"tag": "b"}],
+        "config": config,
+    }
+    ctx |= await run(
+        "data_filter", ctx, source_key="users", field="age", op="gt", value=20, output_key="adults"
+    )
+    ctx |= await run(
+        "data_transform",
+        ctx,
+        source_key="adults",
+        mapping={"full_name": "name", "years": "age"},
+        output_key="transformed",
+    )
+    ctx |= await run(
+        "rename_fields",
+        ctx,
+        source_key="config",
+        mapping={"db_host": "host", "db_port": "port"},
+        output_key="renamed_config",
+    )
+    ctx |= await run("batch", ctx, source_key="users", size=2, output_key="batches")
+    ctx |= await run("deduplicate", ctx, source_key="tags", output_key="unique_tags")
+    assert ctx["adults_count"] == 4
+    assert [u["years"] for u in ctx["transformed"]] == [25, 32, 41, 28]
+    assert set(ctx["transformed"][0]) == {"full_name", "years"}
+    assert ctx["renamed_config"] == config  # new→old mapping passed to rename_fields (RN-1)
+    assert ctx["batches_count"] == 3
+    assert ctx["unique_tags"] == [{"tag": "a"}, {"tag": "b"}] and ctx["unique_tags_removed"] == 1
+
+
+async def test_example_02_filter_and_batch() -> None:
+    users = [
+        {"name": n, "email": f"{n.lower()}@example.com", "status": s}
+        for n, s in [
+            ("Alice", "active"),
+            ("Bob", "inactive"),
+            ("Carol", "active"),
+            ("Dave", "active"),
+        ]
+    ]
+    ctx: dict[str, Any] = {"users": users}
+    ctx |= await run(
+        "data_filter",
+        ctx,
+        source_key="users",
+        field="status",
+        op="eq",
+        value="active",
+        output_key="active_users",
+    )
+    ctx |= await run(
+        "deduplicate", ctx, source_key="active_users", key="email", output_key="unique_users"
+    )
+    ctx |= await run("batch", ctx, source_key="unique_users", size=2, output_key="batches")
+    assert [u["name"] for u in ctx["active_users"]] == ["Alice", "Carol", "Dave"]
+    assert ctx["active_users_count"] == 3 and ctx["unique_users_removed"] == 0
+    assert [[u["name"] for u in b] for b in ctx["batches"]] == [["Alice", "Carol"], ["Dave"]]
+    assert ctx["batches_count"] == 2
+
+
+async def test_example_02_json_operations() -> None:
+    raw = '\n{"name":"Alice","email":"alice@example.com","age":30,"role":"admin"}\n            '
+    ctx: dict[str, Any] = {"raw_json": raw}
+    ctx |= await run("json_parse", ctx, source_key="raw_json", output_key="parsed")
+    ctx |= await run(
+        "select_fields",
+        ctx,
+        source_key="parsed",
+        fields=["name", "email"],
+        output_key="user_summary",
+    )
+    ctx |= await run("json_stringify", ctx, source_key="user_summary", output_key="result_json")
+    assert ctx["parsed"] == {
+        "age": 30,
+        "email": "alice@example.com",
+        "name": "Alice",
+        "role": "admin",
+    }
+    assert ctx["result_json"] == '{"email":"alice@example.com","name":"Alice"}'
+    await fails(
+        "json_parse", {"raw_json": "not valid JSON"}, source_key="raw_json", output_key="parsed"
     )

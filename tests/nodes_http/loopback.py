@@ -40,7 +40,9 @@ class Answer:
 Handler = Callable[[Seen], Answer | Awaitable[Answer]]
 
 
-def json_answer(text: str, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Answer:
+def json_answer(
+    text: str, status: int = 200, headers: list[tuple[str, str]] | None = None
+) -> Answer:
     return Answer(status, [("Content-Type", "application/json"), *(headers or [])], text.encode())
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import trio
-
 from ironflow_core.configs import structure_config
 from ironflow_core.errors import NodeError
-from ironflow_nodes_http import request_node, routing
+
+from ironflow_nodes_http import request_node, response, routing
 
 from .loopback import Answer, Seen, json_answer
 
@@ -179,7 +179,9 @@ async def test_http_invalid_header_name_or_value_fails_before_io(server, make_ct
     with pytest.raises(NodeError, match="Invalid HTTP header name 'Bad Name'"):
         await run_node(ctx, "http_get", {"url": server.url("/"), "headers": {"Bad Name": "x"}})
     with pytest.raises(NodeError, match="Invalid value for HTTP header 'X-Evil'") as info:
-        await run_node(ctx, "http_get", {"url": server.url("/"), "headers": {"X-Evil": "${ctx.evil}"}})
+        await run_node(
+            ctx, "http_get", {"url": server.url("/"), "headers": {"X-Evil": "${ctx.evil}"}}
+        )
     assert "Injected" not in str(info.value)
     assert server.seen == []
 
@@ -213,7 +215,9 @@ async def test_http_2_basic_without_password_and_url_userinfo(server, make_ctx):
     out = await run_node(
         ctx, "http_get", {"url": server.url("/echo"), "auth": {"type": "basic", "username": "u"}}
     )
-    assert out["http_data"]["headers"]["authorization"] == "Basic " + base64.b64encode(b"u:").decode()
+    assert (
+        out["http_data"]["headers"]["authorization"] == "Basic " + base64.b64encode(b"u:").decode()
+    )
     url = server.url("/echo").replace("http://", "http://user:pass@")
     out = await run_node(ctx, "http_get", {"url": url})
     assert out["http_data"]["headers"]["authorization"] == (
@@ -225,7 +229,9 @@ async def test_http_2_api_key_default_and_custom_header(server, make_ctx):
     server.route("/echo", echo)
     ctx = make_ctx({"key": "k-123"})
     out = await run_node(
-        ctx, "http_get", {"url": server.url("/echo"), "auth": {"type": "api_key", "key": "${ctx.key}"}}
+        ctx,
+        "http_get",
+        {"url": server.url("/echo"), "auth": {"type": "api_key", "key": "${ctx.key}"}},
     )
     assert out["http_data"]["headers"]["x-api-key"] == "k-123"
     out = await run_node(
@@ -239,7 +245,9 @@ async def test_http_2_api_key_default_and_custom_header(server, make_ctx):
 async def test_http_2_unknown_auth_type_adds_nothing(server, make_ctx):
     server.route("/echo", echo)
     out = await run_node(
-        make_ctx(), "http_get", {"url": server.url("/echo"), "auth": {"type": "digest", "token": "t"}}
+        make_ctx(),
+        "http_get",
+        {"url": server.url("/echo"), "auth": {"type": "digest", "token": "t"}},
     )
     assert "authorization" not in out["http_data"]["headers"]
 
@@ -312,7 +320,9 @@ async def test_http_3_form_requires_object_and_respects_configured_content_type(
     server.route("/echo", echo)
     ctx = make_ctx()
     with pytest.raises(NodeError, match=r"^body_type='form' requires 'body' to be an object$"):
-        await run_node(ctx, "http_post", {"url": server.url("/echo"), "body_type": "form", "body": "x"})
+        await run_node(
+            ctx, "http_post", {"url": server.url("/echo"), "body_type": "form", "body": "x"}
+        )
     out = await run_node(
         ctx,
         "http_post",
@@ -338,7 +348,9 @@ async def test_http_3_text_body(server, make_ctx):
     assert out["http_data"]["body"] == "hello world"
     assert out["http_data"]["headers"]["content-type"] == "text/plain; charset=utf-8"
     out = await run_node(
-        ctx, "http_put", {"url": server.url("/echo"), "body_type": "text", "body": {"b": 1, "a": None}}
+        ctx,
+        "http_put",
+        {"url": server.url("/echo"), "body_type": "text", "body": {"b": 1, "a": None}},
     )
     assert out["http_data"]["body"] == '{"a":null,"b":1}'
 
@@ -362,7 +374,9 @@ async def test_http_7_non_2xx_fails_by_default_without_output(server, make_ctx, 
     with pytest.raises(NodeError) as info:
         await run_node(make_ctx(), "http_get", {"url": server.url("/bad")})
     port = server.port
-    assert str(info.value) == f"HTTP GET http://127.0.0.1:{port}/[REDACTED] returned status {status}"
+    assert (
+        str(info.value) == f"HTTP GET http://127.0.0.1:{port}/[REDACTED] returned status {status}"
+    )
     assert not hasattr(info.value, "output")
 
 
@@ -411,12 +425,19 @@ async def test_http_6_retry_after_capped_by_max_retry_after(server, make_ctx, au
     await run_node(
         make_ctx(),
         "http_get",
-        {"url": server.url("/r"), "retry_statuses": [429], "status_retries": 1, "max_retry_after": 2},
+        {
+            "url": server.url("/r"),
+            "retry_statuses": [429],
+            "status_retries": 1,
+            "max_retry_after": 2,
+        },
     )
     assert 2 <= trio.current_time() - start < 2.5
 
 
-async def test_http_6_exponential_backoff_when_retry_after_ignored(server, make_ctx, autojump_clock):
+async def test_http_6_exponential_backoff_when_retry_after_ignored(
+    server, make_ctx, autojump_clock
+):
     server.route("/r", json_answer("{}", 500, [("Retry-After", "100")]))
     start = trio.current_time()
     out = await run_node(
@@ -494,9 +515,18 @@ async def test_http_6_retried_request_resends_the_same_body(server, make_ctx):
         ({"status_retries": 101}, r"^HTTP status retry count is too large \(max 100\); "),
         ({"status_retries": "many"}, r"^'status_retries' must be a non-negative whole number"),
         ({"max_status_retries": -1}, r"^'max_status_retries' must be a non-negative whole"),
-        ({"status_retries": 1, "status_retry_backoff": 0}, r"^HTTP status_retry_backoff must be at least 0\.01 seconds when status retries are enabled$"),
-        ({"status_retries": 1, "max_retry_after": 0.001}, r"^HTTP max_retry_after must be at least 0\.01 seconds"),
-        ({"status_retry_backoff": -1}, r"^HTTP status_retry_backoff must be a finite, non-negative"),
+        (
+            {"status_retries": 1, "status_retry_backoff": 0},
+            r"^HTTP status_retry_backoff must be at least 0\.01 seconds when status retries are enabled$",
+        ),
+        (
+            {"status_retries": 1, "max_retry_after": 0.001},
+            r"^HTTP max_retry_after must be at least 0\.01 seconds",
+        ),
+        (
+            {"status_retry_backoff": -1},
+            r"^HTTP status_retry_backoff must be a finite, non-negative",
+        ),
         ({"max_redirects": 101}, r"^HTTP redirect count is too large \(max 100\)$"),
         ({"max_redirects": "many"}, r"^'max_redirects' must be a non-negative whole number"),
         ({"allow_cross_origin_redirects": "sure"}, r"^'allow_cross_origin_redirects' must be"),
@@ -566,3 +596,20 @@ async def test_http_many_concurrent_requests_share_the_client(server, make_ctx):
         for _ in range(50):
             nursery.start_soon(one)
     assert results == [200] * 50
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"a":[1,2.5,null,true]}', {"a": [1, 2.5, None, True]}),
+        (b" 42 ", 42),
+        (b"", ""),
+        (b"1e400", "1e400"),  # out of float range: not JSON for serde_json
+        (b"Infinity", "Infinity"),
+        (b'"\\ud800"', '"\\ud800"'),  # a lone surrogate is not valid JSON text
+        (b'"\\ud83d\\ude00"', "\U0001f600"),
+        (b"{broken", "{broken"),
+    ],
+)
+def test_http_4_body_parsing_vectors(raw, expected):
+    assert response.parse_body(raw) == expected

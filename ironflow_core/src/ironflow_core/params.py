@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ironflow_core.conditions import parse_rust_f64
 from ironflow_core.errors import NodeError
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
@@ -60,10 +61,10 @@ def _parse_float(ctx: Any, value: Any) -> float | None:
     if isinstance(value, (int, float)):
         number = float(value)
     elif isinstance(value, str):
-        try:
-            number = float(_text(ctx, value))
-        except ValueError:
+        parsed = parse_rust_f64(_text(ctx, value))
+        if parsed is None:
             return None
+        number = parsed
     else:
         return None
     return number if math.isfinite(number) else None

@@ -95,6 +95,13 @@ def load_plugins(
         except Exception as exc:  # a broken plugin must never break the CLI
             record.status = "failed"
             record.error = _describe_error(exc)
+            return
+        try:
+            pm.check_pending()  # a misspelled hook name fails this plugin only
+        except pluggy.PluginValidationError as exc:
+            pm.unregister(name=name)
+            record.status = "failed"
+            record.error = str(exc)
 
     if builtins:
         version = _core_version()
@@ -113,5 +120,4 @@ def load_plugins(
             seen.add(ep.name)
             dist = ep.dist
             add(ep.name, dist.name if dist else "?", dist.version if dist else "", ep.load)
-    pm.check_pending()
     return pm, records

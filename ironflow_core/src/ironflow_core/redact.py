@@ -13,11 +13,28 @@ from urllib.parse import urlsplit
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"<>]+")
 
 
-def redact_url(url: str) -> str:
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+
+
+def _split_trailing(url: str) -> tuple[str, str]:
+    """Separate sentence punctuation after a URL; a closing bracket stays when balanced.
+
+    Keeping balanced brackets makes redaction idempotent: ``/[REDACTED]`` and
+    ``http://[::1]`` survive a second pass unchanged.
+    """
     trailing = ""
-    while url and url[-1] in ".,;:)]}":
-        trailing = url[-1] + trailing
-        url = url[:-1]
+    while url:
+        last = url[-1]
+        if last in ".,;:" or (last in _CLOSERS and url.count(last) > url.count(_CLOSERS[last])):
+            trailing = last + trailing
+            url = url[:-1]
+        else:
+            break
+    return url, trailing
+
+
+def redact_url(url: str) -> str:
+    url, trailing = _split_trailing(url)
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""

@@ -44,17 +44,28 @@ def _who(record: PluginRecord) -> str:
     return f"'{record.name}' ({record.distribution}{version})"
 
 
-def _collect(pm: Any, hook_name: str, records: dict[str, PluginRecord]) -> list[tuple[str, Any]]:
-    """Call each implementation of a hook separately; failures mark their plugin."""
+def _collect(
+    pm: Any, hook_name: str, records: dict[str, PluginRecord], expected: Any
+) -> list[tuple[str, Any]]:
+    """Call each implementation of a hook separately; failures mark their plugin.
+
+    A hook that raises or returns something other than ``expected`` specs marks
+    its plugin ``failed`` and contributes nothing.
+    """
     results: list[tuple[str, Any]] = []
     caller = getattr(pm.hook, hook_name)
-    for impl in reversed(caller.get_hookimpls()):
+    for impl in caller.get_hookimpls():  # registration order
         record = records.get(impl.plugin_name)
         if record is not None and record.status != "active":
             continue
         try:
-            items = impl.function()
-            items = list(items or ())
+            items = list(impl.function() or ())
+            wrong = [item for item in items if not isinstance(item, expected)]
+            if wrong:
+                raise TypeError(
+                    f"returned {type(wrong[0]).__name__}, expected "
+                    + " or ".join(t.__name__ for t in _as_tuple(expected))
+                )
         except Exception as exc:
             if record is not None:
                 record.status = "failed"
@@ -63,6 +74,10 @@ def _collect(pm: Any, hook_name: str, records: dict[str, PluginRecord]) -> list[
         for item in items:
             results.append((impl.plugin_name, item))
     return results
+
+
+def _as_tuple(expected: Any) -> tuple[type, ...]:
+    return expected if isinstance(expected, tuple) else (expected,)
 
 
 def build_registry(
@@ -79,7 +94,7 @@ def build_registry(
 
     nodes: dict[str, NodeSpec] = {}
     providers: dict[str, str] = {}
-    for plugin, spec in _collect(pm, "ironflow_register_nodes", records):
+    for plugin, spec in _collect(pm, "ironflow_register_nodes", records, NodeSpec):
         if spec.name in nodes:
             first, second = records[providers[spec.name]], records[plugin]
             raise PluginConflictError(
@@ -93,7 +108,7 @@ def build_registry(
 
     stores: dict[str, StoreSpec] = {}
     store_providers: dict[str, str] = {}
-    for plugin, spec in _collect(pm, "ironflow_register_stores", records):
+    for plugin, spec in _collect(pm, "ironflow_register_stores", records, StoreSpec):
         if spec.name in stores:
             first, second = records[store_providers[spec.name]], records[plugin]
             raise PluginConflictError(
@@ -106,17 +121,17 @@ def build_registry(
         records[plugin].provides.append(f"store:{spec.name}")
 
     loaders: list[LoaderSpec] = []
-    for plugin, spec in _collect(pm, "ironflow_register_loaders", records):
+    for plugin, spec in _collect(pm, "ironflow_register_loaders", records, LoaderSpec):
         loaders.append(spec)
         records[plugin].provides.append(f"loader:{spec.name}")
 
     observers = []
-    for plugin, observer in _collect(pm, "ironflow_register_observers", records):
+    for plugin, observer in _collect(pm, "ironflow_register_observers", records, object):
         observers.append(observer)
         records[plugin].provides.append(f"observer:{type(observer).__name__}")
 
     commands = []
-    for plugin, command in _collect(pm, "ironflow_register_commands", records):
+    for plugin, command in _collect(pm, "ironflow_register_commands", records, CommandSpec):
         commands.append(command)
         records[plugin].provides.append(f"command:{command.name}")
 

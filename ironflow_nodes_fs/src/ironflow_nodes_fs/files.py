@@ -18,11 +18,11 @@ from typing import Any
 
 import attrs
 import trio
-
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.params import source_value, strict_bool
-from ironflow_nodes_fs.arguments import key_or, optional_str, required_str
+
+from ironflow_nodes_fs.arguments import optional_str, required_str
 from ironflow_nodes_fs.limits import max_file_bytes
 from ironflow_nodes_fs.policy import FsRoots, check_path, split_leaf
 from ironflow_nodes_fs.safeio import RootedDir, StagedFile, open_regular, os_text
@@ -77,9 +77,7 @@ def _open_for_read(path: str, roots: FsRoots | None, max_bytes: int) -> int:
 
 async def run_read_file(ctx: NodeContext, config: ReadFileConfig) -> dict[str, Any]:
     """Read a regular file as UTF-8 text or base64, bounded by ``IRONFLOW_MAX_FILE_BYTES``."""
-    path = ctx.interpolate(
-        required_str(config.path, "read_file requires string 'path' parameter")
-    )
+    path = ctx.interpolate(required_str(config.path, "read_file requires string 'path' parameter"))
     key = optional_str(config.output_key, "read_file", "output_key") or "file"
     encoding = optional_str(config.encoding, "read_file", "encoding") or "text"
     mime_type = optional_str(config.mime_type, "read_file", "mime_type")
@@ -105,6 +103,7 @@ async def run_read_file(ctx: NodeContext, config: ReadFileConfig) -> dict[str, A
             max_bytes,
             f"read_file: '{path}' exceeds the {max_bytes} byte limit "
             "(raise the relevant IRONFLOW_MAX_* setting)",
+            f"read_file: failed to read '{path}'",
         )
     finally:
         await _close(fd)
@@ -172,9 +171,7 @@ def _write_payload(ctx: NodeContext, config: WriteFileConfig, max_bytes: int) ->
     """WF-1/WF-2: pick the one input form and check its size before any I/O."""
     present = [v for v in (config.content, config.source_key, config.artifact) if v is not None]
     if len(present) > 1:
-        raise NodeError(
-            "write_file accepts exactly one of 'content', 'source_key', or 'artifact'"
-        )
+        raise NodeError("write_file accepts exactly one of 'content', 'source_key', or 'artifact'")
     encoding = optional_str(config.encoding, "write_file", "encoding") or "text"
     if config.artifact is not None:
         if encoding not in ("text", "artifact"):
@@ -221,10 +218,29 @@ class _Destination:
     existing_size: int
 
 
-def _stage_write(
-    root: RootedDir, leaf: str, path: str, append: bool, incoming: int, max_bytes: int
+def _prepare_write(
+    parent: str,
+    leaf: str,
+    path: str,
+    *,
+    append: bool,
+    incoming: int,
+    max_bytes: int,
+    roots: FsRoots | None,
 ) -> _Destination:
-    """Open the old file (append mode), check the final size, create the temp sibling."""
+    """Open the parent (created if missing) and the old file in append mode,
+    check the final size, create the temp sibling."""
+    check_path(roots, "write_file", path, follow_leaf=False)
+    root = RootedDir.open(parent, "write_file", roots=roots, create=True, follow_root=True)
+    try:
+        return _stage_write(root, leaf, path, append=append, incoming=incoming, max_bytes=max_bytes)
+    finally:
+        root.close()
+
+
+def _stage_write(
+    root: RootedDir, leaf: str, path: str, *, append: bool, incoming: int, max_bytes: int
+) -> _Destination:
     existing_fd: int | None = None
     existing_size = 0
     mode: int | None = None
@@ -235,7 +251,9 @@ def _stage_write(
     if info is not None and stat.S_ISREG(info.st_mode):
         mode = stat.S_IMODE(info.st_mode)  # replacing a file keeps its permissions
     if append and info is not None:
-        existing_fd = open_regular(leaf, "write_file append", roots=None, dir_fd=root.fd)
+        existing_fd = open_regular(
+            leaf, "write_file append", roots=None, dir_fd=root.fd, shown=path
+        )
     try:
         if existing_fd is not None:
             existing_size = os.fstat(existing_fd).st_size
@@ -273,15 +291,17 @@ async def run_write_file(ctx: NodeContext, config: WriteFileConfig) -> dict[str,
 
     data = await trio.to_thread.run_sync(_encode, payload)
     _admit(len(data), max_bytes)
-    root = await trio.to_thread.run_sync(
-        lambda: RootedDir.open(parent, "write_file", roots=roots, create=True, follow_root=True)
-    )
-    try:
-        target = await trio.to_thread.run_sync(
-            _stage_write, root, leaf, path, append, len(data), max_bytes
+    target = await trio.to_thread.run_sync(
+        lambda: _prepare_write(
+            parent,
+            leaf,
+            path,
+            append=append,
+            incoming=len(data),
+            max_bytes=max_bytes,
+            roots=roots,
         )
-    finally:
-        await trio.to_thread.run_sync(root.close)
+    )
     staged = target.staged
     try:
         if target.existing_fd is not None:
@@ -292,12 +312,19 @@ async def run_write_file(ctx: NodeContext, config: WriteFileConfig) -> dict[str,
                     staged.file.write,
                     target.existing_size,
                     "write_file: existing destination changed or exceeded its admitted size",
+                    f"write_file: failed to write '{path}'",
                 )
             finally:
                 await _close(fd)
             if copied != target.existing_size:
                 raise NodeError("write_file: existing destination changed while being copied")
-        await copy_bounded(io.BytesIO(data).read, staged.file.write, len(data), "unreachable")
+        await copy_bounded(
+            io.BytesIO(data).read,
+            staged.file.write,
+            len(data),
+            "write_file: payload changed while being written",
+            f"write_file: failed to write '{path}'",
+        )
         await trio.to_thread.run_sync(staged.commit)
     except BaseException:
         await _discard(staged)
@@ -325,9 +352,7 @@ def _transfer_paths(ctx: NodeContext, node: str, config: TransferConfig) -> tupl
     return ctx.interpolate(source), ctx.interpolate(destination)
 
 
-def _stage_copy(
-    source: str, destination: str, roots: FsRoots | None
-) -> tuple[int, StagedFile]:
+def _stage_copy(source: str, destination: str, roots: FsRoots | None) -> tuple[int, StagedFile]:
     parts = split_leaf(destination)
     if parts is None:
         raise NodeError(f"copy_file: destination '{destination}' has no file name")
@@ -361,7 +386,11 @@ async def run_copy_file(ctx: NodeContext, config: TransferConfig) -> dict[str, A
     try:
         try:
             await copy_bounded(
-                lambda n: os.read(src_fd, n), staged.file.write, sys.maxsize, "unreachable"
+                lambda n: os.read(src_fd, n),
+                staged.file.write,
+                sys.maxsize,
+                "copy_file: source exceeds the largest size this platform can copy",
+                f"copy_file: failed to copy '{source}' to '{destination}'",
             )
         finally:
             await _close(src_fd)

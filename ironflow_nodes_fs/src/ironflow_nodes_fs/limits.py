@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-
 from ironflow_core.params import lenient_u64
 from ironflow_core.settings import lenient_positive_int
 

@@ -15,7 +15,6 @@ import os
 from collections.abc import Mapping
 
 import attrs
-
 from ironflow_core.errors import NodeError
 
 ROOTS_VAR = "IRONFLOW_FS_ROOTS"

@@ -20,6 +20,7 @@ import uuid
 from typing import BinaryIO
 
 from ironflow_core.errors import NodeError
+
 from ironflow_nodes_fs.policy import FsRoots, check_fd, check_path
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -46,12 +47,15 @@ def open_regular(
     roots: FsRoots | None,
     follow: bool = False,
     dir_fd: int | None = None,
+    shown: str | None = None,
 ) -> int:
     """Open ``path`` for reading; it must be a regular file (RF-1).
 
-    The final component is not followed unless ``follow``. Returns a raw
+    The final component is not followed unless ``follow``. ``shown`` is the
+    path named in errors (``path`` itself by default). Returns a raw
     descriptor the caller closes.
     """
+    shown = path if shown is None else shown
     if dir_fd is None:
         check_path(roots, what, path, follow_leaf=follow)
     flags = _READ_FLAGS | (0 if follow else os.O_NOFOLLOW)
@@ -59,13 +63,13 @@ def open_regular(
         fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError as error:
         raise NodeError(
-            f"{what}: failed to read '{path}': failed to open file: {os_text(error)}"
+            f"{what}: failed to read '{shown}': failed to open file: {os_text(error)}"
         ) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise NodeError(f"{what}: '{path}' is not a regular file")
-        check_fd(roots, what, fd, path)
+            raise NodeError(f"{what}: '{shown}' is not a regular file")
+        check_fd(roots, what, fd, shown)
     except BaseException:
         os.close(fd)
         raise
@@ -156,9 +160,7 @@ class RootedDir:
             anchor = os.path.realpath(cursor)
         try:
             if not stat.S_ISDIR(os.stat(anchor).st_mode):
-                raise NodeError(
-                    f"{operation}: destination component '{cursor}' is not a directory"
-                )
+                raise NodeError(f"{operation}: destination component '{cursor}' is not a directory")
             fd = os.open(anchor, _DIR_FLAGS)
         except OSError as error:
             raise NodeError(
@@ -282,6 +284,21 @@ class StagedFile:
 
     def commit(self) -> None:
         """Flush, fsync and publish the staged bytes under the destination name."""
+        try:
+            self._publish()
+        except OSError as error:
+            raise NodeError(
+                f"{self.operation}: failed to publish '{self.leaf}': {os_text(error)}"
+            ) from None
+        self.done = True
+        try:
+            os.fsync(self.parent)  # make the rename itself durable
+        except OSError:
+            pass
+        os.close(self.parent)
+        self.parent = -1
+
+    def _publish(self) -> None:
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
@@ -309,13 +326,6 @@ class StagedFile:
                     f"{os_text(error)}"
                 ) from None
             os.unlink(self.temp, dir_fd=self.parent)
-        self.done = True
-        try:
-            os.fsync(self.parent)  # make the rename itself durable
-        except OSError:
-            pass
-        os.close(self.parent)
-        self.parent = -1
 
     def abort(self) -> None:
         """Remove the temporary file; the destination was never touched."""

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
-
 from ironflow_core.errors import NodeError
+
+from ironflow_nodes_fs.safeio import os_text
 
 CHUNK = 65536
 SLICE = 1 << 20
@@ -46,14 +47,20 @@ async def copy_bounded(
     write: Callable[[bytes], Any],
     budget: int,
     exceeded: str,
+    failed: str,
 ) -> int:
-    """Copy until end of input; ``NodeError(exceeded)`` past ``budget`` bytes."""
+    """Copy until end of input; ``NodeError(exceeded)`` past ``budget`` bytes.
+
+    An OS error on either side (a full disk) becomes ``NodeError("<failed>: <os error>")``.
+    """
     total = 0
     while True:
         try:
             moved, finished = await trio.to_thread.run_sync(_pump, read, write, budget - total)
         except BudgetExceeded:
             raise NodeError(exceeded) from None
+        except OSError as error:
+            raise NodeError(f"{failed}: {os_text(error)}") from None
         total += moved
         if finished:
             return total

@@ -7,7 +7,6 @@ so the step's own deadline (ENG-71) still bounds the whole loop.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import trio
@@ -20,9 +19,9 @@ from ironflow_core.specs import NodeSpec
 from ironflow_nodes_http import transport
 from ironflow_nodes_http.encoding import HeaderList, apply_auth, apply_headers, encode_body
 from ironflow_nodes_http.options import ABSENT, HttpConfig, RequestOptions, read_options
+from ironflow_nodes_http.response import parse_body
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
-_I64_MIN, _U64_MAX = -(2**63), 2**64 - 1
 
 
 def build_request(ctx: Any, config: HttpConfig, method: str, url: str) -> transport.Outgoing:
@@ -59,24 +58,6 @@ def retry_delay(options: RequestOptions, retry_after: float | None, retries_done
     backoff = options.status_retry_backoff * 2.0 ** min(retries_done, 1000)
     delay = retry_after if options.respect_retry_after and retry_after is not None else backoff
     return max(min(delay, options.max_retry_after), 0.01)
-
-
-def _json_number(text: str) -> int | float:
-    value = int(text)
-    return value if _I64_MIN <= value <= _U64_MAX else float(text)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(name)
-
-
-def parse_body(body: bytes) -> Any:
-    """HTTP-4: UTF-8 (with replacement), then JSON if it parses, else the text itself."""
-    text = body.decode("utf-8", errors="replace")
-    try:
-        return json.loads(text, parse_int=_json_number, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        return text
 
 
 async def _send_once(

@@ -12,12 +12,12 @@ from typing import Any
 
 import attrs
 import trio
-
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError, NodeFailure
 from ironflow_core.jsonutil import format_seconds
 from ironflow_core.params import strict_bool, strict_float
 from ironflow_core.settings import lenient_positive_int
+
 from ironflow_nodes_shell.policy import ShellAllowList, resolve_allowed_program
 from ironflow_nodes_shell.process import run_in_group
 
@@ -91,14 +91,14 @@ async def run_shell_command(ctx: NodeContext, config: ShellCommandConfig) -> dic
 
     run_env = ctx.services.env
     child_env = {**run_env, **extra_env}
-    max_output = lenient_positive_int(run_env, "IRONFLOW_MAX_SHELL_OUTPUT_BYTES", DEFAULT_MAX_OUTPUT)
+    max_output = lenient_positive_int(
+        run_env, "IRONFLOW_MAX_SHELL_OUTPUT_BYTES", DEFAULT_MAX_OUTPUT
+    )
     policy = ShellAllowList.from_env(run_env)
     executable = None
     if policy is not None:
         executable = await trio.to_thread.run_sync(
-            lambda: resolve_allowed_program(
-                policy, cmd, cwd=cwd, child_path=child_env.get("PATH")
-            )
+            lambda: resolve_allowed_program(policy, cmd, cwd=cwd, child_path=child_env.get("PATH"))
         )
 
     try:

@@ -1,5 +1,33 @@
-"""Entry point of ironflow-store-redis (group `ironflow`, name `store-redis`)."""
+"""Entry point of ironflow-store-redis (group ``ironflow``, name ``store-redis``).
+
+Importing this module stays light: the store and its client load only when
+``IRONFLOW_STORE=redis`` opens the store.
+"""
 
 from __future__ import annotations
 
+from ironflow_core.specs import StateStore, StoreSettings, StoreSpec
+
 from ironflow_core import hookimpl
+
+
+def open_redis_store(settings: StoreSettings) -> StateStore:
+    """``REDIS_URL``/``REDIS_PREFIX``/``REDIS_TTL`` (resolved by the core) to a ``RedisStore``."""
+    from ironflow_store_redis.client import parse_redis_url
+    from ironflow_store_redis.keys import DEFAULT_PREFIX, DEFAULT_URL
+    from ironflow_store_redis.store import RedisStore
+
+    address = parse_redis_url(settings.url or DEFAULT_URL)
+    prefix = settings.prefix if settings.prefix is not None else DEFAULT_PREFIX
+    return RedisStore(address, prefix=prefix, ttl_seconds=settings.ttl_seconds)
+
+
+@hookimpl
+def ironflow_register_stores() -> list[StoreSpec]:
+    return [
+        StoreSpec(
+            name="redis",
+            open=open_redis_store,
+            summary="Runs kept in a standalone Redis server (REDIS_URL, REDIS_PREFIX, REDIS_TTL)",
+        )
+    ]

@@ -7,7 +7,6 @@ raised before the listener is bound, so a misconfigured server never serves.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -209,7 +208,3 @@ def resolve_settings(
         webhooks=parse_webhooks(raw_hooks, env) if raw_hooks is not None else {},
     )
 
-
-def process_env() -> Mapping[str, str]:
-    """The environment as the server sees it (dotenv has already been applied)."""
-    return os.environ

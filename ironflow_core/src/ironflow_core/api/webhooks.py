@@ -177,7 +177,7 @@ def forwarded_headers(webhook: WebhookConfig,
         if len(values) > 1:
             raise WebhookRequestError(400, f"forwarded header '{name}' must appear only once")
         raw = values[0]
-        if any(b < 0x20 and b != 0x09 or b > 0x7E for b in raw):
+        if any((b < 0x20 and b != 0x09) or b > 0x7E for b in raw):
             raise WebhookRequestError(400, f"forwarded header '{name}' must be visible text")
         if sum(1 for b in raw if b not in b" \t") < MIN_FORWARDED_BYTES:
             raise WebhookRequestError(

@@ -15,7 +15,7 @@ import io
 import math
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -24,6 +24,9 @@ from ironflow_core.errors import NodeError
 from ironflow_core.nodes.jsondata import RUST_WHITESPACE, required_str
 from ironflow_core.params import lenient_bool, source_value
 from ironflow_core.specs import NodeSpec
+
+if TYPE_CHECKING:
+    from ironflow_core.context import NodeContext
 
 _ESCAPED_BYTES = {"\\t": "\t", "\\n": "\n", "\\r": "\r"}
 
@@ -144,7 +147,7 @@ class CsvParseConfig:
     infer_types: Any = None
 
 
-async def csv_parse(ctx: Any, config: CsvParseConfig) -> dict[str, Any]:
+async def csv_parse(ctx: NodeContext, config: CsvParseConfig) -> dict[str, Any]:
     source_key = required_str("csv_parse", "source_key", config.source_key)
     output_key = required_str("csv_parse", "output_key", config.output_key)
     has_header = lenient_bool(ctx, config.has_header, True)
@@ -262,7 +265,7 @@ def _write_array(writer: _Writer, values: list[Any], headers: bool) -> None:
             writer.row([cell_text(value)])
 
 
-async def csv_stringify(ctx: Any, config: CsvStringifyConfig) -> dict[str, Any]:
+async def csv_stringify(ctx: NodeContext, config: CsvStringifyConfig) -> dict[str, Any]:
     source_key = required_str("csv_stringify", "source_key", config.source_key)
     output_key = required_str("csv_stringify", "output_key", config.output_key)
     headers = lenient_bool(ctx, config.include_headers, True)

@@ -57,9 +57,7 @@ def value_text(value: Any) -> str:
     return value if isinstance(value, str) else jsonutil.dumps(value)
 
 
-def text_input(
-    ctx: NodeContext, input_: Any, source_key: Any, *, both: str, neither: str
-) -> str:
+def text_input(ctx: NodeContext, input_: Any, source_key: Any, *, both: str, neither: str) -> str:
     """``input`` (interpolated) or the value at ``source_key``; only strings count as given."""
     has_input = isinstance(input_, str)
     has_source = isinstance(source_key, str)
@@ -214,8 +212,11 @@ def strict_b64decode(text: str, url_safe: bool) -> bytes:
     alphabet = _URL_SAFE if url_safe else _STANDARD
     data_len = len(raw.rstrip(b"="))
     for index, byte in enumerate(raw):
-        if byte not in alphabet and not (byte == 0x3D and index >= data_len):
+        if byte not in alphabet and byte != 0x3D:
             raise ValueError(f"Invalid symbol {byte}, offset {index}.")
+    misplaced = raw.find(b"=", 0, data_len)
+    if misplaced >= 0:
+        raise ValueError(f"Invalid symbol 61, offset {misplaced}.")
     padding = len(raw) - data_len
     if data_len % 4 == 1:
         raise ValueError(f"Invalid input length: {data_len}")

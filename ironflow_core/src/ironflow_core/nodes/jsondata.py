@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -19,6 +19,9 @@ from ironflow_core import jsonutil
 from ironflow_core.errors import NodeError
 from ironflow_core.params import lenient_bool, source_value, strict_u64
 from ironflow_core.specs import NodeSpec
+
+if TYPE_CHECKING:
+    from ironflow_core.context import NodeContext
 
 I64_MIN, U64_MAX = -(2**63), 2**64 - 1
 RUST_WHITESPACE = (
@@ -151,7 +154,7 @@ class JsonParseConfig:
     output_key: Any = None
 
 
-async def json_parse(ctx: Any, config: JsonParseConfig) -> dict[str, Any]:
+async def json_parse(ctx: NodeContext, config: JsonParseConfig) -> dict[str, Any]:
     source_key = required_str("json_parse", "source_key", config.source_key)
     output_key = required_str("json_parse", "output_key", config.output_key)
     text = source_value(ctx, source_key)
@@ -170,7 +173,7 @@ class JsonStringifyConfig:
     output_key: Any = None
 
 
-async def json_stringify(ctx: Any, config: JsonStringifyConfig) -> dict[str, Any]:
+async def json_stringify(ctx: NodeContext, config: JsonStringifyConfig) -> dict[str, Any]:
     source_key = required_str("json_stringify", "source_key", config.source_key)
     output_key = required_str("json_stringify", "output_key", config.output_key)
     return {output_key: jsonutil.dumps(source_value(ctx, source_key))}
@@ -225,7 +228,7 @@ def resolve_json_path(value: Any, path: str) -> tuple[bool, Any]:
     return True, current
 
 
-async def json_extract_path(ctx: Any, config: JsonExtractPathConfig) -> dict[str, Any]:
+async def json_extract_path(ctx: NodeContext, config: JsonExtractPathConfig) -> dict[str, Any]:
     source_key = required_str("json_extract_path", "source_key", config.source_key)
     path = required_str("json_extract_path", "path", config.path)
     output_key = required_str("json_extract_path", "output_key", config.output_key)
@@ -259,7 +262,7 @@ class SelectFieldsConfig:
     fields: Any = None
 
 
-async def select_fields(ctx: Any, config: SelectFieldsConfig) -> dict[str, Any]:
+async def select_fields(ctx: NodeContext, config: SelectFieldsConfig) -> dict[str, Any]:
     source_key = required_str("select_fields", "source_key", config.source_key)
     output_key = required_str("select_fields", "output_key", config.output_key)
     if not isinstance(config.fields, list):
@@ -278,7 +281,7 @@ class RenameFieldsConfig:
     mapping: Any = None
 
 
-async def rename_fields(ctx: Any, config: RenameFieldsConfig) -> dict[str, Any]:
+async def rename_fields(ctx: NodeContext, config: RenameFieldsConfig) -> dict[str, Any]:
     """RN-1: mapping is old → new; on a name clash the later source key (sorted) wins."""
     source_key = required_str("rename_fields", "source_key", config.source_key)
     output_key = required_str("rename_fields", "output_key", config.output_key)
@@ -310,7 +313,7 @@ def _apply_mapping(item: Any, mapping: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def data_transform(ctx: Any, config: DataTransformConfig) -> dict[str, Any]:
+async def data_transform(ctx: NodeContext, config: DataTransformConfig) -> dict[str, Any]:
     """DT-1: mapping is new → old, the opposite direction from ``rename_fields``."""
     source_key = required_str("data_transform", "source_key", config.source_key)
     output_key = required_str("data_transform", "output_key", config.output_key)
@@ -383,7 +386,7 @@ def filter_match(item: Any, field: str, op: str, expected: Any) -> bool:
     return False
 
 
-async def data_filter(ctx: Any, config: DataFilterConfig) -> dict[str, Any]:
+async def data_filter(ctx: NodeContext, config: DataFilterConfig) -> dict[str, Any]:
     source_key = required_str("data_filter", "source_key", config.source_key)
     output_key = required_str("data_filter", "output_key", config.output_key)
     field = required_str("data_filter", "field", config.field)
@@ -404,7 +407,7 @@ class BatchConfig:
     size: Any = None
 
 
-async def batch(ctx: Any, config: BatchConfig) -> dict[str, Any]:
+async def batch(ctx: NodeContext, config: BatchConfig) -> dict[str, Any]:
     source_key = required_str("batch", "source_key", config.source_key)
     output_key = required_str("batch", "output_key", config.output_key)
     if config.size is None:
@@ -432,7 +435,7 @@ def _identity(item: Any, key: str | None) -> str:
     return ""  # DD-1 quirk: every item lacking the field collapses into the first one
 
 
-async def deduplicate(ctx: Any, config: DeduplicateConfig) -> dict[str, Any]:
+async def deduplicate(ctx: NodeContext, config: DeduplicateConfig) -> dict[str, Any]:
     source_key = required_str("deduplicate", "source_key", config.source_key)
     output_key = required_str("deduplicate", "output_key", config.output_key)
     key = config.key if isinstance(config.key, str) else None

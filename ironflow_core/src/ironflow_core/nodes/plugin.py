@@ -14,6 +14,11 @@ NODE_MODULES: tuple[str, ...] = (
     "ironflow_core.nodes.jsondata",
     "ironflow_core.nodes.csvdata",
     "ironflow_core.nodes.schema",
+    "ironflow_core.nodes.encoding",
+    "ironflow_core.nodes.dates",
+    "ironflow_core.nodes.cache",
+    "ironflow_core.nodes.yamlxml",
+    "ironflow_core.nodes.markup",
 )
 
 

@@ -11,7 +11,7 @@ A failed validation is a structured failure (ENG-80): the task fails and its
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -20,6 +20,9 @@ from ironflow_core.errors import NodeError, NodeFailure
 from ironflow_core.nodes.jsondata import MISSING, parse_json_text, required_str
 from ironflow_core.params import source_value
 from ironflow_core.specs import NodeSpec
+
+if TYPE_CHECKING:
+    from ironflow_core.context import NodeContext
 
 
 @attrs.frozen
@@ -100,6 +103,8 @@ def validate(data: Any, schema: Any) -> list[str]:
         ]
     except Unresolvable as exc:
         raise NodeError(f"Invalid JSON schema: {exc}") from None
+    except RecursionError:  # a $ref cycle that never reaches a keyword
+        raise NodeError("Invalid JSON schema: $ref recursion limit exceeded") from None
 
 
 def _finish(errors: list[str]) -> dict[str, Any]:
@@ -109,14 +114,14 @@ def _finish(errors: list[str]) -> dict[str, Any]:
     return output
 
 
-async def validate_schema(ctx: Any, config: SchemaConfig) -> dict[str, Any]:
+async def validate_schema(ctx: NodeContext, config: SchemaConfig) -> dict[str, Any]:
     source_key = required_str("validate_schema", "source_key", config.source_key)
     schema = _schema(ctx, config, "validate_schema")
     data = source_value(ctx, source_key)
     return _finish(validate(data, schema))
 
 
-async def json_validate(ctx: Any, config: SchemaConfig) -> dict[str, Any]:
+async def json_validate(ctx: NodeContext, config: SchemaConfig) -> dict[str, Any]:
     """VS-1: a string value is JSON text to parse first; anything else is validated as is."""
     source_key = required_str("json_validate", "source_key", config.source_key)
     schema = _schema(ctx, config, "json_validate")

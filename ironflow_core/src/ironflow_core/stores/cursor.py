@@ -117,8 +117,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def decode_cursor(text: object) -> Cursor:
-    """Parse a cursor; anything malformed is ``InvalidInputError(invalid run-list cursor)``."""
+_ANY_FILTER: Any = object()
+
+
+def decode_cursor(text: object, status: RunStatus | None = _ANY_FILTER) -> Cursor:
+    """Parse a cursor; anything malformed is ``InvalidInputError(invalid run-list cursor)``.
+
+    With ``status``, also check the cursor was made for that filter (ST-22), so
+    a CLI can validate ``--after`` before it opens the store (CLI-50).
+    """
     if not isinstance(text, str) or not text or len(text) > MAX_CURSOR_CHARS:
         raise InvalidInputError(INVALID_CURSOR)
     if _BASE64URL.fullmatch(text) is None or len(text) % 4 == 1:
@@ -143,8 +150,8 @@ def decode_cursor(text: object) -> Cursor:
     version = data.get("version")
     if type(version) is not int or version != CURSOR_VERSION:
         raise InvalidInputError(INVALID_CURSOR)
-    status = data.get("status")
-    if status is not None and status not in RUN_STATUSES:
+    raw_status = data.get("status")
+    if raw_status is not None and raw_status not in RUN_STATUSES:
         raise InvalidInputError(INVALID_CURSOR)
     started = data.get("started")
     if started is not None and not is_timestamp(started):
@@ -152,19 +159,29 @@ def decode_cursor(text: object) -> Cursor:
     run_id = data.get("id")
     if not is_canonical_run_id(run_id):
         raise InvalidInputError(INVALID_CURSOR)
-    return Cursor(
-        status=None if status is None else RunStatus(status), started=started, id=run_id
+    cursor = Cursor(
+        status=None if raw_status is None else RunStatus(raw_status), started=started, id=run_id
     )
+    if status is not _ANY_FILTER and cursor.status != coerce_status(status):
+        raise InvalidInputError(FILTER_MISMATCH)
+    return cursor
 
 
 def cursor_for_filter(after: str | None, status: RunStatus | None) -> Cursor | None:
     """Decode ``after`` and check it was made for the same status filter (ST-22)."""
     if after is None:
         return None
-    cursor = decode_cursor(after)
-    if cursor.status != status:
-        raise InvalidInputError(FILTER_MISMATCH)
-    return cursor
+    return decode_cursor(after, status)
+
+
+def coerce_status(status: object) -> RunStatus | None:
+    """A listing's status filter; unknown values are invalid input (CLI-50)."""
+    if status is None:
+        return None
+    try:
+        return RunStatus(status)
+    except ValueError:
+        raise InvalidInputError(f"Invalid status filter: {status}") from None
 
 
 def check_limit(limit: int) -> None:

@@ -17,7 +17,13 @@ from ironflow_core.errors import InvalidInputError, RunConflictError, RunNotFoun
 from ironflow_core.jsonutil import now_timestamp
 from ironflow_core.model import RunPage, RunRecord, RunStatus, TaskRecord
 from ironflow_core.runid import validate_run_id
-from ironflow_core.stores.cursor import build_page, check_limit, cursor_for_filter, is_timestamp
+from ironflow_core.stores.cursor import (
+    build_page,
+    check_limit,
+    coerce_status,
+    cursor_for_filter,
+    is_timestamp,
+)
 
 
 def clone_json(value: Any) -> Any:
@@ -109,7 +115,7 @@ class MemoryStore:
     ) -> RunPage:
         await trio.lowlevel.checkpoint()
         check_limit(limit)
-        status = None if status is None else RunStatus(status)
+        status = coerce_status(status)
         cursor = cursor_for_filter(after, status)
         summaries = (record.summary() for record in self._runs.values())
         return build_page(summaries, status=status, limit=limit, after=cursor)

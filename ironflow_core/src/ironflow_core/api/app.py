@@ -1,0 +1,143 @@
+"""Assembling the ASGI application: routes, error mapping and the middleware stack.
+
+Layers, outermost first: internal-error guard (500 + ``error_id``), CORS
+(so preflights never need credentials), API-key check, then the router with
+the mapping of expected errors onto ``{"error", "code"}`` bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, Router
+
+from ironflow_core.api.auth import ApiKeyMiddleware
+from ironflow_core.api.errors import (
+    ApiError,
+    InternalErrorMiddleware,
+    internal_error_body,
+    log_internal,
+    new_error_id,
+)
+from ironflow_core.api.events import MemoryEventStore
+from ironflow_core.api.handlers import Api, ok
+from ironflow_core.api.openapi import openapi_document
+from ironflow_core.api.runs import RunManager
+from ironflow_core.api.settings import ServerSettings
+from ironflow_core.api.sources import FlowLoader
+from ironflow_core.api.sse import EventStream
+from ironflow_core.errors import (
+    InvalidInputError,
+    RunConflictError,
+    RunNotFoundError,
+    StoreError,
+)
+from ironflow_core.specs import StateStore
+
+ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("/flows/run", ("POST",)),
+    ("/flows/validate", ("POST",)),
+    ("/runs", ("GET",)),
+    ("/runs/{run_id}/events", ("GET",)),
+    ("/runs/{run_id}", ("GET", "DELETE")),
+    ("/nodes", ("GET",)),
+    ("/webhooks/{name}", ("POST",)),
+    ("/health", ("GET",)),
+    ("/health/live", ("GET",)),
+    ("/health/ready", ("GET",)),
+    ("/openapi.json", ("GET",)),
+)
+"""Every public path and its methods: the OpenAPI document is checked against this."""
+
+
+async def _api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return ok(exc.body(), exc.status)
+
+
+async def _store_error(_request: Request, exc: Exception) -> Response:
+    """ST-12: invalid input 400, not found 404, conflict 409; the rest is internal."""
+    if isinstance(exc, InvalidInputError):
+        return ok(ApiError(400, str(exc)).body(), 400)
+    if isinstance(exc, RunNotFoundError):
+        return ok(ApiError(404, str(exc)).body(), 404)
+    if isinstance(exc, RunConflictError):
+        return ok(ApiError(409, str(exc)).body(), 409)
+    error_id = new_error_id()
+    log_internal(error_id, exc, "state store")
+    response = ok(internal_error_body(error_id), 500)
+    response.headers["x-error-id"] = error_id
+    return response
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return ok(ApiError(404, "Not found").body(), 404)
+    if exc.status_code == 405:
+        response = ok(ApiError(405, "Method not allowed").body(), 405)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+    return ok(ApiError(exc.status_code, str(exc.detail)).body(), exc.status_code)
+
+
+def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
+              env: Mapping[str, str]) -> tuple[Any, RunManager]:
+    """The ASGI app and the run manager whose nursery the server must provide."""
+    events = MemoryEventStore(settings.event_capacity)
+    runs = RunManager(store, events, registry=registry, env=env,
+                      max_runs=settings.max_concurrent_runs,
+                      config_concurrency=settings.config_concurrency)
+    loader = FlowLoader(registry, env, settings.max_flow_loads, settings.max_flow_source_bytes)
+    api = Api(settings=settings, store=store, registry=registry, events=events, runs=runs,
+              loader=loader)
+    document = openapi_document(ROUTES)
+
+    async def openapi(_request: Request) -> Response:
+        return ok(document)
+
+    handlers = {
+        "/flows/run": {"POST": api.run_flow},
+        "/flows/validate": {"POST": api.validate_flow},
+        "/runs": {"GET": api.list_runs},
+        "/runs/{run_id}/events": {"GET": EventStream(store, events, runs).handle},
+        "/runs/{run_id}": {"GET": api.get_run, "DELETE": api.delete_run},
+        "/nodes": {"GET": api.nodes},
+        "/webhooks/{name}": {"POST": api.webhook},
+        "/health": {"GET": api.health},
+        "/health/live": {"GET": api.health},
+        "/health/ready": {"GET": api.ready},
+        "/openapi.json": {"GET": openapi},
+    }
+    routes = []
+    for path, methods in ROUTES:
+        # A run id may contain an encoded '/': match it so it is rejected with 400 (API-60).
+        pattern = "/runs/{run_id:path}" if path == "/runs/{run_id}" else path
+        for method in methods:
+            routes.append(Route(pattern, handlers[path][method], methods=[method]))
+    router = Router(routes=routes)
+
+    async def routed(scope: dict, receive: Any, send: Any) -> None:
+        # With an "app" in scope, Starlette raises HTTPException for 404/405 instead of
+        # answering in plain text, so they get the JSON error shape too.
+        scope["app"] = router
+        await router(scope, receive, send)
+
+    app: Any = ExceptionMiddleware(
+        routed,
+        handlers={ApiError: _api_error, StoreError: _store_error, HTTPException: _http_error},
+    )
+    if settings.api_key:
+        app = ApiKeyMiddleware(app, settings.api_key)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app = CORSMiddleware(app, allow_origins=list(settings.cors_origins),
+                             allow_methods=["*"], allow_headers=["*"])
+    return InternalErrorMiddleware(app), runs

@@ -1,0 +1,317 @@
+"""The endpoint handlers of §7 (everything but the event stream, see ``sse.py``).
+
+Each handler follows the contract's processing order literally, because the
+order decides which error a client sees when a request is wrong in two ways
+(API-11, API-50): source count, idempotency, ad-hoc policy, file resolution,
+admission, loading, execution.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+import trio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ironflow_core import __version__
+from ironflow_core.api.bodies import (
+    is_json_media_type,
+    parse_json,
+    read_body,
+    read_json_object,
+)
+from ironflow_core.api.errors import ApiError, bad_request, not_found
+from ironflow_core.api.events import MemoryEventStore
+from ironflow_core.api.idempotency import (
+    INVALID_KEY,
+    MARKER,
+    fingerprint,
+    run_id_for_key,
+    valid_key,
+)
+from ironflow_core.api.runs import RunHandle, RunManager
+from ironflow_core.api.settings import ServerSettings
+from ironflow_core.api.sources import (
+    ADHOC_FORBIDDEN,
+    FlowFile,
+    FlowLoader,
+    FlowLoadFailed,
+    Requested,
+    pick_source,
+    resolve_flow_file,
+)
+from ironflow_core.api.webhooks import WebhookRequestError, forwarded_headers, verify_signature
+from ironflow_core.errors import (
+    FlowValidationError,
+    RunConflictError,
+    RunNotFoundError,
+)
+from ironflow_core.jsonutil import dumps
+from ironflow_core.model import RUN_STATUSES, RunRecord, RunStatus
+from ironflow_core.runid import run_id_problem
+from ironflow_core.specs import StateStore
+
+OFFSET_REJECTED = "offset pagination is not supported; use the `after` cursor"
+WEBHOOK_RESERVED_KEYS = ("_headers", "_webhook", "_flow_dir")
+READY_PROBE_SECONDS = 2.0
+
+
+class CanonicalJSON(JSONResponse):
+    """Every API body is compact JSON with sorted keys (JSON-1)."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode("utf-8")
+
+
+def ok(data: Any, status: int = 200) -> Response:
+    return CanonicalJSON(data, status_code=status)
+
+
+def checked_run_id(request: Request) -> str:
+    """API-60: validate the path id before any storage access."""
+    run_id = request.path_params["run_id"]
+    problem = run_id_problem(run_id)
+    if problem is not None:
+        raise bad_request(problem)
+    return run_id
+
+
+def run_reply(record: RunRecord) -> dict[str, str]:
+    return {"run_id": record.id, "flow_name": record.flow_name, "status": str(record.status)}
+
+
+@attrs.define
+class Api:
+    settings: ServerSettings
+    store: StateStore
+    registry: Any
+    events: MemoryEventStore
+    runs: RunManager
+    loader: FlowLoader
+
+    # --------------------------------------------------------------- runs
+    async def _start(self, requested: Requested, file: FlowFile | None,
+                     context: dict[str, Any], *, run_id: str | None = None,
+                     overlay: dict[str, Any] | None = None) -> RunHandle:
+        """API-11 steps 3-7: policy, file, admission, load, start."""
+        if requested.inline and not self.settings.allow_adhoc_flows:
+            raise ApiError(403, ADHOC_FORBIDDEN)
+        if file is None and not requested.inline:
+            file = resolve_flow_file(self.settings.flows_dir, requested.value)
+        admission = self.runs.admit()
+        try:
+            flow = await self.loader.load(requested, file)
+            if file is not None:
+                context["_flow_dir"] = file.flow_dir
+            elif self.settings.flows_dir:
+                context["_flow_dir"] = os.path.realpath(self.settings.flows_dir)
+            try:
+                return self.runs.launch(flow, context, admission, run_id=run_id,
+                                        overlay=overlay)
+            except FlowValidationError as exc:
+                raise bad_request(str(exc), errors=exc.errors) from None
+        except BaseException:
+            admission.release()
+            raise
+
+    async def _finish(self, handle: RunHandle) -> Response:
+        """API-15: wait for the final record; 200 even when the run failed."""
+        await handle.done.wait()
+        if handle.error is not None:
+            raise handle.error
+        assert handle.record is not None
+        return ok(run_reply(handle.record))
+
+    async def _existing(self, run_id: str) -> RunRecord | None:
+        try:
+            return await self.store.get_run(run_id)
+        except RunNotFoundError:
+            return None
+
+    def _replay(self, record: RunRecord, marker: str) -> Response:
+        """API-22: the same request gets the run as it is now; another request is 409."""
+        if record.ctx.get(MARKER) != marker:
+            raise ApiError(409, "Idempotency-Key was already used for a different request")
+        return ok(run_reply(record))
+
+    async def run_flow(self, request: Request) -> Response:
+        body = await read_json_object(request, self.settings.max_body)
+        requested = pick_source(body)
+        raw_context = body.get("context")
+        if raw_context is not None and not isinstance(raw_context, dict):
+            raise ApiError(422, "'context' must be a JSON object")
+        context = dict(raw_context or {})
+        if MARKER in context:
+            raise bad_request(f"'context' must not contain '{MARKER}'")
+        keys = request.headers.getlist("idempotency-key")
+        if not keys:
+            return await self._finish(await self._start(requested, None, context))
+        if len(keys) > 1 or not valid_key(keys[0]):
+            raise bad_request(INVALID_KEY)
+        run_id = run_id_for_key(keys[0])
+        marker = fingerprint(requested.kind, requested.value, raw_context)
+        async with self.runs.key_lock(run_id):
+            existing = await self._existing(run_id)
+            if existing is not None:
+                return self._replay(existing, marker)
+            context[MARKER] = marker
+            handle = await self._start(requested, None, context, run_id=run_id)
+            await handle.created.wait()
+        await handle.done.wait()
+        if isinstance(handle.error, RunConflictError):
+            # Created meanwhile by another process sharing the store.
+            existing = await self._existing(run_id)
+            if existing is not None:
+                return self._replay(existing, marker)
+        return await self._finish(handle)
+
+    async def validate_flow(self, request: Request) -> Response:
+        body = await read_json_object(request, self.settings.max_body)
+        requested = pick_source(body)
+        strict = body.get("strict")
+        if strict is not None and not isinstance(strict, bool):
+            raise ApiError(422, "'strict' must be a boolean")
+        if requested.inline and not self.settings.allow_adhoc_flows:
+            raise ApiError(403, ADHOC_FORBIDDEN)
+        file = None if requested.inline else resolve_flow_file(self.settings.flows_dir,
+                                                                requested.value)
+        try:
+            flow = await self.loader.load(requested, file, analyze=True)
+        except FlowLoadFailed as exc:
+            return ok({"valid": False, "flow_name": None, "steps": None,
+                       "errors": [exc.detail]})
+        from ironflow_core.engine import plan_flow
+
+        errors: list[str] = []
+        try:
+            plan_flow(flow, self.registry, for_validation=True)
+        except FlowValidationError as exc:
+            errors = list(exc.errors)
+        warnings = [
+            {"code": w.code, "message": w.message, "line": w.line or 0,
+             "column": w.column or 0, **({"step": w.step} if w.step else {})}
+            for w in flow.warnings
+        ]
+        if strict and warnings:
+            errors.append(f"Strict validation rejected {len(warnings)} Lua handler warning(s)")
+        reply: dict[str, Any] = {"valid": not errors, "flow_name": flow.name,
+                                 "steps": len(flow.steps)}
+        if errors:
+            reply["errors"] = errors
+        if warnings:
+            reply["warnings"] = warnings
+        return ok(reply)
+
+    # ----------------------------------------------------------- webhooks
+    async def webhook(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        hook = self.settings.webhooks.get(name)
+        if hook is None:
+            raise not_found(f"Webhook '{name}' not found")
+        raw = await read_body(request, self.settings.max_body)
+        headers = request.scope.get("headers") or []
+        try:
+            if hook.signature is not None:
+                verify_signature(hook.signature, headers, raw)
+            overlay = {"_headers": forwarded_headers(hook, headers)}
+        except WebhookRequestError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+        context: dict[str, Any] = {}
+        if raw:
+            if not is_json_media_type(request.headers.get("content-type")):
+                raise ApiError(415, "webhook request body must have Content-Type "
+                                    "application/json")
+            try:
+                context = parse_json(raw)
+            except ApiError:
+                context = None  # type: ignore[assignment]
+            if not isinstance(context, dict):
+                raise bad_request("webhook request body must be a JSON object")
+            for key in WEBHOOK_RESERVED_KEYS:
+                if key in context:
+                    raise bad_request(f"webhook request body must not contain '{key}'")
+        file = resolve_flow_file(self.settings.flows_dir, hook.flow)
+        context["_webhook"] = name
+        handle = await self._start(Requested("file", hook.flow), file, context, overlay=overlay)
+        return await self._finish(handle)
+
+    # --------------------------------------------------------- run records
+    async def list_runs(self, request: Request) -> Response:
+        query = request.query_params
+        if "offset" in query:
+            raise bad_request(OFFSET_REJECTED)
+        status: RunStatus | None = None
+        if "status" in query:
+            text = query["status"]
+            if text not in RUN_STATUSES:
+                raise bad_request(f"Invalid status '{text}'. Use: {', '.join(RUN_STATUSES)}")
+            status = RunStatus(text)
+        cap = self.settings.max_list_records
+        limit = min(50, cap)
+        limits = query.getlist("limit")
+        if len(limits) > 1:
+            raise bad_request("'limit' must be given at most once")
+        if limits:
+            text = limits[0]
+            if not text.isascii() or not text.isdigit():
+                raise bad_request(f"'limit' must be an integer between 1 and {cap}")
+            limit = int(text)
+            if not 1 <= limit <= cap:
+                raise bad_request(
+                    f"'limit' must be between 1 and {cap} (IRONFLOW_MAX_LIST_RECORDS)"
+                )
+        after = query.get("after") or None
+        page = await self.store.list_runs(status=status, limit=limit, after=after)
+        return ok({
+            "runs": [summary.to_json() for summary in page.runs],
+            "limit": limit,
+            "returned": len(page.runs),
+            "has_more": page.has_more,
+            "next_cursor": page.next_cursor,
+        })
+
+    async def get_run(self, request: Request) -> Response:
+        run_id = checked_run_id(request)
+        data = (await self.store.get_run(run_id)).to_json()
+        if isinstance(data.get("ctx"), dict):
+            data["ctx"].pop("_headers", None)
+        return ok(data)
+
+    async def delete_run(self, request: Request) -> Response:
+        run_id = checked_run_id(request)
+        if self.runs.is_active(run_id):
+            raise ApiError(409, f"Run '{run_id}' is still executing")
+        try:
+            await self.store.delete_run(run_id)
+        except RunNotFoundError:
+            if not self.events.delete_run(run_id):
+                raise
+        else:
+            self.events.delete_run(run_id)
+        return ok({"deleted": run_id})
+
+    # --------------------------------------------------------------- misc
+    async def nodes(self, request: Request) -> Response:
+        nodes = [{"node_type": name, "description": spec.summary}
+                 for name, spec in sorted(self.registry.nodes.items())]
+        return ok({"nodes": nodes, "total": len(nodes)})
+
+    async def health(self, request: Request) -> Response:
+        return ok({"status": "ok", "version": __version__})
+
+    async def ready(self, request: Request) -> Response:
+        if self.runs.draining:
+            return ok({"status": "draining", "version": __version__}, 503)
+        ready = False
+        with trio.move_on_after(READY_PROBE_SECONDS):
+            try:
+                await self.store.list_runs(limit=1)
+                ready = True
+            except Exception:
+                ready = False
+        if not ready:
+            return ok({"status": "not_ready", "version": __version__}, 503)
+        return ok({"status": "ready", "version": __version__})

@@ -1,0 +1,206 @@
+"""Admitting, executing and draining runs in the server's own trio nursery (ENG-121, CLI-70).
+
+Runs execute in a nursery that belongs to the server, not to the request: a
+client that disconnects leaves its run going, and shutdown can wait for
+every run, then cancel the stragglers so they are recorded ``cancelled``.
+
+Admission counts a run from the moment its request passes the checks until
+its record is final (loading included): ``IRONFLOW_MAX_CONCURRENT_RUNS``
+caps that number (503 beyond it). How many admitted runs *execute* at once is
+the engine's process-wide ``IRONFLOW_MAX_CONCURRENT_WORKFLOWS`` limiter;
+the others wait as ``pending``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from ironflow_core.api.errors import unavailable
+from ironflow_core.api.events import EventRecorder, MemoryEventStore
+from ironflow_core.engine import RunExecutor, prepare_run
+from ironflow_core.model import FlowDefinition, RunRecord
+from ironflow_core.specs import StateStore
+
+log = logging.getLogger("ironflow.api")
+
+DRAINING = "Server is shutting down and no longer accepts runs"
+AT_CAPACITY = (
+    "Server is at its limit of concurrent runs (IRONFLOW_MAX_CONCURRENT_RUNS); retry later"
+)
+CANCEL_WAIT_SECONDS = 30.0
+"""How long cancelled runs get to record their final state at shutdown."""
+
+
+class _CreationNotice:
+    """A store proxy that signals once the run record exists (or creating it failed).
+
+    The idempotency lock is held until then, so a concurrent retry with the
+    same key always finds the record instead of starting a second run.
+    """
+
+    def __init__(self, store: StateStore, created: trio.Event) -> None:
+        self._store = store
+        self._created = created
+
+    async def create_run(self, record: RunRecord) -> None:
+        try:
+            await self._store.create_run(record)
+        finally:
+            self._created.set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+@attrs.define(eq=False)
+class RunHandle:
+    executor: RunExecutor
+    created: trio.Event = attrs.field(factory=trio.Event)
+    done: trio.Event = attrs.field(factory=trio.Event)
+    record: RunRecord | None = None
+    error: Exception | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.executor.run_id
+
+
+class Admission:
+    """One admitted run; released exactly once, when its record is final."""
+
+    def __init__(self, manager: RunManager) -> None:
+        self._manager = manager
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._manager._release()
+
+
+class RunManager:
+    def __init__(self, store: StateStore, events: MemoryEventStore, *, registry: Any,
+                 env: Mapping[str, str], max_runs: int, config_concurrency: int | None) -> None:
+        self.store = store
+        self.events = events
+        self.registry = registry
+        self.env = env
+        self.max_runs = max_runs
+        self.config_concurrency = config_concurrency
+        self.nursery: trio.Nursery | None = None
+        self.admitted = 0
+        self.draining = False
+        self.cancelling = False
+        self.stopped = trio.Event()
+        """Set when every run is final and the HTTP server should stop."""
+        self.active: dict[str, RunHandle] = {}
+        self._idle = trio.Event()
+        self._grace: trio.CancelScope | None = None
+        self._locks: dict[str, tuple[trio.Lock, list[int]]] = {}
+
+    # ------------------------------------------------------------ admission
+    def admit(self) -> Admission:
+        """Reserve a run slot or fail fast with 503 (API-11 step 5)."""
+        if self.draining:
+            raise unavailable(DRAINING)
+        if self.max_runs and self.admitted >= self.max_runs:
+            raise unavailable(AT_CAPACITY)
+        self.admitted += 1
+        return Admission(self)
+
+    def _release(self) -> None:
+        self.admitted -= 1
+        if self.admitted == 0:
+            self._idle.set()
+            self._idle = trio.Event()
+
+    async def wait_idle(self) -> None:
+        if self.admitted:
+            await self._idle.wait()
+
+    def is_active(self, run_id: str) -> bool:
+        return run_id in self.active
+
+    @asynccontextmanager
+    async def key_lock(self, run_id: str) -> AsyncIterator[None]:
+        """Serialise requests that share an idempotent run id (API-22)."""
+        entry = self._locks.get(run_id)
+        if entry is None:
+            entry = self._locks[run_id] = (trio.Lock(), [0])
+        entry[1][0] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1][0] -= 1
+            if not entry[1][0]:
+                del self._locks[run_id]
+
+    # ------------------------------------------------------------- running
+    def launch(self, flow: FlowDefinition, context: dict[str, Any], admission: Admission, *,
+               run_id: str | None = None, overlay: Mapping[str, Any] | None = None) -> RunHandle:
+        """Plan the run and start it in the server nursery; owns ``admission`` on success.
+
+        Planning errors (``FlowValidationError``) raise here, before any state.
+        """
+        if self.cancelling or self.nursery is None:
+            raise unavailable(DRAINING)
+        created = trio.Event()
+        executor = prepare_run(
+            flow,
+            store=_CreationNotice(self.store, created),  # type: ignore[arg-type]
+            registry=self.registry,
+            context=context,
+            run_id=run_id,
+            env=self.env,
+            observers=[EventRecorder(self.events)],
+            overlay=overlay,
+            config_concurrency=self.config_concurrency,
+        )
+        handle = RunHandle(executor, created=created)
+        self.active[handle.run_id] = handle
+        self.events.open_run(handle.run_id)
+        self.nursery.start_soon(self._execute, handle, admission, name=f"run {handle.run_id}")
+        return handle
+
+    async def _execute(self, handle: RunHandle, admission: Admission) -> None:
+        try:
+            handle.record = await handle.executor.run()
+        except Exception as exc:  # never let one run take the server down
+            handle.error = exc
+        finally:
+            handle.created.set()
+            handle.done.set()
+            if self.active.get(handle.run_id) is handle:
+                del self.active[handle.run_id]
+            admission.release()
+
+    # ------------------------------------------------------------ shutdown
+    async def shutdown(self, grace_seconds: float) -> None:
+        """Drain: refuse new runs, give accepted ones the grace period, cancel the rest."""
+        self.draining = True
+        log.info("shutting down: waiting up to %ss for %d run(s)", grace_seconds, self.admitted)
+        with trio.move_on_after(grace_seconds) as self._grace:
+            await self.wait_idle()
+        if self.admitted:
+            self.cancelling = True
+            log.warning("grace period over: cancelling %d run(s)", len(self.active))
+            for handle in list(self.active.values()):
+                handle.executor.cancel()
+            with trio.move_on_after(CANCEL_WAIT_SECONDS):
+                await self.wait_idle()
+        if self.admitted and self.nursery is not None:
+            log.error("%d run(s) did not stop in time", self.admitted)
+            self.nursery.cancel_scope.cancel()
+        self.stopped.set()
+
+    def skip_grace(self) -> None:
+        """A second signal: cancel the remaining runs now."""
+        if self._grace is not None:
+            self._grace.cancel()

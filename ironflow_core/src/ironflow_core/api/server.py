@@ -1,0 +1,149 @@
+"""Serving the app: Hypercorn's trio worker beside the nursery that runs the flows.
+
+This is the only module that knows Hypercorn. The listener is bound here
+first, so a bind failure is a clear start-up error, and handed to Hypercorn
+as a file descriptor. On SIGINT/SIGTERM the run manager drains (readiness
+turns 503, accepted runs get the grace period, the rest are cancelled and
+recorded ``cancelled``); only then does Hypercorn stop, so every waiting
+``POST /flows/run`` still receives its answer. A second signal skips the
+remaining grace.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import trio
+
+from ironflow_core.api.settings import ServerSettings
+from ironflow_core.errors import IronflowError
+from ironflow_core.specs import StateStore
+
+log = logging.getLogger("ironflow.api")
+
+HTTP_GRACE_SECONDS = 5.0
+"""How long Hypercorn lets open connections finish once the runs are done."""
+
+
+class ServerStartError(IronflowError):
+    """The server could not start (the listener could not be bound)."""
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """Bind and listen now, so the error names the address (CLI-70)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+        family, kind, proto, _name, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(1024)
+        except BaseException:
+            sock.close()
+            raise
+    except OSError as exc:
+        raise ServerStartError(
+            f"failed to bind API server to {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_asgi(app: Any, sock: socket.socket, *,
+                     shutdown_trigger: Callable[[], Awaitable[None]],
+                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve ``app`` on the bound ``sock`` with Hypercorn's trio worker.
+
+    ``task_status.started`` receives the listening URL. Returns once
+    ``shutdown_trigger`` has returned and open connections have closed
+    (bounded by ``HTTP_GRACE_SECONDS``). Takes ownership of ``sock``.
+    """
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    config = Config()
+    config.bind = [f"fd://{sock.fileno()}"]
+    config.accesslog = None
+    http_log = logging.getLogger("ironflow.api.http")
+    http_log.setLevel(logging.WARNING)  # drop Hypercorn's own "Running on" banner
+    config.errorlog = http_log
+    config.graceful_timeout = HTTP_GRACE_SECONDS
+    sock.detach()  # Hypercorn's socket object owns the descriptor from here on
+
+    class _Started:
+        @staticmethod
+        def started(binds: list[str] | None = None) -> None:
+            task_status.started(binds[0] if binds else "")
+
+    await serve(app, config, shutdown_trigger=shutdown_trigger,
+                task_status=_Started())  # type: ignore[arg-type]
+
+
+async def _watch_signals(settings: ServerSettings, runs: Any, nursery: trio.Nursery) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if not runs.draining:
+                log.info("received %s: draining", signal.Signals(signum).name)
+                nursery.start_soon(runs.shutdown, settings.shutdown_grace_seconds)
+            else:
+                log.info("received %s again: cancelling remaining runs",
+                         signal.Signals(signum).name)
+                runs.skip_grace()
+
+
+async def serve_app(
+    settings: ServerSettings,
+    *,
+    store: StateStore,
+    registry: Any,
+    env: Mapping[str, str],
+    sock: socket.socket,
+    on_listening: Callable[[str], None] | None = None,
+) -> None:
+    """Serve until a signal has drained every run; call inside ``trio.run``."""
+    from ironflow_core.api.app import build_app
+
+    app, runs = build_app(settings, store=store, registry=registry, env=env)
+    try:
+        async with trio.open_nursery() as run_nursery:
+            runs.nursery = run_nursery
+            async with trio.open_nursery() as nursery:
+
+                async def serve_http(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                    try:
+                        await serve_asgi(app, sock, shutdown_trigger=runs.stopped.wait,
+                                         task_status=task_status)
+                    finally:
+                        nursery.cancel_scope.cancel()  # stops the signal watcher
+
+                nursery.start_soon(_watch_signals, settings, runs, nursery)
+                url = await nursery.start(serve_http)
+                if on_listening is not None:
+                    on_listening(url)
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.aclose()
+
+
+def run_server(settings: ServerSettings, *, open_store: Callable[[], StateStore],
+               registry: Any, env: Mapping[str, str]) -> None:
+    """Bind, open the store, serve, drain: the body of ``ironflow serve``."""
+    sock = bind_listener(settings.host, settings.port)
+    try:
+        store = open_store()
+    except BaseException:
+        sock.close()
+        raise
+
+    def announce(url: str) -> None:
+        print(f"IronFlow API listening on {url}", file=sys.stderr, flush=True)
+
+    trio.run(lambda: serve_app(settings, store=store, registry=registry, env=env, sock=sock,
+                               on_listening=announce))

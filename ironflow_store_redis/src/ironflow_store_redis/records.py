@@ -1,0 +1,148 @@
+"""What a run hash holds and how a full record is rebuilt from it (pure, no I/O).
+
+Upstream keeps the whole run in the ``info`` field and rewrites it on every
+task update, which makes a long run quadratic. Here ``info`` is the record as
+of the last *fold* (creation and every status change) and newer writes live
+beside it in Python-private fields of the same hash:
+
+* ``py:task:<name>`` — the task record JSON written since the last fold, or
+  ``""`` once the task is folded into ``info`` (every task has the field, so a
+  script can tell a new task name from a known one and keep ``task_count``);
+* ``py:ctx:<key>`` — a context value merged since the last fold;
+* ``py:layout`` = ``1`` — the run was written in this layout;
+* ``py:base`` — token of the last fold (the compare-and-swap guard of folds,
+  which task upserts do not touch, so they never make a fold retry).
+
+A reader overlays the private fields on ``info``. A finished run is folded
+at its final status change, so upstream reads complete records of finished
+runs; while a run is in progress upstream sees the tasks of the last fold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from ironflow_core.errors import StoreCorruptionError
+from ironflow_core.jsonutil import dumps
+from ironflow_core.model import RUN_STATUSES
+from ironflow_core.stores.cursor import is_timestamp
+from ironflow_core.stores.json_codec import check_task
+
+LAYOUT = "py:layout"
+BASE = "py:base"
+TASK = "py:task:"
+CTX = "py:ctx:"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(text: str) -> Any:
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def encode_info(raw: Mapping[str, Any]) -> str:
+    """Compact record JSON with upstream's member order (nested objects sorted)."""
+    return (
+        f'{{"id":{dumps(raw["id"])},"flow_name":{dumps(raw["flow_name"])},'
+        f'"status":{dumps(raw["status"])},"started":{dumps(raw.get("started"))},'
+        f'"finished":{dumps(raw.get("finished"))},"ctx":{dumps(raw["ctx"])},'
+        f'"tasks":{dumps(raw["tasks"])}}}'
+    )
+
+
+def summary_head(raw: Mapping[str, Any]) -> str:
+    """The summary JSON (ST-11 member order) up to ``"task_count":``; a script adds the count."""
+    return (
+        f'{{"id":{dumps(raw["id"])},"flow_name":{dumps(raw["flow_name"])},'
+        f'"status":{dumps(raw["status"])},"started":{dumps(raw.get("started"))},'
+        f'"finished":{dumps(raw.get("finished"))},"task_count":'
+    )
+
+
+def summary_text(raw: Mapping[str, Any]) -> str:
+    return f"{summary_head(raw)}{len(raw['tasks'])}}}"
+
+
+@attrs.define
+class StoredRun:
+    """A run hash decoded: the full record plus what a fold needs to know."""
+
+    raw: dict[str, Any]
+    revision: str
+    base: str
+    """The compare-and-swap token of the next fold."""
+    ours: bool
+    folded_tasks: list[tuple[str, str]]
+    """``(name, text)`` of tasks to fold: overlay texts, and ``""`` for unmarked ones."""
+    folded_ctx: list[tuple[str, str]]
+
+
+def _corrupt(run_id: str, detail: str) -> StoreCorruptionError:
+    return StoreCorruptionError(f"Failed to parse run '{run_id}' stored in Redis: {detail}")
+
+
+def _check_record(raw: Any, run_id: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ValueError("the record is not an object")
+    if raw.get("id") != run_id:
+        raise ValueError("its id does not match the key")
+    if not isinstance(raw.get("flow_name"), str):
+        raise ValueError("flow_name is not a string")
+    if raw.get("status") not in RUN_STATUSES:
+        raise ValueError("status is not a run status")
+    for key in ("started", "finished"):
+        raw.setdefault(key, None)
+        if raw[key] is not None and not is_timestamp(raw[key]):
+            raise ValueError(f"{key} is not an RFC 3339 timestamp")
+    raw.setdefault("ctx", {})
+    raw.setdefault("tasks", {})
+    if not isinstance(raw["ctx"], dict):
+        raise ValueError("ctx is not an object")
+    if not isinstance(raw["tasks"], dict):
+        raise ValueError("tasks is not an object")
+    for name, task in raw["tasks"].items():
+        check_task(task, f"tasks.{name}")
+    return raw
+
+
+def decode_run(run_id: str, flat: list[Any]) -> StoredRun:
+    """Rebuild a run from an ``HGETALL`` reply; any defect is ``StoreCorruptionError``."""
+    fields: dict[str, str] = dict(zip(flat[::2], flat[1::2], strict=True))
+    info = fields.get("info")
+    if info is None:
+        raise _corrupt(run_id, "the hash has no info field")
+    try:
+        raw = _check_record(parse_json(info), run_id)
+        tasks = raw["tasks"]
+        ctx = raw["ctx"]
+        folded_tasks: list[tuple[str, str]] = []
+        folded_ctx: list[tuple[str, str]] = []
+        marked: set[str] = set()
+        for field, text in fields.items():
+            if field.startswith(TASK):
+                name = field[len(TASK):]
+                marked.add(name)
+                if text:
+                    tasks[name] = check_task(parse_json(text), f"task '{name}'")
+                    folded_tasks.append((name, text))
+            elif field.startswith(CTX):
+                ctx[field[len(CTX):]] = parse_json(text)
+                folded_ctx.append((field[len(CTX):], text))
+    except ValueError as exc:
+        raise _corrupt(run_id, str(exc)) from None
+    folded_tasks.extend((name, "") for name in tasks if name not in marked)
+    ours = fields.get(LAYOUT) == "1"
+    revision = fields.get("revision", "")
+    return StoredRun(
+        raw=raw,
+        revision=revision,
+        base=fields.get(BASE, "") if ours else revision,
+        ours=ours,
+        folded_tasks=folded_tasks,
+        folded_ctx=folded_ctx,
+    )

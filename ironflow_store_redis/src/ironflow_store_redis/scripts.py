@@ -1,0 +1,257 @@
+"""The Lua scripts that make every mutation one atomic server-side step (ST-44).
+
+Each mutation is one ``EVALSHA`` (one round trip); after a server restart the
+script cache is empty, so a ``NOSCRIPT`` reply is answered with ``EVAL`` of the
+full text, which also reloads the cache.
+
+Scripts never parse JSON: Redis' cjson turns ``3.0`` into ``3`` and loses
+integers above 2^53, and JSON-2 forbids both. Python builds every JSON text;
+Lua only stores strings, compares them byte for byte and patches the
+``task_count`` member at the end of the summary.
+
+Run hash fields (``{p}runs:{seg}``): ``info``, ``summary``, ``revision``,
+``incarnation`` as upstream has them, plus Python-private fields (see
+``records.py``): ``py:layout``, ``py:base``, ``py:task:<name>`` and
+``py:ctx:<key>``.
+
+Catalog scripts share one KEYS layout (``Keys.catalog``)::
+
+    KEYS[1] run hash        KEYS[2] {p}runs:index        KEYS[3] ...:members
+    KEYS[4] ...:all         KEYS[5..10] ...:status:<s>   KEYS[11] lease expiry
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import attrs
+
+from ironflow_store_redis.client import RedisClient
+from ironflow_store_redis.resp import Arg, RedisReplyError
+
+_COMMON = """
+local function set_ttl(key, seconds)
+  if seconds == '0' then
+    redis.call('PERSIST', key)
+  else
+    redis.call('EXPIRE', key, seconds)
+  end
+end
+
+local function hset_many(key, list)
+  for first = 1, #list, 1000 do
+    redis.call('HSET', key, unpack(list, first, math.min(first + 999, #list)))
+  end
+end
+
+local function drop_member(member)
+  redis.call('ZREM', KEYS[4], member)
+  for i = 5, 10 do redis.call('ZREM', KEYS[i], member) end
+end
+
+-- Put run `id` under `member` in the catalog, in exactly one status set.
+local function catalog(id, member, status_index)
+  local old = redis.call('HGET', KEYS[3], id)
+  if old and old ~= member then drop_member(old) end
+  redis.call('SADD', KEYS[2], id)
+  redis.call('HSET', KEYS[3], id, member)
+  redis.call('ZADD', KEYS[4], 0, member)
+  for i = 1, 6 do
+    if i == status_index then
+      redis.call('ZADD', KEYS[4 + i], 0, member)
+    else
+      redis.call('ZREM', KEYS[4 + i], member)
+    end
+  end
+end
+
+local function stored_count(summary)
+  return tonumber(string.match(summary or '', '"task_count":(%d+)}$'))
+end
+"""
+
+CREATE = _COMMON + """
+-- ARGV: id, member, status_index, info, summary, revision, incarnation, ttl, task names...
+local h = KEYS[1]
+if redis.call('EXISTS', h) == 1 then
+  return {'conflict', redis.call('HGET', h, 'incarnation') or ''}
+end
+local fields = {'info', ARGV[4], 'summary', ARGV[5], 'revision', ARGV[6],
+                'incarnation', ARGV[7], 'py:layout', '1', 'py:base', ARGV[6]}
+for i = 9, #ARGV do
+  fields[#fields + 1] = 'py:task:' .. ARGV[i]
+  fields[#fields + 1] = ''
+end
+hset_many(h, fields)
+catalog(ARGV[1], ARGV[2], tonumber(ARGV[3]))
+set_ttl(h, ARGV[8])
+return {'ok', ARGV[7]}
+"""
+
+UPSERT_TASKS = _COMMON + """
+-- KEYS[1] run hash; ARGV: incarnation or '', revision, ttl, (name, task json)...
+local h = KEYS[1]
+if redis.call('EXISTS', h) == 0 then return 'missing' end
+local meta = redis.call('HMGET', h, 'incarnation', 'py:layout', 'summary')
+if ARGV[1] ~= '' and meta[1] ~= ARGV[1] then return 'missing' end
+if meta[2] ~= '1' then return 'adopt' end
+local added = 0
+for i = 4, #ARGV, 2 do
+  added = added + redis.call('HSET', h, 'py:task:' .. ARGV[i], ARGV[i + 1])
+end
+local fields = {'revision', ARGV[2]}
+local count = stored_count(meta[3])
+if added > 0 and count then
+  fields[3] = 'summary'
+  fields[4] = (string.gsub(meta[3], '%d+}$', tostring(count + added) .. '}'))
+end
+redis.call('HSET', h, unpack(fields))
+set_ttl(h, ARGV[3])
+return 'ok'
+"""
+
+MERGE_CONTEXT = _COMMON + """
+-- KEYS[1] run hash; ARGV: incarnation or '', revision, ttl, (key, value json)...
+local h = KEYS[1]
+if redis.call('EXISTS', h) == 0 then return 'missing' end
+if ARGV[1] ~= '' and redis.call('HGET', h, 'incarnation') ~= ARGV[1] then return 'missing' end
+local fields = {'revision', ARGV[2]}
+for i = 4, #ARGV, 2 do
+  fields[#fields + 1] = 'py:ctx:' .. ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
+end
+hset_many(h, fields)
+set_ttl(h, ARGV[3])
+return 'ok'
+"""
+
+FOLD = _COMMON + """
+-- Rewrite `info`/`summary` from a full record Python built, compare-and-swap on the
+-- base token. ARGV: id, incarnation or '', expected base, new revision, ttl, info,
+-- summary head (up to "task_count":), task count Python saw, member, status_index,
+-- number of folded tasks, (task name, folded json)..., (ctx key, folded json)...
+local h = KEYS[1]
+if redis.call('EXISTS', h) == 0 then return 'missing' end
+local meta = redis.call('HMGET', h, 'incarnation', 'py:layout', 'py:base', 'revision', 'summary')
+if ARGV[2] ~= '' and meta[1] ~= ARGV[2] then return 'missing' end
+local ours = meta[2] == '1'
+local base = meta[4]
+if ours then base = meta[3] end
+if (base or '') ~= ARGV[3] then return 'conflict' end
+local count = tonumber(ARGV[8])
+if ours then count = stored_count(meta[5]) or count end
+redis.call('HSET', h, 'info', ARGV[6], 'summary', ARGV[7] .. count .. '}',
+           'revision', ARGV[4], 'py:base', ARGV[4], 'py:layout', '1')
+local i = 12
+for _ = 1, tonumber(ARGV[11]) do
+  local field = 'py:task:' .. ARGV[i]
+  local current = redis.call('HGET', h, field)
+  -- A task rewritten since Python read it stays in its field (it is newer).
+  if not current or current == ARGV[i + 1] then redis.call('HSET', h, field, '') end
+  i = i + 2
+end
+while i <= #ARGV do
+  local field = 'py:ctx:' .. ARGV[i]
+  if redis.call('HGET', h, field) == ARGV[i + 1] then redis.call('HDEL', h, field) end
+  i = i + 2
+end
+catalog(ARGV[1], ARGV[9], tonumber(ARGV[10]))
+set_ttl(h, ARGV[5])
+return 'ok'
+"""
+
+DELETE = _COMMON + """
+-- ARGV: id, now (µs). A non-terminal run with a live owner lease is refused (ST-35).
+local h = KEYS[1]
+if redis.call('EXISTS', h) == 0 then return 'missing' end
+local meta = redis.call('HMGET', h, 'lease_expires_micros', 'summary')
+local expires = tonumber(meta[1] or '')
+if expires and expires > tonumber(ARGV[2]) then
+  local status = string.match(meta[2] or '', ',"status":"(%a+)"')
+  if status == 'pending' or status == 'running' then return 'conflict' end
+end
+redis.call('DEL', h)
+redis.call('SREM', KEYS[2], ARGV[1])
+local member = redis.call('HGET', KEYS[3], ARGV[1])
+if member then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  drop_member(member)
+end
+redis.call('ZREM', KEYS[11], ARGV[1])
+return 'ok'
+"""
+
+PAGE = """
+-- KEYS[1] a catalog ZSET; ARGV: max bound ('+' or '(member'), count, key prefix.
+-- Returns member, summary, revision triples ('' where the run hash is gone).
+local members = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[1], '-', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, member in ipairs(members) do
+  local id = string.match(member, '^1:%x+:(.+)$') or string.match(member, '^0:(.+)$')
+  local row = {false, false}
+  if id then
+    local seg = id
+    if id == 'index' or not string.match(id, '^[A-Za-z0-9_%-]+$') then
+      seg = '~' .. string.gsub(id, '.', function(c) return string.format('%02x', string.byte(c)) end)
+    end
+    row = redis.call('HMGET', ARGV[3] .. 'runs:' .. seg, 'summary', 'revision')
+  end
+  out[#out + 1] = member
+  out[#out + 1] = row[1] or ''
+  out[#out + 1] = row[2] or ''
+end
+return out
+"""
+
+REPAIR = _COMMON + """
+-- Listing met a stale catalog entry. ARGV: id, stale member, revision seen,
+-- correct member, status_index. A vanished run (TTL) leaves the catalog; a run
+-- whose entry is wrong is re-filed, unless it changed since it was read.
+local h = KEYS[1]
+if redis.call('EXISTS', h) == 0 then
+  drop_member(ARGV[2])
+  if redis.call('HGET', KEYS[3], ARGV[1]) == ARGV[2] then
+    redis.call('HDEL', KEYS[3], ARGV[1])
+    redis.call('SREM', KEYS[2], ARGV[1])
+  end
+  return 'dropped'
+end
+if ARGV[3] == '' or redis.call('HGET', h, 'revision') ~= ARGV[3] then return 'changed' end
+if ARGV[2] ~= ARGV[4] then drop_member(ARGV[2]) end
+catalog(ARGV[1], ARGV[4], tonumber(ARGV[5]))
+return 'fixed'
+"""
+
+
+@attrs.frozen
+class Script:
+    """A Lua script called by its SHA-1; the full text is sent only when the server lacks it."""
+
+    text: str
+    sha: str = attrs.field(init=False)
+
+    @sha.default
+    def _sha(self) -> str:
+        return hashlib.sha1(self.text.encode("utf-8")).hexdigest()
+
+    async def run(self, client: RedisClient, keys: list[str], args: list[Arg]) -> object:
+        try:
+            return await client.call_args(["EVALSHA", self.sha, len(keys), *keys, *args])
+        except RedisReplyError as exc:
+            if exc.code != "NOSCRIPT":
+                raise
+        return await client.call_args(["EVAL", self.text, len(keys), *keys, *args])
+
+
+SCRIPTS = {
+    name: Script(text)
+    for name, text in {
+        "create": CREATE,
+        "upsert_tasks": UPSERT_TASKS,
+        "merge_context": MERGE_CONTEXT,
+        "fold": FOLD,
+        "delete": DELETE,
+        "page": PAGE,
+        "repair": REPAIR,
+    }.items()
+}

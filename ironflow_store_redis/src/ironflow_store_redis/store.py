@@ -1,0 +1,369 @@
+"""``RedisStore``: the ``StateStore`` protocol over a real Redis (CONTRACT §8.5).
+
+Keys and fields are upstream's (``keys.py``); the layout inside the run hash
+adds Python-private fields so a task update costs O(that task)
+(``records.py``). Every mutation is one Lua script run (``scripts.py``):
+
+=================  ============================================  ===========
+operation          what the script does                          round trips
+=================  ============================================  ===========
+create_run         refuse an existing hash, write it, catalog    1
+upsert_tasks       one ``py:task:<name>`` field per task          1
+merge_context      one ``py:ctx:<key>`` field per key             1
+set_status         fold: ``HGETALL`` + rewrite ``info``/catalog   2 (+ retry)
+get_run            ``HGETALL``                                   1
+list_runs          ``ZREVRANGEBYLEX`` + summaries per page       1 (+ repairs)
+delete_run         remove the hash and its catalog entries       1
+=================  ============================================  ===========
+
+Every mutation refuses a missing hash, so a late writer cannot resurrect a
+deleted run (ST-13), and slides the TTL (``EXPIRE``, or ``PERSIST`` without
+one, ST-45). A run created by this store instance is also pinned to its
+``incarnation``: a writer that outlives a delete-and-recreate of the same ID
+gets "not found" instead of writing into the new run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import trio
+from ironflow_core.errors import (
+    InvalidInputError,
+    RunConflictError,
+    RunNotFoundError,
+    StoreCorruptionError,
+    StoreUnavailableError,
+)
+from ironflow_core.jsonutil import now_timestamp, timestamp_micros
+from ironflow_core.model import (
+    RUN_STATUSES,
+    RunPage,
+    RunRecord,
+    RunStatus,
+    RunSummary,
+    TaskRecord,
+)
+from ironflow_core.runid import validate_run_id
+from ironflow_core.stores.cursor import (
+    check_limit,
+    cursor_for_filter,
+    encode_cursor,
+    is_timestamp,
+)
+from ironflow_core.stores.json_codec import check_task, compact_json
+from ironflow_core.stores.memory import check_new_record
+
+from ironflow_store_redis import records
+from ironflow_store_redis.client import RedisAddress, RedisClient
+from ironflow_store_redis.keys import DEFAULT_PREFIX, Keys, member_run_id, ordering_member
+from ironflow_store_redis.resp import Arg, RedisReplyError
+from ironflow_store_redis.scripts import SCRIPTS
+
+log = logging.getLogger(__name__)
+
+FOLD_ATTEMPTS = 50
+"""Status changes racing each other on one run retry this often (jittered) before giving up."""
+PAGE_SLACK = 8
+"""Extra catalog entries read per page so a few stale ones do not cost another round trip."""
+
+
+def _status_index(status: str) -> int:
+    return RUN_STATUSES.index(status) + 1
+
+
+def _invalid_task(exc: ValueError) -> InvalidInputError:
+    return InvalidInputError(f"Invalid task record: {exc}")
+
+
+class RedisStore:
+    """A ``StateStore`` kept in one standalone Redis server.
+
+    Opening does no I/O; the first command connects. ``ttl_seconds`` is
+    ``REDIS_TTL`` (None = keep runs forever).
+    """
+
+    def __init__(
+        self,
+        address: RedisAddress,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        ttl_seconds: int | None = None,
+    ) -> None:
+        self.address = address
+        self.keys = Keys(prefix)
+        self.ttl_seconds = ttl_seconds
+        self.client = RedisClient(address)
+        self._ttl_arg = str(ttl_seconds) if ttl_seconds else "0"
+        self._incarnations: dict[str, str] = {}
+
+    @property
+    def round_trips(self) -> int:
+        """Commands sent to Redis so far (benchmarks and tests)."""
+        return self.client.round_trips
+
+    # ------------------------------------------------------------ public API
+    async def create_run(self, record: RunRecord) -> None:
+        check_new_record(record)
+        raw = records.parse_json(compact_json(record.to_json(), f"Run '{record.id}'",
+                                              InvalidInputError))
+        try:
+            for name, task in raw["tasks"].items():
+                check_task(task, f"task '{name}'")
+        except ValueError as exc:
+            raise _invalid_task(exc) from None
+        incarnation = uuid.uuid4().hex
+        revision = uuid.uuid4().hex
+        args: list[Arg] = [
+            record.id,
+            ordering_member(record.started, record.id),
+            _status_index(raw["status"]),
+            records.encode_info(raw),
+            records.summary_text(raw),
+            revision,
+            incarnation,
+            self._ttl_arg,
+            *raw["tasks"],
+        ]
+        reply = await self._script("create", self._catalog_keys(record.id), args)
+        if not isinstance(reply, list) or len(reply) != 2:
+            raise self._odd_reply("create", reply)
+        outcome, stored = reply
+        if outcome == "conflict" and stored != incarnation:
+            raise RunConflictError(f"Run '{record.id}' already exists")
+        # "conflict" with our own incarnation: the reply to our first attempt was lost.
+        if RunStatus(raw["status"]).terminal:
+            self._incarnations.pop(record.id, None)
+        else:
+            self._incarnations[record.id] = incarnation
+
+    async def set_status(self, run_id: str, status: RunStatus, *, at: str | None = None) -> None:
+        validate_run_id(run_id)
+        try:
+            status = RunStatus(status)
+        except ValueError:
+            raise InvalidInputError(f"Invalid run status '{status}'") from None
+        if at is not None and not is_timestamp(at):
+            raise InvalidInputError(f"Invalid finished timestamp '{at}'")
+        finished = at if at is not None else now_timestamp()
+
+        def change(raw: dict[str, Any]) -> None:
+            raw["status"] = str(status)
+            if status.terminal and raw.get("finished") is None:
+                raw["finished"] = finished
+
+        await self._fold(run_id, change)
+        if status.terminal:
+            self._incarnations.pop(run_id, None)
+
+    async def upsert_tasks(self, run_id: str, tasks: Iterable[TaskRecord]) -> None:
+        validate_run_id(run_id)
+        args: list[Arg] = [self._incarnations.get(run_id, ""), uuid.uuid4().hex, self._ttl_arg]
+        for task in tasks:
+            data = task.to_json()
+            try:
+                check_task(data, f"task '{task.name}'")
+            except ValueError as exc:
+                raise _invalid_task(exc) from None
+            args.append(task.name)
+            args.append(compact_json(data, "Task record", InvalidInputError))
+        key = self.keys.run(run_id)
+        reply = await self._script("upsert_tasks", [key], args)
+        if reply == "adopt":
+            # A run another writer created without the private fields: fold it once.
+            await self._fold(run_id, lambda raw: None)
+            reply = await self._script("upsert_tasks", [key], args)
+        self._check_reply(run_id, "upsert_tasks", reply)
+
+    async def merge_context(self, run_id: str, ctx: Mapping[str, Any]) -> None:
+        validate_run_id(run_id)
+        update = dict(ctx)
+        args: list[Arg] = [self._incarnations.get(run_id, ""), uuid.uuid4().hex, self._ttl_arg]
+        for key, value in update.items():
+            if not isinstance(key, str):
+                raise InvalidInputError(f"Context key {key!r} is not a string")
+            args.append(key)
+            args.append(compact_json(value, f"Context value '{key}'", InvalidInputError))
+        reply = await self._script("merge_context", [self.keys.run(run_id)], args)
+        self._check_reply(run_id, "merge_context", reply)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        validate_run_id(run_id)
+        stored = await self._read(run_id)
+        try:
+            return RunRecord.from_json(stored.raw)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreCorruptionError(
+                f"Failed to parse run '{run_id}' stored in Redis: {exc}"
+            ) from None
+
+    async def list_runs(
+        self, *, status: RunStatus | None = None, limit: int = 100, after: str | None = None
+    ) -> RunPage:
+        check_limit(limit)
+        if status is not None:
+            try:
+                status = RunStatus(status)
+            except ValueError:
+                raise InvalidInputError(f"Invalid status filter: {status}") from None
+        cursor = cursor_for_filter(after, status)
+        zset = self.keys.all if status is None else self.keys.status(str(status))
+        bound = "+" if cursor is None else "(" + ordering_member(cursor.started, cursor.id)
+        found: list[RunSummary] = []
+        while len(found) <= limit:
+            want = limit + 1 - len(found)
+            count = want + PAGE_SLACK
+            reply = await self._script("page", [zset], [bound, count, self.keys.prefix])
+            if not isinstance(reply, list) or len(reply) % 3:
+                raise self._odd_reply("page", reply)
+            for i in range(0, len(reply), 3):
+                member, summary_text, revision = reply[i : i + 3]
+                bound = "(" + member
+                summary = await self._verified(member, summary_text, revision, status)
+                if summary is not None:
+                    found.append(summary)
+            if len(reply) < 3 * count:
+                break
+        if len(found) <= limit:
+            return RunPage(runs=tuple(found), next_cursor=None)
+        page = found[:limit]
+        return RunPage(runs=tuple(page), next_cursor=encode_cursor(page[-1], status))
+
+    async def delete_run(self, run_id: str) -> None:
+        validate_run_id(run_id)
+        now = timestamp_micros(now_timestamp())
+        reply = await self._script("delete", self._catalog_keys(run_id), [run_id, now])
+        if reply == "conflict":
+            raise RunConflictError(f"Run '{run_id}' is still executing")
+        self._check_reply(run_id, "delete", reply)
+        self._incarnations.pop(run_id, None)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # -------------------------------------------------------------- helpers
+    def _catalog_keys(self, run_id: str) -> list[str]:
+        return [self.keys.run(run_id), *self.keys.catalog()]
+
+    async def _script(self, name: str, keys: list[str], args: list[Arg]) -> object:
+        try:
+            return await SCRIPTS[name].run(self.client, keys, args)
+        except RedisReplyError as exc:
+            raise self._refused(exc) from None
+
+    async def _command(self, *args: Arg) -> object:
+        try:
+            return await self.client.call_args(args)
+        except RedisReplyError as exc:
+            raise self._refused(exc) from None
+
+    def _refused(self, exc: RedisReplyError) -> StoreUnavailableError | StoreCorruptionError:
+        if exc.code == "WRONGTYPE":
+            return StoreCorruptionError(
+                f"A key under prefix '{self.keys.prefix}' in Redis at "
+                f"{self.address.display} holds the wrong kind of value: {exc}"
+            )
+        return StoreUnavailableError(f"Redis at {self.address.display} refused a command: {exc}")
+
+    def _odd_reply(self, what: str, reply: object) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"Redis at {self.address.display} gave an unexpected reply to {what}: {reply!r:.80}"
+        )
+
+    def _check_reply(self, run_id: str, what: str, reply: object) -> None:
+        if reply == "ok":
+            return
+        if reply == "missing":
+            raise RunNotFoundError(run_id)
+        raise self._odd_reply(what, reply)
+
+    async def _read(self, run_id: str) -> records.StoredRun:
+        reply = await self._command("HGETALL", self.keys.run(run_id))
+        if not isinstance(reply, list):
+            raise self._odd_reply("HGETALL", reply)
+        if not reply:
+            raise RunNotFoundError(run_id)
+        return records.decode_run(run_id, reply)
+
+    async def _fold(self, run_id: str, change: Any) -> None:
+        """Rebuild ``info`` and ``summary`` from the full record after ``change(raw)``.
+
+        Compare-and-swap on the fold token: only another fold (a status change)
+        can conflict, and it is retried with jittered backoff. Task and context
+        writes that land in between stay in their private fields, which the
+        script leaves alone unless they still hold what was folded.
+        """
+        for attempt in range(FOLD_ATTEMPTS):
+            stored = await self._read(run_id)
+            raw = stored.raw
+            change(raw)
+            args: list[Arg] = [
+                run_id,
+                self._incarnations.get(run_id, ""),
+                stored.base,
+                uuid.uuid4().hex,
+                self._ttl_arg,
+                records.encode_info(raw),
+                records.summary_head(raw),
+                len(raw["tasks"]),
+                ordering_member(raw["started"], run_id),
+                _status_index(raw["status"]),
+                len(stored.folded_tasks),
+            ]
+            for name, text in stored.folded_tasks:
+                args.append(name)
+                args.append(text)
+            for key, text in stored.folded_ctx:
+                args.append(key)
+                args.append(text)
+            reply = await self._script("fold", self._catalog_keys(run_id), args)
+            if reply != "conflict":
+                self._check_reply(run_id, "fold", reply)
+                return
+            await trio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+        raise StoreUnavailableError(
+            f"Run '{run_id}' changed {FOLD_ATTEMPTS} times while its status was being set"
+        )
+
+    async def _verified(
+        self, member: str, text: str, revision: str, status: RunStatus | None
+    ) -> RunSummary | None:
+        """The summary behind a catalog entry, or ``None`` after repairing a stale entry (ST-43)."""
+        run_id = member_run_id(member)
+        if run_id is None:
+            raise StoreCorruptionError(
+                f"Invalid run catalog member {member!r} under prefix '{self.keys.prefix}'"
+            )
+        if not text:
+            await self._repair(run_id, member, revision, member, None)
+            return None
+        try:
+            data = records.parse_json(text)
+            summary = RunSummary.from_json(data)
+            if summary.id != run_id or not isinstance(data.get("task_count"), int):
+                raise ValueError("it does not describe the run its key names")
+            if summary.started is not None and not is_timestamp(summary.started):
+                raise ValueError("started is not an RFC 3339 timestamp")
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise StoreCorruptionError(
+                f"Failed to parse the summary of run '{run_id}' stored in Redis: {exc}"
+            ) from None
+        expected = ordering_member(summary.started, run_id)
+        if expected != member or (status is not None and summary.status != status):
+            # Filed under the wrong position or status: re-file it and leave it out
+            # of this page (its right place is elsewhere in the order or filter).
+            await self._repair(run_id, member, revision, expected, str(summary.status))
+            return None
+        return summary
+
+    async def _repair(
+        self, run_id: str, member: str, revision: str, expected: str, status: str | None
+    ) -> None:
+        index = _status_index(status) if status is not None else 0
+        args: list[Arg] = [run_id, member, revision, expected, index]
+        reply = await self._script("repair", self._catalog_keys(run_id), args)
+        log.debug("repaired run catalog entry %s: %s", member, reply)

@@ -1,0 +1,179 @@
+"""The API's building blocks on their own: settings precedence, webhook rules, the event memory."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+import trio
+from ironflow_core.api.events import CursorGone, EventRecorder, MemoryEventStore
+from ironflow_core.api.idempotency import fingerprint, run_id_for_key, valid_key
+from ironflow_core.api.settings import resolve_settings
+from ironflow_core.api.webhooks import (
+    WebhookRequestError,
+    forwarded_headers,
+    parse_webhooks,
+    verify_signature,
+)
+from ironflow_core.errors import ConfigError
+from ironflow_core.model import Event, EventType
+
+KEY = {"IRONFLOW_API_KEY": "k" * 20}
+
+
+def test_cli_11_flag_beats_env_beats_yaml():
+    config = {"port": 4000, "host": "10.0.0.1", "max_body": 10, "flows_dir": "yaml"}
+    from_yaml = resolve_settings(KEY, config)
+    assert (from_yaml.port, from_yaml.host, from_yaml.max_body, from_yaml.flows_dir) == (
+        4000, "10.0.0.1", 10, "yaml")
+    env = {**KEY, "PORT": "5000", "HOST": "127.0.0.2", "MAX_BODY": "20", "FLOWS_DIR": "env"}
+    from_env = resolve_settings(env, config)
+    assert (from_env.port, from_env.host, from_env.max_body, from_env.flows_dir) == (
+        5000, "127.0.0.2", 20, "env")
+    flags = resolve_settings(env, config, port=3000, host="127.0.0.3", max_body=30,
+                             flows_dir="flag")
+    assert (flags.port, flags.host, flags.max_body, flags.flows_dir) == (
+        3000, "127.0.0.3", 30, "flag")  # a flag equal to the default still wins
+
+
+def test_cli_13_defaults():
+    settings = resolve_settings(KEY, {})
+    assert (settings.host, settings.port, settings.max_body) == ("0.0.0.0", 3000, 1_048_576)
+    assert settings.event_capacity == 10_000 and settings.max_list_records == 100
+    assert settings.shutdown_grace_seconds == 30 and settings.max_concurrent_runs == 0
+    assert settings.allow_adhoc_flows and settings.cors_origins == ()
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"IRONFLOW_ALLOW_ADHOC_FLOWS": "1"}, "must be either 'true' or 'false'"),
+    ({"IRONFLOW_EVENT_MEMORY_CAPACITY": "0"}, "must be greater than zero"),
+    ({"IRONFLOW_MAX_LIST_RECORDS": "x"}, "must be a non-negative integer"),
+    ({"IRONFLOW_MAX_CONCURRENT_FLOW_LOADS": "0"}, "must be greater than zero"),
+    ({"IRONFLOW_MAX_CONCURRENT_TASKS": "lots"}, "must be a non-negative integer"),
+    ({"IRONFLOW_EVENT_STORE": "sqlite"}, "Unknown event store backend 'sqlite'"),
+    ({"PORT": "70000"}, "PORT must be an integer between 0 and 65535"),
+])
+def test_cli_14_invalid_values_are_fatal(env, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_settings({**KEY, **env}, {})
+
+
+def test_api_4_cors_star_alone_is_fine():
+    assert resolve_settings({**KEY, "IRONFLOW_CORS_ORIGINS": "*"}, {}).cors_origins == ("*",)
+    assert resolve_settings(KEY, {"cors_origins": ["http://a", "http://b"]}).cors_origins == (
+        "http://a", "http://b")
+
+
+SECRET = "0123456789abcdef-secret"
+
+
+def test_api_41_signature_over_the_exact_bytes():
+    hooks = parse_webhooks({"h": {"flow": "f.lua", "signature": {
+        "header": "X-Sig", "secret_env": "S", "prefix": "v1="}}}, {"S": SECRET})
+    signature = hooks["h"].signature
+    assert signature is not None and signature.header == "x-sig"
+    body = b'{"a": 1}'
+    good = "v1=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    verify_signature(signature, [(b"X-Sig", good.encode())], body)
+    verify_signature(signature, [(b"x-sig", good.upper().replace("V1=", "v1=").encode())], body)
+    for headers, raw in (([], body), ([(b"x-sig", good.encode())], body + b"\n"),
+                         ([(b"x-sig", good[3:].encode())], body),
+                         ([(b"x-sig", good.encode())] * 2, body)):
+        with pytest.raises(WebhookRequestError) as info:
+            verify_signature(signature, headers, raw)
+        assert info.value.status == 403 and str(info.value) == "invalid webhook signature"
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ("not a map", "'webhooks' in the config file must be a map"),
+    ({"h": {"flow": "f", "signature": {"header": "x-s", "secret_env": "NOPE"}}},
+     "environment variable NOPE is not set"),
+    ({"h": {"flow": "f", "signature": {"header": "x-s", "secret_env": "S", "type": "md5"}}},
+     "signature type must be 'hmac_sha256'"),
+    ({"h": {"flow": "f", "signature": {"header": "cookie", "secret_env": "S"}}},
+     "reserved credential header"),
+    ({"h": {"flow": "f", "forward_headers": ["x-s"],
+            "signature": {"header": "x-s", "secret_env": "S"}}}, "must not also be forwarded"),
+    ({"h": {"flow": "f", "signature": {"header": "x-s", "secret_env": "S", "prefix": "é"}}},
+     "prefix must be ASCII"),
+    ({"h": {"flow": "f", "signature": {"header": "x-s", "secret_env": "bad-name"}}},
+     "secret_env must be an environment variable name"),
+    ({"h": {"forward_headers": []}}, "'flow' must be a non-empty path"),
+])
+def test_api_40_41_webhook_config_errors(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_webhooks(raw, {"S": SECRET})
+
+
+def test_api_43_forwarded_headers():
+    hook = parse_webhooks({"h": {"flow": "f", "forward_headers": ["X-Trace", "x-other"]}},
+                          {})["h"]
+    assert forwarded_headers(hook, [(b"x-trace", b"  abcdefgh  "), (b"x-unlisted", b"zz")]) == {
+        "x-trace": "abcdefgh"}
+    for headers in ([(b"x-trace", b"abc defg")], [(b"x-trace", b"abcdefgh\x01")],
+                    [(b"x-trace", b"abcdefgh")] * 2, [(b"x-trace", "abcdefgh\u00e9".encode())]):
+        with pytest.raises(WebhookRequestError) as info:
+            forwarded_headers(hook, headers)
+        assert info.value.status == 400
+
+
+def test_api_20_21_keys_and_fingerprints():
+    assert valid_key("a") and valid_key("A-z_0.9:x") and valid_key("k" * 128)
+    assert not valid_key("") and not valid_key("k" * 129) and not valid_key("a b")
+    assert run_id_for_key("k") == "idem-" + hashlib.sha256(b"k").hexdigest()
+    base = fingerprint("source", "x", {"a": 1})
+    assert base == fingerprint("source", "x", {"a": 1})
+    different = [fingerprint("file", "x", {"a": 1}), fingerprint("source", "y", {"a": 1}),
+                 fingerprint("source", "x", {"a": "1"}), fingerprint("source", "x", {"a": 1.0}),
+                 fingerprint("source", "x", None), fingerprint("source", "x", {})]
+    assert len({base, *different}) == 7
+
+
+def _event(run_id: str, n: int, kind: EventType = EventType.TASK_STARTED) -> Event:
+    return Event(id=f"{run_id}-e{n}", run_id=run_id, type=kind, timestamp="t")
+
+
+def test_api_74_memory_events_are_bounded_oldest_first():
+    store = MemoryEventStore(capacity=3)
+    recorder = EventRecorder(store)
+    recorder.run_started(_event("a", 1))
+    recorder.task_started(_event("b", 1))
+    recorder.task_succeeded(_event("a", 2))
+    recorder.run_finished(_event("a", 3))
+    assert len(store) == 3
+    assert [e.id for e in store.after("a", None)] == ["a-e2", "a-e3"]
+    assert [e.id for e in store.after("a", "a-e2")] == ["a-e3"]
+    with pytest.raises(CursorGone):
+        store.after("a", "a-e1")  # evicted
+    with pytest.raises(CursorGone):
+        store.after("a", "b-e1")  # another run's cursor
+    assert store.after("nobody", None) == []
+
+
+def test_api_63_delete_fences_late_events_until_the_id_is_reused():
+    store = MemoryEventStore(capacity=10)
+    store.append(_event("a", 1))
+    assert store.delete_run("a") is True
+    store.append(_event("a", 2))
+    assert store.after("a", None) == []
+    assert store.delete_run("a") is False
+    store.open_run("a")
+    store.append(_event("a", 3))
+    assert [e.id for e in store.after("a", None)] == ["a-e3"]
+
+
+async def test_api_71_waiting_streams_wake_on_a_new_event():
+    store = MemoryEventStore(capacity=10)
+    woke_at: list[float] = []
+
+    async def waiter() -> None:
+        await store.wait_for_change("a", timeout=5)
+        woke_at.append(trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        await trio.sleep(0.1)
+        started = trio.current_time()
+        store.append(_event("a", 1))
+    assert woke_at and woke_at[0] - started < 0.1
