@@ -40,11 +40,12 @@ _LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 # ---------------------------------------------------------------- reference server
 def reference_server() -> None:
     """A trivial Starlette endpoint on the same stack; prints its URL on stderr."""
-    from ironflow_core.api.server import bind_listener, serve_asgi
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
+
+    from ironflow_core.api.server import bind_listener, serve_asgi
 
     async def echo(request: Request) -> JSONResponse:
         body = await request.json()

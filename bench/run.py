@@ -109,7 +109,7 @@ def run_one(spec: str, reps: int) -> dict:
             store = MemoryStore() if store_name == "memory" else JsonStore(
                 os.path.join(tmp, f"r{rep}"))
 
-            async def main() -> None:
+            async def main(store: object) -> None:
                 executor = prepare_run(definition, store=store, registry=registry,
                                        context={"seed": 1}, env=env, plugin_observers=False)
                 record = await executor.run()
@@ -117,7 +117,7 @@ def run_one(spec: str, reps: int) -> dict:
                 await store.aclose()
 
             t0 = time.perf_counter()
-            trio.run(main)
+            trio.run(main, store)
             engine_times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             trio.run(floor, shape, n, kind)

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 import trio
+
 from ironflow_core.errors import InvalidInputError, RunConflictError, RunNotFoundError
 from ironflow_core.jsonutil import dumps
 from ironflow_core.model import RunRecord, RunStatus, TaskRecord, TaskStatus

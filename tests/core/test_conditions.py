@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from ironflow_core.conditions import (
     evaluate_condition,
     parse_rust_f64,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import trio
+
 from ironflow_core.configs import ConfigFieldError, structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError

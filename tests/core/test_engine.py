@@ -235,7 +235,7 @@ async def test_two_concurrent_handlers_each_see_their_own_error(autojump_clock):
         step("ha", config={"echo_error": True, "out": {"ha": 1}, "seen": []}),
         step("hb", config={"echo_error": True}),
     )
-    record, ex = await run(f)
+    record, _ = await run(f)
     assert record.status is RunStatus.SUCCESS
     # later-declared hb wins the shared key, but each saw its own
     assert record.ctx["saw_error_step"] == "b"
@@ -409,7 +409,7 @@ async def test_resume_reruns_only_unfinished_steps(autojump_clock):
         step("b", deps=("a",), config={"fail": "transient", "seen": ["a"]}),
         step("c", deps=("b",), config={"seen": ["a"]}),
     )
-    first, ex1 = await run(broken, store=store)
+    first, _ = await run(broken, store=store)
     assert first.status is RunStatus.FAILED
     fixed = flow(
         step("a", config={"out": {"a": 1}}),

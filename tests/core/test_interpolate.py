@@ -8,6 +8,7 @@ import string
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from ironflow_core.context import NodeContext
 from ironflow_core.interpolate import (
     config_template_errors,

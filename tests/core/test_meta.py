@@ -17,9 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import ironflow_core.hookspecs as hookspecs
 import pluggy
 import pytest
+
+import ironflow_core.hookspecs as hookspecs
 from ironflow_core.registry import build_registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,3 +179,17 @@ def test_every_complete_flow_in_the_docs_validates():
                 failures.append(f"{page.relative_to(ROOT)}: {exc}")
     assert checked >= 10
     assert not failures, "\n".join(failures)
+
+
+def test_relative_links_in_the_docs_resolve():
+    pages = [*DOCS.rglob("*.md"), ROOT / "README.md", ROOT / "examples" / "plugin" / "README.md"]
+    broken = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = target.split("#", 1)[0]
+            if not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not broken, "broken links: " + ", ".join(broken)

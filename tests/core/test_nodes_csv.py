@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from ironflow_core.configs import structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+
 from ironflow_core.configs import structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import trio
+
 from ironflow_core.configs import structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import pytest
+
 from ironflow_core.configs import structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError, NodeFailure

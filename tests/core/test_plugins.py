@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from ironflow_core.errors import PluginConflictError
 from ironflow_core.hookspecs import hookimpl
 from ironflow_core.specs import NodeSpec
@@ -277,6 +278,7 @@ class EveryHook:
     @hookimpl
     def ironflow_register_commands(self):
         import click
+
         from ironflow_core.specs import CommandSpec
 
         @click.command()

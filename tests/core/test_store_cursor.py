@@ -6,6 +6,7 @@ import base64
 import re
 
 import pytest
+
 from ironflow_core.errors import InvalidInputError
 from ironflow_core.model import RunStatus, RunSummary
 from ironflow_core.runid import new_run_id, validate_run_id

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from ironflow_core.errors import (
     RunConflictError,
     RunNotFoundError,

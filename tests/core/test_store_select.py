@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ironflow_core.errors import ConfigError
 from ironflow_core.registry import build_registry
 from ironflow_core.stores.json_store import JsonStore

@@ -6,6 +6,7 @@ import types
 
 import pytest
 import trio
+
 from ironflow_core.errors import NodeError
 from ironflow_core.hookspecs import hookimpl
 from ironflow_core.model import FlowDefinition, RunStatus, StepSpec

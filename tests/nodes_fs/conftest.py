@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
+
 from ironflow_core.configs import structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.registry import build_registry

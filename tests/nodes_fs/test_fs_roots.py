@@ -6,6 +6,7 @@ import os
 import zipfile
 
 import pytest
+
 from ironflow_core.errors import NodeError
 
 

@@ -9,8 +9,8 @@ import stat
 
 import pytest
 import trio
-from ironflow_core.errors import NodeError
 
+from ironflow_core.errors import NodeError
 from ironflow_nodes_fs import streams
 
 

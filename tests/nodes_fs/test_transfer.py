@@ -7,6 +7,7 @@ import stat
 
 import pytest
 import trio
+
 from ironflow_core.errors import NodeError
 
 

@@ -9,6 +9,7 @@ import zipfile
 
 import pytest
 import trio
+
 from ironflow_core.errors import NodeError
 
 

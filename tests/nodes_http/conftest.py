@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
+
 from ironflow_core.context import NodeContext
 from ironflow_core.registry import build_registry
 from ironflow_core.services import RunServices

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import trio
+
 from ironflow_core.engine import prepare_run
 from ironflow_core.model import FlowDefinition, RunStatus, StepSpec, TaskStatus
 from ironflow_core.stores.memory import MemoryStore

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import trio
+
 from ironflow_core.configs import structure_config
 from ironflow_core.errors import NodeError
-
 from ironflow_nodes_http import request_node, response, routing
 
 from .loopback import Answer, Seen, json_answer

@@ -12,6 +12,7 @@ import time
 
 import pytest
 import trio
+
 from ironflow_core.errors import NodeError
 
 from .loopback import Answer, Seen, json_answer
@@ -245,9 +246,8 @@ async def test_http_10_private_network_allowed_by_default(server, make_ctx):
 async def test_http_10_redirect_hop_checked_by_the_exchange(server, make_ctx):
     # The first hop's check lives in the node (above); this drives the transport
     # directly so a loopback server can issue a redirect to a private address.
-    from ironflow_nodes_http.policy import RedirectPolicy
-
     from ironflow_nodes_http import transport
+    from ironflow_nodes_http.policy import RedirectPolicy
 
     server.route("/start", redirect_to("http://[::ffff:10.0.0.1]/internal"))
     request = transport.Outgoing("GET", server.url("/start"), (("Accept", "*/*"),))

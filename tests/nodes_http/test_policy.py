@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+
 from ironflow_nodes_http.policy import (
     REFUSED_CROSS_ORIGIN,
     REFUSED_PRIVATE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ironflow_core.errors import NodeError
 
 from .test_http_request import run_node

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import trio
+
 from ironflow_core.configs import structure_config
 from ironflow_core.errors import NodeError
 from ironflow_nodes_shell.node import ShellCommandConfig, run_shell_command

@@ -7,6 +7,7 @@ import shutil
 from typing import Any
 
 import pytest
+
 from ironflow_core.configs import structure_config
 from ironflow_core.errors import NodeError, NodeFailure
 from ironflow_nodes_shell.node import ShellCommandConfig, run_shell_command

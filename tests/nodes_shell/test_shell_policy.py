@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ironflow_core.configs import structure_config
 from ironflow_core.errors import NodeError
 from ironflow_nodes_shell.node import ShellCommandConfig, run_shell_command

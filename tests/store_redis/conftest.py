@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +85,35 @@ class RedisServer:
         import redis
 
         return redis.Redis(port=self.port, password=self.password, decode_responses=True)
+
+
+STORE_COMMANDS = ("eval", "evalsha", "script|load", "hgetall")
+"""What the store sends (the commands its scripts run are counted apart by Redis)."""
+
+
+def sent_commands(client) -> Counter[str]:  # type: ignore[no-untyped-def]
+    """Per command, how often clients sent it, as the server counts them (``INFO commandstats``).
+
+    ``failed:<name>`` counts the ones that failed (an ``EVALSHA`` answered ``NOSCRIPT``).
+    Subtract two snapshots to see what a store did in between.
+    """
+    stats = client.info("commandstats")
+    seen: Counter[str] = Counter()
+    for name in STORE_COMMANDS:
+        entry = stats.get(f"cmdstat_{name}", {})
+        seen[name] = entry.get("calls", 0) + entry.get("rejected_calls", 0)
+        seen[f"failed:{name}"] = entry.get("failed_calls", 0) + entry.get("rejected_calls", 0)
+    return seen
+
+
+def round_trips(commands: Counter[str]) -> int:
+    """Commands the store sent, from a ``sent_commands`` difference."""
+    return sum(commands[name] for name in STORE_COMMANDS)
+
+
+def bytes_received(client) -> int:  # type: ignore[no-untyped-def]
+    """Bytes the server has read from all clients (``total_net_input_bytes``)."""
+    return client.info("stats")["total_net_input_bytes"]
 
 
 @pytest.fixture(scope="session")

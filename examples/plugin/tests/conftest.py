@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ironflow_nodes_example import plugin
 
 pytest_plugins = ["ironflow_core.testing"]

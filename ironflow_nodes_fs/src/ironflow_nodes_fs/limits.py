@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+
 from ironflow_core.params import lenient_u64
 from ironflow_core.settings import lenient_positive_int
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import attrs
 import trio
+
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.params import lenient_bool
-
 from ironflow_nodes_fs.arguments import key_or, required_str
 from ironflow_nodes_fs.limits import DirectoryLimits, directory_limits
 from ironflow_nodes_fs.policy import FsRoots, check_fd, check_path

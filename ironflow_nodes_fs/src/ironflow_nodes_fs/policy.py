@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 
 import attrs
+
 from ironflow_core.errors import NodeError
 
 ROOTS_VAR = "IRONFLOW_FS_ROOTS"

@@ -20,7 +20,6 @@ import uuid
 from typing import BinaryIO
 
 from ironflow_core.errors import NodeError
-
 from ironflow_nodes_fs.policy import FsRoots, check_fd, check_path
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

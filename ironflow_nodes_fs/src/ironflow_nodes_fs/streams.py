@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
-from ironflow_core.errors import NodeError
 
+from ironflow_core.errors import NodeError
 from ironflow_nodes_fs.safeio import os_text
 
 CHUNK = 65536

@@ -20,10 +20,10 @@ from typing import Any, BinaryIO
 
 import attrs
 import trio
+
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.params import lenient_bool
-
 from ironflow_nodes_fs.arguments import key_or, required_str
 from ironflow_nodes_fs.limits import ZipLimits, zip_limits
 from ironflow_nodes_fs.policy import FsRoots, check_path, split_leaf

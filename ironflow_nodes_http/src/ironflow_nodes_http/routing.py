@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 import attrs
+
 from ironflow_core.conditions import resolve_path
 from ironflow_core.errors import NodeError
 from ironflow_core.jsonutil import dumps

@@ -22,6 +22,7 @@ from ironflow_nodes_http.policy import DEFAULT_PORTS, RedirectPolicy, Target
 
 if TYPE_CHECKING:
     import httpx
+
     from ironflow_core.services import RunServices
 
 _CLIENT_KEY = "ironflow_nodes_http.client"

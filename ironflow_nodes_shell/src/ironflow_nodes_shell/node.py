@@ -12,12 +12,12 @@ from typing import Any
 
 import attrs
 import trio
+
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError, NodeFailure
 from ironflow_core.jsonutil import format_seconds
 from ironflow_core.params import strict_bool, strict_float
 from ironflow_core.settings import lenient_positive_int
-
 from ironflow_nodes_shell.policy import ShellAllowList, resolve_allowed_program
 from ironflow_nodes_shell.process import run_in_group
 

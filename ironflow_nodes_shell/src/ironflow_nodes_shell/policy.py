@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Mapping
 
 import attrs
+
 from ironflow_core.errors import NodeError
 
 ALLOW_VAR = "IRONFLOW_SHELL_ALLOW"

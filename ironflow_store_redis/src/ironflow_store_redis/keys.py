@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 import attrs
+
 from ironflow_core.jsonutil import timestamp_micros
 from ironflow_core.model import RUN_STATUSES
 

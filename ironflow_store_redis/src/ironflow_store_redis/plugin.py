@@ -6,14 +6,13 @@ Importing this module stays light: the store and its client load only when
 
 from __future__ import annotations
 
-from ironflow_core.specs import StateStore, StoreSettings, StoreSpec
-
 from ironflow_core import hookimpl
+from ironflow_core.specs import StateStore, StoreSettings, StoreSpec
 
 
 def open_redis_store(settings: StoreSettings) -> StateStore:
     """``REDIS_URL``/``REDIS_PREFIX``/``REDIS_TTL`` (resolved by the core) to a ``RedisStore``."""
-    from ironflow_store_redis.client import parse_redis_url
+    from ironflow_store_redis.address import parse_redis_url
     from ironflow_store_redis.keys import DEFAULT_PREFIX, DEFAULT_URL
     from ironflow_store_redis.store import RedisStore
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+
 from ironflow_core.errors import StoreCorruptionError
 from ironflow_core.jsonutil import dumps
 from ironflow_core.model import RUN_STATUSES
@@ -110,9 +111,8 @@ def _check_record(raw: Any, run_id: str) -> dict[str, Any]:
     return raw
 
 
-def decode_run(run_id: str, flat: list[Any]) -> StoredRun:
-    """Rebuild a run from an ``HGETALL`` reply; any defect is ``StoreCorruptionError``."""
-    fields: dict[str, str] = dict(zip(flat[::2], flat[1::2], strict=True))
+def decode_run(run_id: str, fields: Mapping[str, str]) -> StoredRun:
+    """Rebuild a run from its hash fields (``HGETALL``); any defect is ``StoreCorruptionError``."""
     info = fields.get("info")
     if info is None:
         raise _corrupt(run_id, "the hash has no info field")

@@ -1,8 +1,9 @@
 """The Lua scripts that make every mutation one atomic server-side step (ST-44).
 
-Each mutation is one ``EVALSHA`` (one round trip); after a server restart the
-script cache is empty, so a ``NOSCRIPT`` reply is answered with ``EVAL`` of the
-full text, which also reloads the cache.
+Each mutation is one ``EVALSHA`` (one round trip). When the server does not
+know a script yet (its first use, or after a restart or ``SCRIPT FLUSH``) the
+``NOSCRIPT`` reply is answered with ``SCRIPT LOAD`` and the ``EVALSHA`` again
+(redis-py's registered scripts, see ``client.RedisClient.run_script``).
 
 Scripts never parse JSON: Redis' cjson turns ``3.0`` into ``3`` and loses
 integers above 2^53, and JSON-2 forbids both. Python builds every JSON text;
@@ -21,13 +22,6 @@ Catalog scripts share one KEYS layout (``Keys.catalog``)::
 """
 
 from __future__ import annotations
-
-import hashlib
-
-import attrs
-
-from ironflow_store_redis.client import RedisClient
-from ironflow_store_redis.resp import Arg, RedisReplyError
 
 _COMMON = """
 local function set_ttl(key, seconds)
@@ -223,35 +217,13 @@ return 'fixed'
 """
 
 
-@attrs.frozen
-class Script:
-    """A Lua script called by its SHA-1; the full text is sent only when the server lacks it."""
-
-    text: str
-    sha: str = attrs.field(init=False)
-
-    @sha.default
-    def _sha(self) -> str:
-        return hashlib.sha1(self.text.encode("utf-8")).hexdigest()
-
-    async def run(self, client: RedisClient, keys: list[str], args: list[Arg]) -> object:
-        try:
-            return await client.call_args(["EVALSHA", self.sha, len(keys), *keys, *args])
-        except RedisReplyError as exc:
-            if exc.code != "NOSCRIPT":
-                raise
-        return await client.call_args(["EVAL", self.text, len(keys), *keys, *args])
-
-
 SCRIPTS = {
-    name: Script(text)
-    for name, text in {
-        "create": CREATE,
-        "upsert_tasks": UPSERT_TASKS,
-        "merge_context": MERGE_CONTEXT,
-        "fold": FOLD,
-        "delete": DELETE,
-        "page": PAGE,
-        "repair": REPAIR,
-    }.items()
+    "create": CREATE,
+    "upsert_tasks": UPSERT_TASKS,
+    "merge_context": MERGE_CONTEXT,
+    "fold": FOLD,
+    "delete": DELETE,
+    "page": PAGE,
+    "repair": REPAIR,
 }
+"""Script texts by name; the store runs them with ``RedisClient.run_script``."""

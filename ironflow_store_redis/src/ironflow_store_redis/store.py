@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import trio
+
 from ironflow_core.errors import (
     InvalidInputError,
     RunConflictError,
@@ -57,11 +58,10 @@ from ironflow_core.stores.cursor import (
 )
 from ironflow_core.stores.json_codec import check_task, compact_json
 from ironflow_core.stores.memory import check_new_record
-
 from ironflow_store_redis import records
-from ironflow_store_redis.client import RedisAddress, RedisClient
+from ironflow_store_redis.address import RedisAddress
+from ironflow_store_redis.client import Arg, RedisClient, RedisReplyError
 from ironflow_store_redis.keys import DEFAULT_PREFIX, Keys, member_run_id, ordering_member
-from ironflow_store_redis.resp import Arg, RedisReplyError
 from ironflow_store_redis.scripts import SCRIPTS
 
 log = logging.getLogger(__name__)
@@ -100,11 +100,6 @@ class RedisStore:
         self.client = RedisClient(address)
         self._ttl_arg = str(ttl_seconds) if ttl_seconds else "0"
         self._incarnations: dict[str, str] = {}
-
-    @property
-    def round_trips(self) -> int:
-        """Commands sent to Redis so far (benchmarks and tests)."""
-        return self.client.round_trips
 
     # ------------------------------------------------------------ public API
     async def create_run(self, record: RunRecord) -> None:
@@ -251,7 +246,7 @@ class RedisStore:
 
     async def _script(self, name: str, keys: list[str], args: list[Arg]) -> object:
         try:
-            return await SCRIPTS[name].run(self.client, keys, args)
+            return await self.client.run_script(SCRIPTS[name], keys, args)
         except RedisReplyError as exc:
             raise self._refused(exc) from None
 
@@ -283,7 +278,7 @@ class RedisStore:
 
     async def _read(self, run_id: str) -> records.StoredRun:
         reply = await self._command("HGETALL", self.keys.run(run_id))
-        if not isinstance(reply, list):
+        if not isinstance(reply, dict):
             raise self._odd_reply("HGETALL", reply)
         if not reply:
             raise RunNotFoundError(run_id)

@@ -627,10 +627,11 @@ OPENAPI_31_SUBSET = {
 
 
 def test_openapi_document_is_valid_and_matches_the_routes(server, client):
-    from ironflow_core.api.app import ROUTES
     from jsonschema import Draft202012Validator
     from referencing import Registry
     from referencing.jsonschema import DRAFT202012
+
+    from ironflow_core.api.app import ROUTES
 
     document = client.get("/openapi.json").json()
     Draft202012Validator(OPENAPI_31_SUBSET).validate(document)

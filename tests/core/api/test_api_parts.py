@@ -7,6 +7,7 @@ import hmac
 
 import pytest
 import trio
+
 from ironflow_core.api.events import CursorGone, EventRecorder, MemoryEventStore
 from ironflow_core.api.idempotency import fingerprint, run_id_for_key, valid_key
 from ironflow_core.api.settings import resolve_settings
@@ -53,6 +54,12 @@ def test_cli_13_defaults():
     ({"IRONFLOW_MAX_CONCURRENT_TASKS": "lots"}, "must be a non-negative integer"),
     ({"IRONFLOW_EVENT_STORE": "sqlite"}, "Unknown event store backend 'sqlite'"),
     ({"PORT": "70000"}, "PORT must be an integer between 0 and 65535"),
+    ({"IRONFLOW_API_KEY": "   "}, "API authentication is required when binding to '0.0.0.0'"),
+    ({"IRONFLOW_CORS_ORIGINS": "*,http://a.example"}, "cannot be combined"),
+    ({"IRONFLOW_SHUTDOWN_GRACE_SECONDS": "3601"}, "must be between 0 and 3600"),
+    ({"IRONFLOW_MAX_CONCURRENT_RUNS": "many"}, "must be a non-negative integer"),
+    ({"IRONFLOW_MAX_CONCURRENT_WORKFLOWS": "-2"}, "must be a non-negative integer"),
+    ({"IRONFLOW_MAX_RUN_SECONDS": "1.5"}, "must be a non-negative integer"),
 ])
 def test_cli_14_invalid_values_are_fatal(env, message):
     with pytest.raises(ConfigError, match=message):
@@ -100,6 +107,9 @@ def test_api_41_signature_over_the_exact_bytes():
     ({"h": {"flow": "f", "signature": {"header": "x-s", "secret_env": "bad-name"}}},
      "secret_env must be an environment variable name"),
     ({"h": {"forward_headers": []}}, "'flow' must be a non-empty path"),
+    ({"h": {"flow": "f", "extra": 1}}, r"webhook 'h': unknown field\(s\): extra"),
+    ({"h": {"flow": "f", "forward_headers": ["Authorization"]}},
+     "forwarded header 'authorization' is a reserved credential header"),
 ])
 def test_api_40_41_webhook_config_errors(raw, message):
     with pytest.raises(ConfigError, match=message):

@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 import attrs
+
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.params import lenient_bool, source_value, strict_u64

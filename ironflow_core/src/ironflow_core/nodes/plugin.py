@@ -19,6 +19,8 @@ NODE_MODULES: tuple[str, ...] = (
     "ironflow_core.nodes.cache",
     "ironflow_core.nodes.yamlxml",
     "ironflow_core.nodes.markup",
+    "ironflow_core.nodes.foreach",
+    "ironflow_core.nodes.subflows",
 )
 
 

@@ -1,21 +1,13 @@
-"""Pure parts of the Redis store: key names (ST-41..43), REDIS_URL parsing, the RESP codec."""
+"""Pure parts of the Redis store: key names (ST-41..43) and REDIS_URL parsing (CLI-13/14)."""
 
 from __future__ import annotations
 
 import pytest
-import trio
-import trio.testing
 
 from ironflow_core.errors import ConfigError
 from ironflow_core.stores.cursor import order_key
-from ironflow_store_redis.client import parse_redis_url
+from ironflow_store_redis.address import parse_redis_url
 from ironflow_store_redis.keys import Keys, member_run_id, ordering_member, run_segment
-from ironflow_store_redis.resp import (
-    ProtocolError,
-    RedisReplyError,
-    RespConnection,
-    encode_command,
-)
 
 
 # ------------------------------------------------------------------ ST-41..43
@@ -105,7 +97,8 @@ def test_cli_13_redis_url_credentials_db_and_options():
 
 def test_cli_13_unix_and_tls_urls():
     unix = parse_redis_url("unix:///run/redis.sock?db=5")
-    assert (unix.path, unix.db, unix.display) == ("/run/redis.sock", 5, "unix:///run/redis.sock?db=5")
+    assert (unix.path, unix.db, unix.display) == ("/run/redis.sock", 5, "unix:///run/redis.sock (db 5)")
+    assert parse_redis_url("unix:///run/redis.sock").display == "unix:///run/redis.sock"
     tls = parse_redis_url("rediss://[::1]:6380/0?ssl_cert_reqs=none")
     assert (tls.host, tls.tls_verify, tls.display) == ("::1", False, "rediss://[::1]:6380/0")
 
@@ -122,60 +115,7 @@ def test_cli_13_unix_and_tls_urls():
     ],
 )
 def test_cli_14_invalid_redis_url_is_a_config_error_without_secrets(url, reason):
-    with pytest.raises(ConfigError, match="^Invalid REDIS_URL") as caught:
+    with pytest.raises(ConfigError, match=r"^Invalid REDIS_URL") as caught:
         parse_redis_url(url)
     assert reason in str(caught.value)
     assert "secret" not in str(caught.value)
-
-
-# ------------------------------------------------------------------ RESP2
-def test_encode_command_is_a_resp_array_of_bulk_strings():
-    assert encode_command(["SET", "k", "é", 12, b"\x00"]) == (
-        b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n\xc3\xa9\r\n$2\r\n12\r\n$1\r\n\x00\r\n"
-    )
-
-
-async def reply_to(data: bytes, *, chunk: int | None = None) -> object:
-    client, server = trio.testing.memory_stream_pair()
-    conn = RespConnection(client)
-
-    async def serve() -> None:
-        await server.receive_some()
-        if chunk is None:
-            await server.send_all(data)
-        else:
-            for i in range(0, len(data), chunk):
-                await server.send_all(data[i : i + chunk])
-                await trio.sleep(0)
-
-    outcome: list = []
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(serve)
-        try:
-            outcome.append(await conn.call(["X"]))
-        except Exception as exc:  # re-raised outside the nursery, unwrapped
-            outcome.append(exc)
-    if isinstance(outcome[0], Exception):
-        raise outcome[0]
-    return outcome[0]
-
-
-async def test_resp_replies_decode_to_python_values():
-    data = b"*6\r\n+OK\r\n:-42\r\n$5\r\nh\xc3\xa9\r\n\r\n$-1\r\n*0\r\n*1\r\n-ERR inner\r\n"
-    for chunk in (None, 1, 3):
-        reply = await reply_to(data, chunk=chunk)
-        assert reply[:5] == ["OK", -42, "hé\r\n", None, []]  # CRLF inside a bulk string
-        assert isinstance(reply[5][0], RedisReplyError)  # nested errors are values
-
-
-async def test_resp_error_reply_raises_with_its_code():
-    with pytest.raises(RedisReplyError) as caught:
-        await reply_to(b"-NOSCRIPT No matching script.\r\n")
-    assert caught.value.code == "NOSCRIPT"
-
-
-async def test_resp_garbage_is_a_protocol_error():
-    with pytest.raises(ProtocolError):
-        await reply_to(b"?what\r\n")
-    with pytest.raises(ProtocolError):
-        await reply_to(b"$3\r\nabcde\r\n")

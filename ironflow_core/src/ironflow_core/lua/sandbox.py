@@ -1,0 +1,567 @@
+"""One sandboxed Lua 5.4 state with the limits of DSL-92.
+
+A :class:`LuaVM` owns a fresh ``lupa.lua54.LuaRuntime``. The prelude
+(``prelude.lua``) keeps private references to ``debug``, ``load`` and
+``string.dump``, installs the limit hook and bounded library wrappers, builds
+the user environment (DSL-70 plus the IronFlow globals of §1.7) and empties
+the real globals table. User code only ever runs inside that environment,
+through ``P.call`` (a private ``pcall``), so no Lua error ever unwinds through
+lupa's unprotected API.
+
+Limits: an instruction hook (count and wall clock, plus cancellation events
+and a deadline) that keeps failing on every instruction once tripped, so
+``pcall`` cannot swallow it; a hook interval that shrinks when memory grows
+(one instruction on a 100 MB string costs milliseconds); work charged by the
+string and table wrappers; and lupa's allocator ceiling, armed only while user
+code runs because a failed allocation inside lupa's own pushes would abort the
+process.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from lupa import lua54
+
+from ironflow_core.lua import patterns
+from ironflow_core.lua.errors import (
+    HostError,
+    LuaCompileError,
+    LuaExecutionError,
+    LuaLimitError,
+)
+from ironflow_core.settings import LuaLimits
+
+TRIP_INSTRUCTIONS = 1
+TRIP_TIME = 2
+TRIP_CANCELLED = 3
+TRIP_DEADLINE = 4
+TRIP_ABORTED = 5
+
+MATCH_BUDGET = 20_000_000
+"""Worst-case steps a C pattern match may take (about 0.3 s); beyond it the Python matcher runs."""
+WORK_QUANTUM = 20_000_000
+"""Bytes/steps of C library work between two time checks."""
+ADAPT_K = 2_000_000_000
+"""Hook interval x memory in use stays below this (about 0.5 s of memcpy per interval)."""
+MIN_INTERVAL = 8
+HANDLE_BYTES = 256 * 1024 * 1024
+"""Subject bytes the Python matcher may hold for live ``gmatch``/``gsub`` iterations."""
+
+_PRIVATES = ("call", "load", "to_json", "collect", "setmetatable", "env", "null", "amt", "omt",
+             "loader")
+"""What the prelude returns, in this order."""
+
+_prelude_lock = threading.Lock()
+_prelude_chunk: bytes | None = None
+
+
+class _NullSentinel:
+    """What ``json_null`` wraps; its lupa metatable is replaced, so nothing is reachable."""
+
+    __slots__ = ()
+
+
+_NULL = _NullSentinel()
+
+
+class Trip(Exception):
+    """Internal: a limit tripped while Python code was running for Lua."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
+    raise AttributeError("attribute access is not allowed")
+
+
+def _load_prelude() -> bytes:
+    """The prelude compiled once per process (a trusted binary chunk)."""
+    global _prelude_chunk
+    with _prelude_lock:
+        if _prelude_chunk is None:
+            source = importlib.resources.files("ironflow_core.lua").joinpath("prelude.lua")
+            boot = lua54.LuaRuntime(
+                encoding=None, register_eval=False, register_builtins=False
+            )
+            compiled = boot.globals().load(source.read_bytes(), b"=sandbox", b"t")
+            if not callable(compiled):  # pragma: no cover - a broken prelude is a bug
+                raise RuntimeError(f"sandbox prelude does not compile: {compiled!r}")
+            _prelude_chunk = boot.globals().string.dump(compiled, True)
+        return _prelude_chunk
+
+
+class LimitState:
+    """Counters polled by the hook; shared with the worker thread's cancellation flag."""
+
+    def __init__(
+        self,
+        limits: LuaLimits,
+        *,
+        cancel: Sequence[threading.Event],
+        deadline: float | None,
+        memory: Callable[[], int],
+    ) -> None:
+        self.max_instructions = limits.max_instructions
+        self.max_seconds = limits.max_seconds
+        self.base_interval = max(1, limits.hook_interval)
+        self.interval = self.base_interval
+        self.cancel = tuple(cancel)
+        self.deadline = deadline
+        self.memory = memory
+        self.instructions = 0
+        self.counting = True
+        self.started = time.monotonic()
+        self.tripped = 0
+        self.closed = False
+
+    def messages(self) -> list[bytes]:
+        return [
+            f"Lua execution exceeded instruction budget of {self.max_instructions}".encode(),
+            f"Lua execution exceeded time budget of {self.max_seconds}s".encode(),
+            b"Lua execution was cancelled",
+            b"Lua execution exceeded the step deadline",
+            b"Lua execution was aborted",
+        ]
+
+    def message(self, code: int) -> str:
+        return self.messages()[code - 1].decode()
+
+    def trip(self, code: int) -> int:
+        if not self.tripped:
+            self.tripped = code
+        return self.tripped
+
+    def poll(self) -> int:
+        """0, or the code of a limit that has passed (time, cancellation, deadline)."""
+        if self.tripped:
+            return self.tripped
+        for event in self.cancel:
+            if event.is_set():
+                return TRIP_CANCELLED
+        now = time.monotonic()
+        if self.deadline is not None and now >= self.deadline:
+            return TRIP_DEADLINE
+        if self.max_seconds and now - self.started >= self.max_seconds:
+            return TRIP_TIME
+        return 0
+
+    def check(self) -> None:
+        """For Python code working on Lua's behalf: raise :class:`Trip` when a limit passed."""
+        code = self.poll()
+        if code:
+            raise Trip(self.trip(code))
+
+    def _adapted(self) -> int:
+        used = self.memory()
+        if used <= 0:
+            return self.base_interval
+        return max(MIN_INTERVAL, min(self.base_interval, ADAPT_K // used))
+
+    def _retune(self) -> int:
+        new = self._adapted()
+        if new != self.interval:
+            self.interval = new
+            return new
+        return 0
+
+    # The three callbacks below are called from Lua and must never raise.
+    def on_hook(self) -> int:
+        try:
+            if self.tripped:
+                return -self.tripped
+            if self.counting:
+                self.instructions += self.interval
+                if self.max_instructions and self.instructions >= self.max_instructions:
+                    return -self.trip(TRIP_INSTRUCTIONS)
+            code = self.poll()
+            if code:
+                return -self.trip(code)
+            return self._retune()
+        except BaseException:
+            return -self.trip(TRIP_ABORTED)
+
+    def on_check(self) -> int:
+        try:
+            code = self.poll()
+            if code:
+                return -self.trip(code)
+            return self._retune()
+        except BaseException:
+            return -self.trip(TRIP_ABORTED)
+
+    def on_gc(self) -> int:
+        try:
+            if self.closed:
+                return -2
+            if self.poll():
+                return -1
+            new = self._adapted()
+            if new < self.interval:
+                self.interval = new
+                return new
+            return 0
+        except BaseException:
+            return 0
+
+
+class LuaVM:
+    """A fresh sandboxed Lua state (loader or runtime flavour of §1.7).
+
+    Use it from one thread, and always :meth:`close` it: the Lua state holds
+    references to Python host functions that point back here.
+    """
+
+    def __init__(
+        self,
+        limits: LuaLimits,
+        *,
+        env: Mapping[str, str],
+        runtime: bool,
+        cancel: Sequence[threading.Event] = (),
+        deadline: float | None = None,
+    ) -> None:
+        from ironflow_core.lua import globals as lua_globals
+
+        self.limits = limits
+        self.env = env
+        self.runtime = runtime
+        self._closed = False
+        self._pending: BaseException | None = None
+        self._handles: dict[int, Any] = {}
+        self._handle_bytes = 0
+        self._next_handle = 1
+        memory_limit = limits.max_memory_bytes or 0
+        self._memory_limit = memory_limit
+        lua = lua54.LuaRuntime(
+            register_eval=False,
+            register_builtins=False,
+            unpack_returned_tuples=True,
+            encoding=None,
+            attribute_filter=_deny_attributes,
+            max_memory=memory_limit or None,
+        )
+        box: list[Any] = [lua]
+        self._box = box
+        if memory_limit:
+            lua.set_max_memory(0)
+        self.state = LimitState(
+            limits,
+            cancel=cancel,
+            deadline=deadline,
+            memory=lambda: box[0].get_memory_used() if box[0] is not None else 0,
+        )
+        state = self.state
+        hosts: dict[str, Callable[..., Any]] = {
+            "on_hook": state.on_hook,
+            "on_check": state.on_check,
+            "on_gc": state.on_gc,
+            "pattern_degree": _pattern_degree,
+            "find": self.host(self._find),
+            "gmatch_open": self.host(self._gmatch_open),
+            "gmatch_next": self.host(self._gmatch_next),
+            "gsub_open": self.host(self._gsub_open),
+            "gsub_next": self.host(self._gsub_next),
+            "release": self.host(self._release),
+        }
+        if memory_limit:
+            hosts["arm"] = lambda: box[0].set_max_memory(memory_limit) if box[0] else None
+            hosts["disarm"] = lambda: box[0].set_max_memory(0) if box[0] else None
+        for name, fn in lua_globals.host_functions(self).items():
+            hosts[name] = self.host(fn)
+        trips = state.messages()
+        settings: dict[str, Any] = {
+            "interval": state.interval,
+            "budget": MATCH_BUDGET,
+            "quantum": WORK_QUANTUM,
+            "mem_limited": bool(memory_limit),
+            "null": _NULL,
+            "runtime": runtime,
+            "conv_depth": limits.max_conversion_depth,
+            "conv_nodes": limits.max_conversion_nodes,
+            **{f"trip{i}": message for i, message in enumerate(trips, 1)},
+        }
+        privates = lua.execute(
+            _load_prelude(),
+            ",".join(hosts).encode(),
+            ",".join(settings).encode(),
+            ",".join(_PRIVATES).encode(),
+            *hosts.values(),
+            *settings.values(),
+        )
+        (self._p_call, self._p_load, self._p_to_json, self._p_collect, self._p_setmetatable,
+         self.globals, self.null, self.array_mt, self.object_mt, self.privates) = privates
+
+    # -- small helpers ------------------------------------------------------
+    @property
+    def lua(self) -> Any:
+        lua = self._box[0]
+        if lua is None:
+            raise LuaExecutionError("the Lua state is closed")
+        return lua
+
+    def new_table(self) -> Any:
+        return self.lua.table()
+
+    def mark_array(self, table: Any) -> None:
+        self._p_setmetatable(table, self.array_mt)
+
+    def host(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap a Python function for Lua: results become ``true, ...`` or ``false, msg[, trip]``.
+
+        No Python exception object ever reaches Lua; a ``BaseException``
+        (KeyboardInterrupt, a cancellation) trips the state and is re-raised
+        once control is back in Python.
+        """
+        state = self.state
+
+        def call(*args: Any) -> Any:
+            try:
+                result = fn(*args)
+            except Trip as trip:
+                return (False, state.messages()[trip.code - 1], trip.code)
+            except HostError as exc:
+                return (False, str(exc).encode("utf-8", "replace"))
+            except Exception as exc:
+                return (False, f"internal error: {type(exc).__name__}: {exc}".encode(
+                    "utf-8", "replace"))
+            except BaseException as exc:
+                if self._pending is None:
+                    self._pending = exc
+                code = state.trip(TRIP_ABORTED)
+                return (False, state.messages()[code - 1], code)
+            if type(result) is tuple:
+                return (True, *result)
+            return (True, result)
+
+        return call
+
+    # -- running code -------------------------------------------------------
+    def load(self, chunk: bytes, name: str, *, binary: bool = False) -> Any:
+        """Compile a chunk in the user environment (no code runs)."""
+        result = self._p_load(chunk, name.encode(), b"b" if binary else b"t")
+        if isinstance(result, tuple):
+            raise LuaCompileError(_text(result[1]))
+        if result is None:
+            raise LuaCompileError("chunk did not compile")
+        return result
+
+    def call(self, fn: Any, *args: Any) -> tuple[Any, ...]:
+        """Run user code with every limit armed; returns its results."""
+        if self._closed:
+            raise LuaExecutionError("the Lua state is closed")
+        self.state.counting = True
+        try:
+            result = self._p_call(fn, *args)
+        except lua54.LuaError as exc:
+            self._disarm()
+            self._reraise_pending()
+            raise self._failure(exc.args[0] if exc.args else None) from None
+        self._disarm()
+        self._reraise_pending()
+        if not isinstance(result, tuple):
+            result = (result,)
+        if result[0] is True:
+            return result[1:]
+        raise self._failure(result[1] if len(result) > 1 else None)
+
+    def _disarm(self) -> None:
+        lua = self._box[0]
+        if lua is not None and self._memory_limit:
+            lua.set_max_memory(0)
+
+    def _reraise_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            raise pending
+
+    def _failure(self, error_object: Any) -> LuaExecutionError:
+        code = self.state.tripped
+        if code:
+            return LuaLimitError(self.state.message(code), code)
+        return LuaExecutionError(error_text(error_object))
+
+    def to_json_text(self, value: Any, path: str) -> tuple[bool, bytes]:
+        """Run the prelude's Lua -> JSON walker (instructions are not counted)."""
+        self.state.counting = False
+        try:
+            result = self._p_to_json(
+                value, path.encode(), self.limits.max_conversion_depth,
+                self.limits.max_conversion_nodes,
+            )
+        except lua54.LuaError as exc:
+            raise self._failure(exc.args[0] if exc.args else None) from None
+        finally:
+            self.state.counting = True
+        ok, text = result
+        if not ok and self.state.tripped:
+            raise LuaLimitError(self.state.message(self.state.tripped), self.state.tripped)
+        return ok, text
+
+    def collect(self) -> None:
+        """A full garbage collection (IRONFLOW_LUA_GC_AFTER_EXECUTION)."""
+        try:
+            self._p_collect(b"collect")
+        except lua54.LuaError:
+            pass
+
+    def close(self) -> None:
+        """Stop the state for good and release it (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.state.closed = True
+        self.state.trip(TRIP_ABORTED)
+        try:
+            if self.limits.gc_after_execution:
+                self.collect()
+        finally:
+            self._handles.clear()
+            for attr in ("_p_call", "_p_load", "_p_to_json", "_p_collect", "_p_setmetatable",
+                         "privates", "globals", "null", "array_mt", "object_mt"):
+                setattr(self, attr, None)
+            self._box[0] = None
+
+    def __enter__(self) -> LuaVM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- pattern matching beyond the C budget ---------------------------------
+    def _matcher(self, s: bytes, p: bytes) -> patterns.Matcher:
+        return patterns.Matcher(s, p, self.state.check)
+
+    def _find(self, s: bytes, p: bytes, init: int, plain: bool, isfind: bool) -> Any:
+        length = len(s)
+        start = _posrelat(init, length) - 1
+        if start > length:
+            return None
+        try:
+            if isfind and (plain or not any(b in patterns.SPECIALS for b in p)):
+                index = s.find(p, start)
+                return None if index < 0 else (index + 1, index + len(p))
+            anchor = p[:1] == b"^"
+            matcher = self._matcher(s, p[1:] if anchor else p)
+            found = matcher.search(start, anchor=anchor)
+            if found is None:
+                return None
+            st, e = found
+            if isfind:
+                return (st + 1, e, *matcher.captures(st, e, whole=False))
+            return tuple(matcher.captures(st, e, whole=True))
+        except patterns.PatternError as exc:
+            raise HostError(str(exc)) from None
+
+    def _hold(self, entry: list[Any], size: int) -> int:
+        if self._handle_bytes + size > HANDLE_BYTES:
+            raise HostError("too many pattern iterations in progress")
+        handle = self._next_handle
+        self._next_handle += 1
+        self._handles[handle] = entry
+        self._handle_bytes += size
+        return handle
+
+    def _release(self, handle: int) -> None:
+        entry = self._handles.pop(handle, None)
+        if entry is not None:
+            self._handle_bytes -= len(entry[0].src)
+
+    def _gmatch_open(self, s: bytes, p: bytes, init: int) -> int:
+        length = len(s)
+        start = _posrelat(init, length) - 1
+        if start > length:
+            start = length + 1
+        return self._hold([self._matcher(s, p), start, -1], length)
+
+    def _gmatch_next(self, handle: int) -> Any:
+        entry = self._handles.get(handle)
+        if entry is None:
+            return ()
+        matcher, src, lastmatch = entry
+        try:
+            found = None if src > matcher.slen else matcher.search(
+                src, anchor=False, lastmatch=lastmatch)
+            if found is None:
+                self._release(handle)
+                return ()
+            st, e = found
+            entry[1] = entry[2] = e
+            return tuple(matcher.captures(st, e, whole=True))
+        except patterns.PatternError as exc:
+            self._release(handle)
+            raise HostError(str(exc)) from None
+
+    def _gsub_open(self, s: bytes, p: bytes, repl: bytes | None) -> int:
+        anchor = p[:1] == b"^"
+        matcher = self._matcher(s, p[1:] if anchor else p)
+        return self._hold([matcher, anchor, repl], len(s))
+
+    def _gsub_next(self, handle: int, src: int, lastmatch: int) -> Any:
+        entry = self._handles.get(handle)
+        if entry is None:
+            return None
+        matcher, anchor, repl = entry
+        try:
+            if src > matcher.slen:
+                return None
+            found = matcher.search(src, anchor=anchor, lastmatch=lastmatch)
+            if found is None:
+                return None
+            st, e = found
+            if repl is not None:
+                return (st, e, patterns.expand_replacement(matcher, repl, st, e))
+            caps = matcher.captures(st, e, whole=False)
+            return (st, e, len(caps), *caps)
+        except patterns.PatternError as exc:
+            self._release(handle)
+            raise HostError(str(exc)) from None
+
+
+def _pattern_degree(p: bytes, gmatch: bool) -> int:
+    try:
+        degree, optional = patterns.pattern_degree(p, gmatch=bool(gmatch))
+    except Exception:
+        return 64 * 4096
+    if degree < 0:
+        return -1
+    return min(degree, 512) * 4096 + min(optional, 4095)
+
+
+def _posrelat(pos: int, length: int) -> int:
+    if pos > 0:
+        return pos
+    if pos == 0 or pos < -length:
+        return 1
+    return length + pos + 1
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def error_text(error_object: Any) -> str:
+    """How an error object reads in a message (strings raw, numbers in Lua's form)."""
+    if error_object is None:
+        return "nil"
+    if isinstance(error_object, bytes):
+        return error_object.decode("utf-8", "replace")
+    if isinstance(error_object, bool):
+        return "true" if error_object else "false"
+    if isinstance(error_object, int):
+        return str(error_object)
+    if isinstance(error_object, float):
+        if math.isfinite(error_object) and error_object == int(error_object):
+            return f"{error_object:.1f}"
+        return repr(error_object)
+    kind = lua54.lua_type(error_object) or type(error_object).__name__
+    return f"(error object is a {kind} value)"

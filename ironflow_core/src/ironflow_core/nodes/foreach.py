@@ -1,0 +1,81 @@
+"""``foreach``: map an array through a Lua function (CONTRACT §5.7 FE-1..3, DSL-51/54).
+
+The loader serializes ``transform`` into ``transform_bytecode_b64``. The whole
+loop runs in one sandboxed runtime in a worker thread, under one set of Lua
+limits (the instruction budget is shared by all items), with ``ctx`` set as a
+global; the step deadline and run cancellation interrupt it via the hook.
+
+Every config field is ``Any``: upstream checks parameters when the step runs,
+with NODE-4 wording, so a wrong parameter fails only its step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ironflow_core.errors import NodeError
+from ironflow_core.params import lenient_bool, source_value
+from ironflow_core.specs import NodeSpec
+
+if TYPE_CHECKING:
+    from ironflow_core.context import NodeContext
+    from ironflow_core.lua.runtime import Sandbox
+
+
+@attrs.frozen
+class ForeachConfig:
+    source_key: Any = None
+    transform_bytecode_b64: Any = None
+    """What the ``nodes.foreach`` factory makes of a ``transform`` function."""
+    output_key: Any = None
+    filter_nulls: Any = None
+
+
+async def foreach(ctx: NodeContext, config: ForeachConfig) -> dict[str, Any]:
+    if not isinstance(config.source_key, str):
+        raise NodeError("foreach requires 'source_key'")
+    output_key = config.output_key if isinstance(config.output_key, str) else "foreach_results"
+    bytecode = config.transform_bytecode_b64
+    if not isinstance(bytecode, str):
+        # DSL-51: a string ``transform`` is not supported at run time.
+        raise NodeError("foreach requires 'transform' to be a function")
+    filter_nulls = lenient_bool(ctx, config.filter_nulls, True)
+    items = source_value(ctx, config.source_key)
+    if not isinstance(items, list):
+        raise NodeError(f"Value at '{config.source_key}' is not an array")
+
+    from ironflow_core.lua.runtime import run_in_sandbox
+
+    context = ctx.to_dict()
+
+    def loop(sandbox: Sandbox) -> list[Any]:
+        sandbox.set_global("ctx", sandbox.to_lua(context))
+        transform = sandbox.load_function(bytecode)
+        results = []
+        for i0, item in enumerate(items):
+            try:
+                value = sandbox.call(transform, sandbox.to_lua(item), i0 + 1)
+            except Exception as exc:  # a Lua error or an exceeded limit (FE-3)
+                raise NodeError(
+                    f"foreach transform failed on item {i0} (index {i0 + 1}): {exc}"
+                ) from None
+            result = sandbox.from_lua(value, f"$foreach[{i0}]")  # FE-2
+            if result is None and filter_nulls:
+                continue
+            results.append(result)
+        return results
+
+    results = await run_in_sandbox(ctx.services, loop, label=f"foreach step '{ctx.step_name}'")
+    return {output_key: results, f"{output_key}_count": len(results)}
+
+
+NODES: list[NodeSpec] = [
+    NodeSpec(
+        name="foreach",
+        run=foreach,
+        config=ForeachConfig,
+        summary="Iterate over an array, execute a Lua function per item, and collect results",
+    ),
+]
