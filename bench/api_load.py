@@ -1,6 +1,6 @@
 """Load test for ``ironflow serve``: N ``POST /flows/run`` from C concurrent clients.
 
-    uv run python bench/api_load.py [--requests 500] [--concurrency 50]
+    uv run python bench/api_load.py [--requests 500] [--concurrency 50] [--store json|memory]
 
 Starts ``ironflow serve`` on a loopback port with a fresh store, sends the
 requests (each a one-step inline flow that waits for its run), then checks
@@ -97,16 +97,23 @@ def stop(proc: subprocess.Popen) -> None:
 
 # ---------------------------------------------------------------- load
 async def load(url: str, requests: int, concurrency: int) -> dict:
+    """``requests`` POSTs from ``concurrency`` clients, each with its own connection."""
+    import ssl
+
     import httpx
 
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     run_ids: list[str] = []
     counter = iter(range(requests))
+    # Clients are built before the clock starts: building one costs ~50 ms of CPU
+    # (an SSL context), which would otherwise be measured as server latency.
+    tls = ssl.create_default_context()
+    clients = [httpx.AsyncClient(base_url=url, timeout=120, verify=tls,
+                                 headers={"X-API-Key": API_KEY}) for _ in range(concurrency)]
 
-    async def worker() -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=120,
-                                     headers={"X-API-Key": API_KEY}) as client:
+    async def worker(client: httpx.AsyncClient) -> None:
+        async with client:
             for n in counter:
                 began = time.perf_counter()
                 response = await client.post("/flows/run",
@@ -118,8 +125,8 @@ async def load(url: str, requests: int, concurrency: int) -> dict:
 
     began = time.perf_counter()
     async with trio.open_nursery() as nursery:
-        for _ in range(concurrency):
-            nursery.start_soon(worker)
+        for client in clients:
+            nursery.start_soon(worker, client)
     elapsed = time.perf_counter() - began
     latencies.sort()
     return {
@@ -153,6 +160,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--store", choices=["json", "memory"], default="json",
+                        help="state store of the server under test (default json)")
     parser.add_argument("--reference-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reference_server:
@@ -160,7 +169,7 @@ def main() -> int:
         return 0
     ironflow = shutil.which("ironflow", path=str(Path(sys.executable).parent)) or "ironflow"
     env = {k: v for k, v in os.environ.items() if not k.startswith("IRONFLOW_")}
-    env.update(IRONFLOW_API_KEY=API_KEY, IRONFLOW_LOG="warn")
+    env.update(IRONFLOW_API_KEY=API_KEY, IRONFLOW_LOG="warn", IRONFLOW_STORE=args.store)
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ironflow-bench-") as tmp:
         root = Path(tmp)
@@ -192,7 +201,7 @@ def main() -> int:
         failures.append("some recorded runs did not succeed")
 
     print(f"{args.requests} POST /flows/run, {args.concurrency} concurrent clients, "
-          f"loopback, {os.cpu_count()} CPU(s)")
+          f"{args.store} store, loopback, {os.cpu_count()} CPU(s)")
     print(f"{'server':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}  statuses")
     for name, r in results.items():
         print(f"{name:<22}{r['rps']:>9.1f}{r['p50']:>9.1f}{r['p99']:>9.1f}  {r['statuses']}")

@@ -18,6 +18,7 @@ PACKAGES = [
     "ironflow_nodes_shell",
     "ironflow_nodes_fs",
     "ironflow_store_redis",
+    "ironflow_nodes_example",
 ]
 
 

@@ -250,6 +250,34 @@ async def test_sub_2_structured_child_is_cancelled_with_a_timed_out_step(tmp_pat
     assert PROBES == []  # the child's steps never finished
 
 
+async def test_eng_170_run_cancellation_cancels_structured_children(tmp_path):
+    write_flow(tmp_path, "slow.lua", 'flow:step("s", nodes.probe({ sleep = 30, label = "x" }))')
+    parent = write_flow(tmp_path, "parent.lua", """
+        flow:step("one", nodes.subworkflow({ flow = "slow.lua" }))
+        flow:step("many", nodes.parallel_subworkflows({ flow = "slow.lua", source_key = "jobs" }))
+        flow:step("loop", nodes.repeat_subworkflow({ flow = "slow.lua", max_iterations = 2 }))
+    """)
+    from ironflow_core.loading import load_flow
+
+    executor = prepare_run(
+        load_flow(str(parent), registry=REGISTRY, env={}), store=MemoryStore(),
+        registry=REGISTRY, env={}, context={"_flow_dir": str(tmp_path), "jobs": [1, 2]},
+    )
+    async with trio.open_nursery() as nursery:
+        records = []
+
+        async def run() -> None:
+            records.append(await executor.run())
+
+        nursery.start_soon(run)
+        while RUNNING["now"] < 4:  # every child of the three steps is inside its probe
+            await trio.sleep(0.01)
+        executor.cancel()
+    assert records[0].status is RunStatus.CANCELLED
+    assert RUNNING["now"] == 0 and PROBES == []
+    assert {t.status for t in records[0].tasks.values()} == {"cancelled"}
+
+
 async def test_swf_4_detached_child_outlives_step_and_run(tmp_path):
     write_flow(tmp_path, "bg.lua", """
         flow:step("work", nodes.probe({ sleep = 0.3, label = "background-done" }))
@@ -670,7 +698,7 @@ async def test_rs_1_process_cap_from_the_environment(value, expected):
     assert error_of(result, "r") == expected
 
 
-async def test_rs_4_delay_grows_by_backoff_up_to_the_maximum(tmp_path):
+async def test_rs_4_delay_grows_by_backoff_up_to_the_maximum(tmp_path, autojump_clock):
     write_flow(tmp_path, "tick.lua", """
         flow:step("t", nodes.probe({ label = "tick" }))
         flow:step("decide", function(ctx)
@@ -681,14 +709,14 @@ async def test_rs_4_delay_grows_by_backoff_up_to_the_maximum(tmp_path):
     parent = write_flow(tmp_path, "parent.lua", """
         flow:step("r", nodes.repeat_subworkflow({
             flow = "tick.lua", max_iterations = 4,
-            delay_seconds = 0.1, backoff_factor = 2, max_delay_seconds = 0.3 }))
+            delay_seconds = 10, backoff_factor = 2, max_delay_seconds = 30 }))
     """)
     start = trio.current_time()
     result = (await run_parent(parent)).assert_succeeded()
     elapsed = trio.current_time() - start
-    assert result.ctx["repeat_result_iterations"] == 4 and result.ctx["repeat_result_state"] == 3
+    assert result.ctx["repeat_result_iterations"] == 4 and result.ctx["repeat_result_state"] == 4
     assert PROBES == ["tick"] * 4
-    assert 0.6 <= elapsed < 3  # pauses of 0.1, 0.2 and 0.3 (capped) seconds
+    assert elapsed == pytest.approx(60)  # pauses of 10, 20 and 30 (capped) seconds
 
 
 async def test_rs_nested_inside_a_subworkflow_child(tmp_path):

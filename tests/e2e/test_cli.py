@@ -36,7 +36,8 @@ def test_cli_21_24_25_text_output(tmp_path):
     assert "    Duration: " in out and '    Output: {"greeting":' in out
     context = json.loads(out.split("Context:\n", 1)[1])
     assert context == {"greeting": "Welcome, Ada! Today is a great day.",
-                       "log_message": "Rendered greeting: Welcome, Ada! Today is a great day."}
+                       "log_message": "Rendered greeting: Welcome, Ada! Today is a great day.",
+                       "user_name": "Ada"}  # every non-_ key, initial ones included
 
 
 def test_cli_26_failed_run_exits_1_and_reports_cyclic_table(tmp_path):

@@ -55,6 +55,8 @@ flow:step("fingerprint", nodes.hash({
 return flow
 """
 
+SPIN = "while true do end\n"
+
 SECRET_MARKER = "TOP-SECRET-CONTENT-7f3a"
 BROKEN = f"""
 -- {SECRET_MARKER}
@@ -69,7 +71,7 @@ def write_flows(root: Path) -> Path:
     (flows / "sub").mkdir(parents=True)
     for name, text in {"hello.lua": HELLO, "failing.lua": FAILING, "slow.lua": SLOW,
                        "invalid.lua": UNKNOWN_DEPENDENCY, "many.lua": MANY_STEPS,
-                       "webhook.lua": WEBHOOK, "broken.lua": BROKEN}.items():
+                       "webhook.lua": WEBHOOK, "broken.lua": BROKEN, "spin.lua": SPIN}.items():
         (flows / name).write_text(text)
     (flows / "sub" / "nested.lua").write_text(HELLO)
     (root / "outside.lua").write_text(HELLO.replace("hello", f"outside {SECRET_MARKER}"))

@@ -83,7 +83,8 @@ class ServerProcess:
         headers = dict(kwargs.pop("headers", {}))
         if auth and self.api_key:
             headers.setdefault("X-API-Key", self.api_key)
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0, **kwargs)
+        kwargs.setdefault("timeout", 30.0)
+        return httpx.Client(base_url=self.url, headers=headers, **kwargs)
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         assert self.proc is not None

@@ -154,6 +154,20 @@ def test_api_15_inline_run_waits_and_returns_the_final_status(server, client):
     assert set(record["tasks"]) == {"greet", "note"}
 
 
+def test_api_15_client_disconnect_does_not_cancel_the_run(server, client):
+    key = f"disconnect-{time.monotonic_ns()}"
+    run_id = "idem-" + hashlib.sha256(key.encode()).hexdigest()
+    with server.client(timeout=0.3) as impatient, pytest.raises(httpx.ReadTimeout):
+        impatient.post("/flows/run", json={"file": "slow.lua", "context": {"seconds": 0.8}},
+                       headers={"Idempotency-Key": key})
+    deadline = time.monotonic() + 10
+    while (record := client.get(f"/runs/{run_id}").json())["status"] != "success":
+        assert record["status"] in ("pending", "running")
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert record["tasks"]["done"]["status"] == "success"
+
+
 def test_api_15_failed_run_is_still_200(client: httpx.Client):
     body = run_source(client, FAILING).json()
     assert body["status"] == "failed"
@@ -439,8 +453,12 @@ def test_api_63_delete_of_an_executing_run_is_409(server, client):
 
 
 def test_api_5_storage_corruption_is_an_opaque_500(server, client):
-    (server.store_dir / "corrupt-run.json").write_text("{ this is not json " + SECRET_MARKER)
-    response = client.get("/runs/corrupt-run")
+    corrupt = server.store_dir / "corrupt-run.json"
+    corrupt.write_text("{ this is not json " + SECRET_MARKER)
+    try:
+        response = client.get("/runs/corrupt-run")
+    finally:
+        corrupt.unlink()  # other tests list this store
     body = assert_error(response, 500, "internal_error", "Internal server error")
     assert response.headers["x-error-id"] == body["error_id"]
     assert set(body) == {"error", "code", "error_id"}
@@ -490,6 +508,8 @@ def test_api_70_cursor_errors(client: httpx.Client):
     assert_error(twice, 400, "bad_request")
     assert_error(client.get(f"/runs/{run_id}/events", params={"after": "a\nb"}), 400,
                  "bad_request")
+    not_utf8 = client.get(f"/runs/{run_id}/events", headers={"Last-Event-ID": b"\xff\xfe"})
+    assert_error(not_utf8, 400, "bad_request", "Last-Event-ID must be valid UTF-8")
 
 
 def test_api_71_live_stream_follows_a_running_run(server, client):
@@ -707,12 +727,15 @@ def test_api_31_files_without_flows_dir(open_server: ServerProcess):
 
 @pytest.fixture(scope="module")
 def strict_server(tmp_path_factory: pytest.TempPathFactory):
-    """Ad-hoc sources off, one admitted run at a time, a tiny event memory, CORS on."""
+    """Ad-hoc sources off, one admitted run and one flow load at a time, a tiny event
+    memory, CORS on."""
     root = tmp_path_factory.mktemp("strict")
     flows = write_flows(root)
     env = clean_env(IRONFLOW_API_KEY=API_KEY, IRONFLOW_ALLOW_ADHOC_FLOWS="false",
                     IRONFLOW_MAX_CONCURRENT_RUNS="1", IRONFLOW_EVENT_MEMORY_CAPACITY="10",
-                    IRONFLOW_CORS_ORIGINS="http://app.example")
+                    IRONFLOW_CORS_ORIGINS="http://app.example",
+                    IRONFLOW_MAX_CONCURRENT_FLOW_LOADS="1", IRONFLOW_LUA_MAX_SECONDS="2",
+                    IRONFLOW_LUA_MAX_INSTRUCTIONS="0")
     proc = ServerProcess(root, env=env, args=["--flows-dir", str(flows)]).start()
     yield proc
     proc.stop()
@@ -765,3 +788,21 @@ def test_api_61_limit_cap_follows_max_list_records(strict_server: ServerProcess)
         assert c.get("/runs").json()["limit"] == 50
         assert c.get("/runs?limit=100").status_code == 200
         assert_error(c.get("/runs?limit=101"), 400, "bad_request")
+
+
+def test_eng_121_flow_load_limit_is_503_when_a_load_hogs_the_slot(strict_server):
+    """Runs last on this server: the spinning load holds its only slot for 2 s."""
+    with strict_server.client() as c, ThreadPoolExecutor(1) as pool:
+        def spin() -> httpx.Response:
+            with strict_server.client() as other:
+                return other.post("/flows/validate", json={"file": "spin.lua"})
+
+        spinning = pool.submit(spin)
+        time.sleep(0.3)
+        started = time.monotonic()
+        blocked = c.post("/flows/validate", json={"file": "hello.lua"})
+        assert_error(blocked, 503, "service_unavailable")
+        assert time.monotonic() - started < 2
+        assert spinning.result(10).json() == {"valid": False, "flow_name": None, "steps": None,
+                                              "errors": ["Failed to load flow file"]}
+        assert c.post("/flows/validate", json={"file": "hello.lua"}).json()["valid"] is True

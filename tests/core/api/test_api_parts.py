@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 
 import pytest
 import trio
@@ -187,3 +188,82 @@ async def test_api_71_waiting_streams_wake_on_a_new_event():
         started = trio.current_time()
         store.append(_event("a", 1))
     assert woke_at and woke_at[0] - started < 0.1
+
+
+class _Runs:
+    """The slice of ``RunManager`` the event stream reads."""
+
+    def __init__(self, active: set[str]) -> None:
+        self.active = active
+        self.stopped = trio.Event()
+
+    def is_active(self, run_id: str) -> bool:
+        return run_id in self.active
+
+
+async def _running_store(run_id: str):
+    from ironflow_core.model import RunRecord, RunStatus
+    from ironflow_core.stores.memory import MemoryStore
+
+    store = MemoryStore()
+    await store.create_run(RunRecord(id=run_id, flow_name="f", status=RunStatus.RUNNING,
+                                     started="2026-01-01T00:00:00.000000Z"))
+    return store
+
+
+async def test_api_71_keep_alive_then_live_events_until_run_finished(autojump_clock):
+    from ironflow_core.api.sse import EventStream
+
+    store = await _running_store("r1")
+    events = MemoryEventStore(capacity=100)
+    events.append(_event("r1", 1, EventType.RUN_STARTED))
+    stream = EventStream(store, events, _Runs({"r1"}))
+    received: list[tuple[float, bytes]] = []
+
+    async def consume() -> None:
+        async for chunk in stream._frames("r1", None, events.after("r1", None)):
+            received.append((trio.current_time(), chunk))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consume)
+        await trio.sleep(20)
+        events.append(_event("r1", 2, EventType.TASK_STARTED))
+        await trio.sleep(1)
+        events.append(_event("r1", 3, EventType.RUN_FINISHED))
+    kinds = [chunk.split(b"\n")[0] for _at, chunk in received]
+    assert kinds == [b"id: r1-e1", b": keep-alive", b"id: r1-e2", b"id: r1-e3"]
+    assert received[1][0] == pytest.approx(15, abs=0.01)  # after 15 s without frames
+    assert received[2][0] == pytest.approx(20, abs=0.01)  # woken at once, no 1 s poll wait
+    assert received[3][1].startswith(b"id: r1-e3\nevent: run_finished\ndata: {")
+
+
+async def test_api_73_evicted_cursor_mid_stream_is_a_stream_error(autojump_clock):
+    from ironflow_core.api.sse import EventStream
+
+    store = await _running_store("r1")
+    events = MemoryEventStore(capacity=2)
+    events.append(_event("r1", 1))
+    stream = EventStream(store, events, _Runs({"r1"}))
+    frames = stream._frames("r1", None, events.after("r1", None))
+    assert (await frames.__anext__()).startswith(b"id: r1-e1")
+    for n in (2, 3, 4):  # the cursor r1-e1 is evicted before the stream polls again
+        events.append(_event("other", n))
+    error = await frames.__anext__()
+    assert error.startswith(b"event: stream_error\ndata: ")
+    data = json.loads(error.split(b"data: ")[1])
+    assert data == {"error": "Event cursor is no longer available",
+                    "code": "event_cursor_gone", "retryable": False}
+    with pytest.raises(StopAsyncIteration):
+        await frames.__anext__()
+
+
+async def test_api_72_terminal_run_without_events_closes_after_one_poll(autojump_clock):
+    from ironflow_core.api.sse import EventStream
+    from ironflow_core.model import RunStatus
+
+    store = await _running_store("r1")
+    await store.set_status("r1", RunStatus.SUCCESS)
+    stream = EventStream(store, MemoryEventStore(capacity=5), _Runs(set()))
+    began = trio.current_time()
+    assert [chunk async for chunk in stream._frames("r1", None, [])] == []
+    assert trio.current_time() - began == pytest.approx(1.0)

@@ -102,7 +102,7 @@ def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
     async def openapi(_request: Request) -> Response:
         return ok(document)
 
-    handlers = {
+    handlers: dict[str, dict[str, Any]] = {
         "/flows/run": {"POST": api.run_flow},
         "/flows/validate": {"POST": api.validate_flow},
         "/runs": {"GET": api.list_runs},
@@ -123,7 +123,7 @@ def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
             routes.append(Route(pattern, handlers[path][method], methods=[method]))
     router = Router(routes=routes)
 
-    async def routed(scope: dict, receive: Any, send: Any) -> None:
+    async def routed(scope: Any, receive: Any, send: Any) -> None:
         # With an "app" in scope, Starlette raises HTTPException for 404/405 instead of
         # answering in plain text, so they get the JSON error shape too.
         scope["app"] = router

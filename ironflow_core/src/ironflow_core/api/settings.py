@@ -30,8 +30,6 @@ MAX_GRACE_SECONDS = 3600
 class ServerSettings:
     host: str = "0.0.0.0"
     port: int = 3000
-    store_dir: str | None = None
-    """``--store-dir`` only; env and yaml are resolved by ``open_store``."""
     flows_dir: str | None = None
     max_body: int = DEFAULT_MAX_BODY
     api_key: str | None = None
@@ -136,7 +134,6 @@ def resolve_settings(
     *,
     host: str | None = None,
     port: int | None = None,
-    store_dir: str | None = None,
     flows_dir: str | None = None,
     max_body: int | None = None,
 ) -> ServerSettings:
@@ -188,7 +185,6 @@ def resolve_settings(
     return ServerSettings(
         host=resolved_host,
         port=resolved_port,
-        store_dir=store_dir,
         flows_dir=resolved_flows or None,
         max_body=body,
         api_key=key or None,

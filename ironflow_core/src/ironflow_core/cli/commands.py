@@ -102,12 +102,14 @@ def _execute_and_report(executor: Any, store: Any, progress: Any, definition: An
     from ironflow_core.jsonutil import dumps_pretty
 
     async def main() -> Any:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_signal, executor)
-            try:
-                return await executor.run()
-            finally:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_on_signal, executor)
+                record = await executor.run()
                 nursery.cancel_scope.cancel()
+            return record
+        finally:
+            with trio.CancelScope(shield=True):
                 await store.aclose()
 
     if progress:

@@ -34,7 +34,7 @@ def serve(host: str | None, port: int | None, store_dir: str | None, flows_dir: 
     st = state()
     st.prepare()
     settings = resolve_settings(os.environ, st.config, host=host, port=port,
-                                store_dir=store_dir, flows_dir=flows_dir, max_body=max_body)
+                                flows_dir=flows_dir, max_body=max_body)
     run_server(
         settings,
         open_store=lambda: open_store(st.registry, os.environ, store_dir=store_dir,

@@ -28,7 +28,7 @@ def json_path(parent: str, key: str | int) -> str:
     """DSL-85: ``.key`` for identifier-like keys, ``["key"]`` otherwise, ``[i]`` for indexes."""
     if isinstance(key, int):
         return f"{parent}[{key}]"
-    if key and (key[0] == "_" or key[0].isascii() and key[0].isalpha()) and all(
+    if key and (key[0] == "_" or (key[0].isascii() and key[0].isalpha())) and all(
         c == "_" or (c.isascii() and c.isalnum()) for c in key
     ):
         return f"{parent}.{key}"

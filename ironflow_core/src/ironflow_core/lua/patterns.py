@@ -74,8 +74,18 @@ class Matcher:
     :data:`CHECK_EVERY` steps and aborts the match by raising.
     """
 
-    __slots__ = ("cap_init", "cap_len", "check", "level", "matchdepth", "pat", "plen",
-                 "src", "slen", "steps")
+    __slots__ = (
+        "cap_init",
+        "cap_len",
+        "check",
+        "level",
+        "matchdepth",
+        "pat",
+        "plen",
+        "slen",
+        "src",
+        "steps",
+    )
 
     def __init__(self, src: bytes, pat: bytes, check: Callable[[], None]) -> None:
         self.src = src
@@ -168,7 +178,7 @@ class Matcher:
         finally:
             self.matchdepth += 1
 
-    def _match(self, s: int, p: int) -> int | None:  # noqa: C901 - mirrors lstrlib's switch
+    def _match(self, s: int, p: int) -> int | None:
         pat = self.pat
         plen = self.plen
         while True:

@@ -57,8 +57,8 @@ _PRIVATES = ("call", "load", "to_json", "collect", "setmetatable", "env", "null"
              "loader")
 """What the prelude returns, in this order."""
 
-_prelude_lock = threading.Lock()
-_prelude_chunk: bytes | None = None
+_chunk_lock = threading.Lock()
+_chunks: dict[str, bytes] = {}
 
 
 class _NullSentinel:
@@ -82,20 +82,21 @@ def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
     raise AttributeError("attribute access is not allowed")
 
 
-def _load_prelude() -> bytes:
-    """The prelude compiled once per process (a trusted binary chunk)."""
-    global _prelude_chunk
-    with _prelude_lock:
-        if _prelude_chunk is None:
-            source = importlib.resources.files("ironflow_core.lua").joinpath("prelude.lua")
+def compiled_chunk(filename: str) -> bytes:
+    """A trusted Lua file of this package, compiled once per process and stripped."""
+    with _chunk_lock:
+        chunk = _chunks.get(filename)
+        if chunk is None:
+            source = importlib.resources.files("ironflow_core.lua").joinpath(filename)
             boot = lua54.LuaRuntime(
                 encoding=None, register_eval=False, register_builtins=False
             )
-            compiled = boot.globals().load(source.read_bytes(), b"=sandbox", b"t")
-            if not callable(compiled):  # pragma: no cover - a broken prelude is a bug
-                raise RuntimeError(f"sandbox prelude does not compile: {compiled!r}")
-            _prelude_chunk = boot.globals().string.dump(compiled, True)
-        return _prelude_chunk
+            name = "=" + filename.removesuffix(".lua")
+            compiled = boot.globals().load(source.read_bytes(), name.encode(), b"t")
+            if not callable(compiled):  # pragma: no cover - a broken chunk is a bug
+                raise RuntimeError(f"{filename} does not compile: {compiled!r}")
+            chunk = _chunks[filename] = boot.globals().string.dump(compiled, True)
+        return chunk
 
 
 class LimitState:
@@ -117,7 +118,8 @@ class LimitState:
         self.deadline = deadline
         self.memory = memory
         self.instructions = 0
-        self.counting = True
+        self.counting = False
+        """Instructions are only counted while user code runs (``LuaVM.call``)."""
         self.started = time.monotonic()
         self.tripped = 0
         self.closed = False
@@ -160,7 +162,7 @@ class LimitState:
             raise Trip(self.trip(code))
 
     def _adapted(self) -> int:
-        used = self.memory()
+        used = self.memory() or 0
         if used <= 0:
             return self.base_interval
         return max(MIN_INTERVAL, min(self.base_interval, ADAPT_K // used))
@@ -246,12 +248,13 @@ class LuaVM:
             unpack_returned_tuples=True,
             encoding=None,
             attribute_filter=_deny_attributes,
-            max_memory=memory_limit or None,
+            # Always lupa's counting allocator (the hook reads memory use), but
+            # without a ceiling until user code runs.
+            max_memory=memory_limit or 1 << 40,
         )
         box: list[Any] = [lua]
         self._box = box
-        if memory_limit:
-            lua.set_max_memory(0)
+        lua.set_max_memory(0)
         self.state = LimitState(
             limits,
             cancel=cancel,
@@ -289,7 +292,7 @@ class LuaVM:
             **{f"trip{i}": message for i, message in enumerate(trips, 1)},
         }
         privates = lua.execute(
-            _load_prelude(),
+            compiled_chunk("prelude.lua"),
             ",".join(hosts).encode(),
             ",".join(settings).encode(),
             ",".join(_PRIVATES).encode(),
@@ -306,6 +309,11 @@ class LuaVM:
         if lua is None:
             raise LuaExecutionError("the Lua state is closed")
         return lua
+
+    @property
+    def to_json_function(self) -> Any:
+        """The prelude's Lua -> JSON walker (for trusted Lua chunks such as the DSL)."""
+        return self._p_to_json
 
     def new_table(self) -> Any:
         return self.lua.table()
@@ -353,17 +361,23 @@ class LuaVM:
             raise LuaCompileError("chunk did not compile")
         return result
 
-    def call(self, fn: Any, *args: Any) -> tuple[Any, ...]:
-        """Run user code with every limit armed; returns its results."""
+    def call(self, fn: Any, *args: Any, count: bool = True) -> tuple[Any, ...]:
+        """Run user code with every limit armed; returns its results.
+
+        ``count=False`` leaves the instruction budget alone (work the engine
+        does on the flow's behalf); time, memory and cancellation still apply.
+        """
         if self._closed:
             raise LuaExecutionError("the Lua state is closed")
-        self.state.counting = True
+        self.state.counting = count
         try:
             result = self._p_call(fn, *args)
         except lua54.LuaError as exc:
             self._disarm()
             self._reraise_pending()
             raise self._failure(exc.args[0] if exc.args else None) from None
+        finally:
+            self.state.counting = False
         self._disarm()
         self._reraise_pending()
         if not isinstance(result, tuple):
@@ -390,7 +404,6 @@ class LuaVM:
 
     def to_json_text(self, value: Any, path: str) -> tuple[bool, bytes]:
         """Run the prelude's Lua -> JSON walker (instructions are not counted)."""
-        self.state.counting = False
         try:
             result = self._p_to_json(
                 value, path.encode(), self.limits.max_conversion_depth,
@@ -398,8 +411,6 @@ class LuaVM:
             )
         except lua54.LuaError as exc:
             raise self._failure(exc.args[0] if exc.args else None) from None
-        finally:
-            self.state.counting = True
         ok, text = result
         if not ok and self.state.tripped:
             raise LuaLimitError(self.state.message(self.state.tripped), self.state.tripped)

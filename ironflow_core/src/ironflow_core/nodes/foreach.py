@@ -46,26 +46,34 @@ async def foreach(ctx: NodeContext, config: ForeachConfig) -> dict[str, Any]:
     if not isinstance(items, list):
         raise NodeError(f"Value at '{config.source_key}' is not an array")
 
+    from ironflow_core.lua.errors import LuaCompileError, LuaError
     from ironflow_core.lua.runtime import run_in_sandbox
 
     context = ctx.to_dict()
 
     def loop(sandbox: Sandbox) -> list[Any]:
-        sandbox.set_global("ctx", sandbox.to_lua(context))
-        transform = sandbox.load_function(bytecode)
-        results = []
-        for i0, item in enumerate(items):
+        try:
+            sandbox.set_global("ctx", sandbox.to_lua(context))
             try:
-                value = sandbox.call(transform, sandbox.to_lua(item), i0 + 1)
-            except Exception as exc:  # a Lua error or an exceeded limit (FE-3)
-                raise NodeError(
-                    f"foreach transform failed on item {i0} (index {i0 + 1}): {exc}"
-                ) from None
-            result = sandbox.from_lua(value, f"$foreach[{i0}]")  # FE-2
-            if result is None and filter_nulls:
-                continue
-            results.append(result)
-        return results
+                transform = sandbox.load_function(bytecode)
+            except LuaCompileError as exc:
+                raise NodeError(f"Failed to load transform function: {exc}") from None
+            results = []
+            for i0, item in enumerate(items):
+                argument = sandbox.to_lua(item)
+                try:
+                    value = sandbox.call(transform, argument, i0 + 1)
+                except LuaError as exc:  # a Lua error or an exceeded limit (FE-3)
+                    raise NodeError(
+                        f"foreach transform failed on item {i0} (index {i0 + 1}): {exc}"
+                    ) from None
+                result = sandbox.from_lua(value, f"$foreach[{i0}]")  # FE-2
+                if result is None and filter_nulls:
+                    continue
+                results.append(result)
+            return results
+        except LuaError as exc:  # conversion limits, an unauthenticated function
+            raise NodeError(str(exc)) from None
 
     results = await run_in_sandbox(ctx.services, loop, label=f"foreach step '{ctx.step_name}'")
     return {output_key: results, f"{output_key}_count": len(results)}

@@ -21,6 +21,7 @@ NODE_MODULES: tuple[str, ...] = (
     "ironflow_core.nodes.markup",
     "ironflow_core.nodes.foreach",
     "ironflow_core.nodes.subflows",
+    "ironflow_core.nodes.code",
 )
 
 

@@ -1,0 +1,269 @@
+-- IronFlow flow DSL (§1.2-§1.6): Flow.new, flow:step, flow:step_if, the
+-- step builders and the `nodes.<type>` factories, plus `extract`, which reads
+-- the returned flow table back for Python.  Runs in the loader state after
+-- the sandbox prelude and before the flow file; everything it needs comes in
+-- as arguments (the real globals table is empty by now).
+local L, sign, record, node_names, to_json = ...
+
+local U = L.env
+local getinfo, getupvalue, dump = L.getinfo, L.getupvalue, L.dump
+local hostcheck, disarm = L.hostcheck, L.disarm
+local type, error, tostring, tonumber = U.type, U.error, U.tostring, U.tonumber
+local select, rawget = U.select, U.rawget
+local format, gmatch = U.string.format, U.string.gmatch
+local m_tointeger = U.math.tointeger
+local json_array = U.json_array
+
+local UPVALUE_MESSAGE = "Lua function handler at line %d captures %d outer local value(s), "
+  .. "but captured upvalues cannot survive handler serialization; move constants inside "
+  .. "the handler or pass values through ctx"
+
+local function typename(v)
+  if v == nil then return "no value" end
+  return type(v)
+end
+
+-- Like mlua's String conversion: strings, and numbers in their string form.
+local function as_string(v)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" then return tostring(v) end
+  return nil
+end
+
+local function string_arg(v, argn, fname)
+  local s = as_string(v)
+  if s == nil then
+    error(format("bad argument #%d to '%s' (string expected, got %s)", argn, fname, typename(v)), 3)
+  end
+  return s
+end
+
+local function number_arg(v, argn, fname)
+  local n = tonumber(v)
+  if n == nil then
+    error(format("bad argument #%d to '%s' (number expected, got %s)", argn, fname, typename(v)), 3)
+  end
+  return n
+end
+
+-- DSL-52/53: reject captured locals, dump with debug info, sign the bytecode.
+-- `level` points at the flow code that asked for the serialisation.
+local function serialize(fn, level)
+  local info = getinfo(fn, "Su")
+  if info.what == "C" then
+    error("Lua function handler cannot be serialized: it is a built-in (C) function", level)
+  end
+  local captured = 0
+  for i = 1, info.nups do
+    if getupvalue(fn, i) ~= "_ENV" then captured = captured + 1 end
+  end
+  if captured > 0 then
+    error(format(UPVALUE_MESSAGE, info.linedefined, captured), level)
+  end
+  disarm()
+  if record then hostcheck(level + 1, record(info.linedefined, info.lastlinedefined)) end
+  disarm()
+  return hostcheck(level + 1, sign(dump(fn)))
+end
+
+-- A step handler: a node config table (with _node_type) or a function.
+local function handler_config(handler, fname)
+  local t = type(handler)
+  if t == "table" then return handler end
+  if t == "function" then
+    return { _node_type = "code", bytecode_b64 = serialize(handler, 4) }
+  end
+  error(fname .. "() expects a node config table or a function", 3)
+end
+
+local function node_type_of(config, fname)
+  local node_type = as_string(config._node_type)
+  if node_type == nil then
+    error(fname .. "() node config table has no _node_type (create it with nodes.<type>{...})", 3)
+  end
+  return node_type
+end
+
+local function new_step(name, node_type, config, line)
+  return {
+    name = name, node_type = node_type, config = config, dependencies = {},
+    max_retries = 0, backoff_s = 1.0, line = line,
+  }
+end
+
+local function caller_line()
+  local info = getinfo(3, "l")
+  return info and info.currentline or nil
+end
+
+-- Builder methods (DSL-30..34).  `deps_of` selects the table that
+-- depends_on appends to: the step itself, or the guard of a step_if.
+local function append_deps(deps, ...)
+  for i = 1, select("#", ...) do
+    local dep = select(i, ...)
+    if type(dep) == "string" then deps[#deps + 1] = dep end
+  end
+end
+
+local function make_builder(step, guard)
+  local builder = { _step = step, _guard_step = guard }
+  builder.depends_on = function(self, ...)
+    append_deps((guard or step).dependencies, ...)
+    return self
+  end
+  builder.retries = function(self, max, backoff)
+    local n = m_tointeger(max)
+    if n == nil or n < 0 or n > 0xFFFFFFFF then
+      error(format("bad argument #1 to 'retries' (expected a non-negative whole number, got %s)",
+        type(max) == "number" and tostring(max) or typename(max)), 2)
+    end
+    step.max_retries = n
+    if backoff ~= nil then step.backoff_s = number_arg(backoff, 2, "retries") + 0.0 end
+    return self
+  end
+  builder.timeout = function(self, seconds)
+    step.timeout_s = number_arg(seconds, 1, "timeout") + 0.0
+    return self
+  end
+  if guard == nil then
+    builder.route = function(self, name)
+      step.route = string_arg(name, 1, "route")
+      return self
+    end
+  end
+  builder.on_error = function(self, name)
+    step.on_error = string_arg(name, 1, "on_error")
+    return self
+  end
+  return builder
+end
+
+local function append(flow, step)
+  local count = flow._step_count + 1
+  flow._steps[count] = step
+  flow._step_count = count
+end
+
+local function flow_arg(flow, fname)
+  if type(flow) ~= "table" then
+    error(format("bad argument #1 to '%s' (flow table expected, got %s; call it as flow:%s(...))",
+      fname, typename(flow), fname), 3)
+  end
+end
+
+local function step_method(flow, name, handler)
+  flow_arg(flow, "step")
+  name = string_arg(name, 1, "step")
+  local config = handler_config(handler, "step")
+  local step = new_step(name, node_type_of(config, "step"), config, caller_line())
+  append(flow, step)
+  return make_builder(step, nil)
+end
+
+local function step_if_method(flow, condition, name, handler)
+  flow_arg(flow, "step_if")
+  condition = string_arg(condition, 1, "step_if")
+  name = string_arg(name, 2, "step_if")
+  local line = caller_line()
+  local guard_name = "_if_" .. name
+  local guard = new_step(guard_name, "if_node", { _node_type = "if_node", condition = condition }, line)
+  append(flow, guard)
+  local config = handler_config(handler, "step_if")
+  local step = new_step(name, node_type_of(config, "step_if"), config, line)
+  step.dependencies[1] = guard_name
+  step.route = "true"
+  append(flow, step)
+  return make_builder(step, guard)
+end
+
+local Flow = {}
+Flow.new = function(name)
+  name = string_arg(name, 1, "new")
+  return {
+    _name = name, _steps = {}, _step_count = 0,
+    step = step_method, step_if = step_if_method,
+  }
+end
+
+local nodes = {}
+for node_type in gmatch(node_names, "[^,]+") do
+  nodes[node_type] = function(config)
+    if config == nil then
+      config = {}
+    elseif type(config) ~= "table" then
+      error(format("bad argument #1 to '%s' (table expected, got %s)", node_type, typename(config)), 2)
+    end
+    config._node_type = node_type
+    if node_type == "code" and type(config.source) == "function" then
+      config.bytecode_b64 = serialize(config.source, 3)
+      config.source = nil
+    elseif node_type == "foreach" and type(config.transform) == "function" then
+      config.transform_bytecode_b64 = serialize(config.transform, 3)
+      config.transform = nil
+    end
+    return config
+  end
+end
+
+U.Flow = Flow
+U.nodes = nodes
+
+-- Read the returned flow table by fields (DSL-3) into JSON text:
+-- { name, steps = [ {name, node_type, dependencies, ..., config = "<json>"} ] }
+local function extract(flow, max_depth, max_nodes)
+  if type(flow) ~= "table" then
+    error("the flow file must return the flow created by Flow.new (it returned "
+      .. (flow == nil and "nothing" or "a " .. type(flow) .. " value") .. ")", 0)
+  end
+  local name = as_string(flow._name)
+  if name == nil then error("Flow must have a name: _name is " .. typename(flow._name), 0) end
+  local steps = flow._steps
+  if type(steps) ~= "table" then error("Flow must have steps: _steps is " .. typename(steps), 0) end
+  local count = m_tointeger(flow._step_count)
+  if count == nil or count < 0 then
+    error("Flow has an invalid step count: " .. tostring(flow._step_count), 0)
+  end
+  local records = {}
+  for i = 1, count do
+    local step = steps[i]
+    if type(step) ~= "table" then
+      error(format("Flow step %d is not a table (it is %s)", i, typename(step)), 0)
+    end
+    local step_name = as_string(step.name)
+    if step_name == nil then error(format("Flow step %d has no name", i), 0) end
+    local node_type = as_string(step.node_type)
+    if node_type == nil then error(format("Step '%s' has no node type", step_name), 0) end
+    local dep_table = step.dependencies
+    if type(dep_table) ~= "table" then
+      error(format("Step '%s' dependencies must be a table", step_name), 0)
+    end
+    local deps = {}
+    for j = 1, #dep_table do
+      local dep = as_string(dep_table[j])
+      if dep == nil then error(format("Step '%s' has a dependency that is not a string", step_name), 0) end
+      deps[j] = dep
+    end
+    local config = step.config
+    if type(config) ~= "table" then error(format("Step '%s' config must be a table", step_name), 0) end
+    local _, quoted = to_json(step_name, "$", 1, 1)
+    local ok, text = to_json(config, "$.steps[" .. quoted .. "].config", max_depth, max_nodes)
+    if not ok then error(text, 0) end
+    local retries = m_tointeger(step.max_retries)
+    if retries == nil or retries < 0 or retries > 0xFFFFFFFF then retries = 0 end
+    local backoff = tonumber(step.backoff_s)
+    local timeout = tonumber(step.timeout_s)
+    records[i] = {
+      name = step_name, node_type = node_type, dependencies = json_array(deps),
+      max_retries = retries, backoff_s = backoff and backoff + 0.0 or 1.0,
+      timeout_s = timeout and timeout + 0.0 or nil,
+      route = as_string(step.route), on_error = as_string(step.on_error),
+      line = m_tointeger(rawget(step, "line")), config = text,
+    }
+  end
+  local ok, text = to_json({ name = name, steps = json_array(records) }, "$", 8, U.math.maxinteger)
+  if not ok then error(text, 0) end
+  return text
+end
+
+return extract

@@ -1,0 +1,201 @@
+"""The Lua flow loader (§1.1-§1.6, DSL-110/111 in validation mode).
+
+The flow file is evaluated once, top to bottom, in a fresh sandboxed loader
+state with the limits of DSL-92; the returned table is read by fields
+(``dsl.lua``'s ``extract``), each step config is converted to JSON with paths
+rooted at ``$.steps["<name>"].config`` and finally structured into the node's
+config class, so a wrong field type is reported at load time with its path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ironflow_core.configs import ConfigFieldError, structure_config
+from ironflow_core.errors import FlowLoadError
+from ironflow_core.lua import analysis, functions
+from ironflow_core.lua.errors import LuaCompileError, LuaExecutionError
+from ironflow_core.lua.sandbox import LuaVM, compiled_chunk
+from ironflow_core.model import Diagnostic, FlowDefinition, StepSpec
+from ironflow_core.registry import Registry
+from ironflow_core.settings import LuaLimits, lenient_positive_int
+from ironflow_core.specs import FlowSource, LoadOptions
+
+INLINE_CHUNK = "=<inline>"
+DEFAULT_MAX_SOURCE_BYTES = 1_048_576
+_POSITION = re.compile(r"^[^\n]*?:(\d+): ")
+_FIELD = re.compile(r" @ (\$\S*)$")
+
+
+def load_lua_flow(source: FlowSource, options: LoadOptions) -> FlowDefinition:
+    """Evaluate a flow source and return its definition (``LoaderSpec.load``)."""
+    return _Loader(source, options).load()
+
+
+class _Loader:
+    def __init__(self, source: FlowSource, options: LoadOptions) -> None:
+        self.source = source
+        self.options = options
+        self.registry: Registry = options.registry
+        self.path = source.path
+        if self.path is not None:
+            self.prefix = f"Failed to evaluate flow file '{self.path}': "
+            self.where = f"Flow file '{self.path}'"
+            self.chunkname = "@" + self.path
+        else:
+            self.prefix = "Failed to evaluate flow source: "
+            self.where = "Flow source"
+            self.chunkname = INLINE_CHUNK
+        self.ranges: list[tuple[int, int]] = []
+
+    def error(self, message: str, **where: Any) -> FlowLoadError:
+        return FlowLoadError(message, path=self.path, **where)
+
+    def lua_error(self, message: str) -> FlowLoadError:
+        match = _POSITION.match(message)
+        line = int(match.group(1)) if match else None
+        return self.error(self.prefix + message, line=line)
+
+    def load(self) -> FlowDefinition:
+        limits = LuaLimits.from_env(self.options.env)
+        vm = LuaVM(limits, env=self.options.env, runtime=False)
+        try:
+            extract = self._install_dsl(vm)
+            try:
+                chunk = vm.load(self.source.text.encode("utf-8"), self.chunkname)
+                results = vm.call(chunk)
+                flow = results[0] if results else None
+                (text,) = vm.call(
+                    extract, flow, limits.max_conversion_depth, limits.max_conversion_nodes,
+                    count=False,
+                )
+            except (LuaCompileError, LuaExecutionError) as exc:
+                raise self.lua_error(str(exc)) from None
+            document = json.loads(text)
+            records = [self._record(raw) for raw in document["steps"]]
+            warnings: list[Diagnostic] = []
+            if self.options.analyze:
+                warnings = self._analyze(vm, records)
+        finally:
+            vm.close()
+        return self._definition(document["name"], records, warnings)
+
+    def _install_dsl(self, vm: LuaVM) -> Any:
+        record = None
+        if self.options.analyze:
+            def remember(first: int, last: int) -> tuple[()]:
+                self.ranges.append((first, last))
+                return ()
+            record = vm.host(remember)
+        names = ",".join(name for name in self.registry.nodes if "," not in name)
+        return vm.lua.execute(
+            compiled_chunk("dsl.lua"), vm.privates, vm.host(functions.sign), record,
+            names.encode(), vm.to_json_function,
+        )
+
+    def _record(self, raw: dict[str, Any]) -> dict[str, Any]:
+        config = json.loads(raw["config"])
+        if not isinstance(config, dict):
+            raise self.error(
+                f"{self.where}: Step '{raw['name']}' config must be a table of named fields",
+                step=raw["name"], line=raw.get("line"),
+            )
+        config.pop("_node_type", None)
+        config["_step_name"] = raw["name"]
+        raw["config"] = config
+        return raw
+
+    def _analyze(self, vm: LuaVM, records: list[dict[str, Any]]) -> list[Diagnostic]:
+        """DSL-110 (compile string code sources) and DSL-111 (undefined globals)."""
+        warnings = analysis.analyze_handlers(self.source.text, self.ranges)
+        limit = lenient_positive_int(
+            self.options.env, "IRONFLOW_MAX_FLOW_SOURCE_BYTES", DEFAULT_MAX_SOURCE_BYTES
+        )
+        total = 0
+        for record in records:
+            config = record["config"]
+            source = config.get("source")
+            if record["node_type"] != "code" or not isinstance(source, str):
+                continue
+            if "bytecode_b64" in config:
+                continue
+            total += len(source.encode("utf-8"))
+            if total > limit:
+                raise self.error(
+                    f"{self.where}: Lua code sources exceed the flow source limit of {limit} "
+                    "bytes (IRONFLOW_MAX_FLOW_SOURCE_BYTES)",
+                    step=record["name"],
+                )
+            detail = compile_error(vm, source)
+            if detail is not None:
+                raise self.error(
+                    f"Step '{record['name']}' has invalid Lua code source: {detail}",
+                    step=record["name"], line=record.get("line"), field="source",
+                )
+            warnings.extend(analysis.analyze_code_source(source, record["name"]))
+        return warnings
+
+    def _definition(
+        self, name: str, records: list[dict[str, Any]], warnings: list[Diagnostic]
+    ) -> FlowDefinition:
+        steps: list[StepSpec] = []
+        seen: set[str] = set()
+        for record in records:
+            step_name = record["name"]
+            if step_name in seen:
+                raise self.error(
+                    self.prefix + f"Duplicate step name '{step_name}' in flow '{name}'. "
+                    "Each step must have a unique name.",
+                    step=step_name, line=record.get("line"),
+                )
+            seen.add(step_name)
+            steps.append(self._step(record))
+        return FlowDefinition(
+            name=name, steps=tuple(steps), source_path=self.path, warnings=tuple(warnings)
+        )
+
+    def _step(self, record: dict[str, Any]) -> StepSpec:
+        name, node_type, config = record["name"], record["node_type"], record["config"]
+        spec = self.registry.node(node_type)
+        node_config = None
+        if spec is not None:
+            try:
+                node_config = structure_config(spec.config, config)
+            except ConfigFieldError as exc:
+                field = _FIELD.search(exc.problems[0]) if exc.problems else None
+                raise self.error(
+                    f"{self.where}: Step '{name}' ({node_type}): " + "; ".join(exc.problems),
+                    step=name, line=record.get("line"),
+                    field=field.group(1) if field else None,
+                ) from None
+        timeout = record.get("timeout_s")
+        return StepSpec(
+            name=name,
+            node_type=node_type,
+            config=config,
+            dependencies=tuple(record["dependencies"]),
+            max_retries=int(record["max_retries"]),
+            backoff_s=float(record["backoff_s"]),
+            timeout_s=None if timeout is None else float(timeout),
+            route=record.get("route"),
+            on_error=record.get("on_error"),
+            line=record.get("line"),
+            node_config=node_config,
+        )
+
+
+def compile_error(vm: LuaVM, source: str) -> str | None:
+    """CD-3 / DSL-110: None if ``source`` compiles as ``return <src>`` or as a chunk."""
+    data = source.encode("utf-8")
+    try:
+        vm.load(b"return " + data, "=code")
+        return None
+    except LuaCompileError:
+        pass
+    try:
+        vm.load(data, "=code")
+        return None
+    except LuaCompileError as exc:
+        return str(exc)

@@ -1,0 +1,73 @@
+"""The ``code`` node: Lua source or a serialized function handler (CD-1..6).
+
+Every attempt runs in a fresh runtime sandbox (§1.7 globals, the run's Lua
+limits) in a worker thread. The context is deep-copied into Lua as the global
+``ctx``, which is also the handler's argument; whatever the code does to it is
+discarded. Only the first return value counts: ``nil`` → no output, an object
+→ one output key per field, anything else → ``{result = value}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ironflow_core.context import NodeContext
+from ironflow_core.errors import NodeError
+from ironflow_core.specs import NodeSpec
+
+SOURCE_PREFIX = "Code execution failed: "
+FUNCTION_PREFIX = "Function execution failed: "
+
+
+@attrs.frozen
+class CodeConfig:
+    source: Any = None
+    """Lua source (string), or a function the loader turned into ``bytecode_b64``."""
+    bytecode_b64: Any = None
+    """A signed handler produced by the loader (wins over ``source``)."""
+
+
+async def run_code(ctx: NodeContext, config: CodeConfig) -> dict[str, Any]:
+    from ironflow_core.lua.errors import LuaError
+    from ironflow_core.lua.functions import FunctionAuthError
+    from ironflow_core.lua.runtime import Sandbox, run_in_sandbox
+
+    bytecode = config.bytecode_b64 if isinstance(config.bytecode_b64, str) else None
+    source = config.source if isinstance(config.source, str) else None
+    if bytecode is None and source is None:
+        raise NodeError("code node requires 'source' or a function handler")
+    prefix = FUNCTION_PREFIX if bytecode is not None else SOURCE_PREFIX
+    data = ctx.to_dict()
+
+    def work(sandbox: Sandbox) -> dict[str, Any]:
+        try:
+            lua_ctx = sandbox.to_lua(data)
+            sandbox.set_global("ctx", lua_ctx)
+            if bytecode is not None:
+                value = sandbox.call(sandbox.load_function(bytecode), lua_ctx)
+            else:
+                value = sandbox.call(sandbox.compile_source(source or ""))
+            if value is None:
+                return {}
+            converted = sandbox.from_lua(value)
+        except FunctionAuthError as exc:
+            raise NodeError(str(exc)) from None
+        except LuaError as exc:
+            raise NodeError(prefix + str(exc)) from None
+        if isinstance(converted, dict):
+            return converted
+        return {"result": converted}
+
+    return await run_in_sandbox(ctx.services, work, label=ctx.step_name)
+
+
+NODES = [
+    NodeSpec(
+        name="code",
+        run=run_code,
+        config=CodeConfig,
+        summary="Execute inline Lua code with access to the workflow context",
+    )
+]
