@@ -612,13 +612,15 @@ def test_dsl_4_invalid_utf8_is_rejected(tmp_path: Path) -> None:
     assert "\xe9" not in str(info.value)
 
 
-def test_missing_file_and_unknown_suffix(registry: Registry, tmp_path: Path) -> None:
+def test_missing_file_and_other_suffixes(registry: Registry, tmp_path: Path) -> None:
     with pytest.raises(FlowLoadError, match="not found"):
         load_flow(tmp_path / "absent.lua", registry=registry, env={})
-    other = tmp_path / "flow.yaml"
-    other.write_text("x: 1")
-    with pytest.raises(FlowLoadError, match="no loader"):
-        load_flow(other, registry=registry, env={})
+    other = tmp_path / "flow.txt"
+    other.write_text("return Flow.new('plain')")
+    assert load_flow(other, registry=registry, env={}).name == "plain"
+    no_lua = build_registry({}, builtins=False, entry_points=False)
+    with pytest.raises(FlowLoadError, match="No Lua flow loader"):
+        load_flow(other, registry=no_lua, env={})
 
 
 def test_loader_is_registered_by_the_core_plugin() -> None:

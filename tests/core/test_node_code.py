@@ -50,7 +50,7 @@ def test_code_node_is_registered(registry: Registry) -> None:
 
 
 async def test_cd_1_neither_source_nor_function(registry: Registry) -> None:
-    with pytest.raises(NodeError, match="^code node requires 'source' or a function handler$"):
+    with pytest.raises(NodeError, match=r"^code node requires 'source' or a function handler$"):
         await run_code(context(registry), CodeConfig())
     with pytest.raises(NodeError, match="requires 'source'"):
         await run_code(context(registry), CodeConfig(source=5))

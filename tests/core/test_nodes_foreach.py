@@ -203,3 +203,11 @@ def test_appendix_b_summary():
         "Iterate over an array, execute a Lua function per item, and collect results"
     )
     assert spec.config is not None
+
+
+async def test_dsl_53_hand_written_bytecode_is_refused():
+    forged = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQQ=="
+    result = await run(f"""
+        flow:step("x", nodes.foreach({{ source_key = "items", transform_bytecode_b64 = "{forged}" }}))
+    """, {"items": [1]})
+    assert error_of(result, "x").startswith("Function bytecode failed authentication")

@@ -261,18 +261,20 @@ async def test_eng_170_run_cancellation_cancels_structured_children(tmp_path):
 
     executor = prepare_run(
         load_flow(str(parent), registry=REGISTRY, env={}), store=MemoryStore(),
-        registry=REGISTRY, env={}, context={"_flow_dir": str(tmp_path), "jobs": [1, 2]},
+        registry=REGISTRY, env={"IRONFLOW_MAX_CONCURRENT_TASKS": "3"},
+        context={"_flow_dir": str(tmp_path), "jobs": [1, 2]},
     )
-    async with trio.open_nursery() as nursery:
-        records = []
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            records = []
 
-        async def run() -> None:
-            records.append(await executor.run())
+            async def run() -> None:
+                records.append(await executor.run())
 
-        nursery.start_soon(run)
-        while RUNNING["now"] < 4:  # every child of the three steps is inside its probe
-            await trio.sleep(0.01)
-        executor.cancel()
+            nursery.start_soon(run)
+            while RUNNING["now"] < 4:  # every child of the three steps is in its probe
+                await trio.sleep(0.01)
+            executor.cancel()
     assert records[0].status is RunStatus.CANCELLED
     assert RUNNING["now"] == 0 and PROBES == []
     assert {t.status for t in records[0].tasks.values()} == {"cancelled"}

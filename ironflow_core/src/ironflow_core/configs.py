@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import cattrs
+import cattrs.v
 from cattrs.strategies import configure_union_passthrough
 
 from ironflow_core.errors import NodeError
@@ -29,31 +30,43 @@ class ConfigFieldError(Exception):
         self.problems = problems
 
 
+class ConfigTypeError(TypeError):
+    """Raised by our strict hooks; its message is shown as is."""
+
+
+def _format(exc: BaseException, type_: Any) -> str:
+    if isinstance(exc, ConfigTypeError):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return "required field is missing"
+    return cattrs.v.format_exception(exc, type_)
+
+
 def _strict_str(value: Any, _type: Any) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {_json_type(value)}")
+        raise ConfigTypeError(f"expected a string, got {_json_type(value)}")
     return value
 
 
 def _strict_bool(value: Any, _type: Any) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(f"expected a boolean, got {_json_type(value)}")
+        raise ConfigTypeError(f"expected a boolean, got {_json_type(value)}")
     return value
 
 
 def _strict_int(value: Any, _type: Any) -> int:
     if isinstance(value, bool):
-        raise TypeError("expected an integer, got a boolean")
+        raise ConfigTypeError("expected an integer, got a boolean")
     if isinstance(value, int):
         return value
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
         return int(value)
-    raise TypeError(f"expected an integer, got {_json_type(value)}")
+    raise ConfigTypeError(f"expected an integer, got {_json_type(value)}")
 
 
 def _strict_float(value: Any, _type: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"expected a number, got {_json_type(value)}")
+        raise ConfigTypeError(f"expected a number, got {_json_type(value)}")
     return float(value) if isinstance(value, int) else value
 
 
@@ -100,14 +113,10 @@ def structure_config(config_class: type | None, raw: Mapping[str, Any]) -> Any:
         return converter.structure(data, config_class)
     except Exception as exc:  # cattrs raises ClassValidationError / ExceptionGroup
         if isinstance(exc, (cattrs.BaseValidationError,)):
-            problems = cattrs.transform_error(exc, path="$")
+            problems = cattrs.transform_error(exc, path="$", format_exception=_format)
         else:
             problems = [f"{exc} @ $"]
-        raise ConfigFieldError([_tidy(p) for p in problems]) from None
-
-
-def _tidy(problem: str) -> str:
-    return problem.replace("required field missing", "required field is missing")
+        raise ConfigFieldError(problems) from None
 
 
 def require(node: str, name: str, value: Any) -> Any:

@@ -95,20 +95,17 @@ def read_flow_source(path: str | os.PathLike[str], env: Mapping[str, str]) -> Fl
 
 
 def _loader(registry: Registry, source: FlowSource) -> LoaderSpec:
-    if source.path is None:
-        for loader in registry.loaders:
-            if loader.name == INLINE_LOADER:
-                return loader
-        raise FlowLoadError("No Lua flow loader is registered (is the core plugin disabled?)")
-    loader = registry.loader_for(source.path)
-    if loader is None:
-        suffixes = sorted({s for spec in registry.loaders for s in spec.suffixes})
-        raise FlowLoadError(
-            f"Flow file '{source.path}' has no loader: expected a file ending in "
-            + (", ".join(suffixes) or "(no loaders registered)"),
-            path=source.path,
-        )
-    return loader
+    """The loader for the file's suffix; anything else is read as Lua, as upstream does."""
+    if source.path is not None:
+        loader = registry.loader_for(source.path)
+        if loader is not None:
+            return loader
+    for loader in registry.loaders:
+        if loader.name == INLINE_LOADER:
+            return loader
+    raise FlowLoadError(
+        "No Lua flow loader is registered (is the core plugin disabled?)", path=source.path
+    )
 
 
 def load_flow(

@@ -103,7 +103,13 @@ def json_to_lua(vm: LuaVM, value: Any, *, path: str = "$") -> Any:
             return float(v)
         raise fail(f"unsupported {kind.__name__} value at {{path}}")
 
-    return convert(value, 0)
+    try:
+        return convert(value, 0)
+    except RecursionError:
+        raise LuaConversionError(
+            f"value at {path} is nested too deeply to convert "
+            f"(IRONFLOW_MAX_CONVERSION_DEPTH is {max_depth})"
+        ) from None
 
 
 def lua_to_json(vm: LuaVM, value: Any, *, path: str = "$") -> Any:

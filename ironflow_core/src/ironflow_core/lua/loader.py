@@ -91,7 +91,7 @@ class _Loader:
             record = vm.host(remember)
         names = ",".join(name for name in self.registry.nodes if "," not in name)
         return vm.lua.execute(
-            compiled_chunk("dsl.lua"), vm.privates, vm.host(functions.sign), record,
+            compiled_chunk("dsl.lua"), vm.loader_privates, vm.host(functions.sign), record,
             names.encode(), vm.to_json_function,
         )
 

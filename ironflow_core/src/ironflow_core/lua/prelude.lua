@@ -5,6 +5,7 @@
 --
 -- Only locals are used here: nothing in this chunk reads a global after it
 -- has run, so user code cannot interfere with it.
+
 -- Python passes three comma-separated name lists (host functions, settings,
 -- private entry points to return) followed by the host and setting values.
 local host_names, cfg_names, private_names = ...
@@ -41,7 +42,6 @@ local MOVE_CHUNK = 65536
 
 local P = {}          -- private entry points handed back to Python
 local tripped = false
-local closed = false
 
 ---------------------------------------------------------------------------
 -- Limits: the count hook, work charging for C functions, GC sentinel
@@ -85,7 +85,6 @@ end
 -- strings exist (one VM instruction on them can cost milliseconds).
 local sentinel_mt = {}
 sentinel_mt.__gc = function()
-  if closed then return end
   local r = on_gc()
   if r == -2 then return end            -- the state is being closed
   if r > 0 then sethook(hook, "", r) elseif r < 0 then sethook(hook, "", 1) end
@@ -441,6 +440,8 @@ do
     if not (fi and ei and ti) or ei < fi or ei - fi < MOVE_CHUNK then
       return rethrow(pcall(move, a1, f, e, t, a2))
     end
+    local ok, err = pcall(move, a1, fi, fi - 1, ti, a2)   -- checks the table arguments
+    if not ok then return rethrow(ok, err) end
     if a2 == nil then a2 = a1 end
     if not (fi > 0 or ei < m_maxinteger + fi) then
       error("bad argument #3 to 'move' (too many elements to move)", 2)

@@ -230,8 +230,6 @@ class LuaVM:
         cancel: Sequence[threading.Event] = (),
         deadline: float | None = None,
     ) -> None:
-        from ironflow_core.lua import globals as lua_globals
-
         self.limits = limits
         self.env = env
         self.runtime = runtime
@@ -261,6 +259,16 @@ class LuaVM:
             deadline=deadline,
             memory=lambda: box[0].get_memory_used() if box[0] is not None else 0,
         )
+        try:
+            self._start(lua, box, memory_limit)
+        except BaseException:
+            box[0] = None
+            raise
+
+    def _start(self, lua: Any, box: list[Any], memory_limit: int) -> None:
+        """Run the prelude with the host functions and settings it expects."""
+        from ironflow_core.lua import globals as lua_globals
+
         state = self.state
         hosts: dict[str, Callable[..., Any]] = {
             "on_hook": state.on_hook,
@@ -279,17 +287,16 @@ class LuaVM:
             hosts["disarm"] = lambda: box[0].set_max_memory(0) if box[0] else None
         for name, fn in lua_globals.host_functions(self).items():
             hosts[name] = self.host(fn)
-        trips = state.messages()
         settings: dict[str, Any] = {
             "interval": state.interval,
             "budget": MATCH_BUDGET,
             "quantum": WORK_QUANTUM,
             "mem_limited": bool(memory_limit),
             "null": _NULL,
-            "runtime": runtime,
-            "conv_depth": limits.max_conversion_depth,
-            "conv_nodes": limits.max_conversion_nodes,
-            **{f"trip{i}": message for i, message in enumerate(trips, 1)},
+            "runtime": self.runtime,
+            "conv_depth": self.limits.max_conversion_depth,
+            "conv_nodes": self.limits.max_conversion_nodes,
+            **{f"trip{i}": message for i, message in enumerate(state.messages(), 1)},
         }
         privates = lua.execute(
             compiled_chunk("prelude.lua"),
@@ -300,7 +307,7 @@ class LuaVM:
             *settings.values(),
         )
         (self._p_call, self._p_load, self._p_to_json, self._p_collect, self._p_setmetatable,
-         self.globals, self.null, self.array_mt, self.object_mt, self.privates) = privates
+         self.globals, self.null, self.array_mt, self.object_mt, self.loader_privates) = privates
 
     # -- small helpers ------------------------------------------------------
     @property
@@ -436,7 +443,7 @@ class LuaVM:
         finally:
             self._handles.clear()
             for attr in ("_p_call", "_p_load", "_p_to_json", "_p_collect", "_p_setmetatable",
-                         "privates", "globals", "null", "array_mt", "object_mt"):
+                         "loader_privates", "globals", "null", "array_mt", "object_mt"):
                 setattr(self, attr, None)
             self._box[0] = None
 
@@ -560,11 +567,18 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+MAX_ERROR_BYTES = 16 * 1024
+"""Longer Lua error messages are cut (an error string can be as large as Lua memory)."""
+
+
 def error_text(error_object: Any) -> str:
     """How an error object reads in a message (strings raw, numbers in Lua's form)."""
     if error_object is None:
         return "nil"
     if isinstance(error_object, bytes):
+        if len(error_object) > MAX_ERROR_BYTES:
+            cut = error_object[:MAX_ERROR_BYTES].decode("utf-8", "ignore")
+            return f"{cut}... ({len(error_object)} bytes, truncated)"
         return error_object.decode("utf-8", "replace")
     if isinstance(error_object, bool):
         return "true" if error_object else "false"
