@@ -137,7 +137,9 @@ class TaskRecord:
         )
 
     def copy(self) -> TaskRecord:
-        return attrs.evolve(self)
+        # a direct constructor call: attrs.evolve costs ~10x more on the per-step path
+        return TaskRecord(self.name, self.node_type, self.status, self.attempt, self.input,
+                          self.output, self.error, self.started, self.finished)
 
 
 @attrs.define(slots=True)

@@ -96,7 +96,8 @@ class MemoryStore:
         apply_status(self._get(run_id), status, at)
 
     async def upsert_tasks(self, run_id: str, tasks: Iterable[TaskRecord]) -> None:
-        await trio.lowlevel.checkpoint()
+        # the per-step hot path: honour cancellation without a scheduler round trip
+        await trio.lowlevel.checkpoint_if_cancelled()
         record = self._get(run_id)
         for task in tasks:
             record.tasks[task.name] = clone_task(task)
