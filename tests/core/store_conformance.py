@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,6 +40,14 @@ from ironflow_core.specs import StateStore
 T0 = "2026-01-01T00:00:00.000000Z"
 T1 = "2026-01-01T00:00:01.000000Z"
 T2 = "2026-01-01T00:00:02.000000Z"
+
+LEASE_ERROR = "task stopped after execution-owner lease expired"
+MINUTE = 60_000_000
+"""One minute in microseconds: ``reconcile_expired`` is handed a "now" this far ahead."""
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
 
 VALID_IDS = [
     "a",
@@ -306,6 +315,164 @@ class StoreConformance:
             with pytest.raises(RunNotFoundError):
                 await store.get_run("run-1")
             assert (await store.list_runs()).runs == ()
+
+    # ------------------------------------------------------- ST-50..52 leases
+    async def test_st_50_a_live_lease_belongs_to_its_owner_only(self):
+        async with self.opened() as store:
+            await store.create_run(record())
+            await store.acquire_lease("run-1", "owner-a", 90)
+            await store.acquire_lease("run-1", "owner-a", 90)  # re-taking one's own is fine
+            await store.renew_lease("run-1", "owner-a", 90)
+            with pytest.raises(RunConflictError, match="owned by another live execution"):
+                await store.acquire_lease("run-1", "owner-b", 90)
+            with pytest.raises(RunConflictError, match="no longer holds its execution-owner"):
+                await store.renew_lease("run-1", "owner-b", 90)
+            await store.release_lease("run-1", "owner-b")  # not b's: a no-op
+            await store.renew_lease("run-1", "owner-a", 90)
+            await store.release_lease("run-1", "owner-a")
+            await store.release_lease("run-1", "owner-a")  # idempotent
+            with pytest.raises(RunConflictError):
+                await store.renew_lease("run-1", "owner-a", 90)  # released means lost
+            await store.acquire_lease("run-1", "owner-b", 90)
+
+    async def test_st_50_an_expired_lease_can_be_taken_over_but_not_renewed(self):
+        async with self.opened() as store:
+            await store.create_run(record())
+            await store.acquire_lease("run-1", "owner-a", 0)
+            with pytest.raises(RunConflictError):
+                await store.renew_lease("run-1", "owner-a", 90)
+            await store.acquire_lease("run-1", "owner-b", 90)
+            with pytest.raises(RunConflictError):
+                await store.acquire_lease("run-1", "owner-a", 90)
+
+    async def test_st_50_leases_of_missing_runs(self):
+        async with self.opened() as store:
+            with pytest.raises(RunNotFoundError):
+                await store.acquire_lease("nope", "owner", 90)
+            with pytest.raises(RunConflictError):
+                await store.renew_lease("nope", "owner", 90)
+            await store.release_lease("nope", "owner")
+            await store.create_run(record())
+            await store.acquire_lease("run-1", "owner", 90)
+            await store.set_status("run-1", RunStatus.SUCCESS)
+            await store.delete_run("run-1")
+            with pytest.raises(RunConflictError):  # deleting the run removed its lease
+                await store.renew_lease("run-1", "owner", 90)
+            await store.create_run(record())
+            await store.acquire_lease("run-1", "someone-else", 90)
+
+    async def test_st_50_lease_calls_validate_the_run_id(self):
+        async with self.opened() as store:
+            for call in (
+                lambda: store.acquire_lease("run/1", "o", 90),
+                lambda: store.renew_lease("run/1", "o", 90),
+                lambda: store.release_lease("run/1", "o"),
+            ):
+                with pytest.raises(InvalidInputError):
+                    await call()
+
+    async def test_st_35_a_live_lease_protects_a_non_terminal_run_from_deletion(self):
+        async with self.opened() as store:
+            await store.create_run(record())
+            await store.set_status("run-1", RunStatus.RUNNING)
+            await store.acquire_lease("run-1", "owner", 90)
+            with pytest.raises(RunConflictError, match=r"^Run 'run-1' is still executing$"):
+                await store.delete_run("run-1")
+            assert (await store.get_run("run-1")).status is RunStatus.RUNNING
+            await store.set_status("run-1", RunStatus.SUCCESS)
+            await store.delete_run("run-1")  # terminal: the lease no longer protects it
+            await store.create_run(record("run-2"))
+            await store.acquire_lease("run-2", "owner", 0)
+            await store.delete_run("run-2")  # an expired lease protects nothing
+            assert (await store.list_runs()).runs == ()
+
+    async def test_st_52_reconcile_stalls_runs_whose_lease_expired(self):
+        async with self.opened() as store:
+            tasks = {
+                "done": task("done", TaskStatus.SUCCESS, attempt=1, started=T0, finished=T1,
+                             output={"x": 1}),
+                "busy": task("busy", TaskStatus.RUNNING, attempt=2, started=T1, error="boom"),
+                "next": task("next"),
+                "gone": task("gone", TaskStatus.SKIPPED, finished=T1),
+            }
+            await store.create_run(record(ctx={"init": 1}, tasks=tasks))
+            await store.set_status("run-1", RunStatus.RUNNING)
+            await store.acquire_lease("run-1", "dead-owner", 90)
+            assert await store.reconcile_expired(now_micros()) == []  # still live
+            assert await store.reconcile_expired(now_micros() + 2 * MINUTE) == ["run-1"]
+            got = await store.get_run("run-1")
+            assert got.status is RunStatus.STALLED
+            assert got.finished is not None and got.finished.endswith("Z")
+            assert got.ctx == {"init": 1}
+            assert got.tasks["done"].to_json() == tasks["done"].to_json()
+            assert got.tasks["gone"].to_json() == tasks["gone"].to_json()
+            busy = got.tasks["busy"]
+            assert (busy.status, busy.error, busy.attempt, busy.started) == (
+                TaskStatus.FAILED, LEASE_ERROR, 2, T1)
+            assert busy.finished == got.finished
+            nxt = got.tasks["next"]
+            assert (nxt.status, nxt.error, nxt.finished) == (
+                TaskStatus.SKIPPED, LEASE_ERROR, got.finished)
+            summary = (await store.list_runs(status=RunStatus.STALLED)).runs
+            assert [(s.id, s.finished) for s in summary] == [("run-1", got.finished)]
+            assert (await store.list_runs(status=RunStatus.RUNNING)).runs == ()
+            # the lease is gone: the late owner cannot renew, a second pass finds nothing
+            with pytest.raises(RunConflictError):
+                await store.renew_lease("run-1", "dead-owner", 90)
+            assert await store.reconcile_expired(now_micros() + 2 * MINUTE) == []
+            await store.delete_run("run-1")
+
+    async def test_st_52_reconcile_keeps_finished_and_handles_pending_runs(self):
+        async with self.opened() as store:
+            await store.create_run(record("was-done", tasks={"a": task("a", TaskStatus.RUNNING)}))
+            await store.set_status("was-done", RunStatus.FAILED, at=T1)
+            await store.set_status("was-done", RunStatus.RUNNING)  # finished stays T1
+            await store.create_run(record("waiting", tasks={"a": task("a")}))
+            for run_id in ("was-done", "waiting"):
+                await store.acquire_lease(run_id, "dead-owner", 1)
+            stalled = await store.reconcile_expired(now_micros() + MINUTE)
+            assert sorted(stalled) == ["waiting", "was-done"]
+            was_done = await store.get_run("was-done")
+            assert (was_done.status, was_done.finished) == (RunStatus.STALLED, T1)
+            assert was_done.tasks["a"].status is TaskStatus.FAILED
+            waiting = await store.get_run("waiting")
+            assert waiting.status is RunStatus.STALLED
+            assert (waiting.tasks["a"].status, waiting.tasks["a"].error) == (
+                TaskStatus.SKIPPED, LEASE_ERROR)
+
+    async def test_st_52_reconcile_leaves_live_unleased_and_finished_runs_alone(self):
+        async with self.opened() as store:
+            running = {"a": task("a", TaskStatus.RUNNING, attempt=1, started=T0)}
+            for run_id in ("live", "unleased", "finished", "renewed"):
+                await store.create_run(record(run_id, tasks=running))
+                await store.set_status(run_id, RunStatus.RUNNING)
+            await store.acquire_lease("live", "owner", 3600)
+            await store.acquire_lease("renewed", "owner", 1)
+            await store.renew_lease("renewed", "owner", 3600)
+            await store.acquire_lease("finished", "owner", 1)
+            await store.set_status("finished", RunStatus.SUCCESS, at=T2)
+            assert await store.reconcile_expired(now_micros() + MINUTE) == []
+            for run_id in ("live", "unleased", "renewed"):
+                got = await store.get_run(run_id)
+                assert (got.status, got.finished) == (RunStatus.RUNNING, None)
+                assert got.tasks["a"].to_json() == running["a"].to_json()
+            got = await store.get_run("finished")
+            assert (got.status, got.finished) == (RunStatus.SUCCESS, T2)
+            assert got.tasks["a"].status is TaskStatus.RUNNING
+            # the expired lease of the finished run was removed, the live ones kept
+            await store.acquire_lease("finished", "another", 90)
+            with pytest.raises(RunConflictError):
+                await store.acquire_lease("live", "another", 90)
+            await store.renew_lease("renewed", "owner", 90)
+
+    async def test_st_52_reconcile_drops_the_lease_of_a_deleted_run(self):
+        async with self.opened() as store:
+            await store.create_run(record())
+            await store.acquire_lease("run-1", "owner", 0)
+            await store.delete_run("run-1")
+            assert await store.reconcile_expired(now_micros() + MINUTE) == []
+            with pytest.raises(RunNotFoundError):
+                await store.get_run("run-1")
 
     # ---------------------------------------------------------- ST-1 run IDs
     @pytest.mark.parametrize("run_id", VALID_IDS)

@@ -102,7 +102,47 @@ class StateStore(Protocol):
         """A page of summaries in ST-20 order, strictly after the ``after`` cursor."""
 
     async def delete_run(self, run_id: str) -> None:
-        """Remove the run; ``RunNotFoundError`` when absent."""
+        """Remove the run and its lease; ``RunNotFoundError`` when absent.
+
+        A ``pending``/``running`` run whose owner lease is still live is
+        refused with ``RunConflictError("Run '<id>' is still executing")`` (ST-35).
+        """
+
+    # Owner leases (ST-50..52). A lease is (owner token, expiry in wall-clock
+    # microseconds) per run. The process executing a run holds one and renews
+    # it; when that process dies the lease expires and ``ironflow serve``
+    # reconciles the run. Leases are independent of the run's other writes.
+
+    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> None:
+        """Make ``owner`` the run's owner for ``ttl_s`` seconds from now.
+
+        Taking over an expired lease (or re-taking one's own) is allowed;
+        another owner's live lease is a ``RunConflictError``, a missing run
+        ``RunNotFoundError``.
+        """
+
+    async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> None:
+        """Extend ``owner``'s lease to ``ttl_s`` seconds from now.
+
+        ``RunConflictError`` when ``owner`` no longer holds a live lease: it
+        expired, was reconciled or released, was taken by another owner, or
+        the run was deleted. The caller must then stop writing the run.
+        """
+
+    async def release_lease(self, run_id: str, owner: str) -> None:
+        """Drop ``owner``'s lease; a no-op when ``owner`` holds none (idempotent)."""
+
+    async def reconcile_expired(self, now_micros: int) -> list[str]:
+        """Close the runs of dead owners (ST-52); returns the IDs it stalled.
+
+        For every lease that expired at ``now_micros`` (``expires <= now``)
+        whose run is still ``pending``/``running``: the run becomes
+        ``stalled`` (``finished`` set if unset), its ``running`` tasks
+        ``failed`` and other unfinished tasks ``skipped``, each with error
+        ``task stopped after execution-owner lease expired``. Every expired
+        lease is then removed (also those of finished or deleted runs).
+        Runs without a lease are never touched.
+        """
 
     async def aclose(self) -> None:
         """Release connections and files."""

@@ -81,6 +81,10 @@ class StoredRun:
     folded_tasks: list[tuple[str, str]]
     """``(name, text)`` of tasks to fold: overlay texts, and ``""`` for unmarked ones."""
     folded_ctx: list[tuple[str, str]]
+    lease_owner: str | None = None
+    """``lease_owner`` of the hash: who executes the run (ST-42), if anyone."""
+    lease_expires: str | None = None
+    """``lease_expires_micros`` as stored (a decimal string)."""
 
 
 def _corrupt(run_id: str, detail: str) -> StoreCorruptionError:
@@ -145,4 +149,6 @@ def decode_run(run_id: str, fields: Mapping[str, str]) -> StoredRun:
         ours=ours,
         folded_tasks=folded_tasks,
         folded_ctx=folded_ctx,
+        lease_owner=fields.get("lease_owner"),
+        lease_expires=fields.get("lease_expires_micros"),
     )

@@ -11,9 +11,11 @@ Lua only stores strings, compares them byte for byte and patches the
 ``task_count`` member at the end of the summary.
 
 Run hash fields (``{p}runs:{seg}``): ``info``, ``summary``, ``revision``,
-``incarnation`` as upstream has them, plus Python-private fields (see
+``incarnation`` and, while a process owns the run, ``lease_owner`` and
+``lease_expires_micros`` as upstream has them, plus Python-private fields (see
 ``records.py``): ``py:layout``, ``py:base``, ``py:task:<name>`` and
-``py:ctx:<key>``.
+``py:ctx:<key>``. A leased run is also in the ``{p}run_leases:v1:expiry`` ZSET,
+scored by its expiry.
 
 Catalog scripts share one KEYS layout (``Keys.catalog``)::
 
@@ -24,12 +26,21 @@ Catalog scripts share one KEYS layout (``Keys.catalog``)::
 from __future__ import annotations
 
 _COMMON = """
+-- set_ttl reads TTL before writing; Redis < 5 allows that only with effects replication.
+if redis.replicate_commands then redis.replicate_commands() end
+
+-- ST-45: the lease scripts give an owned run a TTL of at least its remaining lease
+-- + 90 s; both count down together, so while the lease exists no write shortens it.
 local function set_ttl(key, seconds)
   if seconds == '0' then
     redis.call('PERSIST', key)
-  else
-    redis.call('EXPIRE', key, seconds)
+    return
   end
+  local ttl = tonumber(seconds)
+  if redis.call('HEXISTS', key, 'lease_owner') == 1 then
+    ttl = math.max(ttl, redis.call('TTL', key))
+  end
+  redis.call('EXPIRE', key, ttl)
 end
 
 local function hset_many(key, list)
@@ -123,7 +134,9 @@ FOLD = _COMMON + """
 -- Rewrite `info`/`summary` from a full record Python built, compare-and-swap on the
 -- base token. ARGV: id, incarnation or '', expected base, new revision, ttl, info,
 -- summary head (up to "task_count":), task count Python saw, member, status_index,
--- number of folded tasks, (task name, folded json)..., (ctx key, folded json)...
+-- number of folded tasks, lease guard owner and expiry, (task name, folded json)...,
+-- (ctx key, folded json)... A guarded fold (owner ~= '', a reconciliation) happens
+-- only while the lease is exactly as Python read it, and removes the lease.
 local h = KEYS[1]
 if redis.call('EXISTS', h) == 0 then return 'missing' end
 local meta = redis.call('HMGET', h, 'incarnation', 'py:layout', 'py:base', 'revision', 'summary')
@@ -132,11 +145,16 @@ local ours = meta[2] == '1'
 local base = meta[4]
 if ours then base = meta[3] end
 if (base or '') ~= ARGV[3] then return 'conflict' end
+local guarded = ARGV[12] ~= ''
+if guarded then
+  local lease = redis.call('HMGET', h, 'lease_owner', 'lease_expires_micros')
+  if lease[1] ~= ARGV[12] or (lease[2] or '') ~= ARGV[13] then return 'lease_changed' end
+end
 local count = tonumber(ARGV[8])
 if ours then count = stored_count(meta[5]) or count end
 redis.call('HSET', h, 'info', ARGV[6], 'summary', ARGV[7] .. count .. '}',
            'revision', ARGV[4], 'py:base', ARGV[4], 'py:layout', '1')
-local i = 12
+local i = 14
 for _ = 1, tonumber(ARGV[11]) do
   local field = 'py:task:' .. ARGV[i]
   local current = redis.call('HGET', h, field)
@@ -148,6 +166,10 @@ while i <= #ARGV do
   local field = 'py:ctx:' .. ARGV[i]
   if redis.call('HGET', h, field) == ARGV[i + 1] then redis.call('HDEL', h, field) end
   i = i + 2
+end
+if guarded then
+  redis.call('HDEL', h, 'lease_owner', 'lease_expires_micros')
+  redis.call('ZREM', KEYS[11], ARGV[1])
 end
 catalog(ARGV[1], ARGV[9], tonumber(ARGV[10]))
 set_ttl(h, ARGV[5])
@@ -172,6 +194,45 @@ if member then
   drop_member(member)
 end
 redis.call('ZREM', KEYS[11], ARGV[1])
+return 'ok'
+"""
+
+LEASE = """
+-- Take (ARGV[6] = 'acquire') or extend ('renew') an owner lease (ST-42, ST-50).
+-- KEYS[1] run hash, KEYS[2] lease expiry ZSET; ARGV: id, owner, expiry (µs),
+-- now (µs), ttl, mode. Acquiring refuses another owner's live lease ('held');
+-- renewing needs the owner's own unexpired lease ('lost').
+local h = KEYS[1]
+local cur = redis.call('HMGET', h, 'lease_owner', 'lease_expires_micros')
+local live = cur[1] and (tonumber(cur[2] or '') or 0) > tonumber(ARGV[4])
+if ARGV[6] == 'renew' then
+  if cur[1] ~= ARGV[2] or not live then return 'lost' end
+else
+  if redis.call('EXISTS', h) == 0 then return 'missing' end
+  if live and cur[1] ~= ARGV[2] then return 'held' end
+end
+redis.call('HSET', h, 'lease_owner', ARGV[2], 'lease_expires_micros', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+if ARGV[5] ~= '0' then
+  -- ST-45: the run outlives its lease by at least 90 s
+  local left = math.ceil((tonumber(ARGV[3]) - tonumber(ARGV[4])) / 1000000) + 90
+  redis.call('EXPIRE', h, math.max(tonumber(ARGV[5]), left))
+end
+return 'ok'
+"""
+
+RELEASE = """
+-- Drop an owner lease. KEYS[1] run hash, KEYS[2] lease expiry ZSET; ARGV: id, owner,
+-- expiry the lease must still have ('' = any), ttl. Another owner's lease stays
+-- ('held'); with owner '' only an expiry entry without a lease on the hash goes.
+local h = KEYS[1]
+local cur = redis.call('HMGET', h, 'lease_owner', 'lease_expires_micros')
+if cur[1] then
+  if cur[1] ~= ARGV[2] or (ARGV[3] ~= '' and cur[2] ~= ARGV[3]) then return 'held' end
+  redis.call('HDEL', h, 'lease_owner', 'lease_expires_micros')
+  if ARGV[4] ~= '0' then redis.call('EXPIRE', h, ARGV[4]) end
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
 return 'ok'
 """
 
@@ -223,6 +284,8 @@ SCRIPTS = {
     "merge_context": MERGE_CONTEXT,
     "fold": FOLD,
     "delete": DELETE,
+    "lease": LEASE,
+    "release": RELEASE,
     "page": PAGE,
     "repair": REPAIR,
 }

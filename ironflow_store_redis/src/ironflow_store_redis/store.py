@@ -14,6 +14,10 @@ set_status         fold: ``HGETALL`` + rewrite ``info``/catalog   2 (+ retry)
 get_run            ``HGETALL``                                   1
 list_runs          ``ZREVRANGEBYLEX`` + summaries per page       1 (+ repairs)
 delete_run         remove the hash and its catalog entries       1
+acquire/renew      ``lease_*`` fields, expiry ZSET, TTL          1
+release_lease      drop ``lease_*`` fields and the ZSET entry    1
+reconcile_expired  ``ZRANGEBYSCORE``, then per expired run a     1 + 2 per run
+                   guarded fold (stalled) or a release
 =================  ============================================  ===========
 
 Every mutation refuses a missing hash, so a late writer cannot resurrect a
@@ -57,6 +61,15 @@ from ironflow_core.stores.cursor import (
     is_timestamp,
 )
 from ironflow_core.stores.json_codec import check_task, compact_json
+from ironflow_core.stores.leases import (
+    clock_micros,
+    expiry_after,
+    is_unfinished,
+    lease_lost,
+    lease_taken,
+    stall_record,
+    still_executing,
+)
 from ironflow_core.stores.memory import check_new_record
 from ironflow_store_redis import records
 from ironflow_store_redis.address import RedisAddress
@@ -78,6 +91,14 @@ def _status_index(status: str) -> int:
 
 def _invalid_task(exc: ValueError) -> InvalidInputError:
     return InvalidInputError(f"Invalid task record: {exc}")
+
+
+def _micros(text: str | None) -> int:
+    """A stored ``lease_expires_micros``; a damaged one counts as long expired."""
+    try:
+        return int(text or "")
+    except ValueError:
+        return 0
 
 
 class RedisStore:
@@ -233,14 +254,96 @@ class RedisStore:
         now = timestamp_micros(now_timestamp())
         reply = await self._script("delete", self._catalog_keys(run_id), [run_id, now])
         if reply == "conflict":
-            raise RunConflictError(f"Run '{run_id}' is still executing")
+            raise still_executing(run_id)
         self._check_reply(run_id, "delete", reply)
         self._incarnations.pop(run_id, None)
+
+    # ------------------------------------------------------ leases (ST-50..52)
+    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> None:
+        reply = await self._lease(run_id, owner, ttl_s, "acquire")
+        if reply == "held":
+            raise lease_taken(run_id)
+        if reply == "missing":
+            raise RunNotFoundError(run_id)
+        self._check_reply(run_id, "lease", reply)
+
+    async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> None:
+        reply = await self._lease(run_id, owner, ttl_s, "renew")
+        if reply == "lost":
+            raise lease_lost(run_id)
+        self._check_reply(run_id, "lease", reply)
+
+    async def release_lease(self, run_id: str, owner: str) -> None:
+        validate_run_id(run_id)
+        await self._release(run_id, owner)
+
+    async def reconcile_expired(self, now_micros: int) -> list[str]:
+        expired = await self._command(
+            "ZRANGEBYSCORE", self.keys.lease_expiry, "-inf", now_micros
+        )
+        if not isinstance(expired, list):
+            raise self._odd_reply("ZRANGEBYSCORE", expired)
+        stalled = []
+        for run_id in expired:
+            try:
+                if await self._reconcile(run_id, now_micros):
+                    stalled.append(run_id)
+            except StoreCorruptionError as exc:  # one damaged run must not block the others
+                log.warning("could not reconcile run %s: %s", run_id, exc)
+        return stalled
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
     # -------------------------------------------------------------- helpers
+    async def _lease(self, run_id: str, owner: str, ttl_s: float, mode: str) -> object:
+        validate_run_id(run_id)
+        now = clock_micros()
+        args: list[Arg] = [run_id, owner, expiry_after(ttl_s, now), now, self._ttl_arg, mode]
+        return await self._script("lease", [self.keys.run(run_id), self.keys.lease_expiry], args)
+
+    async def _release(self, run_id: str, owner: str, expires: str = "") -> None:
+        """Drop ``owner``'s lease (only while it expires at ``expires``, when given).
+
+        With ``owner`` ``""`` only a stale expiry entry, one whose hash holds no
+        lease, is removed.
+        """
+        args: list[Arg] = [run_id, owner, expires, self._ttl_arg]
+        reply = await self._script("release", [self.keys.run(run_id), self.keys.lease_expiry], args)
+        if reply not in ("ok", "held"):
+            raise self._odd_reply("release", reply)
+
+    async def _reconcile(self, run_id: str, now_micros: int) -> bool:
+        """ST-52 for one run whose expiry entry is due; True when it was stalled.
+
+        The fold is guarded by the lease as read, so an owner renewing at the
+        same moment wins: its run is left alone.
+        """
+        for attempt in range(FOLD_ATTEMPTS):
+            try:
+                stored = await self._read(run_id)
+            except RunNotFoundError:
+                await self._release(run_id, "")  # the run is gone (deleted or expired)
+                return False
+            owner, expires = stored.lease_owner, stored.lease_expires
+            if owner is not None and _micros(expires) > now_micros:
+                return False  # renewed meanwhile
+            if owner is None or not is_unfinished(stored.raw["status"]):
+                await self._release(run_id, owner or "", expires or "")
+                return False
+            stall_record(stored.raw, now_timestamp())
+            args = self._fold_args(run_id, stored, guard=(owner, expires or ""))
+            reply = await self._script("fold", self._catalog_keys(run_id), args)
+            if reply == "ok":
+                self._incarnations.pop(run_id, None)
+                return True
+            if reply not in ("conflict", "lease_changed", "missing"):
+                raise self._odd_reply("fold", reply)
+            await trio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+        raise StoreUnavailableError(
+            f"Run '{run_id}' changed {FOLD_ATTEMPTS} times while it was being reconciled"
+        )
+
     def _catalog_keys(self, run_id: str) -> list[str]:
         return [self.keys.run(run_id), *self.keys.catalog()]
 
@@ -294,27 +397,8 @@ class RedisStore:
         """
         for attempt in range(FOLD_ATTEMPTS):
             stored = await self._read(run_id)
-            raw = stored.raw
-            change(raw)
-            args: list[Arg] = [
-                run_id,
-                self._incarnations.get(run_id, ""),
-                stored.base,
-                uuid.uuid4().hex,
-                self._ttl_arg,
-                records.encode_info(raw),
-                records.summary_head(raw),
-                len(raw["tasks"]),
-                ordering_member(raw["started"], run_id),
-                _status_index(raw["status"]),
-                len(stored.folded_tasks),
-            ]
-            for name, text in stored.folded_tasks:
-                args.append(name)
-                args.append(text)
-            for key, text in stored.folded_ctx:
-                args.append(key)
-                args.append(text)
+            change(stored.raw)
+            args = self._fold_args(run_id, stored)
             reply = await self._script("fold", self._catalog_keys(run_id), args)
             if reply != "conflict":
                 self._check_reply(run_id, "fold", reply)
@@ -323,6 +407,33 @@ class RedisStore:
         raise StoreUnavailableError(
             f"Run '{run_id}' changed {FOLD_ATTEMPTS} times while its status was being set"
         )
+
+    def _fold_args(
+        self, run_id: str, stored: records.StoredRun, *, guard: tuple[str, str] = ("", "")
+    ) -> list[Arg]:
+        """ARGV of the fold script for ``stored.raw`` (see ``scripts.FOLD``)."""
+        raw = stored.raw
+        args: list[Arg] = [
+            run_id,
+            self._incarnations.get(run_id, ""),
+            stored.base,
+            uuid.uuid4().hex,
+            self._ttl_arg,
+            records.encode_info(raw),
+            records.summary_head(raw),
+            len(raw["tasks"]),
+            ordering_member(raw["started"], run_id),
+            _status_index(raw["status"]),
+            len(stored.folded_tasks),
+            *guard,
+        ]
+        for name, text in stored.folded_tasks:
+            args.append(name)
+            args.append(text)
+        for key, text in stored.folded_ctx:
+            args.append(key)
+            args.append(text)
+        return args
 
     async def _verified(
         self, member: str, text: str, revision: str, status: RunStatus | None

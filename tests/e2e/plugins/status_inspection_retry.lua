@@ -1,10 +1,11 @@
 -- §9.1 05-http/status_inspection_retry: keep error responses as data
 -- (fail_on_status = false), retry 429/5xx once honouring a capped
--- Retry-After, then classify the final status.
+-- Retry-After, then classify the final status. `backoff` (optional) reaches
+-- the strict float through interpolation (NODE-6).
 local flow = Flow.new("status_inspection_retry")
 
 flow:step("seed", function(ctx)
-    return { target_status = ctx.target_status or "429" }
+    return { target_status = ctx.target_status or "429", backoff = ctx.backoff or 0.05 }
 end)
 
 flow:step("probe", nodes.http_get({
@@ -13,7 +14,7 @@ flow:step("probe", nodes.http_get({
     fail_on_status = false,
     retry_statuses = { 429, 500, "502", 503 },
     status_retries = 1,
-    status_retry_backoff = 0,
+    status_retry_backoff = "${ctx.backoff}",
     respect_retry_after = true,
     max_retry_after = 0.3
 })):depends_on("seed")

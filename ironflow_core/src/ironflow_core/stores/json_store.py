@@ -8,6 +8,10 @@ Files in the store directory, per run:
   the directory.
 * ``<id>.summary.json`` — a summary cache for listing; rebuilt from the
   primary whenever it is missing or stale.
+* ``.ironflow-run-leases-v1/<id>.lease`` — the owner lease of a run being
+  executed (ST-51): compact ``{"run_id", "owner", "expires_micros"}``,
+  replaced atomically like the primary, removed on release, reconciliation
+  and deletion.
 * ``.<id>.journal`` — Python-private, append-only. Rewriting the whole record
   for every task update would make a run quadratic in its length, so task
   upserts and context merges are appended here as one compact line each (one
@@ -45,9 +49,10 @@ from ironflow_core.errors import (
     RunConflictError,
     RunNotFoundError,
     StoreCorruptionError,
+    StoreError,
     StoreUnavailableError,
 )
-from ironflow_core.jsonutil import now_timestamp, timestamp_micros
+from ironflow_core.jsonutil import now_timestamp
 from ironflow_core.model import RunPage, RunRecord, RunStatus, RunSummary, TaskRecord
 from ironflow_core.runid import run_id_problem, validate_run_id
 from ironflow_core.stores import json_codec as codec
@@ -58,6 +63,15 @@ from ironflow_core.stores.cursor import (
     coerce_status,
     cursor_for_filter,
     is_timestamp,
+)
+from ironflow_core.stores.leases import (
+    clock_micros,
+    expiry_after,
+    is_unfinished,
+    lease_lost,
+    lease_taken,
+    stall_record,
+    still_executing,
 )
 from ironflow_core.stores.memory import check_new_record
 
@@ -88,6 +102,10 @@ def journal_name(run_id: str) -> str:
     return f".{run_id}.journal"
 
 
+def lease_name(run_id: str) -> str:
+    return os.path.join(LEASE_DIR, f"{run_id}.lease")
+
+
 def _unsafe(name: str, detail: str) -> StoreCorruptionError:
     return codec.corruption(f"Unsafe JSON store entry '{name}'", detail)
 
@@ -104,6 +122,14 @@ class JsonStoreStats:
     journal_appends: int = 0
     primary_writes: int = 0
     compactions: int = 0
+
+
+@attrs.frozen
+class _Lease:
+    owner: str
+    expires_micros: int
+    data: bytes
+    """The file as read: it is removed only while it still holds exactly this."""
 
 
 @attrs.define(eq=False)
@@ -232,6 +258,37 @@ class JsonStore:
         async with self._locked(run_id, load=False) as handle:
             await self._in_thread(handle, self._delete_sync, handle)
             self._evict(handle)
+
+    # ------------------------------------------------------ leases (ST-50..52)
+    # Lease calls hold the run's lock, so in this process they are serialised
+    # with deletion and reconciliation of the same run.
+    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> None:
+        validate_run_id(run_id)
+        async with self._locked(run_id, load=False):
+            await trio.to_thread.run_sync(self._acquire_sync, run_id, owner, ttl_s)
+
+    async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> None:
+        validate_run_id(run_id)
+        async with self._locked(run_id, load=False):
+            await trio.to_thread.run_sync(self._renew_sync, run_id, owner, ttl_s)
+
+    async def release_lease(self, run_id: str, owner: str) -> None:
+        validate_run_id(run_id)
+        async with self._locked(run_id, load=False):
+            await trio.to_thread.run_sync(self._release_sync, run_id, owner)
+
+    async def reconcile_expired(self, now_micros: int) -> list[str]:
+        expired = await trio.to_thread.run_sync(self._expired_sync, now_micros)
+        stalled = []
+        for run_id in expired:
+            async with self._locked(run_id, load=False) as handle:
+                executing_here = handle.loaded
+                if await self._in_thread(handle, self._reconcile_sync, handle, now_micros):
+                    stalled.append(run_id)
+                    self._evict(handle)  # terminal now, as after set_status
+                elif not executing_here:
+                    self._evict(handle)  # loaded only to look: keep no cache of it
+        return stalled
 
     async def aclose(self) -> None:
         for handle in list(self._handles.values()):
@@ -404,8 +461,7 @@ class JsonStore:
         name = primary_name(run_id)
         if not self._root_exists() or not self._entry_exists(name):
             raise RunNotFoundError(run_id)
-        lease = os.path.join(LEASE_DIR, f"{run_id}.lease")
-        self._check_lease(run_id, lease)
+        self._check_lease(run_id)
         self._unlink_quiet(sidecar_name(run_id))
         try:
             os.unlink(self._path(name))
@@ -414,26 +470,139 @@ class JsonStore:
         except OSError as exc:
             raise _unavailable(f"Failed to delete JSON store entry '{name}'", exc) from None
         self._drop_journal(handle)
-        self._unlink_quiet(lease)
+        self._unlink_quiet(lease_name(run_id))
         self._fsync_dir()
         self._drop_catalog()
 
-    def _check_lease(self, run_id: str, lease: str) -> None:
+    def _check_lease(self, run_id: str) -> None:
         """ST-35: a non-terminal run whose owner lease is live cannot be deleted."""
-        data = self._read(lease)
-        if data is None:
-            return
-        try:
-            expires = codec.parse_json(data).get("expires_micros")
-        except (AttributeError, UnicodeDecodeError, ValueError):
-            raise codec.corruption(f"Invalid lease file '{lease}'", "not a lease record") from None
-        if type(expires) is not int:
-            raise codec.corruption(f"Invalid lease file '{lease}'", "expires_micros is missing")
-        if expires <= timestamp_micros(now_timestamp()):
+        lease = self._read_lease(run_id)
+        if lease is None or lease.expires_micros <= clock_micros():
             return
         decoded, _, _ = self._read_full_sync(run_id)
         if not RunStatus(decoded.raw["status"]).terminal:
-            raise RunConflictError(f"Run '{run_id}' is still executing")
+            raise still_executing(run_id)
+
+    # ------------------------------------------------ lease files (ST-51)
+    def _read_lease(self, run_id: str) -> _Lease | None:
+        name = lease_name(run_id)
+        data = self._read(name) if self._root_exists() else None
+        if data is None:
+            return None
+        try:
+            fields = codec.parse_json(data)
+            owner, expires = fields.get("owner"), fields.get("expires_micros")
+            stored_id = fields.get("run_id")
+        except (AttributeError, UnicodeDecodeError, ValueError):
+            raise codec.corruption(f"Invalid lease file '{name}'", "not a lease record") from None
+        if type(expires) is not int:
+            raise codec.corruption(f"Invalid lease file '{name}'", "expires_micros is missing")
+        if not isinstance(owner, str):
+            raise codec.corruption(f"Invalid lease file '{name}'", "owner is missing")
+        if stored_id != run_id:
+            raise codec.corruption(f"Invalid lease file '{name}'", "run_id does not match the name")
+        return _Lease(owner, expires, data)
+
+    def _write_lease(self, run_id: str, owner: str, expires_micros: int) -> None:
+        """Publish the lease atomically: temporary file, fsync, rename, fsync of its directory."""
+        self._ensure_root()
+        directory = self._path(LEASE_DIR)
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise _unavailable("Failed to create the lease directory", exc) from None
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(directory).st_mode)
+        except OSError as exc:
+            raise _unavailable("Failed to inspect the lease directory", exc) from None
+        if not is_dir:
+            raise _unsafe(LEASE_DIR, "not a directory")
+        record = {"run_id": run_id, "owner": owner, "expires_micros": expires_micros}
+        data = json.dumps(record, separators=(",", ":")).encode()
+        name = lease_name(run_id)
+        temp = self._write_temp(name, data)
+        try:
+            os.replace(self._path(temp), self._path(name))
+        except OSError as exc:
+            self._unlink_quiet(temp)
+            raise _unavailable(f"Failed to write lease file '{name}'", exc) from None
+        self._fsync_dir(directory)
+
+    def _remove_lease(self, run_id: str, lease: _Lease) -> None:
+        """Unlink the lease file unless it changed since ``lease`` was read."""
+        name = lease_name(run_id)
+        if self._read(name) != lease.data:
+            return
+        self._unlink_quiet(name)
+        self._fsync_dir(self._path(LEASE_DIR))
+
+    def _run_exists(self, run_id: str) -> bool:
+        return self._root_exists() and self._entry_exists(primary_name(run_id))
+
+    def _acquire_sync(self, run_id: str, owner: str, ttl_s: float) -> None:
+        if not self._run_exists(run_id):
+            raise RunNotFoundError(run_id)
+        now = clock_micros()
+        lease = self._read_lease(run_id)
+        if lease is not None and lease.owner != owner and lease.expires_micros > now:
+            raise lease_taken(run_id)
+        self._write_lease(run_id, owner, expiry_after(ttl_s, now))
+
+    def _renew_sync(self, run_id: str, owner: str, ttl_s: float) -> None:
+        now = clock_micros()
+        lease = self._read_lease(run_id)
+        if lease is None or lease.owner != owner or lease.expires_micros <= now:
+            raise lease_lost(run_id)
+        self._write_lease(run_id, owner, expiry_after(ttl_s, now))
+
+    def _release_sync(self, run_id: str, owner: str) -> None:
+        lease = self._read_lease(run_id)
+        if lease is not None and lease.owner == owner:
+            self._remove_lease(run_id, lease)
+
+    def _expired_sync(self, now_micros: int) -> list[str]:
+        """Run IDs whose lease file expired; damaged lease files are reported and skipped."""
+        if not self._root_exists():
+            return []
+        try:
+            names = os.listdir(self._path(LEASE_DIR))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise _unavailable("Failed to list the lease directory", exc) from None
+        expired = []
+        for name in sorted(names):
+            run_id = name[:-6]
+            if name.startswith(".") or not name.endswith(".lease") or run_id_problem(run_id):
+                continue  # temporary files and names that are no run's lease
+            try:
+                lease = self._read_lease(run_id)
+            except StoreError as exc:
+                log.warning("skipping lease of run %s: %s", run_id, exc)
+                continue
+            if lease is not None and lease.expires_micros <= now_micros:
+                expired.append(run_id)
+        return expired
+
+    def _reconcile_sync(self, handle: _RunHandle, now_micros: int) -> bool:
+        """ST-52 for one run, under its lock; True when it was stalled."""
+        run_id = handle.run_id
+        lease = self._read_lease(run_id)
+        if lease is None or lease.expires_micros > now_micros:
+            return False  # renewed or released meanwhile
+        stalled = False
+        if self._run_exists(run_id):
+            if not handle.loaded:
+                self._load_sync(handle)
+            if is_unfinished(handle.raw["status"]):
+                stall_record(handle.raw, now_timestamp())
+                handle.pretty = codec.PrettyCache()
+                self._compact_sync(handle)
+                stalled = True
+        self._remove_lease(run_id, lease)
+        return stalled
 
     def _list_sync(self, status: RunStatus | None, limit: int, cursor: Cursor | None) -> RunPage:
         summaries = []
@@ -604,9 +773,10 @@ class JsonStore:
             os.close(fd)
 
     def _write_temp(self, name: str, data: bytes) -> str:
-        """Write ``.<name>.<hex>.tmp`` (mode 0600) and fsync it; returns its name."""
+        """Write ``.<name>.<hex>.tmp`` beside ``name`` (mode 0600) and fsync it; returns its name."""
+        folder, base = os.path.split(name)
         for _ in range(8):
-            temp = f".{name}.{uuid.uuid4().hex}.tmp"
+            temp = os.path.join(folder, f".{base}.{uuid.uuid4().hex}.tmp")
             try:
                 fd = os.open(self._path(temp), _TEMP_FLAGS, 0o600)
             except FileExistsError:
@@ -671,9 +841,9 @@ class JsonStore:
         except (OSError, StoreUnavailableError, StoreCorruptionError) as exc:
             log.warning("could not write the summary cache of run %s: %s", run_id, exc)
 
-    def _fsync_dir(self) -> None:
+    def _fsync_dir(self, directory: str | None = None) -> None:
         try:
-            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = os.open(directory or self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
             raise _unavailable("Failed to open JSON store directory", exc) from None
         try:

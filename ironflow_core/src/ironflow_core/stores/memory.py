@@ -24,6 +24,15 @@ from ironflow_core.stores.cursor import (
     cursor_for_filter,
     is_timestamp,
 )
+from ironflow_core.stores.leases import (
+    clock_micros,
+    expiry_after,
+    is_unfinished,
+    lease_lost,
+    lease_taken,
+    stall_record,
+    still_executing,
+)
 
 
 def clone_json(value: Any) -> Any:
@@ -76,6 +85,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._runs: dict[str, RunRecord] = {}
+        self._leases: dict[str, tuple[str, int]] = {}
+        """Run ID -> (owner, expiry in wall-clock µs)."""
 
     def _get(self, run_id: str) -> RunRecord:
         validate_run_id(run_id)
@@ -123,8 +134,53 @@ class MemoryStore:
 
     async def delete_run(self, run_id: str) -> None:
         await trio.lowlevel.checkpoint()
-        self._get(run_id)
+        record = self._get(run_id)
+        lease = self._leases.get(run_id)
+        if lease is not None and lease[1] > clock_micros() and not record.status.terminal:
+            raise still_executing(run_id)
         del self._runs[run_id]
+        self._leases.pop(run_id, None)
+
+    # ------------------------------------------------------ leases (ST-50..52)
+    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> None:
+        await trio.lowlevel.checkpoint()
+        self._get(run_id)
+        now = clock_micros()
+        lease = self._leases.get(run_id)
+        if lease is not None and lease[0] != owner and lease[1] > now:
+            raise lease_taken(run_id)
+        self._leases[run_id] = (owner, expiry_after(ttl_s, now))
+
+    async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> None:
+        await trio.lowlevel.checkpoint()
+        validate_run_id(run_id)
+        now = clock_micros()
+        lease = self._leases.get(run_id)
+        if lease is None or lease[0] != owner or lease[1] <= now:
+            raise lease_lost(run_id)
+        self._leases[run_id] = (owner, expiry_after(ttl_s, now))
+
+    async def release_lease(self, run_id: str, owner: str) -> None:
+        await trio.lowlevel.checkpoint()
+        validate_run_id(run_id)
+        lease = self._leases.get(run_id)
+        if lease is not None and lease[0] == owner:
+            del self._leases[run_id]
+
+    async def reconcile_expired(self, now_micros: int) -> list[str]:
+        await trio.lowlevel.checkpoint()
+        stalled: list[str] = []
+        for run_id, (_, expires) in list(self._leases.items()):
+            if expires > now_micros:
+                continue
+            del self._leases[run_id]
+            record = self._runs.get(run_id)
+            if record is not None and is_unfinished(record.status):
+                raw = record.to_json()
+                stall_record(raw, now_timestamp())
+                self._runs[run_id] = RunRecord.from_json(raw)
+                stalled.append(run_id)
+        return stalled
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
