@@ -7,8 +7,9 @@ import trio
 import trio.testing
 
 from ironflow_core.engine import execute, plan_flow, prepare_run
-from ironflow_core.errors import FlowValidationError, StoreError
+from ironflow_core.errors import FlowValidationError, RunConflictError, StoreError
 from ironflow_core.model import RunStatus, TaskStatus
+from ironflow_core.stores.leases import clock_micros
 from ironflow_core.stores.memory import MemoryStore
 
 from .engine_helpers import flow, registry, step
@@ -423,3 +424,99 @@ async def test_resume_reruns_only_unfinished_steps(autojump_clock):
     assert second.tasks["a"].status is TaskStatus.SUCCESS
     assert second.ctx["c_saw_a"] == 1 and second.ctx["c_saw_b"] == 2
     assert (await store.get_run(first.id)).status is RunStatus.FAILED
+
+
+# ------------------------------------------------------- ST-50 owner leases
+class LeaseLog(MemoryStore):
+    """A memory store that records every lease call with trio's (mock) time."""
+
+    def __init__(self, *, refuse_acquire: bool = False) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str, float]] = []
+        self.refuse_acquire = refuse_acquire
+
+    async def acquire_lease(self, run_id, owner, ttl_s):
+        self.calls.append(("acquire", owner, trio.current_time()))
+        assert ttl_s == 90
+        if self.refuse_acquire:
+            raise StoreError("cannot reach the store")
+        await super().acquire_lease(run_id, owner, ttl_s)
+
+    async def renew_lease(self, run_id, owner, ttl_s):
+        self.calls.append(("renew", owner, trio.current_time()))
+        assert ttl_s == 90
+        await super().renew_lease(run_id, owner, ttl_s)
+
+    async def release_lease(self, run_id, owner):
+        self.calls.append(("release", owner, trio.current_time()))
+        await super().release_lease(run_id, owner)
+
+
+async def test_st_50_a_run_holds_its_lease_renews_it_every_30s_and_releases_it(autojump_clock):
+    store = LeaseLog()
+    f = flow(step("slow", config={"sleep": 100}))
+    executor = prepare_run(f, store=store, registry=REG, env=ENV)
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        async def delete_meanwhile():
+            await trio.sleep(50)
+            with pytest.raises(RunConflictError, match="is still executing"):  # ST-35
+                await store.delete_run(executor.run_id)
+        nursery.start_soon(delete_meanwhile)
+        record = await executor.run()
+    assert record.status is RunStatus.SUCCESS
+    owner = store.calls[0][1]
+    assert len(owner) == 32
+    assert [(kind, who, at - start) for kind, who, at in store.calls] == [
+        ("acquire", owner, 0), ("renew", owner, 30), ("renew", owner, 60),
+        ("renew", owner, 90), ("release", owner, 100),
+    ]
+    assert await store.reconcile_expired(clock_micros() + 3600 * 10**6) == []  # none left
+    await store.delete_run(record.id)
+    await run(flow(step("quick")), store=store)
+    assert store.calls[-1][0] == "release" and store.calls[-1][1] != owner  # a new token
+
+
+async def test_st_50_a_lost_lease_stalls_the_run_and_stops_its_work(autojump_clock):
+    """Another server saw the lease expire and reconciled the run while it still ran."""
+    store = LeaseLog()
+    rec = Recorder()
+    f = flow(step("slow", config={"sleep": 100, "out": {"slow": 1}}),
+             step("after", deps=("slow",)))
+    executor = prepare_run(f, store=store, registry=REG, env=ENV, observers=[rec])
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        async def other_server():
+            await trio.sleep(40)
+            later = clock_micros() + 91 * 10**6
+            assert await store.reconcile_expired(later) == [executor.run_id]
+        nursery.start_soon(other_server)
+        record = await executor.run()
+    assert trio.current_time() - start == 60  # stopped at the failed renewal, not at 100
+    assert record.status is RunStatus.STALLED
+    assert record.tasks["slow"].status is TaskStatus.FAILED
+    assert record.tasks["slow"].error == "task stopped before the workflow could complete"
+    assert record.tasks["after"].status is TaskStatus.SKIPPED
+    assert "slow" not in record.ctx
+    assert [kind for kind, _, _ in store.calls] == ["acquire", "renew", "renew"]  # no release
+    finished = rec.events[-1]
+    assert (finished.type, finished.run_status, finished.reason) == (
+        "run_finished", "stalled", "workflow execution stopped after an infrastructure failure")
+
+
+async def test_st_50_a_run_that_cannot_take_its_lease_stalls_before_any_step(autojump_clock):
+    store = LeaseLog(refuse_acquire=True)
+    record, executor = await run(flow(step("a"), step("b", deps=("a",))), store=store)
+    assert record.status is RunStatus.STALLED
+    assert "attempts" not in executor.services.scratch  # no step ran
+    assert {t.status for t in record.tasks.values()} == {TaskStatus.SKIPPED}
+    assert [kind for kind, _, _ in store.calls] == ["acquire"]
+
+
+async def test_st_50_child_runs_take_no_lease(autojump_clock):
+    store = LeaseLog()
+    executor = prepare_run(flow(step("a", config={"sleep": 45})), store=store, registry=REG,
+                           env=ENV, is_child=True)
+    record = await executor.run()
+    assert record.status is RunStatus.SUCCESS
+    assert store.calls == []

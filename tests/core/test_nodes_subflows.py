@@ -8,6 +8,7 @@ see side effects of detached, cancelled and concurrent children.
 
 from __future__ import annotations
 
+import math
 import types
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 import trio
 
 from ironflow_core import NodeError, NodeSpec, hookimpl
-from ironflow_core.engine import prepare_run
+from ironflow_core.engine import lease, prepare_run
 from ironflow_core.model import FlowDefinition, RunStatus, StepSpec
 from ironflow_core.nodes import subflows
 from ironflow_core.stores.memory import MemoryStore
@@ -700,7 +701,11 @@ async def test_rs_1_process_cap_from_the_environment(value, expected):
     assert error_of(result, "r") == expected
 
 
-async def test_rs_4_delay_grows_by_backoff_up_to_the_maximum(tmp_path, autojump_clock):
+async def test_rs_4_delay_grows_by_backoff_up_to_the_maximum(tmp_path, autojump_clock,
+                                                               monkeypatch):
+    # Lua runs in worker threads; while trio waits for one, the autojump clock jumps to
+    # the next deadline, which would be the lease renewal (ST-50): park it.
+    monkeypatch.setattr(lease, "RENEW_EVERY_SECONDS", math.inf)
     write_flow(tmp_path, "tick.lua", """
         flow:step("t", nodes.probe({ label = "tick" }))
         flow:step("decide", function(ctx)

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -598,4 +599,84 @@ async def test_st_35_live_lease_protects_an_executing_run(tmp_path):
     await store.set_status("run-1", RunStatus.FAILED)
     await store.delete_run("run-1")
     assert not (root / "run-1.json").exists()
+    await store.aclose()
+
+
+# ------------------------------------------------------- ST-51/52 lease files
+def micros_now() -> int:
+    return time.time_ns() // 1000
+
+
+def write_lease(root: Path, run_id: str, owner: str, expires: int) -> Path:
+    leases = root / ".ironflow-run-leases-v1"
+    leases.mkdir(exist_ok=True)
+    path = leases / f"{run_id}.lease"
+    path.write_text(json.dumps({"run_id": run_id, "owner": owner, "expires_micros": expires}))
+    return path
+
+
+async def test_st_51_lease_file_layout_and_modes(tmp_path):
+    root = tmp_path / "runs"
+    store = await make_run(root)
+    before = micros_now()
+    await store.acquire_lease("run-1", "owner-a", 90)
+    leases = root / ".ironflow-run-leases-v1"
+    assert os.listdir(leases) == ["run-1.lease"]  # no temporary file left behind
+    lease = leases / "run-1.lease"
+    text = lease.read_text()
+    assert list(json.loads(text)) == ["run_id", "owner", "expires_micros"]
+    data = json.loads(text)
+    assert (data["run_id"], data["owner"]) == ("run-1", "owner-a")
+    assert before + 90_000_000 <= data["expires_micros"] <= micros_now() + 90_000_000
+    assert stat.S_IMODE(lease.stat().st_mode) == 0o600
+    assert stat.S_IMODE(leases.stat().st_mode) == 0o700
+    await store.renew_lease("run-1", "owner-a", 90)
+    assert json.loads(lease.read_text())["expires_micros"] >= data["expires_micros"]
+    assert [s.id for s in (await store.list_runs()).runs] == ["run-1"]  # ST-31: not a run
+    await store.release_lease("run-1", "owner-a")
+    assert os.listdir(leases) == []
+    await store.aclose()
+
+
+async def test_st_52_reconcile_a_run_left_by_a_dead_process(tmp_path):
+    """Another process created the run and its lease, then died (no one renewed)."""
+    root = tmp_path / "runs"
+    writer = await make_run(root, tasks={"a": task("a"), "b": task("b")})
+    await writer.set_status("run-1", RunStatus.RUNNING)
+    await writer.upsert_tasks("run-1", [task("a", TaskStatus.RUNNING, attempt=1, started=T0)])
+    await writer.aclose()  # the journal is left behind, as a killed process leaves it
+    lease = write_lease(root, "run-1", "dead-process", micros_now() - 1)
+    store = JsonStore(root)
+    assert await store.reconcile_expired(micros_now()) == ["run-1"]
+    assert not lease.exists()
+    got = await store.get_run("run-1")
+    assert got.status is RunStatus.STALLED and got.finished is not None
+    assert (got.tasks["a"].status, got.tasks["b"].status) == (
+        TaskStatus.FAILED, TaskStatus.SKIPPED)
+    primary = json.loads((root / "run-1.json").read_text())
+    assert primary["status"] == "stalled"  # folded into the primary: upstream reads it
+    assert primary["tasks"]["a"]["error"] == "task stopped after execution-owner lease expired"
+    assert not (root / ".run-1.journal").exists()
+    await store.aclose()
+
+
+async def test_st_52_damaged_leases_and_records_are_reported_and_skipped(tmp_path, caplog):
+    root = tmp_path / "runs"
+    writer = await make_run(root)
+    await writer.create_run(record("run-2"))
+    await writer.create_run(record("run-3"))
+    await writer.aclose()
+    store = JsonStore(root)  # a server process that did not write these runs
+    leases = root / ".ironflow-run-leases-v1"
+    leases.mkdir()
+    (leases / "run-1.lease").write_text("{not json")
+    (leases / ".run-2.lease.0123.tmp").write_text("a temporary file")
+    write_lease(root, "run-2", "dead", 1)
+    write_lease(root, "run-3", "dead", 1)
+    (root / "run-3.json").write_text("{damaged")
+    assert await store.reconcile_expired(micros_now()) == ["run-2"]
+    assert "skipping lease of run run-1: Invalid lease file" in caplog.text
+    assert "could not reconcile run run-3: " in caplog.text
+    assert (await store.get_run("run-1")).status is RunStatus.PENDING
+    assert sorted(os.listdir(leases)) == [".run-2.lease.0123.tmp", "run-1.lease", "run-3.lease"]
     await store.aclose()

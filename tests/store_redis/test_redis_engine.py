@@ -128,9 +128,10 @@ async def test_arch_3_an_engine_run_costs_one_round_trip_per_task_update(
     record = await executor.run()
     assert record.status is RunStatus.SUCCESS
     sent = sent_commands(redis_client) - before
-    # create 1 + running fold 2 + (running, success) per step + final ctx 1 + fold 2 + read 1,
-    # plus NOSCRIPT and SCRIPT LOAD once for each of the four scripts used.
+    # create 1 + lease 1 + running fold 2 + (running, success) per step + final ctx 1
+    # + fold 2 + read 1 + release 1 (ST-50: no renewal in a run this short), plus
+    # NOSCRIPT and SCRIPT LOAD once for each of the six scripts used.
     assert sent["hgetall"] == 3
-    assert (sent["script|load"], sent["failed:evalsha"]) == (4, 4)
-    assert round_trips(sent) == 2 * steps + 7 + 2 * 4
+    assert (sent["script|load"], sent["failed:evalsha"]) == (6, 6)
+    assert round_trips(sent) == 2 * steps + 9 + 2 * 6
     await store.aclose()

@@ -401,3 +401,79 @@ async def test_st_12_damaged_records_are_corruption_not_absence(redis_url, redis
     with pytest.raises(StoreCorruptionError, match="holds the wrong kind of value"):
         await store.get_run("run-3")
     await store.aclose()
+
+
+# ------------------------------------------------------- ST-42/45/52 leases
+def micros_now() -> int:
+    return time.time_ns() // 1000
+
+
+async def test_st_42_lease_lives_in_the_run_hash_and_the_expiry_zset(redis_url, redis_client):
+    store = await seeded(redis_url, ("run-1", T0))
+    before = micros_now()
+    await store.acquire_lease("run-1", "owner-a", 90)
+    fields = redis_client.hgetall("ironflow:runs:run-1")
+    assert fields["lease_owner"] == "owner-a"
+    expires = int(fields["lease_expires_micros"])
+    assert before + 90_000_000 <= expires <= micros_now() + 90_000_000
+    assert redis_client.zrange("ironflow:run_leases:v1:expiry", 0, -1, withscores=True) == [
+        ("run-1", float(expires))
+    ]
+    await store.renew_lease("run-1", "owner-a", 90)
+    assert int(redis_client.hget("ironflow:runs:run-1", "lease_expires_micros")) >= expires
+    await store.release_lease("run-1", "owner-a")
+    fields = redis_client.hgetall("ironflow:runs:run-1")
+    assert "lease_owner" not in fields and "lease_expires_micros" not in fields
+    assert redis_client.zcard("ironflow:run_leases:v1:expiry") == 0
+    await store.aclose()
+
+
+async def test_st_45_an_owned_run_outlives_its_lease_by_90_seconds(redis_url, redis_client):
+    store = await seeded(redis_url, ("run-1", T0), ttl_seconds=10)
+    key = "ironflow:runs:run-1"
+    assert 0 < redis_client.ttl(key) <= 10
+    await store.acquire_lease("run-1", "owner", 90)
+    assert redis_client.ttl(key) >= 179
+    # task and context writes slide the TTL but never below the lease's
+    await store.upsert_tasks("run-1", [task("a", TaskStatus.RUNNING, attempt=1)])
+    await store.merge_context("run-1", {"k": 1})
+    await store.set_status("run-1", RunStatus.SUCCESS)
+    assert redis_client.ttl(key) >= 179
+    await store.release_lease("run-1", "owner")
+    assert 0 < redis_client.ttl(key) <= 10
+    await store.aclose()
+    persistent = await seeded(redis_url, ("run-2", T0))
+    await persistent.acquire_lease("run-2", "owner", 90)
+    await persistent.upsert_tasks("run-2", [task("a", TaskStatus.RUNNING, attempt=1)])
+    assert redis_client.ttl("ironflow:runs:run-2") == -1  # without REDIS_TTL: PERSIST
+    await persistent.aclose()
+
+
+async def test_st_52_a_lease_left_by_a_dead_upstream_process_is_reconciled(
+    redis_url, redis_client
+):
+    """Another implementation wrote the lease (fields + ZSET entry) and died."""
+    store = await seeded(redis_url, ("run-1", T0), ("run-2", T1))
+    await store.set_status("run-1", RunStatus.RUNNING)
+    await store.upsert_tasks("run-1", [task("a", TaskStatus.RUNNING, attempt=1)])
+    expired = micros_now() - 1_000_000
+    for run_id in ("run-1", "ghost"):
+        redis_client.zadd("ironflow:run_leases:v1:expiry", {run_id: expired})
+    redis_client.hset("ironflow:runs:run-1", mapping={
+        "lease_owner": "upstream", "lease_expires_micros": str(expired)
+    })
+    assert await store.reconcile_expired(micros_now()) == ["run-1"]
+    got = await store.get_run("run-1")
+    assert got.status is RunStatus.STALLED
+    assert (got.tasks["a"].status, got.tasks["a"].error) == (
+        TaskStatus.FAILED, "task stopped after execution-owner lease expired")
+    fields = redis_client.hgetall("ironflow:runs:run-1")
+    assert "lease_owner" not in fields
+    assert json.loads(fields["summary"])["status"] == "stalled"  # upstream sees it too
+    assert json.loads(fields["info"])["tasks"]["a"]["status"] == "failed"
+    assert redis_client.zcard("ironflow:run_leases:v1:expiry") == 0  # the ghost went too
+    assert redis_client.zrange("ironflow:run_catalog:v1:status:stalled", 0, -1) == [
+        f"1:{(1767225600000000 ^ (1 << 63)):016x}:run-1"
+    ]
+    assert (await store.get_run("run-2")).status is RunStatus.PENDING
+    await store.aclose()

@@ -2,11 +2,12 @@
 
 This is the only module that knows Hypercorn. The listener is bound here
 first, so a bind failure is a clear start-up error, and handed to Hypercorn
-as a file descriptor. On SIGINT/SIGTERM the run manager drains (readiness
-turns 503, accepted runs get the grace period, the rest are cancelled and
-recorded ``cancelled``); only then does Hypercorn stop, so every waiting
-``POST /flows/run`` still receives its answer. A second signal skips the
-remaining grace.
+as a file descriptor. Runs left behind by dead processes are reconciled
+before serving and every 30 s while serving (``reconcile.py``). On
+SIGINT/SIGTERM the run manager drains (readiness turns 503, accepted runs get
+the grace period, the rest are cancelled and recorded ``cancelled``); only
+then does Hypercorn stop, so every waiting ``POST /flows/run`` still receives
+its answer. A second signal skips the remaining grace.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ async def serve_app(
 ) -> None:
     """Serve until a signal has drained every run; call inside ``trio.run``."""
     from ironflow_core.api.app import build_app
+    from ironflow_core.api.reconcile import keep_reconciling
 
     app, runs = build_app(settings, store=store, registry=registry, env=env)
     try:
@@ -124,6 +126,7 @@ async def serve_app(
                         nursery.cancel_scope.cancel()  # stops the signal watcher
 
                 nursery.start_soon(_watch_signals, settings, runs, nursery)
+                await nursery.start(keep_reconciling, store)  # CLI-70: before serving
                 url = await nursery.start(serve_http)
                 if on_listening is not None:
                     on_listening(url)

@@ -22,6 +22,7 @@ import trio
 from ironflow_core.context import NodeContext
 from ironflow_core.engine.admission import workflow_slots
 from ironflow_core.engine.events import EventDispatcher
+from ironflow_core.engine.lease import OwnerLease
 from ironflow_core.engine.planner import Plan
 from ironflow_core.errors import NodeError, NodeFailure, StoreError
 from ironflow_core.jsonutil import dumps, format_seconds, now_timestamp
@@ -59,7 +60,7 @@ class _Failure:
 
 
 class _Stall(Exception):
-    """An infrastructure failure: persistence broke, the run cannot go on."""
+    """An infrastructure failure: persistence broke or the lease was lost, the run cannot go on."""
 
 
 def bound_output(output: Mapping[str, Any], limit: int, note: str) -> Any:
@@ -133,12 +134,29 @@ class RunExecutor:
         )
 
     async def run(self) -> RunRecord:
-        """Create the run record, execute every phase and finalize (ENG-11)."""
+        """Create the run record, execute every phase and finalize (ENG-11).
+
+        A top-level run holds an owner lease from creation to finalization
+        (ST-50), also while it waits for a workflow slot. Child runs live in
+        memory inside their parent's run and take none.
+        """
         await self.store.create_run(self.initial_record())
         if self.is_child:
             return await self._execute()
-        async with workflow_slots(self.services.env):
+        slots = workflow_slots(self.services.env)
+        lease = OwnerLease(self.store, self.run_id)
+        try:
+            await lease.acquire()
+        except StoreError as exc:
+            self.stall_reason = f"could not take the execution-owner lease: {exc}"
+            log.error("run %s: %s", self.run_id, self.stall_reason)
+        async with lease.renewed(on_lost=self._lease_lost), slots:
             return await self._execute()
+
+    def _lease_lost(self, reason: str) -> None:
+        """Another process may already have closed this run: stop it as ``stalled``."""
+        self.stall_reason = reason
+        self.cancel_scope.cancel()
 
     async def _execute(self) -> RunRecord:
         status = RunStatus.RUNNING
@@ -172,6 +190,8 @@ class RunExecutor:
         self.cancel_scope.cancel()
 
     async def _run_phases(self) -> None:
+        if self.stall_reason is not None:  # the run never got its lease
+            raise _Stall()
         steps = self.flow.steps
         for phase in self.plan.phases:
             outputs: dict[int, dict[str, Any]] = {}

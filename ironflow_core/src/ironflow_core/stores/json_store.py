@@ -281,14 +281,22 @@ class JsonStore:
         expired = await trio.to_thread.run_sync(self._expired_sync, now_micros)
         stalled = []
         for run_id in expired:
-            async with self._locked(run_id, load=False) as handle:
-                executing_here = handle.loaded
-                if await self._in_thread(handle, self._reconcile_sync, handle, now_micros):
+            try:
+                if await self._reconcile(run_id, now_micros):
                     stalled.append(run_id)
-                    self._evict(handle)  # terminal now, as after set_status
-                elif not executing_here:
-                    self._evict(handle)  # loaded only to look: keep no cache of it
+            except (StoreCorruptionError, RunNotFoundError) as exc:
+                log.warning("could not reconcile run %s: %s", run_id, exc)  # the others go on
         return stalled
+
+    async def _reconcile(self, run_id: str, now_micros: int) -> bool:
+        async with self._locked(run_id, load=False) as handle:
+            executing_here = handle.loaded
+            if await self._in_thread(handle, self._reconcile_sync, handle, now_micros):
+                self._evict(handle)  # terminal now, as after set_status
+                return True
+            if not executing_here:
+                self._evict(handle)  # loaded only to look: keep no cache of it
+            return False
 
     async def aclose(self) -> None:
         for handle in list(self._handles.values()):
