@@ -49,6 +49,9 @@ def json_to_lua(vm: LuaVM, value: Any, *, path: str = "$") -> Any:
     new_table = vm.new_table
     mark_array = vm.mark_array
     null = vm.null
+    # During an inline slice the clock is read every 256 values: a large
+    # value ends the slice instead of holding up the trio thread.
+    check_slice = vm.state.check_slice if vm.state.slicing else None
     segments: list[str | int] = []
     count = 0
 
@@ -64,6 +67,8 @@ def json_to_lua(vm: LuaVM, value: Any, *, path: str = "$") -> Any:
             raise fail(f"JSON-to-Lua maximum node count {max_nodes} exceeded at {{path}} "
                        "(raise IRONFLOW_MAX_CONVERSION_NODES)")
         count += 1
+        if check_slice is not None and not count & 255:
+            check_slice()
         kind = type(v)
         if kind is str:
             try:
@@ -80,7 +85,7 @@ def json_to_lua(vm: LuaVM, value: Any, *, path: str = "$") -> Any:
             if not math.isfinite(v):
                 raise fail("non-finite number at {path} cannot be converted to Lua")
             return v
-        if isinstance(v, Mapping):
+        if kind is dict or (kind is not list and isinstance(v, Mapping)):
             table = new_table()
             for key, item in v.items():
                 if not isinstance(key, str):
@@ -89,7 +94,7 @@ def json_to_lua(vm: LuaVM, value: Any, *, path: str = "$") -> Any:
                 table[key.encode("utf-8", "surrogatepass")] = convert(item, depth + 1)
                 segments.pop()
             return table
-        if isinstance(v, Sequence) and not isinstance(v, (bytes, bytearray)):
+        if kind is list or (isinstance(v, Sequence) and not isinstance(v, (bytes, bytearray))):
             table = new_table()
             for index, item in enumerate(v):
                 segments.append(index)

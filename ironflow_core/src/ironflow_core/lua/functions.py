@@ -20,6 +20,9 @@ from ironflow_core.lua.errors import LuaError
 
 _KEY = secrets.token_bytes(32)
 TAG_BYTES = 32
+_VERIFIED_MAX = 4096
+_verified: dict[str, bytes] = {}
+"""Recently verified handlers: the same step runs again and again (a pure function of the text)."""
 
 UPVALUE_MESSAGE = (
     "Lua function handler at line {line} captures {count} outer local value(s), but "
@@ -44,6 +47,16 @@ def sign(bytecode: bytes) -> bytes:
 
 def verify(bytecode_b64: str) -> bytes:
     """The bytecode inside an authenticated ``bytecode_b64``; raises :class:`FunctionAuthError`."""
+    bytecode = _verified.get(bytecode_b64)
+    if bytecode is None:
+        bytecode = _verify(bytecode_b64)
+        if len(_verified) >= _VERIFIED_MAX:
+            del _verified[next(iter(_verified))]
+        _verified[bytecode_b64] = bytecode
+    return bytecode
+
+
+def _verify(bytecode_b64: str) -> bytes:
     try:
         raw = base64.b64decode(bytecode_b64, validate=True)
     except (binascii.Error, ValueError):

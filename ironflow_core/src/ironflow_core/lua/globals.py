@@ -75,7 +75,6 @@ def format_number(value: int | float) -> str:
 
 def host_functions(vm: LuaVM) -> dict[str, Callable[..., Any]]:
     """The host functions the prelude wraps into Lua globals."""
-    env = vm.env
     max_nodes = vm.limits.max_conversion_nodes
 
     def lua_env(key: Any) -> bytes | None:
@@ -85,7 +84,7 @@ def host_functions(vm: LuaVM) -> dict[str, Callable[..., Any]]:
             name = format_number(key)
         else:
             raise HostError("bad argument #1 to 'env' (string expected)")
-        value = read_env_var(env, name)
+        value = read_env_var(vm.env, name)  # the current execution's (a state is reused)
         return None if value is None else value.encode("utf-8", "surrogateescape")
 
     def uuid4() -> bytes:

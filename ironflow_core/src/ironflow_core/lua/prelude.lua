@@ -1,7 +1,11 @@
 -- IronFlow sandbox prelude: runs once in every fresh Lua state, before any
 -- flow code.  It keeps private references to what the sandbox needs, installs
 -- the limit hook and the bounded library wrappers, builds the user
--- environment and returns the private entry points to Python.
+-- environment and returns the private entry points to Python.  A runtime
+-- state may serve several executions one after the other: `P.begin` gives
+-- each one a brand-new user environment (globals, library tables, string
+-- metatable stand-in, random seed), so nothing user code can reach outlives
+-- its execution.
 --
 -- Only locals are used here: nothing in this chunk reads a global after it
 -- has run, so user code cannot interfere with it.
@@ -34,10 +38,15 @@ local m_min, m_max, m_log = math.min, math.max, math.log
 local u_len = utf8.len
 local s_lower = string.lower
 
-local on_hook, on_check, on_gc = H.on_hook, H.on_check, H.on_gc
-local TRIP = { cfg.trip1, cfg.trip2, cfg.trip3, cfg.trip4, cfg.trip5 }
+local on_hook, on_check, on_gc, on_trip = H.on_hook, H.on_check, H.on_gc, H.on_trip
+local TRIP = { cfg.trip1, cfg.trip2, cfg.trip3, cfg.trip4, cfg.trip5, cfg.trip6 }
+local SLICE = 6
 local BUDGET = cfg.budget
 local QUANTUM = cfg.quantum
+-- Per execution (`P.begin`): work between two clock checks, and during an
+-- inline slice the largest single C operation allowed (false: no such cap).
+local quantum = QUANTUM
+local slice_op = false
 local MOVE_CHUNK = 65536
 
 local P = {}          -- private entry points handed back to Python
@@ -69,15 +78,25 @@ local function trip(code)
 end
 
 local work = 0
-local function charge(n)
+local function account(n)
   work = work + n
-  if work >= QUANTUM then
+  if work >= quantum then
     work = 0
     local r = on_check()
     if r ~= 0 then
       if r > 0 then sethook(hook, "", r) else trip(-r) end
     end
   end
+end
+
+-- Charge an operation whose cost is known before it runs.  An inline slice
+-- must stay short, so there one that could take long ends the slice first.
+local function charge(n)
+  if slice_op and n > slice_op then
+    on_trip()
+    trip(SLICE)
+  end
+  account(n)
 end
 
 -- A finalizer that re-arms itself runs once per GC cycle, i.e. whenever
@@ -350,7 +369,11 @@ do
 
   string.rep = function(s, n, sep)
     local count = m_tointeger(n)
-    if count and count > 0 then charge((slen(s) + slen(sep)) * count) end
+    if count and count > 0 then
+      -- Empty pieces make the C loop spin `n` times for nothing.
+      if s == "" and (sep == nil or sep == "") then return "" end
+      charge((slen(s) + slen(sep)) * count)
+    end
     return rethrow(pcall(rep, s, n, sep))
   end
   string.upper = function(s) charge(slen(s)); return rethrow(pcall(upper, s)) end
@@ -375,7 +398,7 @@ do
   -- The output is made of strings that already exist (the adaptive hook
   -- covers them); a flat charge keeps repeated calls checking the clock.
   table.concat = function(t, sep, i, j)
-    charge(QUANTUM // 16)
+    account(quantum // 16)
     return rethrow(pcall(concat, t, sep, i, j))
   end
 
@@ -646,6 +669,9 @@ P.amt, P.omt, P.null = AMT, OMT, NULL
 ---------------------------------------------------------------------------
 -- The user environment
 ---------------------------------------------------------------------------
+-- `U` holds what every environment shares: functions and constants only
+-- (nothing user code could mutate).  The library tables are templates that
+-- `new_env` copies for each execution.
 local U = {}
 for _, name in pairs({ "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall",
   "print", "rawequal", "rawget", "rawlen", "rawset", "select", "tonumber", "tostring", "type" }) do
@@ -654,17 +680,21 @@ end
 U.setmetatable = safe.setmetatable
 U.xpcall = safe.xpcall
 U._VERSION = G._VERSION
-U.string, U.table, U.math, U.utf8 = string, table, math, utf8
-U._G = U
+local LIBS = { string = string, table = table, math = math, utf8 = utf8 }
+local c_print = G.print
+local m_randomseed = math.randomseed
 
--- getmetatable("") shows a read-only stand-in for the string metatable.
-do
-  local smt = getmetatable("")
-  smt.__metatable = setmetatable({}, {
-    __index = { __index = string },
-    __newindex = function() error("attempt to modify the string metatable", 2) end,
-    __metatable = false,
-  })
+-- Output of an inline attempt (print lines and log calls, in order) is held
+-- back until Python accepts the attempt: a discarded attempt leaves no trace.
+local out_buf, out_n = false, 0
+
+local function buffered_print(...)
+  if not out_buf then return c_print(...) end
+  local args = t_pack(...)
+  local parts = {}
+  for i = 1, args.n do parts[i] = tostring(args[i]) end
+  out_n = out_n + 1
+  out_buf[out_n] = { false, t_concat(parts, "\t", 1, args.n) }
 end
 
 local function single(h)
@@ -743,6 +773,11 @@ U.log = function(...)
     end
     np = np + 2
   end
+  if out_buf then
+    out_n = out_n + 1
+    out_buf[out_n] = { level, parts, np }
+    return
+  end
   disarm()
   return unwrap(h_log(level, t_unpack(parts, 1, np)))
 end
@@ -766,6 +801,60 @@ if cfg.runtime then
   end
 end
 
+-- getmetatable("") shows a read-only stand-in for the string metatable;
+-- both the stand-in and the library behind `("x"):f()` belong to one
+-- environment.
+local smt = getmetatable("")
+local function smt_newindex() error("attempt to modify the string metatable", 2) end
+local function show_string_library(lib)
+  smt.__index = lib
+  smt.__metatable = setmetatable({}, {
+    __index = { __index = lib },
+    __newindex = smt_newindex,
+    __metatable = false,
+  })
+end
+
+-- A function returning a new copy of `template` (whose contents are final
+-- by now): one table constructor instead of a `next` loop, so building an
+-- environment costs a few microseconds.
+local function copier(template)
+  local keys, values, src = {}, {}, { "local V = ... return function() return {" }
+  for k in next, template do keys[#keys + 1] = k end
+  t_sort(keys)
+  for i = 1, #keys do
+    values[i] = template[keys[i]]
+    src[i + 1] = s_format("[%q] = V[%d],", keys[i], i)
+  end
+  src[#src + 1] = "} end"
+  return load(t_concat(src), "=env", "t", {})(values)
+end
+
+local new_globals = copier(U)
+local new_libs = {}
+for name, lib in next, LIBS do new_libs[name] = copier(lib) end
+local new_string, new_table, new_math, new_utf8 =
+  new_libs.string, new_libs.table, new_libs.math, new_libs.utf8
+
+-- A brand-new user environment: fresh globals, fresh copies of the library
+-- tables, its own string metatable stand-in and random sequence.
+local function new_env(seed1, seed2, buffered)
+  local E = new_globals()
+  E.string, E.table, E.math, E.utf8 = new_string(), new_table(), new_math(), new_utf8()
+  E._G = E
+  show_string_library(E.string)
+  if buffered then
+    E.print = buffered_print
+    out_buf, out_n = {}, 0
+  else
+    out_buf, out_n = false, 0
+  end
+  if seed1 then m_randomseed(seed1, seed2) end
+  return E
+end
+
+local first_env = new_env(false)
+
 ---------------------------------------------------------------------------
 -- Private entry points
 ---------------------------------------------------------------------------
@@ -780,11 +869,35 @@ P.call = function(f, ...)
   return finish(pcall(f, ...))
 end
 
-P.load = function(chunk, name, mode)
-  return load(chunk, name, mode, U)
+P.load = function(chunk, name, mode, env)
+  return load(chunk, name, mode, env)
 end
 
-P.env = U
+-- A new execution in this state: limits re-armed, a fresh environment.
+P.begin = function(interval, q, op_limit, seed1, seed2, buffered)
+  work, quantum, slice_op = 0, q, op_limit
+  pc_cache, pc_gcache, pc_count = {}, {}, 0   -- holds patterns of the last execution
+  sethook(hook, "", interval)
+  return new_env(seed1, seed2, buffered)
+end
+
+-- The execution is over: emit (or drop) held-back output and let go of
+-- its environment, so the full GC (`collect`) frees everything it made.
+P.finish = function(emit, collect)
+  local buf, n = out_buf, out_n
+  out_buf, out_n = false, 0
+  show_string_library(string)
+  if emit and buf then
+    for i = 1, n do
+      local e = buf[i]
+      if e[1] then h_log(e[1], t_unpack(e[2], 1, e[3])) else c_print(e[2]) end
+    end
+  end
+  buf = nil
+  if collect then collectgarbage("collect") end
+end
+
+P.env = first_env
 P.collect = collectgarbage
 P.setmetatable = d_setmetatable
 
@@ -797,7 +910,7 @@ P.loader = {
   hostcheck = hostcheck,
   disarm = disarm,
   arm = arm,
-  env = U,
+  env = first_env,
 }
 
 -- The real globals table is emptied: lupa looks up `debug.traceback` there

@@ -8,6 +8,15 @@ the real globals table. User code only ever runs inside that environment,
 through ``P.call`` (a private ``pcall``), so no Lua error ever unwinds through
 lupa's unprotected API.
 
+Building a state costs far more than running a small handler, so a runtime
+state may serve several executions in turn (:meth:`LuaVM.renew`): each gets
+a brand-new user environment built inside Lua and fresh limit counters; a
+state that tripped a limit or grew is thrown away instead (:meth:`LuaVM.finish`).
+An execution may also run as an *inline slice* (``slicing=True``): tight
+extra limits (time, instructions, memory growth, size of a single C
+operation) that end it early with ``TRIP_SLICE``, and its ``print``/``log``
+output held back until :meth:`LuaVM.finish` emits or drops it.
+
 Limits: an instruction hook (count and wall clock, plus cancellation events
 and a deadline) that keeps failing on every instruction once tripped, so
 ``pcall`` cannot swallow it; a hook interval that shrinks when memory grows
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import importlib.resources
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +52,8 @@ TRIP_TIME = 2
 TRIP_CANCELLED = 3
 TRIP_DEADLINE = 4
 TRIP_ABORTED = 5
+TRIP_SLICE = 6
+"""An inline slice ran out (never shown to users: the work is redone in a thread)."""
 
 MATCH_BUDGET = 20_000_000
 """Worst-case steps a C pattern match may take (about 0.3 s); beyond it the Python matcher runs."""
@@ -50,11 +62,22 @@ WORK_QUANTUM = 20_000_000
 ADAPT_K = 2_000_000_000
 """Hook interval x memory in use stays below this (about 0.5 s of memcpy per interval)."""
 MIN_INTERVAL = 8
+SLICE_SECONDS = 0.001
+SLICE_INSTRUCTIONS = 100_000
+SLICE_INTERVAL = 1_000
+"""Hook interval during a slice, so the clock is read often enough."""
+SLICE_MEMORY = 2 * 1024 * 1024
+"""Memory a slice may grow by; also bounds what one VM instruction can cost."""
+SLICE_OP = 256 * 1024
+"""Largest cost estimate of one C library call inside a slice (bytes or match steps)."""
+REUSE_SLACK = 1024 * 1024
+"""A state holding this much more than when it was new is not reused."""
+MAX_USES = 1000
 HANDLE_BYTES = 256 * 1024 * 1024
 """Subject bytes the Python matcher may hold for live ``gmatch``/``gsub`` iterations."""
 
 _PRIVATES = ("call", "load", "to_json", "collect", "setmetatable", "env", "null", "amt", "omt",
-             "loader")
+             "loader", "begin", "finish")
 """What the prelude returns, in this order."""
 
 _chunk_lock = threading.Lock()
@@ -123,6 +146,29 @@ class LimitState:
         self.started = time.monotonic()
         self.tripped = 0
         self.closed = False
+        self.limit_interval = self.base_interval
+        self.flushing = False
+        self.slicing = False
+        self.slice_end = 0.0
+        self.slice_memory = 0
+
+    def reset(
+        self, *, cancel: Sequence[threading.Event], deadline: float | None, slicing: bool
+    ) -> None:
+        """Fresh counters for a new execution in the same state (``slicing``: inline slice)."""
+        self.cancel = tuple(cancel)
+        self.deadline = deadline
+        self.instructions = 0
+        self.counting = False
+        self.tripped = 0
+        self.slicing = slicing
+        base = self.limit_interval
+        self.base_interval = min(base, SLICE_INTERVAL) if slicing else base
+        self.interval = self._adapted()
+        self.started = time.monotonic()
+        if slicing:
+            self.slice_end = self.started + SLICE_SECONDS
+            self.slice_memory = (self.memory() or 0) + SLICE_MEMORY
 
     def messages(self) -> list[bytes]:
         return [
@@ -131,6 +177,7 @@ class LimitState:
             b"Lua execution was cancelled",
             b"Lua execution exceeded the step deadline",
             b"Lua execution was aborted",
+            b"Lua execution outgrew its inline slice",
         ]
 
     def message(self, code: int) -> str:
@@ -153,7 +200,18 @@ class LimitState:
             return TRIP_DEADLINE
         if self.max_seconds and now - self.started >= self.max_seconds:
             return TRIP_TIME
+        if self.slicing and (now >= self.slice_end or self.memory() > self.slice_memory):
+            return TRIP_SLICE
         return 0
+
+    def check_slice(self) -> None:
+        """For Python work done during a slice (conversions): end the slice when it is over."""
+        if time.monotonic() >= self.slice_end or self.memory() > self.slice_memory:
+            raise Trip(self.trip(TRIP_SLICE))
+
+    def on_trip(self) -> int:
+        """Lua ended the slice itself (a C operation too large for it)."""
+        return self.trip(TRIP_SLICE)
 
     def check(self) -> None:
         """For Python code working on Lua's behalf: raise :class:`Trip` when a limit passed."""
@@ -177,12 +235,16 @@ class LimitState:
     # The three callbacks below are called from Lua and must never raise.
     def on_hook(self) -> int:
         try:
+            if self.flushing:
+                return 0
             if self.tripped:
                 return -self.tripped
             if self.counting:
                 self.instructions += self.interval
                 if self.max_instructions and self.instructions >= self.max_instructions:
                     return -self.trip(TRIP_INSTRUCTIONS)
+                if self.slicing and self.instructions >= SLICE_INSTRUCTIONS:
+                    return -self.trip(TRIP_SLICE)
             code = self.poll()
             if code:
                 return -self.trip(code)
@@ -238,6 +300,10 @@ class LuaVM:
         self._handles: dict[int, Any] = {}
         self._handle_bytes = 0
         self._next_handle = 1
+        self.uses = 0
+        self._buffered = False
+        self._pressure = False
+        """User code ran out of memory: the state is not reused."""
         memory_limit = limits.max_memory_bytes or 0
         self._memory_limit = memory_limit
         lua = lua54.LuaRuntime(
@@ -264,6 +330,7 @@ class LuaVM:
         except BaseException:
             box[0] = None
             raise
+        self.baseline_memory = lua.get_memory_used()
 
     def _start(self, lua: Any, box: list[Any], memory_limit: int) -> None:
         """Run the prelude with the host functions and settings it expects."""
@@ -274,6 +341,7 @@ class LuaVM:
             "on_hook": state.on_hook,
             "on_check": state.on_check,
             "on_gc": state.on_gc,
+            "on_trip": state.on_trip,
             "pattern_degree": _pattern_degree,
             "find": self.host(self._find),
             "gmatch_open": self.host(self._gmatch_open),
@@ -307,7 +375,8 @@ class LuaVM:
             *settings.values(),
         )
         (self._p_call, self._p_load, self._p_to_json, self._p_collect, self._p_setmetatable,
-         self.globals, self.null, self.array_mt, self.object_mt, self.loader_privates) = privates
+         self.globals, self.null, self.array_mt, self.object_mt, self.loader_privates,
+         self._p_begin, self._p_finish) = privates
 
     # -- small helpers ------------------------------------------------------
     @property
@@ -359,9 +428,69 @@ class LuaVM:
         return call
 
     # -- running code -------------------------------------------------------
+    def renew(
+        self,
+        *,
+        env: Mapping[str, str],
+        cancel: Sequence[threading.Event] = (),
+        deadline: float | None = None,
+        slicing: bool = False,
+    ) -> None:
+        """Start a new execution in this runtime state: fresh environment, counters, limits.
+
+        Only a state that :meth:`finish` declared reusable may be renewed.
+        """
+        if self._closed or self.state.tripped or not self.runtime:
+            raise LuaExecutionError("this Lua state cannot serve another execution")
+        self.env = env
+        self._handles.clear()
+        self._handle_bytes = 0
+        state = self.state
+        state.reset(cancel=cancel, deadline=deadline, slicing=slicing)
+        seed = os.urandom(16)
+        self.globals = self._p_begin(
+            state.interval,
+            SLICE_OP if slicing else WORK_QUANTUM,
+            SLICE_OP if slicing else False,
+            int.from_bytes(seed[:8], "little", signed=True),
+            int.from_bytes(seed[8:], "little", signed=True),
+            slicing,
+        )
+        self._buffered = slicing
+        self.uses += 1
+
+    def finish(self, *, emit: bool = True) -> bool:
+        """End the current execution; True when the state may serve another one.
+
+        Held-back slice output is emitted (``emit``) or dropped. A state that
+        tripped a limit, saw a Python exception, still holds more memory than
+        when it was new (after the GC of IRONFLOW_LUA_GC_AFTER_EXECUTION), or
+        served :data:`MAX_USES` executions, is not reusable.
+        """
+        self._handles.clear()
+        self._handle_bytes = 0
+        if self._closed:
+            return False
+        buffered, self._buffered = self._buffered, False
+        reusable = not (self.state.tripped or self._pending is not None or self._pressure)
+        self.globals = None
+        if reusable or buffered:
+            # A tripped state fails every instruction; this last call must run.
+            self.state.flushing = True
+            try:
+                self._p_finish(emit and buffered, reusable and self.limits.gc_after_execution)
+            except lua54.LuaError:
+                return False
+            finally:
+                self.state.flushing = False
+        if not reusable:
+            return False
+        used = self.lua.get_memory_used()
+        return used <= self.baseline_memory + REUSE_SLACK and self.uses < MAX_USES
+
     def load(self, chunk: bytes, name: str, *, binary: bool = False) -> Any:
         """Compile a chunk in the user environment (no code runs)."""
-        result = self._p_load(chunk, name.encode(), b"b" if binary else b"t")
+        result = self._p_load(chunk, name.encode(), b"b" if binary else b"t", self.globals)
         if isinstance(result, tuple):
             raise LuaCompileError(_text(result[1]))
         if result is None:
@@ -407,6 +536,8 @@ class LuaVM:
         code = self.state.tripped
         if code:
             return LuaLimitError(self.state.message(code), code)
+        if error_object == b"not enough memory":
+            self._pressure = True
         return LuaExecutionError(error_text(error_object))
 
     def to_json_text(self, value: Any, path: str) -> tuple[bool, bytes]:
@@ -443,7 +574,8 @@ class LuaVM:
         finally:
             self._handles.clear()
             for attr in ("_p_call", "_p_load", "_p_to_json", "_p_collect", "_p_setmetatable",
-                         "loader_privates", "globals", "null", "array_mt", "object_mt"):
+                         "_p_begin", "_p_finish", "loader_privates", "globals", "null",
+                         "array_mt", "object_mt"):
                 setattr(self, attr, None)
             self._box[0] = None
 

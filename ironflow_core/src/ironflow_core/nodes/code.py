@@ -1,7 +1,7 @@
 """The ``code`` node: Lua source or a serialized function handler (CD-1..6).
 
-Every attempt runs in a fresh runtime sandbox (§1.7 globals, the run's Lua
-limits) in a worker thread. The context is deep-copied into Lua as the global
+Every attempt runs in a fresh runtime environment (§1.7 globals, the run's Lua
+limits), inline when it is short, else in a worker thread (``run_in_sandbox``). The context is deep-copied into Lua as the global
 ``ctx``, which is also the handler's argument; whatever the code does to it is
 discarded. Only the first return value counts: ``nil`` → no output, an object
 → one output key per field, anything else → ``{result = value}``.
@@ -60,7 +60,8 @@ async def run_code(ctx: NodeContext, config: CodeConfig) -> dict[str, Any]:
             return converted
         return {"result": converted}
 
-    return await run_in_sandbox(ctx.services, work, label=ctx.step_name)
+    return await run_in_sandbox(ctx.services, work, label=ctx.step_name,
+                                key=("code", bytecode if bytecode is not None else source))
 
 
 NODES = [

@@ -1,9 +1,10 @@
 """``foreach``: map an array through a Lua function (CONTRACT §5.7 FE-1..3, DSL-51/54).
 
 The loader serializes ``transform`` into ``transform_bytecode_b64``. The whole
-loop runs in one sandboxed runtime in a worker thread, under one set of Lua
-limits (the instruction budget is shared by all items), with ``ctx`` set as a
-global; the step deadline and run cancellation interrupt it via the hook.
+loop runs in one sandboxed runtime environment (inline when short, else in a
+worker thread: ``run_in_sandbox``), under one set of Lua limits (the
+instruction budget is shared by all items), with ``ctx`` set as a global; the
+step deadline and run cancellation interrupt it via the hook.
 
 Every config field is ``Any``: upstream checks parameters when the step runs,
 with NODE-4 wording, so a wrong parameter fails only its step.
@@ -75,7 +76,8 @@ async def foreach(ctx: NodeContext, config: ForeachConfig) -> dict[str, Any]:
         except LuaError as exc:  # conversion limits, an unauthenticated function
             raise NodeError(str(exc)) from None
 
-    results = await run_in_sandbox(ctx.services, loop, label=f"foreach step '{ctx.step_name}'")
+    results = await run_in_sandbox(ctx.services, loop, label=f"foreach step '{ctx.step_name}'",
+                                   key=("foreach", bytecode, len(items).bit_length()))
     return {output_key: results, f"{output_key}_count": len(results)}
 
 

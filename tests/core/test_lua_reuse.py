@@ -1,0 +1,363 @@
+"""Reused Lua states and inline slices (CONTRACT CD-2, FE-1, DSL-90..92, PY-1).
+
+A runtime Lua state may serve several executions in turn, but every execution
+must see a brand-new environment: nothing one execution does is visible to the
+next one, and every limit starts from zero. Short work runs inline on the trio
+thread as a slice; work that outgrows the slice is discarded without a trace
+and runs again in a worker thread under the full limits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trio
+
+from ironflow_core.context import NodeContext
+from ironflow_core.errors import NodeError
+from ironflow_core.lua import runtime
+from ironflow_core.lua.errors import LuaLimitError
+from ironflow_core.lua.runtime import Sandbox, run_in_sandbox
+from ironflow_core.lua.sandbox import LuaVM
+from ironflow_core.nodes.code import CodeConfig, run_code
+from ironflow_core.registry import build_registry
+from ironflow_core.services import RunServices
+from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.testing import arun_flow
+
+LIMITS = LuaLimits(max_instructions=0, max_seconds=0)
+
+
+def execute(source: str, *, limits: LuaLimits = LIMITS, inline: bool = False,
+            ctx: Any = None) -> tuple[Any, LuaVM]:
+    """Run a code source in one execution; its converted result and the state it ran in."""
+    sandbox = Sandbox(limits, env={}, inline=inline)
+    vm = sandbox.vm
+    try:
+        if ctx is not None:
+            sandbox.set_global("ctx", sandbox.to_lua(ctx))
+        return sandbox.from_lua(sandbox.call(sandbox.compile_source(source))), vm
+    finally:
+        sandbox.close()
+
+
+def in_turn(first: str, second: str, **kwargs: Any) -> Any:
+    """Run ``first`` then ``second``, asserting they shared one Lua state; ``second``'s result."""
+    _, vm1 = execute(first, **kwargs)
+    result, vm2 = execute(second, **kwargs)
+    assert vm1 is vm2, "the state was not reused"
+    return result
+
+
+def services(limits: LuaLimits = LIMITS, env: dict[str, str] | None = None) -> RunServices:
+    return RunServices(run_id="r", flow_name="t", registry=build_registry({}, entry_points=False),
+                       env=env or {}, engine_limits=EngineLimits(max_concurrent_tasks=2),
+                       lua_limits=limits)
+
+
+def code_ctx(svc: RunServices, data: dict[str, Any] | None = None,
+             name: str = "s") -> NodeContext:
+    return NodeContext(data or {}, step_name=name, node_type="code", services=svc)
+
+
+# -- CD-2: a fresh environment per execution, in a reused state ------------------------------
+
+def test_cd_2_globals_do_not_survive_an_execution() -> None:
+    assert in_turn("leak = 1 function helper() end", "{type(leak), type(helper)}") == [
+        "nil", "nil"]
+
+
+def test_cd_2_library_tables_are_copies_per_execution() -> None:
+    first = ("string.foo = 1 math.pi = 3 table.insert = nil utf8.char = nil "
+             "string.upper = function() return 'pwned' end math.floor = nil")
+    assert in_turn(first, "{string.foo == nil, math.pi > 3.14, type(table.insert), "
+                          "type(utf8.char), ('a'):upper(), math.floor(2.5)}") == [
+        True, True, "function", "function", "A", 2]
+
+
+def test_cd_2_string_metatable_stand_in_is_fresh() -> None:
+    first = ("local mt = getmetatable('') rawset(mt, 'x', 1) rawset(mt, '__index', {}) "
+             "getmetatable('').__index.upper = nil")
+    assert in_turn(first, "{getmetatable('').x == nil, getmetatable('').__index == string, "
+                          "('b'):upper(), (pcall(function() getmetatable('').y = 1 end))}") == [
+        True, True, "B", False]
+
+
+def test_cd_2_globals_metatable_rawset_and_env_tricks() -> None:
+    first = ("setmetatable(_G, {__index = function() return 42 end, "
+             "__newindex = function() end}) rawset(_G, 'os', {execute = print}) "
+             "_ENV.via_env = 1 local _ENV = {leak = true}")
+    assert in_turn(first, "{type(undefined_name), type(os), type(via_env), "
+                          "getmetatable(_G) == nil, _G == _ENV}") == [
+        "nil", "nil", "nil", True, True]
+
+
+def test_cd_2_json_null_and_array_markers_cannot_be_tampered_with() -> None:
+    first = ("pcall(function() json_null.x = 1 end) pcall(setmetatable, json_null, {}) "
+             "local a = json_array({}) pcall(setmetatable, a, {}) "
+             "pcall(function() getmetatable(a).__index = 1 end) json_array = nil json_null = nil")
+    assert in_turn(first, "{json_stringify({a = json_null, b = json_array({}), "
+                          "c = json_parse('[]')}), type(json_null), tostring(json_null), "
+                          "getmetatable(json_null)}") == [
+        '{"a":null,"b":[],"c":[]}', "userdata", "null", False]
+
+
+def test_cd_2_random_sequence_is_not_inherited() -> None:
+    seeded = "math.randomseed(42) return {math.random(1, 1 << 40), math.random(1, 1 << 40)}"
+    expected, _ = execute(seeded)
+    assert in_turn("math.randomseed(42)",
+                   "{math.random(1, 1 << 40), math.random(1, 1 << 40)}") != expected
+
+
+async def test_cd_2_function_handlers_start_from_scratch() -> None:
+    flow = """
+        local flow = Flow.new("reuse")
+        flow:step("a", function(ctx)
+          calls = (calls or 0) + 1
+          string.counted = (string.counted or 0) + 1
+          return { calls = calls, counted = string.counted }
+        end)
+        flow:step("b", function(ctx)
+          calls = (calls or 0) + 1
+          string.counted = (string.counted or 0) + 1
+          return { again = calls, recounted = string.counted }
+        end):depends_on("a")
+        return flow
+    """
+    result = await arun_flow(flow, env={})
+    result.assert_succeeded()
+    assert (result.ctx["calls"], result.ctx["counted"], result.ctx["again"],
+            result.ctx["recounted"]) == (1, 1, 1, 1)
+
+
+async def test_fe_1_one_environment_per_loop_not_per_item() -> None:
+    flow = """
+        local flow = Flow.new("fe")
+        for _, name in ipairs({"x", "y"}) do
+          flow:step(name, nodes.foreach({ source_key = "items", output_key = name,
+            transform = function(item) seen = (seen or 0) + 1 return seen end }))
+        end
+        return flow
+    """
+    result = await arun_flow(flow, context={"items": [1, 2, 3]}, env={})
+    result.assert_succeeded()
+    assert result.ctx["x"] == [1, 2, 3] and result.ctx["y"] == [1, 2, 3]
+
+
+# -- DSL-92: limits start from zero in every execution -----------------------------------------
+
+def test_dsl_92_instruction_budget_resets_per_execution() -> None:
+    limits = LuaLimits(max_instructions=300_000, max_seconds=0, hook_interval=1000)
+    loop = "local n = 0 for i = 1, 60000 do n = n + i end return n"  # ~240k instructions
+    assert in_turn(loop, loop, limits=limits) == 1_800_030_000
+    with pytest.raises(LuaLimitError, match="instruction budget of 300000"):
+        execute("while true do end", limits=limits)
+
+
+def test_dsl_92_memory_is_released_between_executions() -> None:
+    limits = LuaLimits(max_instructions=0, max_seconds=0, max_memory_bytes=8 << 20)
+    big = "local s = string.rep('x', 3 * 1024 * 1024) return #s"  # 6 MiB at its peak
+    assert in_turn(big, big, limits=limits) == 3 << 20
+
+
+def test_dsl_92_time_budget_and_counters_restart() -> None:
+    _, vm = execute("local n = 0 for i = 1, 50000 do n = n + i end")
+    before = vm.state.started
+    _, again = execute("return 1")
+    assert again is vm and vm.state.started > before and vm.state.instructions < 50000
+
+
+def test_a_state_that_tripped_a_limit_is_discarded() -> None:
+    limits = LuaLimits(max_instructions=100_000, max_seconds=0)
+    _, vm = execute("return 1", limits=limits)
+    with pytest.raises(LuaLimitError):
+        execute("while true do end", limits=limits)
+    _, after = execute("return 1", limits=limits)
+    assert after is not vm
+
+
+def test_a_state_that_ran_out_of_memory_is_discarded() -> None:
+    limits = LuaLimits(max_instructions=0, max_seconds=0, max_memory_bytes=8 << 20)
+    _, vm = execute("return 1", limits=limits)
+    with pytest.raises(Exception, match="not enough memory"):
+        execute("return string.rep('x', 64 * 1024 * 1024)", limits=limits)
+    _, after = execute("return 1", limits=limits)
+    assert after is not vm
+
+
+def test_a_state_left_holding_memory_is_discarded() -> None:
+    limits = LuaLimits(max_instructions=0, max_seconds=0, gc_after_execution=False)
+    _, vm = execute("return 1", limits=limits)
+    _, same = execute("local s = string.rep('x', 4 << 20) return #s", limits=limits)
+    _, after = execute("return 1", limits=limits)
+    assert same is vm and after is not vm
+
+
+def test_empty_string_rep_does_not_spin() -> None:
+    started = time.monotonic()
+    assert execute("{string.rep('', 1e13), string.rep('', 1e13, ''), "
+                   "string.rep('ab', 2, ''), string.rep('', 3, '-')}")[0] == [
+        "", "", "abab", "--"]
+    assert time.monotonic() - started < 1.0
+
+
+# -- inline slices and the fallback to a thread ------------------------------------------------
+
+class Recorder:
+    """A repeatable ``work``: runs ``source`` and records each attempt's thread and mode."""
+
+    def __init__(self, source: str, ctx: Any = None) -> None:
+        self.source = source
+        self.ctx = ctx
+        self.attempts: list[tuple[int, bool]] = []
+
+    def __call__(self, sandbox: Sandbox) -> Any:
+        self.attempts.append((threading.get_ident(), sandbox.vm.state.slicing))
+        if self.ctx is not None:
+            sandbox.set_global("ctx", sandbox.to_lua(self.ctx))
+        return sandbox.from_lua(sandbox.call(sandbox.compile_source(self.source)))
+
+
+async def test_short_work_runs_inline_on_the_trio_thread() -> None:
+    work = Recorder("return 1 + 1")
+    assert await run_in_sandbox(services(), work, label="t") == 2
+    assert work.attempts == [(threading.get_ident(), True)]
+
+
+LONG_LOOP = "local n = 0 for i = 1, 3e6 do n = n + 1 end return n"
+
+
+async def test_slice_fallback_reruns_in_a_thread_and_logs_once(caplog: Any, capfd: Any) -> None:
+    caplog.set_level(logging.INFO, logger="ironflow.lua")
+    work = Recorder("log('before the loop') print('printed', 1, nil, true) " + LONG_LOOP)
+    assert await run_in_sandbox(services(), work, label="t") == 3_000_000
+    assert [mode for _, mode in work.attempts] == [True, False]
+    assert work.attempts[0][0] == threading.get_ident() != work.attempts[1][0]
+    assert [r.getMessage() for r in caplog.records] == ["<lua> before the loop"]
+    ctypes.CDLL(None).fflush(None)
+    assert capfd.readouterr().out == "printed\t1\tnil\ttrue\n"
+
+
+async def test_inline_output_is_emitted_once_in_order(caplog: Any, capfd: Any) -> None:
+    caplog.set_level(logging.INFO, logger="ironflow.lua")
+    work = Recorder("log('one') print('two') log('warn', {a = 1}) print() return 0")
+    assert await run_in_sandbox(services(), work, label="t") == 0
+    assert [mode for _, mode in work.attempts] == [True]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "<lua> one"), ("WARNING", '<lua> {"a":1}')]
+    ctypes.CDLL(None).fflush(None)
+    assert capfd.readouterr().out == "two\n\n"
+
+
+async def test_inline_failure_still_emits_its_output(caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="ironflow.lua")
+    ctx = code_ctx(services())
+    with pytest.raises(NodeError, match=r"Code execution failed: .*boom"):
+        await run_code(ctx, CodeConfig(source="log('about to fail') error('boom')"))
+    assert [r.getMessage() for r in caplog.records] == ["<lua> about to fail"]
+
+
+async def test_fallback_obeys_the_full_limits() -> None:
+    limits = LuaLimits(max_instructions=1_000_000, max_seconds=0)
+    ctx = code_ctx(services(limits))
+    with pytest.raises(NodeError, match=r"exceeded instruction budget of 1000000$"):
+        await run_code(ctx, CodeConfig(source="while true do end"))
+
+
+async def test_fallback_obeys_cancellation_and_waits_for_the_thread() -> None:
+    work = Recorder("while true do end")
+    with trio.move_on_after(0.2) as scope:
+        await run_in_sandbox(services(), work, label="spin")
+    assert scope.cancelled_caught
+    assert [mode for _, mode in work.attempts] == [True, False]
+    assert [t for t in threading.enumerate() if t.name.startswith("ironflow-lua")] == []
+
+
+async def test_work_that_outgrew_a_slice_goes_straight_to_a_thread() -> None:
+    first, second = Recorder(LONG_LOOP), Recorder(LONG_LOOP)
+    key = ("test", time.monotonic())
+    await run_in_sandbox(services(), first, label="t", key=key)
+    await run_in_sandbox(services(), second, label="t", key=key)
+    assert [mode for _, mode in first.attempts] == [True, False]
+    assert [mode for _, mode in second.attempts] == [False]
+
+
+HEAVY = {
+    "loop": "local n = 0 for i = 1, 2e7 do n = n + 1 end return n > 0",
+    "string_rep": "return #string.rep('ab', 2e7) > 0",
+    "doubling": "local s = 'x' for i = 1, 26 do s = s .. s end return #s > 0",
+    "upper": "local s = string.rep('a', 2e6) for i = 1, 50 do s = s:upper():lower() end "
+             "return #s > 0",
+    "pattern": "local s = string.rep('a', 2e6) return select(2, s:gsub('a', 'b')) > 0",
+    "concat": "local t = {} for i = 1, 3e5 do t[i] = 'xy' end "
+              "for i = 1, 40 do table.concat(t) end return true",
+    "pcall_loop": "while not pcall(function() local n = 0 for i = 1, 2e7 do n = n + 1 end "
+                  "error('x') end) do return true end",
+    "big_ctx": "return #ctx.items > 0",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HEAVY))
+async def test_the_trio_thread_is_never_held_beyond_the_slice(name: str) -> None:
+    ctx = {"items": list(range(90_000))} if name == "big_ctx" else None
+    work = Recorder(HEAVY[name], ctx=ctx)
+    svc = services()
+    gaps: list[float] = []
+    done = trio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await trio.sleep(0.0005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async def step() -> None:
+        try:
+            assert await run_in_sandbox(svc, work, label=name) is True
+        finally:
+            done.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        await trio.sleep(0.002)
+        nursery.start_soon(step)
+    assert [mode for _, mode in work.attempts] == [True, False], "expected a fallback"
+    # The slice is 1 ms; the bound leaves room for a loaded 2-core machine.
+    assert max(gaps) < 0.05, f"trio thread held for {max(gaps) * 1000:.1f} ms"
+
+
+async def test_many_concurrent_steps_share_few_states() -> None:
+    created: list[LuaVM] = []
+    original: Callable[..., LuaVM] = runtime.POOL.acquire
+
+    def acquire(limits: LuaLimits) -> LuaVM:
+        vm = original(limits)
+        if vm.uses == 0:
+            created.append(vm)
+        return vm
+
+    runtime.POOL.acquire = acquire  # type: ignore[method-assign]
+    try:
+        svc = services()
+        results: list[Any] = []
+
+        async def one(i: int) -> None:
+            results.append(await run_code(code_ctx(svc, {"i": i}, f"s{i}"), CodeConfig(
+                source="leak = (leak or 0) + 1 return {i = ctx.i, leak = leak}")))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(50):
+                nursery.start_soon(one, i)
+    finally:
+        del runtime.POOL.acquire
+    assert sorted(r["i"] for r in results) == list(range(50))
+    assert {r["leak"] for r in results} == {1}
+    assert len(created) <= 1
