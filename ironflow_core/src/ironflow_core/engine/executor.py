@@ -59,6 +59,21 @@ class _Failure:
     output: dict[str, Any] | None = None
 
 
+class _NoScope:
+    """Stands in for a cancel scope when a step has no deadline."""
+
+    cancelled_caught = False
+
+    def __enter__(self) -> _NoScope:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_SCOPE = _NoScope()
+
+
 class _Stall(Exception):
     """An infrastructure failure: persistence broke or the lease was lost, the run cannot go on."""
 
@@ -102,7 +117,7 @@ class RunExecutor:
         self.ctx = context
         self.overlay = dict(overlay) if overlay else None
         self.events = EventDispatcher(self.run_id, observers)
-        self.limiter = trio.CapacityLimiter(services.engine_limits.max_concurrent_tasks)
+        self.max_concurrent = services.engine_limits.max_concurrent_tasks
         self.output_limit = services.engine_limits.max_task_output_bytes
         self.tasks: dict[str, TaskRecord] = {
             step.name: (
@@ -211,9 +226,7 @@ class RunExecutor:
             if len(launch) == 1:
                 await self._run_task(launch[0], outputs)
             elif launch:
-                async with trio.open_nursery() as nursery:
-                    for i in launch:
-                        nursery.start_soon(self._run_task, i, outputs)
+                await self._run_concurrently(launch, outputs)
             if self.stall_reason is not None:
                 raise _Stall()
             self._commit(phase, outputs)
@@ -308,12 +321,30 @@ class RunExecutor:
             overlay=overlay,
         )
 
+    async def _run_concurrently(self, launch: list[int], outputs: dict[int, dict[str, Any]]) -> None:
+        """ENG-43/ENG-120: at most ``max_concurrent_tasks`` members run at once.
+
+        The limit is a pool of that many workers taking the launched steps in
+        declaration order, rather than one task per step queueing on a
+        semaphore: a 1,000-step phase then costs no task spawns or wake-ups
+        beyond the workers'. A step's deadline starts when a worker takes it
+        (ENG-71).
+        """
+        pending = iter(launch)
+
+        async def worker() -> None:
+            for index in pending:  # shared: each step is taken by exactly one worker
+                await self._run_task(index, outputs)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(min(self.max_concurrent, len(launch))):
+                nursery.start_soon(worker)
+
     async def _run_task(self, index: int, outputs: dict[int, dict[str, Any]]) -> None:
         step = self.flow.steps[index]
         spec = self.services.registry.nodes[step.node_type]
         config = self.plan.configs[index]
-        async with self.limiter:
-            succeeded, result = await self._attempts(step, spec, config)
+        succeeded, result = await self._attempts(step, spec, config)
         if result is not None:
             outputs[index] = result
         source = self.plan.handler_source.get(step.name)
@@ -352,7 +383,9 @@ class RunExecutor:
             failure_output: dict[str, Any] | None = None
             timed_out = False
             output: Any = None
-            with trio.move_on_at(deadline) as scope:
+            # no cancel scope without a deadline: it is the per-step hot path
+            scope = trio.move_on_at(deadline) if deadline != math.inf else _NO_SCOPE
+            with scope:
                 try:
                     output = await spec.run(node_ctx, config)
                 except NodeFailure as exc:
