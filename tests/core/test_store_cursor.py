@@ -10,6 +10,7 @@ import pytest
 from ironflow_core.errors import InvalidInputError
 from ironflow_core.model import RunStatus, RunSummary
 from ironflow_core.runid import new_run_id, validate_run_id
+from ironflow_core.store_conformance import INVALID_IDS, VALID_IDS
 from ironflow_core.stores.cursor import (
     build_page,
     chrono_timestamp,
@@ -17,8 +18,6 @@ from ironflow_core.stores.cursor import (
     encode_cursor,
     order_key,
 )
-
-from .store_conformance import INVALID_IDS, VALID_IDS
 
 
 @pytest.mark.parametrize("run_id", VALID_IDS)

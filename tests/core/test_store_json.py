@@ -24,9 +24,8 @@ from ironflow_core.errors import (
     StoreUnavailableError,
 )
 from ironflow_core.model import RunStatus, TaskStatus
+from ironflow_core.store_conformance import T0, T1, T2, StoreConformance, record, task
 from ironflow_core.stores.json_store import JsonStore
-
-from .store_conformance import T0, T1, T2, StoreConformance, record, task
 
 
 class TestJsonStore(StoreConformance):

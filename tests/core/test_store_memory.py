@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from ironflow_core.store_conformance import StoreConformance
 from ironflow_core.stores.memory import MemoryStore
-
-from .store_conformance import StoreConformance
 
 
 class TestMemoryStore(StoreConformance):

@@ -14,11 +14,11 @@ import pytest
 from ironflow_core.errors import ConfigError
 from ironflow_core.model import RunStatus
 from ironflow_core.registry import build_registry
+from ironflow_core.store_conformance import record, task
 from ironflow_core.stores.select import open_store
 from ironflow_store_redis.address import parse_redis_url
 from ironflow_store_redis.store import RedisStore
 
-from ..core.store_conformance import record, task
 from .conftest import free_port
 
 IRONFLOW = str(Path(sys.executable).with_name("ironflow"))

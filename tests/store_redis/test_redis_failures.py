@@ -13,10 +13,10 @@ import trio
 
 from ironflow_core.errors import RunNotFoundError, StoreUnavailableError
 from ironflow_core.model import RunStatus, TaskStatus
+from ironflow_core.store_conformance import record, task
 from ironflow_store_redis.address import parse_redis_url
 from ironflow_store_redis.store import RedisStore
 
-from ..core.store_conformance import record, task
 from .conftest import REDIS_SERVER, RedisServer, free_port, round_trips, sent_commands
 
 

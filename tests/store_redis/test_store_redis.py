@@ -11,10 +11,10 @@ import trio
 
 from ironflow_core.errors import RunConflictError, RunNotFoundError, StoreCorruptionError
 from ironflow_core.model import RunStatus, TaskStatus
+from ironflow_core.store_conformance import T0, T1, T2, StoreConformance, record, task
 from ironflow_store_redis.address import parse_redis_url
 from ironflow_store_redis.store import RedisStore
 
-from ..core.store_conformance import T0, T1, T2, StoreConformance, record, task
 from .conftest import RedisServer, bytes_received, round_trips, sent_commands
 
 

@@ -1,9 +1,11 @@
 """The state-store conformance suite (CONTRACT §8, ENG-13, ENG-21): one suite, every store.
 
-Use it by subclassing ``StoreConformance`` in a ``test_*.py`` module and
-implementing ``make_store`` (a fresh, empty store per call)::
+It ships with ironflow-core so a third-party store runs the very suite the
+built-in stores pass (it needs pytest and pytest-trio). Use it by subclassing
+``StoreConformance`` in a ``test_*.py`` module and implementing
+``make_store`` (a fresh, empty store per call)::
 
-    from ..core.store_conformance import StoreConformance   # or tests.core.store_conformance
+    from ironflow_core.store_conformance import StoreConformance
 
     class TestRedisStore(StoreConformance):
         @pytest.fixture(autouse=True)
