@@ -6,12 +6,9 @@ from typing import Any
 
 import pytest
 
-from ironflow_core.configs import structure_config
-from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.registry import build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.testing import call_node
 
 REGISTRY = build_registry()
 EXAMPLE_MD = (
@@ -20,24 +17,10 @@ EXAMPLE_MD = (
 )
 
 
-def make_ctx(data: dict[str, Any]) -> NodeContext:
-    services = RunServices(
-        run_id="r1",
-        flow_name="t",
-        registry=REGISTRY,
-        env={},
-        engine_limits=EngineLimits(max_concurrent_tasks=2),
-        lua_limits=LuaLimits(),
-    )
-    return NodeContext(data, step_name="s", node_type="x", services=services)
-
-
 async def run_node(
     node_type: str, raw: dict[str, Any], data: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    spec = REGISTRY.nodes[node_type]
-    config = structure_config(spec.config, {**raw, "_step_name": "s"})
-    return dict(await spec.run(make_ctx(data or {}), config))
+    return await call_node(node_type, raw, data, registry=REGISTRY)
 
 
 async def fails(node_type: str, raw: dict[str, Any], data: dict[str, Any] | None = None) -> str:

@@ -6,7 +6,6 @@ class exactly as the flow loader would, then awaits the node's run function.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,8 +14,6 @@ import pytest
 from ironflow_core.configs import structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.registry import build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
 
 
 @pytest.fixture(scope="session")
@@ -29,17 +26,11 @@ def make_ctx(registry: Any) -> Callable[..., NodeContext]:
     """``make_ctx(data, env=...)``: a context whose run sees only ``env`` as IRONFLOW_* settings."""
 
     def build(data: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None):
-        run_env = {k: v for k, v in os.environ.items() if not k.startswith("IRONFLOW_")}
-        run_env.update(env or {})
-        services = RunServices(
-            run_id="r1",
-            flow_name="t",
-            registry=registry,
-            env=run_env,
-            engine_limits=EngineLimits(max_concurrent_tasks=2),
-            lua_limits=LuaLimits(),
-        )
-        return NodeContext(dict(data or {}), step_name="s", node_type="fs", services=services)
+        # imported here: importing the pytest plugin module from a conftest at
+        # collection time would stop pytest from rewriting its asserts
+        from ironflow_core.testing import node_context
+
+        return node_context(data, registry=registry, env=env, node_type="fs")
 
     return build
 

@@ -51,9 +51,11 @@ __all__ = [
     "RunRecorder",
     "arun_flow",
     "assert_plugin_installed",
+    "call_node",
     "clean_env",
     "load_test_flow",
     "make_registry",
+    "node_context",
     "run_flow",
 ]
 
@@ -251,6 +253,60 @@ class FlowResult:
 
 
 # ------------------------------------------------------------------ runner
+def node_context(
+    data: Mapping[str, Any] | None = None,
+    *,
+    registry: Registry | None = None,
+    env: Mapping[str, str] | None = None,
+    step_name: str = "s",
+    node_type: str = "test",
+    max_concurrent_tasks: int = 2,
+) -> Any:
+    """A real ``NodeContext`` for calling a node's ``run`` directly in a unit test.
+
+    The run sees ``clean_env()`` plus ``env`` (so ``IRONFLOW_*`` limits come
+    only from the test) and the given registry (default: built-ins only).
+    """
+    from ironflow_core.context import NodeContext
+    from ironflow_core.services import RunServices
+    from ironflow_core.settings import EngineLimits, LuaLimits
+
+    run_env = {**clean_env(), **(env or {})}
+    services = RunServices(
+        run_id="r1",
+        flow_name="t",
+        registry=registry or make_registry(),
+        env=run_env,
+        engine_limits=EngineLimits(max_concurrent_tasks=max_concurrent_tasks),
+        lua_limits=LuaLimits.from_env(run_env),
+    )
+    return NodeContext(dict(data or {}), step_name=step_name, node_type=node_type,
+                       services=services)
+
+
+async def call_node(
+    node_type: str,
+    config: Mapping[str, Any],
+    data: Mapping[str, Any] | None = None,
+    *,
+    registry: Registry | None = None,
+    env: Mapping[str, str] | None = None,
+    step_name: str = "s",
+) -> dict[str, Any]:
+    """Structure ``config`` as the loader would and run the node once; its outputs.
+
+    ``NodeError``/``NodeFailure`` propagate, so ``pytest.raises`` can check them.
+    """
+    from ironflow_core.configs import structure_config
+
+    registry = registry or make_registry()
+    spec = registry.nodes[node_type]
+    structured = structure_config(spec.config, {**config, "_step_name": step_name})
+    ctx = node_context(data, registry=registry, env=env, step_name=step_name,
+                       node_type=node_type)
+    return dict(await spec.run(ctx, structured))
+
+
 def _is_path(source: Any) -> bool:
     if isinstance(source, os.PathLike):
         return True
