@@ -19,8 +19,6 @@ import cattrs
 import cattrs.v
 from cattrs.strategies import configure_union_passthrough
 
-from ironflow_core.errors import NodeError
-
 
 class ConfigFieldError(Exception):
     """A config did not fit its class; ``problems`` are ``"<what> @ $.path"`` strings."""
@@ -117,10 +115,3 @@ def structure_config(config_class: type | None, raw: Mapping[str, Any]) -> Any:
         else:
             problems = [f"{exc} @ $"]
         raise ConfigFieldError(problems) from None
-
-
-def require(node: str, name: str, value: Any) -> Any:
-    """NODE-4 helper: a missing required parameter names itself."""
-    if value is None:
-        raise NodeError(f"{node} requires '{name}'")
-    return value

@@ -33,18 +33,6 @@ def loads(text: str | bytes) -> JSON:
     return json.loads(text)
 
 
-def is_finite_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and (isinstance(value, int) or math.isfinite(value))
-    )
-
-
-def utc_now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC)
-
-
 def format_timestamp(moment: _dt.datetime) -> str:
     """RFC 3339 UTC with microseconds and ``Z`` (JSON-7)."""
     moment = moment.astimezone(_dt.UTC)

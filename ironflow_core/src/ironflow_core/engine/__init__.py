@@ -6,11 +6,12 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ironflow_core.engine.executor import RunExecutor, new_run_id
+from ironflow_core.engine.executor import RunExecutor
 from ironflow_core.engine.planner import Plan, plan_flow
 from ironflow_core.engine.resume import prepare_resume
 from ironflow_core.model import FlowDefinition, RunRecord
 from ironflow_core.registry import Registry, default_registry
+from ironflow_core.runid import new_run_id
 from ironflow_core.services import RunServices
 from ironflow_core.settings import EngineLimits, LuaLimits
 from ironflow_core.specs import StateStore

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -560,7 +559,3 @@ class RunExecutor:
         if last_exc is not None:
             log.error("could not persist the final status of run %s: %s", self.run_id, last_exc)
         return record
-
-
-def new_run_id() -> str:
-    return str(uuid.uuid4())
