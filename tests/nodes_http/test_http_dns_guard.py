@@ -163,3 +163,50 @@ def _redirect(location: str) -> Any:
     from .loopback import Answer
 
     return Answer(302, [("Location", location)], b"")
+
+
+@pytest.fixture
+def self_signed(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=tls.example", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+async def test_https_sends_the_url_host_as_sni_while_connecting_to_the_checked_address(
+    make_ctx, nursery, dns, loopback_one_is_public, self_signed
+):
+    import ssl
+
+    import trio
+
+    names: list[str | None] = []
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*self_signed)
+    context.sni_callback = lambda _sock, name, _ctx: names.append(name)
+
+    async def handle(stream: trio.SocketStream) -> None:
+        tls = trio.SSLStream(stream, context, server_side=True)
+        try:
+            await tls.do_handshake()
+        except trio.BrokenResourceError:
+            pass  # the client refuses our self-signed certificate: expected
+        finally:
+            await stream.aclose()
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    nursery.start_soon(trio.serve_listeners, handle, listeners)
+    dns["tls.example"] = ["127.0.0.1"]
+    with pytest.raises(NodeError, match="failed: connection failed"):  # untrusted cert
+        await get(make_ctx, f"https://tls.example:{port}/", block_private_network=True)
+    assert names == ["tls.example"]
+    assert dns["_lookups"] == ["tls.example"]
