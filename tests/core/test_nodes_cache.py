@@ -407,3 +407,26 @@ async def test_file_cache_follows_no_symlink_out_of_the_roots(tmp_path: Path) ->
     with pytest.raises(NodeError, match=r"Failed to write cache file .*Too many levels"):
         await run_node("cache_set", {**entry, "value": "planted"}, env=env)
     assert (outside / "k.json").read_text() == '{"value": "secret"}'
+
+
+async def test_base64_file_io_obeys_the_roots(tmp_path: Path) -> None:
+    """Siblings of the cache: ``base64_encode.file`` and ``base64_decode.output_file``."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    (root / "door").symlink_to(outside)
+    (root / "in.txt").write_text("hi")
+    env = {"IRONFLOW_FS_ROOTS": str(root)}
+    out = await run_node("base64_encode", {"file": str(root / "in.txt")}, env=env)
+    assert out == {"base64_encoded": "aGk="}
+    for path in (outside / "secret.txt", root / "door" / "secret.txt"):
+        with pytest.raises(NodeError) as info:
+            await run_node("base64_encode", {"file": str(path)}, env=env)
+        assert str(info.value) == outside_roots("base64_encode", path)
+        with pytest.raises(NodeError) as info:
+            await run_node("base64_decode", {"input": "aGk=", "output_file": str(path)}, env=env)
+        assert str(info.value) == outside_roots("base64_decode", path)
+    assert (outside / "secret.txt").read_text() == "secret"
+    await run_node("base64_decode", {"input": "aGk=", "output_file": str(root / "o.txt")}, env=env)
+    assert (root / "o.txt").read_text() == "hi"
