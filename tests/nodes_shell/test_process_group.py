@@ -209,7 +209,7 @@ async def test_sh_5_a_leftover_holding_stdout_does_not_stall_the_step(make_ctx, 
 
 @needs_subreaper
 def test_sh_5_the_tree_dies_with_the_engine_process(tmp_path):
-    """An engine killed with SIGKILL leaves nothing behind either (parent-death signal)."""
+    """An engine killed with SIGKILL leaves nothing behind either (the lifeline pipe closes)."""
     token = uuid.uuid4().hex
     pidfile = tmp_path / "pids"
     flow = tmp_path / "flow.lua"

@@ -1,49 +1,48 @@
 """Supervisor that runs one command and leaves no descendant behind (Linux).
 
 The engine starts this file as its own program (``python -I -S _reaper.py
-<status-fd> <engine-pid>``), never imports it. It makes itself a *child
-subreaper* (``PR_SET_CHILD_SUBREAPER``): every process the command starts that
-loses its parent — a ``setsid`` daemon, a double fork — re-parents to this
-supervisor instead of to init. When the command exits, or the engine asks it
-to stop (``SIGTERM``), or the engine dies (``PR_SET_PDEATHSIG``), it kills its
-whole subtree with ``SIGKILL`` and reaps it, and only then reports and exits.
-So nothing the command started outlives the step, whatever session or process
-group it moved to.
+<status-fd>``), never imports it. It makes itself a *child subreaper*
+(``PR_SET_CHILD_SUBREAPER``): every process the command starts that loses its
+parent — a ``setsid`` daemon, a double fork — re-parents to this supervisor
+instead of to init. When the command exits, when the engine asks it to stop
+(``SIGTERM``) or when the engine dies (its end of our stdin closes), it kills
+its whole subtree with ``SIGKILL`` and reaps it, and only then reports and
+exits. So nothing the command started outlives the step, whatever session or
+process group it moved to.
 
-Protocol. stdin carries a ``marshal``-ed ``(executable, argv, cwd, env)``
-(same interpreter on both ends); the command itself gets ``/dev/null`` as
-stdin and inherits stdout/stderr. Status lines go to ``<status-fd>``:
-``pid <n>`` once spawned, or ``error <errno>`` when the spawn failed; then
-``exit <code>``, ``signal <n>`` or ``stopped`` once the subtree is gone.
+Protocol. stdin carries an 8-byte length and a ``marshal``-ed ``(executable,
+argv, cwd, env)`` (same interpreter on both ends), then stays open as the
+engine's lifeline; the command itself gets ``/dev/null`` as stdin and inherits
+stdout/stderr, and leads its own session. Status lines go to
+``<status-fd>``: ``pid <n>`` once spawned, or ``error <errno>`` when the spawn
+failed; then ``exit <code>``, ``signal <n>`` or ``stopped`` once the subtree
+is gone.
 
-Only the standard library, imported lazily and lightly: this runs once per
+Only the standard library, imported lightly: this runs once per
 ``shell_command`` and its start-up time is the node's overhead.
 """
 
 import _signal
 import marshal
 import os
+import select
 import sys
 import time
 
-_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _STOP_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
 _KILL_BUDGET_SECONDS = 10.0
 
 _stopping = False
-_waiting = False
-
-
-class _Stop(Exception):
-    """Raised out of a blocking wait when the engine asks us to stop."""
 
 
 def _on_stop(signum, frame):
     global _stopping
     _stopping = True
-    if _waiting:
-        raise _Stop
+
+
+def _on_child(signum, frame):
+    """Installed only so that SIGCHLD reaches the wakeup descriptor."""
 
 
 def _prctl(option, value):
@@ -54,14 +53,19 @@ def _prctl(option, value):
         raise OSError(ctypes.get_errno(), "prctl failed")
 
 
-def _read_spec():
-    chunks = []
-    while True:
-        chunk = os.read(0, 65536)
+def _read_exactly(size):
+    chunks, left = [], size
+    while left:
+        chunk = os.read(0, min(left, 65536))
         if not chunk:
-            break
+            raise EOFError("the engine closed the spec pipe")
         chunks.append(chunk)
-    return marshal.loads(b"".join(chunks))
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_spec():
+    return marshal.loads(_read_exactly(int.from_bytes(_read_exactly(8), "big")))
 
 
 def _spawn(executable, argv, cwd, env):
@@ -71,7 +75,8 @@ def _spawn(executable, argv, cwd, env):
     if pid == 0:  # pragma: no cover - runs in the forked child
         try:
             os.close(errors_r)
-            for signum in (*_STOP_SIGNALS, _signal.SIGPIPE, _signal.SIGXFSZ):
+            _signal.set_wakeup_fd(-1)
+            for signum in (*_STOP_SIGNALS, _signal.SIGCHLD, _signal.SIGPIPE, _signal.SIGXFSZ):
                 _signal.signal(signum, _signal.SIG_DFL)
             os.setsid()  # the command leads its own session and group (SH-5)
             null = os.open(os.devnull, os.O_RDONLY)
@@ -141,46 +146,53 @@ def _kill_subtree(command_pid):
         time.sleep(0.002)
 
 
-def _wait_command(command_pid):
-    """Reap re-parented orphans while waiting; the command's wait status or None."""
-    global _waiting
-    while True:
-        _waiting = True
+def _wait_command(command_pid, wakeup):
+    """Reap re-parented orphans while waiting; the command's wait status, or None
+    when the engine asked us to stop or went away."""
+    while not _stopping:
         try:
-            if _stopping:
-                return None
-            pid, status = os.waitpid(-1, 0)
-        except _Stop:
+            while True:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+                if pid == 0:
+                    break
+                if pid == command_pid:
+                    return status
+        except ChildProcessError:
             return None
-        finally:
-            _waiting = False
-        if pid == command_pid:
-            return status
+        ready, _, _ = select.select([0, wakeup], [], [])
+        if wakeup in ready:
+            os.read(wakeup, 4096)
+        if 0 in ready and not os.read(0, 4096):
+            return None  # the engine is gone: its end of our stdin closed
+    return None
 
 
 def main():
-    status_fd, engine_pid = int(sys.argv[1]), int(sys.argv[2])
+    status_fd = int(sys.argv[1])
+    wakeup, wakeup_write = os.pipe()
+    os.set_blocking(wakeup_write, False)
+    _signal.set_wakeup_fd(wakeup_write)
     for signum in _STOP_SIGNALS:
         _signal.signal(signum, _on_stop)
+    _signal.signal(_signal.SIGCHLD, _on_child)
     os.set_inheritable(status_fd, False)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    _prctl(_PR_SET_PDEATHSIG, _signal.SIGTERM)
     executable, argv, cwd, env = _read_spec()
-    if os.getppid() != engine_pid or _stopping:
-        return  # the engine is gone or gave up before the command started
+    if _stopping:
+        return
     try:
         command_pid = _spawn(executable, argv, cwd, env)
     except OSError as error:
         os.write(status_fd, f"error {error.errno}\n".encode())
         return
     os.write(status_fd, f"pid {command_pid}\n".encode())
-    status = _wait_command(command_pid)
+    status = _wait_command(command_pid, wakeup)
     for signum in _STOP_SIGNALS:
         _signal.signal(signum, _signal.SIG_IGN)
     late = _kill_subtree(command_pid)
-    if status is None:
+    if status is None and not _stopping:
         status = late
-    if _stopping or status is None:
+    if status is None:
         os.write(status_fd, b"stopped\n")
     elif os.WIFSIGNALED(status):
         os.write(status_fd, f"signal {os.WTERMSIG(status)}\n".encode())
@@ -190,3 +202,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    os._exit(0)  # skip interpreter teardown: it is most of the exit time

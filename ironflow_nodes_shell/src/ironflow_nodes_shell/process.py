@@ -101,7 +101,7 @@ async def _run_supervised(
     status_read, status_write = os.pipe()
     try:
         supervisor = await trio.lowlevel.open_process(
-            [sys.executable, "-I", "-S", _REAPER, str(status_write), str(os.getpid())],
+            [sys.executable, "-I", "-S", _REAPER, str(status_write)],
             # The supervisor's own environment stays minimal: the program could
             # read it through /proc, and it is not the program's environment.
             env=_supervisor_env(),
@@ -124,8 +124,12 @@ async def _run_supervised(
     try:
         status = _StatusReader(status_stream)
         assert supervisor.stdin is not None
-        await supervisor.stdin.send_all(spec)
-        await supervisor.stdin.aclose()
+        # stdin stays open after the spec: it is the supervisor's lifeline, and
+        # closes (so the supervisor kills the tree) if this process dies.
+        try:
+            await supervisor.stdin.send_all(len(spec).to_bytes(8, "big") + spec)
+        except trio.BrokenResourceError:
+            raise OSError("the process supervisor stopped before starting the program") from None
         started = (await status.line()).split()
         if started[:1] == ["error"]:
             errno = int(started[1])
