@@ -235,3 +235,13 @@ async def test_node_parameters_may_lower_the_operators_caps(call, make_ctx, tmp_
         (tmp_path / name).write_text("x")
     with pytest.raises(NodeError, match="entry count exceeds limit 1"):
         await call("list_directory", {"path": str(tmp_path), "max_entries": 1}, make_ctx())
+
+
+async def test_a_root_itself_can_be_listed_and_archived(call, confined, layout, tmp_path):
+    root, _ = layout
+    listed = await call("list_directory", {"path": str(root)}, confined)
+    assert [e["name"] for e in listed["files"]] == ["in.txt"]
+    out = await call(
+        "zip_create", {"source": str(root), "zip_path": str(root / "all.zip")}, confined
+    )
+    assert out["zip_create_files"] == 1

@@ -308,7 +308,13 @@ def _inspect_source(source: str, walk: _Walk, roots: FsRoots | None) -> list[_So
         if roots is None:
             info = os.lstat(source)
         else:
-            parent, leaf = open_confined_parent(roots, source, "zip_create")
+            try:
+                parent, leaf = open_confined_parent(roots, source, "zip_create")
+            except NodeError:
+                # No leaf to stat below a root: the source is a root itself (or
+                # ends in ``..``); it is a directory if the walk opens it as one.
+                os.close(open_confined_dir(roots, source, "zip_create"))
+                return None
             try:
                 info = os.stat(leaf, dir_fd=parent, follow_symlinks=False)
             finally:
