@@ -15,6 +15,9 @@ from ironflow_core.errors import (
     NodeFailure,
     StoreError,
 )
+from ironflow_core.fsroots import FsRoots, split_leaf
+from ironflow_core.fsroots import open_dir as open_confined_dir
+from ironflow_core.fsroots import open_parent as open_confined_parent
 from ironflow_core.hookspecs import hookimpl
 from ironflow_core.model import (
     Event,
@@ -46,6 +49,7 @@ __all__ = [
     "FlowLoadError",
     "FlowSource",
     "FlowValidationError",
+    "FsRoots",
     "IronflowError",
     "LoadOptions",
     "LoaderSpec",
@@ -64,4 +68,7 @@ __all__ = [
     "TaskStatus",
     "__version__",
     "hookimpl",
+    "open_confined_dir",
+    "open_confined_parent",
+    "split_leaf",
 ]

@@ -84,6 +84,11 @@ async def _send_once(
             f"HTTP response body exceeds limit {exc.limit} bytes mid-stream "
             "(set IRONFLOW_MAX_HTTP_BODY_BYTES to raise)"
         ) from None
+    except transport.PrivateTargetBlocked:
+        raise NodeError(
+            f"HTTP request to {target} blocked: target is a private network address "
+            "(block_private_network is enabled)"
+        ) from None
     except transport.TransportError as exc:
         raise NodeError(
             f"HTTP {method} request to {target} failed: {redact_urls(str(exc))}"
