@@ -10,7 +10,7 @@ claim leaves a record that stops everyone from firing the occurrence again.
 Decisions, each reported to observers as a ``schedule_decided`` event:
 ``fired``; ``not_claimed`` (another process has it, debug log); ``late``
 (missed by more than ``grace_seconds``), ``overlapped`` (this process still
-runs the previous occurrence) and ``at_capacity`` (the server is full or
+runs an occurrence it started at an earlier tick) and ``at_capacity`` (the server is full or
 draining) are skipped with a WARN naming the rule; ``failed`` (the flow does
 not load) and ``claim_failed`` (the store could not be asked) are errors.
 """
@@ -97,9 +97,13 @@ class Scheduler:
             for _ in range(dropped):
                 notify(self.registry.observers, ProcessEventType.SCHEDULE_DECIDED, "late",
                        schedule=schedule.name)
+        # overlap: a run this process started at an earlier tick is still going. The
+        # occurrences of one tick (a catch-up after downtime) all fire.
+        previous = self._previous.get(schedule.name)
+        busy = previous if previous is not None and not previous.done.is_set() else None
         decisions = []
         for instant in instants:
-            outcome = await self._decide(schedule, instant, now, grace)
+            outcome = await self._decide(schedule, instant, now, grace, busy)
             run_id = occurrence_run_id(schedule.name, instant)
             notify(self.registry.observers, ProcessEventType.SCHEDULE_DECIDED, outcome,
                    schedule=schedule.name, run_id=run_id, detail=utc_text(instant))
@@ -107,17 +111,16 @@ class Scheduler:
         return decisions
 
     async def _decide(self, schedule: Schedule, instant: datetime, now: datetime,
-                      grace: timedelta) -> str:
+                      grace: timedelta, busy: Any) -> str:
         name, at = schedule.name, utc_text(instant)
         if now - instant > grace:
             log.warning("schedule '%s': skipped the occurrence of %s, %ds late (rule: grace, "
                         "grace_seconds=%d)", name, at, int((now - instant).total_seconds()),
                         schedule.grace_seconds)
             return "late"
-        previous = self._previous.get(name)
-        if previous is not None and not previous.done.is_set():
+        if busy is not None:
             log.warning("schedule '%s': skipped the occurrence of %s: the previous run %s is "
-                        "still running (rule: overlap)", name, at, previous.run_id)
+                        "still running (rule: overlap)", name, at, busy.run_id)
             return "overlapped"
         run_id = occurrence_run_id(name, instant)
         store = self.runs.store
