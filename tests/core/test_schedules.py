@@ -94,7 +94,7 @@ def test_schedules_need_a_flows_dir(flows: Path):
 def test_a_flow_that_does_not_load_is_a_start_up_error(flows: Path):
     (flows / "broken.lua").write_text("local flow = Flow.new(\n")
     (schedule,) = schedules(flows, job={"flow": "broken.lua", "cron": "* * * * *"})
-    with pytest.raises(ConfigError, match="schedule 'job': flow 'broken.lua' does not load"):
+    with pytest.raises(ConfigError, match=r"schedule 'job': flow 'broken\.lua' does not load"):
         check_flow_loads(schedule, default_registry(), {})
 
 

@@ -42,8 +42,15 @@ class MetricsObserver:
     """Turns observer events into Prometheus series in its own ``CollectorRegistry``."""
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import (
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+            disable_created_metrics,
+        )
 
+        disable_created_metrics()  # no ``*_created`` series: one timestamp per series is noise
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.runs = Counter("ironflow_runs", "Terminal runs executed by this process",
