@@ -27,8 +27,11 @@ def _install() -> tuple[Any, Any]:
     class Switch(Sampler):
         active = False
 
-        def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
-            return SamplingResult(Decision.RECORD_AND_SAMPLE if self.active else Decision.DROP)
+        def should_sample(self, parent_context: Any, trace_id: Any, name: Any, kind: Any = None,
+                          attributes: Any = None, *args: Any, **kwargs: Any) -> SamplingResult:
+            if not self.active:
+                return SamplingResult(Decision.DROP)
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
 
         def get_description(self) -> str:
             return "test switch"
