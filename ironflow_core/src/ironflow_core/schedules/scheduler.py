@@ -67,13 +67,18 @@ class Scheduler:
         """The last run handle this process started per schedule (overlap rule)."""
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """A tick at start-up, then one every ``TICK_SECONDS`` until cancelled."""
+        """A tick at start-up, ``task_status.started()``, then a tick every ``TICK_SECONDS``.
+
+        The start-up tick claims (and starts) what is due before the server
+        announces itself, the way reconciliation runs before serving.
+        """
         if self.schedules:
             log.info("evaluating %d schedule(s) every %gs", len(self.schedules), TICK_SECONDS)
+            await self.tick(self.clock())
         task_status.started()
         while self.schedules:
-            await self.tick(self.clock())
             await trio.sleep(TICK_SECONDS)
+            await self.tick(self.clock())
 
     async def tick(self, now: datetime) -> list[Decision]:
         """Decide every occurrence due in ``(previous tick, now]``, oldest first."""
