@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import trio
 
+from ironflow_core import hookimpl
 from ironflow_core.api.events import MemoryEventStore
 from ironflow_core.api.runs import RunManager
 from ironflow_core.errors import ConfigError
 from ironflow_core.model import RunRecord, RunStatus
-from ironflow_core.registry import default_registry
+from ironflow_core.registry import build_registry, default_registry
 from ironflow_core.schedules import Scheduler, occurrence_run_id, parse_schedules
 from ironflow_core.schedules.config import check_flow_loads
 from ironflow_core.schedules.timing import instants_between, next_instants
@@ -261,3 +262,36 @@ async def test_dst_days_on_the_scheduler(nursery: trio.Nursery, flows: Path):
     assert await s.tick(utc(2026, 3, 29, 1, 0, 20)) == [("01:00", "fired")]
     await h.settle()
     await s.settle()
+
+
+class DecisionRecorder:
+    """A plugin observer: schedule decisions reach observers like any other event."""
+
+    def __init__(self) -> None:
+        self.decisions: list[tuple[str, str]] = []
+
+    def schedule_decided(self, event: Any) -> None:
+        self.decisions.append((event.detail[11:16], event.outcome))
+
+    @hookimpl
+    def ironflow_register_observers(self) -> list[Any]:
+        return [self]
+
+
+async def test_the_scheduler_loop_ticks_every_30_seconds_on_trio_s_clock(
+        autojump_clock: Any, nursery: trio.Nursery, flows: Path):
+    recorder = DecisionRecorder()
+    registry = build_registry({}, extra=[("recorder", recorder)])
+    base = utc(2026, 1, 1, 12, 0, 30)
+    runs = RunManager(MemoryStore(), MemoryEventStore(1000), registry=registry, env={},
+                      max_runs=0, config_concurrency=None)
+    runs.nursery = nursery
+    scheduler = Scheduler(parse_schedules({"minutely": EVERY_MINUTE}, str(flows)), runs=runs,
+                          registry=registry, env={},
+                          clock=lambda: base + timedelta(seconds=trio.current_time()))
+    await nursery.start(scheduler.run)
+    assert recorder.decisions == [("11:59", "fired"), ("12:00", "fired")]  # start-up tick
+    await trio.sleep(165)  # ticks at +30 s ... +150 s: 12:01:00 ... 12:03:00
+    assert recorder.decisions[2:] == [("12:01", "fired"), ("12:02", "fired"),
+                                      ("12:03", "fired")]
+    assert len((await runs.store.list_runs()).runs) == 5
