@@ -15,7 +15,14 @@ import attrs
 
 from ironflow_core.errors import PluginConflictError
 from ironflow_core.plugins import PluginRecord, load_plugins
-from ironflow_core.specs import CommandSpec, LoaderSpec, NodeSpec, RunObserver, StoreSpec
+from ironflow_core.specs import (
+    CommandSpec,
+    HeaderSpec,
+    LoaderSpec,
+    NodeSpec,
+    RunObserver,
+    StoreSpec,
+)
 
 
 @attrs.frozen
@@ -28,6 +35,8 @@ class Registry:
     plugins: tuple[PluginRecord, ...]
     node_providers: Mapping[str, str]
     """node name -> plugin name."""
+    outgoing_headers: tuple[HeaderSpec, ...] = ()
+    """Providers of headers for the requests nodes send (``NodeContext.outgoing_headers``)."""
 
     def loader_for(self, path: str) -> LoaderSpec | None:
         for loader in self.loaders:
@@ -135,7 +144,13 @@ def build_registry(
         commands.append(command)
         records[plugin].provides.append(f"command:{command.name}")
 
+    header_specs = []
+    for plugin, spec in _collect(pm, "ironflow_register_outgoing_headers", records, HeaderSpec):
+        header_specs.append(spec)
+        records[plugin].provides.append(f"headers:{spec.name}")
+
     return Registry(
+        outgoing_headers=tuple(header_specs),
         nodes=dict(sorted(nodes.items())),
         stores=stores,
         loaders=tuple(loaders),

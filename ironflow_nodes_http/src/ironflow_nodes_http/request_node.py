@@ -39,6 +39,9 @@ def build_request(ctx: Any, config: HttpConfig, method: str, url: str) -> transp
         body = encode_body(ctx, config.body, config.body_type, has_content_type, headers)
     if not headers.has("accept"):
         headers.append("Accept", "*/*")
+    for name, value in ctx.outgoing_headers(url):  # plugin headers (trace context); flow's win
+        if not headers.has(name):
+            headers.append(name, value)
     return transport.Outgoing(
         method=method.upper(), url=url, headers=tuple(headers.items), body=body
     )
