@@ -25,6 +25,7 @@ import attrs
 import trio
 
 from ironflow_core import jsonutil
+from ironflow_core.configs import run_required
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.nodes.encoding import MISSING, os_error_text, str_or
@@ -200,7 +201,7 @@ def _read_entry(cache_dir: str, key: str, now: int) -> tuple[bool, Any]:
 
 @attrs.frozen
 class CacheSetConfig:
-    key: Any = None
+    key: Any = run_required()
     source_key: Any = None
     value: Any = MISSING
     ttl: Any = None
@@ -241,7 +242,7 @@ async def cache_set(ctx: NodeContext, config: CacheSetConfig) -> dict[str, Any]:
 
 @attrs.frozen
 class CacheGetConfig:
-    key: Any = None
+    key: Any = run_required()
     output_key: Any = None
     backend: Any = None
     cache_dir: Any = None
