@@ -37,7 +37,6 @@ class State:
             return
         from ironflow_core.cli.config import load_config
         from ironflow_core.cli.dotenv import apply_dotenv
-
         from ironflow_core.settings import check_settings
 
         apply_dotenv(self.dotenv)

@@ -107,7 +107,8 @@ local function describe_dep(dep)
     local name = as_string(rawget(dep._step, "name"))
     if name ~= nil then return format("the builder of step '%s'", name) end
   end
-  return "a " .. typename(dep) .. " value"
+  if dep == nil then return "nil (an undefined variable?)" end
+  return "a " .. type(dep) .. " value"
 end
 
 local function append_deps(step, deps, line, ...)

@@ -57,6 +57,9 @@ class _Loader:
     def lua_error(self, message: str) -> FlowLoadError:
         match = _POSITION.match(message)
         line = int(match.group(1)) if match else None
+        if match and self.path is not None:
+            # Lua shortens long chunk names ("...of-root/x.lua"); name the file in full.
+            message = f"{self.path}:{line}: {message[match.end():]}"
         return self.error(self.prefix + message, line=line)
 
     def load(self) -> FlowDefinition:
