@@ -41,7 +41,7 @@ def test_cli_11_flag_beats_env_beats_yaml():
 
 def test_cli_13_defaults():
     settings = resolve_settings(KEY, {})
-    assert (settings.host, settings.port, settings.max_body) == ("0.0.0.0", 3000, 1_048_576)
+    assert (settings.host, settings.port, settings.max_body) == ("127.0.0.1", 3000, 1_048_576)
     assert settings.event_capacity == 10_000 and settings.max_list_records == 100
     assert settings.shutdown_grace_seconds == 30 and settings.max_concurrent_runs == 0
     assert settings.allow_adhoc_flows and settings.cors_origins == ()
@@ -55,7 +55,7 @@ def test_cli_13_defaults():
     ({"IRONFLOW_MAX_CONCURRENT_TASKS": "lots"}, "must be a non-negative integer"),
     ({"IRONFLOW_EVENT_STORE": "sqlite"}, "Unknown event store backend 'sqlite'"),
     ({"PORT": "70000"}, "PORT must be an integer between 0 and 65535"),
-    ({"IRONFLOW_API_KEY": "   "}, "API authentication is required when binding to '0.0.0.0'"),
+    ({"IRONFLOW_API_KEY": "   "}, "API authentication is required when binding to '127.0.0.1'"),
     ({"IRONFLOW_CORS_ORIGINS": "*,http://a.example"}, "cannot be combined"),
     ({"IRONFLOW_SHUTDOWN_GRACE_SECONDS": "3601"}, "must be between 0 and 3600"),
     ({"IRONFLOW_MAX_CONCURRENT_RUNS": "many"}, "must be a non-negative integer"),
