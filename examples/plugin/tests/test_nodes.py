@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ironflow_core.errors import FlowLoadError, FlowValidationError
+from ironflow_core.errors import FlowLoadError
 from ironflow_core.testing import assert_plugin_installed
 from ironflow_nodes_example.nodes import count_words, slugify_text
 
