@@ -124,4 +124,4 @@ def test_doc_samples_run_as_written(doc: Path, tmp_path: Path, monkeypatch):
             assert proc.returncode == 0, proc.stdout + proc.stderr
             count = sum(path.read_text().count("\ndef test_") + path.read_text().count(
                 "\nasync def test_") for path in (project / "tests").glob("test_*.py"))
-            assert count and f" {count} passed" in proc.stdout, proc.stdout
+            assert count and f"\n{count} passed" in proc.stdout, proc.stdout
