@@ -95,7 +95,7 @@ def test_unknown_config_key_is_an_error_only_under_strict(tmp_path):
 def test_unreachable_redis_is_one_error_line(tmp_path):
     env = {"IRONFLOW_STORE": "redis", "REDIS_URL": "redis://127.0.0.1:1/0"}
     run = ironflow("run", str(HELLO), env=env)
-    assert run.returncode == 1
+    assert run.returncode == 1 and run.stdout == ""
     assert only_error_line(run) == (
         "Error: cannot reach Redis at redis://127.0.0.1:1/0: Connection refused")
     resume = ironflow("resume", "some-run", "--flow", str(HELLO), env=env)

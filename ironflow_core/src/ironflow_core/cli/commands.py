@@ -111,11 +111,27 @@ def run(flow: str, context: str | None, context_file: str | None, verbose: bool,
     except BaseException:
         _close_now(store)
         raise
-    if fmt == "text":
-        from ironflow_core.cli.output import echo_flow_header
+    def header() -> None:
+        if fmt == "text":
+            from ironflow_core.cli.output import echo_flow_header
 
-        echo_flow_header(definition, verbose)
-    _execute_and_report(executor, store, progress, definition, fmt, verbose)
+            echo_flow_header(definition, verbose)
+
+    _execute_and_report(executor, store, progress, definition, fmt, verbose, header)
+
+
+PROBE_RUN_ID = "ironflow-store-probe"
+"""A run id nobody uses: reading it tells whether the store answers at all."""
+
+
+async def _probe(store: Any) -> None:
+    """Fail before any output when the store cannot be reached (an absent run is fine)."""
+    from ironflow_core.errors import RunNotFoundError
+
+    try:
+        await store.get_run(PROBE_RUN_ID)
+    except RunNotFoundError:
+        pass
 
 
 def _close_now(store: Any) -> None:
@@ -125,16 +141,26 @@ def _close_now(store: Any) -> None:
 
 
 def _execute_and_report(executor: Any, store: Any, progress: Any, definition: Any, fmt: str,
-                        verbose: bool) -> None:
-    """Run to completion (SIGINT/SIGTERM cancel the run), print, exit by status (CLI-26)."""
+                        verbose: bool, header: Any) -> None:
+    """Run to completion (SIGINT/SIGTERM cancel the run), print, exit by status (CLI-26).
+
+    ``header`` prints the text header once the store has answered, so an
+    unreachable store is one ``Error:`` line and nothing else.
+    """
     import trio
 
     from ironflow_core.jsonutil import dumps_pretty
 
     received: list[int] = []
+    started: list[bool] = []
 
     async def main() -> Any:
         try:
+            await _probe(store)
+            header()
+            if progress:
+                progress.start()
+                started.append(True)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_cancel_on_signal, executor, received)
                 record = await executor.run()
@@ -144,12 +170,10 @@ def _execute_and_report(executor: Any, store: Any, progress: Any, definition: An
             with trio.CancelScope(shield=True):
                 await store.aclose()
 
-    if progress:
-        progress.start()
     try:
         record = trio.run(main)
     finally:
-        if progress:
+        if started:
             progress.stop()
     if fmt == "json":
         click.echo(dumps_pretty(record.to_json()))
@@ -398,15 +422,17 @@ def resume(run_id: str, flow_path: str, verbose: bool, store_dir: str | None, fm
     definition = _load(flow_path)
     previous = trio.run(_read_run, store_dir, run_id)
     store = _open_store(store_dir)
-    if fmt == "text":
-        from ironflow_core.cli.output import echo_flow_header
+    def header() -> None:
+        if fmt == "text":
+            from ironflow_core.cli.output import echo_flow_header
 
-        echo_flow_header(definition, verbose)
-        click.echo(f"Resuming: {run_id}")
+            echo_flow_header(definition, verbose)
+            click.echo(f"Resuming: {run_id}")
+
     progress = _progress(definition, fmt)
     executor = prepare_resume(
         previous, definition, store=store, registry=st.registry, env=os.environ,
         observers=[progress] if progress else (),
         config_concurrency=_config_int(st.config, "max_concurrent_tasks"),
     )
-    _execute_and_report(executor, store, progress, definition, fmt, verbose)
+    _execute_and_report(executor, store, progress, definition, fmt, verbose, header)
