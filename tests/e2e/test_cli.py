@@ -176,7 +176,8 @@ def test_cli_50_list_input_errors(tmp_path):
     over = ironflow("list", "--limit", "101", "--store-dir", str(tmp_path))
     assert "requested list limit 101 exceeds IRONFLOW_MAX_LIST_RECORDS (100)" in over.stderr
     bad = ironflow("list", env={"IRONFLOW_MAX_LIST_RECORDS": "0"})
-    assert "IRONFLOW_MAX_LIST_RECORDS must be a positive integer" in bad.stderr
+    assert bad.stderr == ("Error: Invalid value '0' for IRONFLOW_MAX_LIST_RECORDS "
+                          "(environment): expected a positive integer\n")
 
 
 def test_cli_60_inspect_errors(tmp_path):
