@@ -245,12 +245,41 @@ def test_dsl_30_to_34_builder_values_read_back_exactly(registry: Registry) -> No
     assert (step.route, step.on_error) == ("yes", "h")
 
 
-def test_dsl_30_non_string_dependencies_are_ignored(registry: Registry) -> None:
+def test_dsl_30_non_string_dependencies_are_errors(registry: Registry) -> None:
+    """Deviation from DSL-30 (issue 18): a builder passed instead of its name is an error."""
     source = flow_of(
         "local a = flow:step('a', nodes.log{})",
-        "flow:step('b', nodes.log{}):depends_on(a, 'a', 5, nil, 'c'):depends_on('a')",
+        "flow:step('b', nodes.log{}):depends_on('a', a)",
+    )
+    error = load_error(registry, source)
+    assert str(error) == (
+        "Step 'b' depends on the builder of step 'a' at line 3, but dependencies must be "
+        "step names (strings); pass its name: :depends_on(\"a\")"
+    )
+    assert (error.step, error.line) == ("b", 3)
+    for value, what in (("5", "a number value"), ("nil", "nil (an undefined variable?)")):
+        message = str(load_error(registry, flow_of(
+            "flow:step('a', nodes.log{})", f"flow:step('b', nodes.log{{}}):depends_on({value})")))
+        assert f"Step 'b' depends on {what} at line 3" in message
+
+
+def test_dsl_30_string_dependencies_keep_call_order(registry: Registry) -> None:
+    source = flow_of(
+        "flow:step('a', nodes.log{})",
+        "flow:step('b', nodes.log{}):depends_on('a', 'c'):depends_on('a')",
     )
     assert load(registry, source).steps[1].dependencies == ("a", "c", "a")
+
+
+def test_dsl_30_validation_collects_every_bad_dependency(registry: Registry) -> None:
+    source = flow_of(
+        "local a = flow:step('a', nodes.log{})",
+        "flow:step('b', nodes.log{}):depends_on(a)",
+        "flow:step('c', nodes.log{}):depends_on({})",
+    )
+    definition = load_flow(FlowSource(text=source), registry=registry, env={}, analyze=True)
+    assert [p.split(" at ")[0] for p in definition.problems] == [
+        "Step 'b' depends on the builder of step 'a'", "Step 'c' depends on a table value"]
 
 
 def test_dsl_31_retries_keep_backoff_when_omitted(registry: Registry) -> None:
@@ -325,9 +354,11 @@ def test_dsl_50_factory_mutates_and_returns_the_table(registry: Registry) -> Non
     assert load(registry, source).steps[0].node_type == "log"
 
 
-def test_dsl_50_unknown_node_type_is_a_nil_call(registry: Registry) -> None:
+def test_dsl_50_unknown_node_type_names_step_line_and_hint(registry: Registry) -> None:
+    """Deviation from DSL-50 (issue 18): no Lua nil call, a message with a hint."""
     error = load_error(registry, flow_of("flow:step('a', nodes.nope{})"))
-    assert "attempt to call a nil value (field 'nope')" in str(error)
+    assert str(error).startswith("Unknown node type 'nope' at line 2 (step 'a'); ")
+    assert (error.step, error.line) == ("a", 2)
 
 
 def test_dsl_51_code_source_function_is_serialized(registry: Registry) -> None:

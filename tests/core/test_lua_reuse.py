@@ -270,13 +270,44 @@ async def test_fallback_obeys_the_full_limits() -> None:
         await run_code(ctx, CodeConfig(source="while true do end"))
 
 
+class FinishRecorder(Recorder):
+    """Also records each attempt's end, and says when the threaded attempt has begun."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source)
+        self.finished: list[int] = []
+        self.in_thread = trio.Event()
+
+    def __call__(self, sandbox: Sandbox) -> Any:
+        if not sandbox.vm.state.slicing:
+            trio.from_thread.run_sync(self.in_thread.set)
+        try:
+            return super().__call__(sandbox)
+        finally:
+            self.finished.append(threading.get_ident())
+
+
 async def test_fallback_obeys_cancellation_and_waits_for_the_thread() -> None:
-    work = Recorder("while true do end")
-    with trio.move_on_after(0.2) as scope:
-        await run_in_sandbox(services(), work, label="spin")
+    # What run_in_sandbox promises: once its job's thread runs the work, that
+    # thread has finished it before Cancelled propagates. Cancelling only after
+    # the thread began makes the test independent of machine load; trio's idle
+    # worker threads (renamed after a job returns) are not part of the promise.
+    work = FinishRecorder("while true do end")
+    scope = trio.CancelScope()
+
+    async def spin() -> None:
+        with scope:
+            await run_in_sandbox(services(), work, label="spin")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(spin)
+        await work.in_thread.wait()
+        scope.cancel()
     assert scope.cancelled_caught
     assert [mode for _, mode in work.attempts] == [True, False]
-    assert [t for t in threading.enumerate() if t.name.startswith("ironflow-lua")] == []
+    job_thread = work.attempts[1][0]
+    assert job_thread != threading.get_ident()
+    assert work.finished == [threading.get_ident(), job_thread]
 
 
 async def test_work_that_outgrew_a_slice_goes_straight_to_a_thread() -> None:

@@ -197,3 +197,36 @@ def test_opt_in_from_a_conftest_with_an_overridden_plugin_list(pytester):
     """)
     outcome = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     outcome.assert_outcomes(passed=3)
+
+
+# -- issue 18: a mistyped path is a missing file; arun_flow(autojump=True) ------
+
+def test_a_missing_lua_path_is_a_missing_file_not_lua_source(tmp_path):
+    from ironflow_core.errors import FlowLoadError
+
+    missing = str(tmp_path / "flows" / "greet.lua")
+    with pytest.raises(FlowLoadError, match=r"^Flow file '.*greet\.lua' not found$"):
+        run_flow(missing)
+
+
+DELAYED = """
+local flow = Flow.new("sleepy")
+flow:step("wait", nodes.delay({ seconds = 3600 }))
+return flow
+"""
+
+
+async def test_arun_flow_autojump_on_a_mock_clock(mock_clock):
+    from ironflow_core.testing import arun_flow
+
+    start = trio.current_time()
+    result = await arun_flow(DELAYED, autojump=True)
+    result.assert_succeeded()
+    assert trio.current_time() - start >= 3600
+
+
+async def test_arun_flow_autojump_needs_a_mock_clock():
+    from ironflow_core.testing import arun_flow
+
+    with pytest.raises(RuntimeError, match="autojump_clock"):
+        await arun_flow(DELAYED, autojump=True)

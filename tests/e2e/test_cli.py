@@ -56,9 +56,10 @@ return flow
 
 
 @pytest.mark.parametrize(("source", "fragment"), [
-    ("local flow = Flow.new('x')\nflow:step('a', nodes.log({})\nreturn flow", "Failed to load flow"),
-    ("local flow = Flow.new('x')", "Failed to load flow"),
-    ("local flow = Flow.new('x')\nflow:step('a', nodes.nope({}))\nreturn flow", "Failed to load flow"),
+    ("local flow = Flow.new('x')\nflow:step('a', nodes.log({})\nreturn flow", "bad.lua:3: "),
+    ("local flow = Flow.new('x')", "must return the flow"),
+    ("local flow = Flow.new('x')\nflow:step('a', nodes.nope({}))\nreturn flow",
+     "Unknown node type 'nope' at "),
     ("local f = Flow.new('x')\nf:step('a', nodes.log({})):depends_on('b')\n"
      "f:step('b', nodes.log({})):depends_on('a')\nreturn f", "Error: Invalid flow: Cycle"),
     ("local f = Flow.new('x')\nf:step('a', nodes.log({message='${ctx.}'}))\nreturn f",
@@ -81,7 +82,7 @@ def test_load_error_names_file_and_line(tmp_path):
     flow = write(tmp_path, "syntax.lua", "local flow = Flow.new('x')\n\nflow:step('a', )\nreturn flow")
     proc = ironflow("run", flow)
     assert proc.returncode == 1
-    assert f"Error: Failed to load flow: {flow}" in proc.stderr
+    assert f"Error: Failed to evaluate flow file '{flow}': {flow}:3: " in proc.stderr
     assert ":3:" in proc.stderr
 
 
@@ -165,13 +166,18 @@ def test_cli_53_list_pages_and_inspect(tmp_path):
 
 
 def test_cli_50_list_input_errors(tmp_path):
-    assert "Invalid status filter: nope" in ironflow("list", "--status", "nope").stderr
-    assert "Invalid output format: xml" in ironflow("list", "--format", "xml").stderr
-    assert "list limit must be greater than zero" in ironflow("list", "--limit", "0").stderr
+    for args in (("--status", "nope"), ("--format", "xml"), ("--format", "text"),
+                 ("--limit", "0")):
+        usage = ironflow("list", *args, "--store-dir", str(tmp_path))
+        assert usage.returncode == 2, (args, usage.stderr)
+        assert "Traceback" not in usage.stderr and "Usage: ironflow list" in usage.stderr
+    assert "'nope' is not one of 'pending'" in ironflow("list", "--status", "nope").stderr
+    assert "--limit must be greater than zero" in ironflow("list", "--limit", "0").stderr
     over = ironflow("list", "--limit", "101", "--store-dir", str(tmp_path))
     assert "requested list limit 101 exceeds IRONFLOW_MAX_LIST_RECORDS (100)" in over.stderr
     bad = ironflow("list", env={"IRONFLOW_MAX_LIST_RECORDS": "0"})
-    assert "IRONFLOW_MAX_LIST_RECORDS must be a positive integer" in bad.stderr
+    assert bad.stderr == ("Error: Invalid value '0' for IRONFLOW_MAX_LIST_RECORDS "
+                          "(environment): expected a positive integer\n")
 
 
 def test_cli_60_inspect_errors(tmp_path):

@@ -1,10 +1,12 @@
-"""The example plugin as a user gets it: built wheels, a fresh venv, the ``ironflow`` script.
+"""IronFlow as a user installs it: built wheels, fresh venvs, the ``ironflow`` script.
 
-Builds the ironflow-core and ironflow-nodes-example wheels with ``uv build``,
-installs both into a new virtual environment (core's dependencies come from
-PyPI or uv's cache), and runs a flow that uses the plugin's nodes. Nothing
-from the workspace is importable there, so this proves the entry point alone
-wires the plugin in. Set ``IRONFLOW_SKIP_WHEEL_TEST=1`` to skip it offline.
+Builds every wheel with ``uv build --all-packages`` (as the README says), then
+installs, into new virtual environments (dependencies come from PyPI or uv's
+cache): the example plugin with ironflow-core, and the README's minimal set
+(``--find-links dist ironflow-core ironflow-nodes-http``). Nothing from the
+workspace is importable there, so this proves the entry points alone wire the
+plugins in, and that the extras keep a minimal install minimal. Set
+``IRONFLOW_SKIP_WHEEL_TEST=1`` to skip it offline.
 """
 
 from __future__ import annotations
@@ -42,20 +44,78 @@ def _run(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.Complet
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     uv = shutil.which("uv")
     assert uv, "uv is needed to build wheels (pip install uv)"
-    work = tmp_path_factory.mktemp("wheel")
-    dist = work / "dist"
-    for package in ("ironflow-core", "ironflow-nodes-example"):
-        _run([uv, "build", "--wheel", "--package", package, "--out-dir", str(dist)], ROOT)
-    wheels = sorted(dist.glob("*.whl"))
-    assert [w.name.split("-")[0] for w in wheels] == ["ironflow_core", "ironflow_nodes_example"]
+    out = tmp_path_factory.mktemp("wheels") / "dist"
+    _run([uv, "build", "--all-packages", "--wheel", "--out-dir", str(out)], ROOT, timeout=300)
+    names = sorted(w.name.split("-")[0] for w in out.glob("*.whl"))
+    assert names == ["ironflow_core", "ironflow_nodes_example", "ironflow_nodes_fs",
+                     "ironflow_nodes_http", "ironflow_nodes_shell", "ironflow_store_redis"]
+    return out
+
+
+def _venv(work: Path, dist: Path, *requirements: str) -> Path:
+    uv = shutil.which("uv")
+    assert uv
     venv = work / "venv"
     _run([uv, "venv", "--python", sys.executable, str(venv)], work)
     python = venv / "bin" / "python"
-    _run([uv, "pip", "install", "--python", str(python), *map(str, wheels)], work, timeout=300)
+    _run([uv, "pip", "install", "--python", str(python), "--find-links", str(dist),
+          *requirements], work, timeout=300)
     return venv
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory, dist: Path) -> Path:
+    return _venv(tmp_path_factory.mktemp("example"), dist, "ironflow-core",
+                 "ironflow-nodes-example")
+
+
+@pytest.fixture(scope="module")
+def minimal(tmp_path_factory: pytest.TempPathFactory, dist: Path) -> Path:
+    """The README's minimal install."""
+    return _venv(tmp_path_factory.mktemp("minimal"), dist, "ironflow-core",
+                 "ironflow-nodes-http")
+
+
+def _fails(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0, proc.stdout
+    return proc
+
+
+def test_minimal_install_has_http_nodes_and_no_api_stack(minimal: Path, tmp_path: Path):
+    ironflow = str(minimal / "bin" / "ironflow")
+    plugins = {p["name"]: p["status"] for p in json.loads(
+        _run([ironflow, "plugins", "--format", "json"], tmp_path).stdout)}
+    assert plugins == {"core.lua": "active", "core.stores": "active", "core.nodes": "active",
+                       "nodes-http": "active"}
+    python = str(minimal / "bin" / "python")
+    for module in ("starlette", "hypercorn", "pytest"):
+        assert "No module named" in _fails([python, "-c", f"import {module}"], tmp_path).stderr
+
+
+def test_minimal_install_says_what_to_install(minimal: Path, tmp_path: Path):
+    ironflow = str(minimal / "bin" / "ironflow")
+    serve = _fails([ironflow, "serve"], tmp_path)
+    assert serve.returncode == 1
+    assert serve.stderr == ("Error: 'ironflow serve' needs starlette and hypercorn, which are "
+                            "not installed. Install them with: pip install "
+                            "'ironflow-core[serve]'\n")
+    assert "Traceback" not in serve.stderr
+    kit = _fails([str(minimal / "bin" / "python"), "-c", "import ironflow_core.store_conformance"],
+                 tmp_path)
+    assert "pip install 'ironflow-core[testing]'" in kit.stderr
+    flow = tmp_path / "flow.lua"
+    flow.write_text('local flow = Flow.new("sh")\n'
+                    'flow:step("list", nodes.shell_command{ command = "ls" })\nreturn flow\n')
+    run = _fails([ironflow, "run", str(flow)], tmp_path)
+    assert run.returncode == 1
+    assert run.stderr == (f"Error: Unknown node type 'shell_command' at {flow}:2 (step 'list'); "
+                          "it is provided by ironflow-nodes-shell: pip install "
+                          "ironflow-nodes-shell\n")
 
 
 def test_installed_wheels_pick_up_the_plugin_through_its_entry_point(venv: Path, tmp_path: Path):

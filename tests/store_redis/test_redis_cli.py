@@ -106,7 +106,8 @@ def test_st_40_cli_against_a_redis_that_is_down(tmp_path):
         f"Error: cannot reach Redis at redis://127.0.0.1:{port}/0: Connection refused\n"
     )
     bad_ttl = cli(tmp_path, "list", REDIS_TTL="soon")
-    assert (bad_ttl.returncode, bad_ttl.stderr) == (1, "Error: REDIS_TTL must be a positive integer\n")
+    assert (bad_ttl.returncode, bad_ttl.stderr) == (
+        1, "Error: Invalid value 'soon' for REDIS_TTL (environment): expected a positive integer\n")
 
 
 # ------------------------------------------------------------------- run

@@ -15,6 +15,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import cattrs
 import cattrs.v
 from cattrs.strategies import configure_union_passthrough
@@ -115,3 +116,45 @@ def structure_config(config_class: type | None, raw: Mapping[str, Any]) -> Any:
         else:
             problems = [f"{exc} @ $"]
         raise ConfigFieldError(problems) from None
+
+
+RUN_REQUIRED = "ironflow.run_required"
+"""attrs field metadata: the node fails at run time without this field."""
+
+
+def run_required(default: Any = None) -> Any:
+    """A field the node cannot run without, though a missing one only fails at run time.
+
+    Upstream reports these when the step runs (``template_render requires
+    'output_key'``), and ``run`` keeps doing so; ``validate`` reports the
+    missing field before anything runs.
+    """
+    return attrs.field(default=default, metadata={RUN_REQUIRED: True})
+
+
+def _declared_keys(config_class: type) -> dict[str, Any]:
+    return {(f.alias or f.name): f for f in attrs.fields(config_class)}
+
+
+def missing_required(config_class: type | None, raw: Mapping[str, Any]) -> list[str]:
+    """Fields marked ``run_required`` that the step's config leaves out (or sets to null)."""
+    if config_class is None or not attrs.has(config_class):
+        return []
+    return [key for key, field in _declared_keys(config_class).items()
+            if field.metadata.get(RUN_REQUIRED) and raw.get(key) is None]
+
+
+def unknown_keys(config_class: type | None, raw: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """Keys the config class does not declare, each with the nearest declared name."""
+    if config_class is None or not attrs.has(config_class):
+        return []
+    import difflib
+
+    declared = list(_declared_keys(config_class))
+    found: list[tuple[str, str | None]] = []
+    for key in raw:
+        if key.startswith("_") or key in declared:
+            continue
+        close = difflib.get_close_matches(key, declared, n=1, cutoff=0.6)
+        found.append((key, close[0] if close else None))
+    return found

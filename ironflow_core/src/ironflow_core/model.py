@@ -81,6 +81,8 @@ class FlowDefinition:
     steps: tuple[StepSpec, ...]
     source_path: str | None = None
     warnings: tuple[Diagnostic, ...] = ()
+    problems: tuple[str, ...] = ()
+    """Errors the loader found in validation mode; the planner reports them with its own."""
 
     def step(self, name: str) -> StepSpec | None:
         for step in self.steps:

@@ -8,7 +8,8 @@ their defaults when invalid (Lua limits: ``0`` disables).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
@@ -156,3 +157,190 @@ def child_process_env(env: Mapping[str, str]) -> dict[str, str]:
         for name, value in env.items()
         if (allowed is None or name in allowed) and not is_server_secret(name)
     }
+
+
+# --------------------------------------------------------------------------
+# The settings schema: one table of every setting read from the environment
+# or from ironflow.yaml, so both sources are checked the same way and before
+# a command prints anything. Parts of IronFlow that add settings register
+# them with ``register_settings``; readers above stay where the value is used.
+
+
+class SettingValueError(ValueError):
+    """Raised by a check; the message says what is allowed."""
+
+
+Check = Callable[[Any], None]
+
+
+@attrs.frozen
+class Setting:
+    """One setting: its environment variable and/or yaml key, and what is allowed."""
+
+    env: str | None = None
+    yaml: str | None = None
+    check: Check | None = None
+    """Raises ``SettingValueError(<what is allowed>)``; None = any value (checked where used)."""
+    secret: bool = False
+    """Never echo the value in messages."""
+
+
+def _is_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def non_negative_int(value: Any) -> None:
+    if _is_int(value) is None:
+        raise SettingValueError("a non-negative integer")
+
+
+def limit(value: Any) -> None:
+    if _is_int(value) is None:
+        raise SettingValueError("a non-negative integer (0 disables the limit)")
+
+
+def positive_int(value: Any) -> None:
+    number = _is_int(value)
+    if number is None or number <= 0:
+        raise SettingValueError("a positive integer")
+
+
+def port_number(value: Any) -> None:
+    number = _is_int(value)
+    if number is None or number > 65535:
+        raise SettingValueError("an integer between 0 and 65535")
+
+
+def boolean(value: Any) -> None:
+    if value not in (True, False, "true", "false"):
+        raise SettingValueError("true or false")
+
+
+def text(value: Any) -> None:
+    if not isinstance(value, str):
+        raise SettingValueError("a string")
+
+
+def one_of(*allowed: str) -> Check:
+    def check(value: Any) -> None:
+        if not isinstance(value, str) or value.strip().lower() not in allowed:
+            raise SettingValueError("one of " + ", ".join(allowed))
+
+    return check
+
+
+LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "off")
+
+
+def log_filter(value: Any) -> None:
+    """``info`` or ``target=level,...`` (the level of each part must be known)."""
+    parts = [p for p in str(value).strip().lower().split(",") if p.strip()]
+    if not parts or any(p.split("=")[-1].strip() not in LOG_LEVELS for p in parts):
+        raise SettingValueError("a level: " + ", ".join(LOG_LEVELS)
+                                + " (or target=level pairs separated by commas)")
+
+
+_SCHEMA: list[Setting] = []
+
+
+def register_settings(*settings: Setting) -> None:
+    """Add settings to the schema (idempotent per environment variable / yaml key)."""
+    for setting in settings:
+        if setting not in _SCHEMA:
+            _SCHEMA.append(setting)
+
+
+def settings_schema() -> tuple[Setting, ...]:
+    return tuple(_SCHEMA)
+
+
+register_settings(
+    # CLI and engine
+    Setting(env="IRONFLOW_LOG", check=log_filter),
+    Setting(env="IRONFLOW_PROGRESS", check=one_of("on", "off", "true", "false", "1", "0")),
+    Setting(env="IRONFLOW_STORE", yaml="store_backend", check=text),
+    Setting(env="IRONFLOW_STORE_DIR", yaml="store_dir", check=text),
+    Setting(env="REDIS_URL", yaml="redis_url", check=text, secret=True),
+    Setting(env="REDIS_PREFIX", yaml="redis_prefix", check=text),
+    Setting(env="REDIS_TTL", yaml="redis_ttl", check=positive_int),
+    Setting(env="IRONFLOW_MAX_CONCURRENT_TASKS", yaml="max_concurrent_tasks",
+            check=non_negative_int),
+    Setting(env="IRONFLOW_MAX_RUN_SECONDS", check=non_negative_int),
+    Setting(env="IRONFLOW_MAX_LIST_RECORDS", check=positive_int),
+    Setting(env="IRONFLOW_DISABLED_PLUGINS"),
+    # Lua limits: strict here although appendix A lets invalid values default
+    # (see docs/compatibility.md); 0 disables a limit.
+    Setting(env="IRONFLOW_LUA_MAX_INSTRUCTIONS", check=limit),
+    Setting(env="IRONFLOW_LUA_MAX_SECONDS", check=limit),
+    Setting(env="IRONFLOW_LUA_MAX_MEMORY_BYTES", check=limit),
+    Setting(env="IRONFLOW_LUA_GC_AFTER_EXECUTION", check=boolean),
+    # API server
+    Setting(env="HOST", yaml="host", check=text),
+    Setting(env="PORT", yaml="port", check=port_number),
+    Setting(env="FLOWS_DIR", yaml="flows_dir", check=text),
+    Setting(env="MAX_BODY", yaml="max_body", check=positive_int),
+    Setting(env="IRONFLOW_API_KEY", yaml="api_key", secret=True),
+    Setting(env="IRONFLOW_ALLOW_UNAUTHENTICATED_API", yaml="allow_unauthenticated_api",
+            check=boolean),
+    Setting(env="IRONFLOW_ALLOW_ADHOC_FLOWS", yaml="allow_adhoc_flows", check=boolean),
+    Setting(env="IRONFLOW_METRICS_ENABLED", yaml="metrics_enabled", check=boolean),
+    Setting(env="IRONFLOW_EVENT_STORE", yaml="event_store", check=one_of("memory")),
+    Setting(env="IRONFLOW_EVENT_MEMORY_CAPACITY", yaml="event_memory_capacity",
+            check=positive_int),
+    Setting(env="IRONFLOW_CORS_ORIGINS", yaml="cors_origins"),
+    Setting(env="IRONFLOW_SHUTDOWN_GRACE_SECONDS", check=non_negative_int),
+    Setting(yaml="webhooks"),
+    Setting(yaml="schedules"),  # checked in full by ironflow_core.schedules.config
+)
+
+
+def _describe(setting: Setting, value: Any, name: str, source: str, allowed: str) -> str:
+    shown = "" if setting.secret else f" {value!r}"
+    return f"Invalid value{shown} for {name} ({source}): expected {allowed}"
+
+
+def check_settings(
+    env: Mapping[str, str], config: Mapping[str, Any], *, config_source: str = "ironflow.yaml"
+) -> list[str]:
+    """Check every known setting in ``env`` and ``config``; returns warnings.
+
+    Raises ``ConfigError`` naming each bad value, where it came from and what
+    is allowed. Unknown yaml keys are warnings that suggest the nearest key.
+    """
+    import difflib
+
+    errors: list[str] = []
+    yaml_keys: set[str] = set()
+    for setting in _SCHEMA:
+        if setting.yaml is not None:
+            yaml_keys.add(setting.yaml)
+        if setting.check is None:
+            continue
+        if setting.env is not None and env.get(setting.env) not in (None, ""):
+            try:
+                setting.check(env[setting.env])
+            except SettingValueError as exc:
+                errors.append(_describe(setting, env[setting.env], setting.env,
+                                        "environment", str(exc)))
+        if setting.yaml is not None and config.get(setting.yaml) is not None:
+            try:
+                setting.check(config[setting.yaml])
+            except SettingValueError as exc:
+                errors.append(_describe(setting, config[setting.yaml], setting.yaml,
+                                        config_source, str(exc)))
+    if errors:
+        raise ConfigError("; ".join(errors))
+    warnings = []
+    for key in config:
+        if key in yaml_keys:
+            continue
+        near = difflib.get_close_matches(str(key), sorted(yaml_keys), n=1, cutoff=0.6)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        warnings.append(f"{config_source}: unknown setting '{key}'{hint}")
+    return warnings

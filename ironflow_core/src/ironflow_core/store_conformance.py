@@ -31,7 +31,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
+try:
+    import pytest
+except ImportError:  # pragma: no cover - exercised in a venv without pytest
+    raise ImportError(
+        "ironflow_core.store_conformance is a pytest suite: install the plugin kit with "
+        "pip install 'ironflow-core[testing]' (pytest and pytest-trio)"
+    ) from None
 import trio
 
 from ironflow_core.errors import InvalidInputError, RunConflictError, RunNotFoundError

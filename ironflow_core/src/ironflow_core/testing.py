@@ -307,10 +307,20 @@ async def call_node(
     return dict(await spec.run(ctx, structured))
 
 
+FLOW_SUFFIXES = (".lua",)
+"""A one-line string ending in one of these is a path, even when the file is missing."""
+
+
 def _is_path(source: Any) -> bool:
+    """Paths: ``PathLike``, an existing file, or a one-line name ending in ``.lua``.
+
+    A mistyped path must fail as a missing file, not be parsed as Lua source.
+    """
     if isinstance(source, os.PathLike):
         return True
-    return isinstance(source, str) and "\n" not in source and os.path.isfile(source)
+    if not isinstance(source, str) or "\n" in source:
+        return False
+    return os.path.isfile(source) or source.strip().endswith(FLOW_SUFFIXES)
 
 
 def load_test_flow(
@@ -318,8 +328,9 @@ def load_test_flow(
 ) -> FlowDefinition:
     """Load Lua text, a flow file or a ``FlowSource``; a ``FlowDefinition`` passes through.
 
-    A string is a path when it names an existing file and has no newline;
-    otherwise it is Lua source.
+    A one-line string is a path when it names an existing file or ends in
+    ``.lua`` (a missing ``flows/greet.lua`` is ``FlowLoadError: Flow file ...
+    not found``, never Lua source); otherwise it is Lua source.
     """
     if isinstance(source, FlowDefinition):
         return source
@@ -341,8 +352,14 @@ async def arun_flow(
     store: StateStore | None = None,
     registry: Registry | None = None,
     observers: Iterable[Any] = (),
+    autojump: bool = False,
 ) -> FlowResult:
     """Load and run a flow inside the current trio run (``async`` tests).
+
+    ``autojump=True`` lets virtual time jump ahead while the run waits
+    (``delay``, backoffs, timeouts), like ``run_flow(autojump=True)``. The test
+    must already run on a ``trio.testing.MockClock``: request pytest-trio's
+    ``autojump_clock`` (or ``mock_clock``) fixture.
 
     ``registry`` defaults to ``make_registry(*plugins)``; ``env`` (what the
     run and its nodes see) to ``clean_env()``; ``store`` to a fresh
@@ -370,8 +387,33 @@ async def arun_flow(
         flow, store=store, registry=registry, context=initial, env=env,
         observers=[recorder, *observers],
     )
-    record = await executor.run()
+    if not autojump:
+        record = await executor.run()
+    else:
+        with _autojumping():
+            record = await executor.run()
     return FlowResult(record=record, flow=flow, events=recorder, store=store)
+
+
+class _autojumping:
+    """Set the running MockClock's autojump threshold to 0 for a block."""
+
+    def __enter__(self) -> None:
+        import trio
+        import trio.testing
+
+        clock = trio.lowlevel.current_clock()
+        if not isinstance(clock, trio.testing.MockClock):
+            raise RuntimeError(
+                "arun_flow(autojump=True) needs the test to run on a MockClock: request "
+                "pytest-trio's `autojump_clock` fixture (or use run_flow(autojump=True))"
+            )
+        self.clock = clock
+        self.threshold = clock.autojump_threshold
+        clock.autojump_threshold = 0
+
+    def __exit__(self, *exc: object) -> None:
+        self.clock.autojump_threshold = self.threshold
 
 
 def run_flow(

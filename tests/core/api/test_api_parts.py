@@ -41,7 +41,7 @@ def test_cli_11_flag_beats_env_beats_yaml():
 
 def test_cli_13_defaults():
     settings = resolve_settings(KEY, {})
-    assert (settings.host, settings.port, settings.max_body) == ("0.0.0.0", 3000, 1_048_576)
+    assert (settings.host, settings.port, settings.max_body) == ("127.0.0.1", 3000, 1_048_576)
     assert settings.event_capacity == 10_000 and settings.max_list_records == 100
     assert settings.shutdown_grace_seconds == 30 and settings.max_concurrent_runs == 0
     assert settings.allow_adhoc_flows and settings.cors_origins == ()
@@ -55,7 +55,7 @@ def test_cli_13_defaults():
     ({"IRONFLOW_MAX_CONCURRENT_TASKS": "lots"}, "must be a non-negative integer"),
     ({"IRONFLOW_EVENT_STORE": "sqlite"}, "Unknown event store backend 'sqlite'"),
     ({"PORT": "70000"}, "PORT must be an integer between 0 and 65535"),
-    ({"IRONFLOW_API_KEY": "   "}, "API authentication is required when binding to '0.0.0.0'"),
+    ({"IRONFLOW_API_KEY": "   "}, "API authentication is required when binding to '127.0.0.1'"),
     ({"IRONFLOW_CORS_ORIGINS": "*,http://a.example"}, "cannot be combined"),
     ({"IRONFLOW_SHUTDOWN_GRACE_SECONDS": "3601"}, "must be between 0 and 3600"),
     ({"IRONFLOW_MAX_CONCURRENT_RUNS": "many"}, "must be a non-negative integer"),
@@ -98,7 +98,10 @@ def test_api_41_signature_over_the_exact_bytes():
     ({"h": {"flow": "f", "signature": {"header": "x-s", "secret_env": "NOPE"}}},
      "environment variable NOPE is not set"),
     ({"h": {"flow": "f", "signature": {"header": "x-s", "secret_env": "S", "type": "md5"}}},
-     "signature type must be 'hmac_sha256'"),
+     "signature type must be one of hmac_sha256, stripe, slack"),
+    ({"h": {"flow": "f", "signature": {"secret_env": "S", "type": "stripe",
+                                       "tolerance_seconds": 0}}},
+     "tolerance_seconds must be a positive integer"),
     ({"h": {"flow": "f", "signature": {"header": "cookie", "secret_env": "S"}}},
      "reserved credential header"),
     ({"h": {"flow": "f", "forward_headers": ["x-s"],
@@ -122,11 +125,57 @@ def test_api_43_forwarded_headers():
                           {})["h"]
     assert forwarded_headers(hook, [(b"x-trace", b"  abcdefgh  "), (b"x-unlisted", b"zz")]) == {
         "x-trace": "abcdefgh"}
-    for headers in ([(b"x-trace", b"abc defg")], [(b"x-trace", b"abcdefgh\x01")],
+    # No minimum length: GitHub's x-github-event is "push", "ping", "issues".
+    assert forwarded_headers(hook, [(b"x-trace", b"push")]) == {"x-trace": "push"}
+    for headers in ([(b"x-trace", b"abcdefgh\x01")],
                     [(b"x-trace", b"abcdefgh")] * 2, [(b"x-trace", "abcdefgh\u00e9".encode())]):
         with pytest.raises(WebhookRequestError) as info:
             forwarded_headers(hook, headers)
         assert info.value.status == 400
+
+
+def _stripe_header(body: bytes, timestamp: int, secret: str = SECRET) -> bytes:
+    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
+    return f"t={timestamp},v1={'0' * 64},v1={mac.hexdigest()}".encode()
+
+
+def test_webhook_stripe_signature_and_timestamp_window():
+    signature = parse_webhooks({"h": {"flow": "f", "signature": {
+        "type": "stripe", "secret_env": "S"}}}, {"S": SECRET})["h"].signature
+    assert signature is not None and signature.header == "stripe-signature"
+    body, now = b'{"id": "evt_1"}', 1_800_000_000
+    verify_signature(signature, [(b"Stripe-Signature", _stripe_header(body, now))], body,
+                     now=now + 299)
+    cases = [
+        ([(b"stripe-signature", _stripe_header(body, now))], now + 301,
+         "webhook signature timestamp is outside the allowed window"),
+        ([(b"stripe-signature", _stripe_header(body, now))], now - 301,
+         "webhook signature timestamp is outside the allowed window"),
+        ([(b"stripe-signature", _stripe_header(body + b" ", now))], now,
+         "invalid webhook signature"),
+        ([(b"stripe-signature", _stripe_header(body, now, "another-secret-0123"))], now,
+         "invalid webhook signature"),
+        ([(b"stripe-signature", f"v1={'a' * 64}".encode())], now, "invalid webhook signature"),
+    ]
+    for headers, at, message in cases:
+        with pytest.raises(WebhookRequestError) as info:
+            verify_signature(signature, headers, body, now=at)
+        assert (info.value.status, str(info.value)) == (403, message)
+
+
+def test_webhook_slack_signature_signs_the_timestamp():
+    signature = parse_webhooks({"h": {"flow": "f", "signature": {
+        "type": "slack", "secret_env": "S", "tolerance_seconds": 60}}}, {"S": SECRET})["h"].signature
+    assert signature is not None
+    body, now = b"{}", 1_800_000_000
+    mac = hmac.new(SECRET.encode(), f"v0:{now}:".encode() + body, hashlib.sha256).hexdigest()
+    good = [(b"x-slack-signature", f"v0={mac}".encode()),
+            (b"x-slack-request-timestamp", str(now).encode())]
+    verify_signature(signature, good, body, now=now + 60)
+    for headers, at in ((good, now + 61), (good[:1], now),
+                        ([good[0], (b"x-slack-request-timestamp", str(now + 1).encode())], now)):
+        with pytest.raises(WebhookRequestError):
+            verify_signature(signature, headers, body, now=at)
 
 
 def test_api_20_21_keys_and_fingerprints():

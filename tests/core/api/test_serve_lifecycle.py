@@ -28,7 +28,8 @@ from .server_process import (
      "Error: API authentication is required when binding to '127.0.0.1'. Set "
      "IRONFLOW_API_KEY, or set IRONFLOW_ALLOW_UNAUTHENTICATED_API=true to opt out."),
     ({"IRONFLOW_ALLOW_UNAUTHENTICATED_API": "yes"}, [], "",
-     "Error: IRONFLOW_ALLOW_UNAUTHENTICATED_API must be either 'true' or 'false'"),
+     "Error: Invalid value 'yes' for IRONFLOW_ALLOW_UNAUTHENTICATED_API (environment): "
+     "expected true or false"),
     ({"IRONFLOW_API_KEY": API_KEY, "IRONFLOW_ALLOW_ADHOC_FLOWS": "false"}, [], "",
      "Error: allow_adhoc_flows=false requires a configured flows_dir"),
     ({"IRONFLOW_API_KEY": API_KEY, "SHORT_SECRET": "too-short"}, [],

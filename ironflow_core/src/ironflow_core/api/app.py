@@ -31,6 +31,7 @@ from ironflow_core.api.runs import RunManager
 from ironflow_core.api.settings import ServerSettings
 from ironflow_core.api.sources import FlowLoader
 from ironflow_core.api.sse import EventStream
+from ironflow_core.api.webhooks import signed_webhook_paths
 from ironflow_core.errors import (
     InvalidInputError,
     RunConflictError,
@@ -138,7 +139,8 @@ def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
         handlers={ApiError: _api_error, StoreError: _store_error, HTTPException: _http_error},
     )
     if settings.api_key:
-        app = ApiKeyMiddleware(app, settings.api_key)
+        app = ApiKeyMiddleware(app, settings.api_key,
+                               signed_webhook_paths(settings.webhooks))
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

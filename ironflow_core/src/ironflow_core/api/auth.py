@@ -4,7 +4,8 @@ Every route but the health probes needs ``Authorization: Bearer <key>`` or
 ``X-API-Key: <key>``, compared in constant time. A failure is a 401 with a
 plain-text body, as upstream answers. Once a request is authenticated both
 credential headers are removed, so no handler (and no webhook flow) ever sees
-the key.
+the key. Webhooks with a signing secret are the exception: their signature,
+checked by the handler before anything else, authenticates them instead.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ _CREDENTIAL_HEADERS = (b"authorization", b"x-api-key")
 
 
 class ApiKeyMiddleware:
-    def __init__(self, app: Any, api_key: str) -> None:
+    def __init__(self, app: Any, api_key: str,
+                 signed_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.key = api_key.encode("utf-8")
+        self.signed_paths = signed_paths
+        """Signed webhook paths: authenticated by their signature, not the key."""
 
     def _authenticated(self, headers: list[tuple[bytes, bytes]]) -> bool:
         ok = False
@@ -40,7 +44,8 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         headers = scope.get("headers") or []
-        if not self._authenticated(headers):
+        signed = scope["path"] in self.signed_paths and scope.get("method") == "POST"
+        if not signed and not self._authenticated(headers):
             await send({
                 "type": "http.response.start",
                 "status": 401,

@@ -183,20 +183,17 @@ class Api:
         except FlowLoadFailed as exc:
             return ok({"valid": False, "flow_name": None, "steps": None,
                        "errors": [exc.detail]})
-        from ironflow_core.engine import plan_flow
+        from ironflow_core.validation import validate_definition
 
-        errors: list[str] = []
-        try:
-            plan_flow(flow, self.registry, for_validation=True)
-        except FlowValidationError as exc:
-            errors = list(exc.errors)
+        report = validate_definition(flow, self.registry)
+        errors = list(report.errors)
         warnings = [
             {"code": w.code, "message": w.message, "line": w.line or 0,
              "column": w.column or 0, **({"step": w.step} if w.step else {})}
-            for w in flow.warnings
+            for w in report.warnings
         ]
         if strict and warnings:
-            errors.append(f"Strict validation rejected {len(warnings)} Lua handler warning(s)")
+            errors.append(f"Strict validation rejected {len(warnings)} warning(s)")
         reply: dict[str, Any] = {"valid": not errors, "flow_name": flow.name,
                                  "steps": len(flow.steps)}
         if errors:

@@ -24,12 +24,14 @@ from ironflow_core.settings import (
 )
 
 DEFAULT_MAX_BODY = 1_048_576
+DEFAULT_HOST = "127.0.0.1"
+"""Loopback by default; serving every interface is an explicit ``--host 0.0.0.0``."""
 MAX_GRACE_SECONDS = 3600
 
 
 @attrs.frozen
 class ServerSettings:
-    host: str = "0.0.0.0"
+    host: str = DEFAULT_HOST
     port: int = 3000
     flows_dir: str | None = None
     max_body: int = DEFAULT_MAX_BODY
@@ -142,7 +144,7 @@ def resolve_settings(
     max_body: int | None = None,
 ) -> ServerSettings:
     """Resolve and validate every server setting; raises ``ConfigError``."""
-    resolved_host = host or env.get("HOST") or _yaml_str(config, "host") or "0.0.0.0"
+    resolved_host = host or env.get("HOST") or _yaml_str(config, "host") or DEFAULT_HOST
     if "PORT" in env and port is None:
         text = env["PORT"].strip()
         if not text.isdigit() or int(text) > 65535:

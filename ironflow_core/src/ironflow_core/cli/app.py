@@ -1,8 +1,10 @@
 """The click group, global options and error handling (CONTRACT §6.1, §6.2).
 
 ``--dotenv`` and ``-C/--config`` are accepted before or after the subcommand.
-Every expected failure prints ``Error: <message>`` on stderr and exits 1;
-usage errors exit 2; no traceback is ever shown for bad input.
+Every expected failure prints one ``Error: <message>`` line on stderr; no
+traceback is ever shown for bad input (``-v`` adds it for an unexpected
+failure). Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted
+(SIGINT), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -35,10 +37,16 @@ class State:
             return
         from ironflow_core.cli.config import load_config
         from ironflow_core.cli.dotenv import apply_dotenv
+        from ironflow_core.settings import check_settings
 
         apply_dotenv(self.dotenv)
+        config = load_config(self.config_path)
+        source = self.config_path or "ironflow.yaml"
+        warnings = check_settings(os.environ, config, config_source=source)
         configure_logging(os.environ)
-        self._config = load_config(self.config_path)
+        for warning in warnings:
+            click.echo(f"Warning: {warning}", err=True)
+        self._config = config
 
     @property
     def config(self) -> dict[str, Any]:
@@ -100,24 +108,77 @@ def global_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn expected failures into ``Error: ...`` and exit code 1."""
+    """Turn every failure into one ``Error: ...`` line and its exit code."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except IronflowError as exc:
-            fail(str(exc))
         except KeyboardInterrupt:
-            fail("interrupted")
+            fail("interrupted", code=EXIT_SIGINT)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except BaseException as exc:
+            report(exc, verbose=bool(kwargs.get("verbose")))
 
     return wrapper
 
 
-def fail(message: str) -> None:
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, in order."""
+    if isinstance(exc, BaseExceptionGroup):
+        found: list[BaseException] = []
+        for inner in exc.exceptions:
+            found.extend(leaves(inner))
+        return found
+    return [exc]
+
+
+def report(exc: BaseException, *, verbose: bool = False) -> None:
+    """Print the failure as ``Error: ...`` (and the traceback under ``-v``), then exit."""
+    inner = leaves(exc)
+    if any(isinstance(e, KeyboardInterrupt) for e in inner):
+        fail("interrupted", code=EXIT_SIGINT)
+    expected = [e for e in inner if isinstance(e, (IronflowError, OSError))]
+    if expected:
+        first = expected[0]
+        message = str(first) if isinstance(first, IronflowError) else _os_message(first)
+        if verbose and not isinstance(first, IronflowError):
+            _traceback(exc)
+        fail(message)
+    if verbose:
+        _traceback(exc)
+    first = inner[0]
+    hint = "" if verbose else " (run with -v for details)"
+    fail(f"unexpected {type(first).__name__}: {first}{hint}")
+
+
+def _os_message(exc: OSError) -> str:
+    name = f" {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}:{name}" if name else str(exc.strerror or exc)
+
+
+def _traceback(exc: BaseException) -> None:
+    import traceback
+
+    click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
+
+
+def fail(message: str, *, code: int = EXIT_FAILURE) -> None:
     click.echo(f"Error: {redact_urls(message)}", err=True)
-    sys.exit(1)
+    sys.exit(code)
+
+
+def usage_error(message: str) -> None:
+    """A bad combination of arguments: click's usage error, exit 2."""
+    raise click.UsageError(message)
 
 
 def state() -> State:
@@ -159,4 +220,4 @@ def main() -> None:
         cli.main(prog_name="ironflow")
     except KeyboardInterrupt:
         click.echo("Error: interrupted", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_SIGINT)

@@ -9,8 +9,20 @@ from typing import Any
 
 import click
 
-from ironflow_core.cli.app import cli, fail, global_options, handle_errors, state
+from ironflow_core.cli.app import (
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    cli,
+    fail,
+    global_options,
+    handle_errors,
+    state,
+    usage_error,
+)
 from ironflow_core.errors import FlowLoadError
+
+RUN_STATUS_NAMES = ("pending", "running", "success", "failed", "stalled", "cancelled")
+"""``list --status`` choices (the model's ``RUN_STATUSES``, kept here so --help needs no import)."""
 
 
 def _load(path: str, *, analyze: bool = False) -> Any:
@@ -20,13 +32,21 @@ def _load(path: str, *, analyze: bool = False) -> Any:
     try:
         return load_flow(path, registry=st.registry, env=os.environ, analyze=analyze)
     except FlowLoadError as exc:
-        fail(f"Failed to load flow: {path}: {exc}")
+        message = str(exc)
+        # A message that already names the file is shown as is (no file name thrice).
+        fail(message if path in message else f"Failed to load flow: {path}: {message}")
 
 
 def _open_store(store_dir: str | None) -> Any:
-    from ironflow_core.stores.select import open_store
+    """Open the configured store; settings are checked here, before any output."""
+    from ironflow_core.stores.select import backend_name, open_store, store_settings
 
     st = state()
+    if backend_name(os.environ, st.config) == "json":
+        directory = store_settings(os.environ, store_dir=store_dir, config=st.config).store_dir
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            source = "--store-dir" if store_dir is not None else "store directory"
+            fail(f"{source} {directory} is not a directory")
     return open_store(st.registry, os.environ, store_dir=store_dir, config=st.config)
 
 
@@ -40,7 +60,7 @@ async def _read_run(store_dir: str | None, run_id: str) -> Any:
 
 def _initial_context(context: str | None, context_file: str | None, flow_path: str) -> dict:
     if context is not None and context_file is not None:
-        fail("--context and --context-file cannot be used together")
+        usage_error("--context and --context-file cannot be used together")
     text = context
     if context_file is not None:
         try:
@@ -62,7 +82,7 @@ def _initial_context(context: str | None, context_file: str | None, flow_path: s
 
 
 @cli.command()
-@click.argument("flow", type=click.Path(dir_okay=False))
+@click.argument("flow", type=click.Path())
 @click.option("-c", "--context", "context", metavar="JSON", help="Initial context (a JSON object).")
 @click.option("--context-file", metavar="PATH", help="Read the initial context from a JSON file.")
 @click.option("-v", "--verbose", is_flag=True, help="Show steps, durations and outputs.")
@@ -77,34 +97,72 @@ def run(flow: str, context: str | None, context_file: str | None, verbose: bool,
     from ironflow_core.engine import prepare_run
 
     st = state()
+    initial = _initial_context(context, context_file, flow)
     st.prepare()
     definition = _load(flow)
-    if fmt == "text":
-        from ironflow_core.cli.output import echo_flow_header
-
-        echo_flow_header(definition, verbose)
-    initial = _initial_context(context, context_file, flow)
     store = _open_store(store_dir)
-    progress = _progress(definition, fmt)
-    executor = prepare_run(
-        definition, store=store, registry=st.registry, context=initial, env=os.environ,
-        observers=[progress] if progress else (),
-        config_concurrency=_config_int(st.config, "max_concurrent_tasks"),
-    )
-    _execute_and_report(executor, store, progress, definition, fmt, verbose)
+    try:
+        progress = _progress(definition, fmt)
+        executor = prepare_run(
+            definition, store=store, registry=st.registry, context=initial, env=os.environ,
+            observers=[progress] if progress else (),
+            config_concurrency=_config_int(st.config, "max_concurrent_tasks"),
+        )
+    except BaseException:
+        _close_now(store)
+        raise
+    def header() -> None:
+        if fmt == "text":
+            from ironflow_core.cli.output import echo_flow_header
+
+            echo_flow_header(definition, verbose)
+
+    _execute_and_report(executor, store, progress, definition, fmt, verbose, header)
+
+
+PROBE_RUN_ID = "ironflow-store-probe"
+"""A run id nobody uses: reading it tells whether the store answers at all."""
+
+
+async def _probe(store: Any) -> None:
+    """Fail before any output when the store cannot be reached (an absent run is fine)."""
+    from ironflow_core.errors import RunNotFoundError
+
+    try:
+        await store.get_run(PROBE_RUN_ID)
+    except RunNotFoundError:
+        pass
+
+
+def _close_now(store: Any) -> None:
+    import trio
+
+    trio.run(store.aclose)
 
 
 def _execute_and_report(executor: Any, store: Any, progress: Any, definition: Any, fmt: str,
-                        verbose: bool) -> None:
-    """Run to completion (SIGINT/SIGTERM cancel the run), print, exit by status (CLI-26)."""
+                        verbose: bool, header: Any) -> None:
+    """Run to completion (SIGINT/SIGTERM cancel the run), print, exit by status (CLI-26).
+
+    ``header`` prints the text header once the store has answered, so an
+    unreachable store is one ``Error:`` line and nothing else.
+    """
     import trio
 
     from ironflow_core.jsonutil import dumps_pretty
 
+    received: list[int] = []
+    started: list[bool] = []
+
     async def main() -> Any:
         try:
+            await _probe(store)
+            header()
+            if progress:
+                progress.start()
+                started.append(True)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_cancel_on_signal, executor)
+                nursery.start_soon(_cancel_on_signal, executor, received)
                 record = await executor.run()
                 nursery.cancel_scope.cancel()
             return record
@@ -112,12 +170,10 @@ def _execute_and_report(executor: Any, store: Any, progress: Any, definition: An
             with trio.CancelScope(shield=True):
                 await store.aclose()
 
-    if progress:
-        progress.start()
     try:
         record = trio.run(main)
     finally:
-        if progress:
+        if started:
             progress.stop()
     if fmt == "json":
         click.echo(dumps_pretty(record.to_json()))
@@ -126,16 +182,23 @@ def _execute_and_report(executor: Any, store: Any, progress: Any, definition: An
 
         echo_run_result(record, definition, verbose)
     if str(record.status) != "success":
-        fail(f"Workflow run {record.id} finished with status {record.status}")
+        code = 1
+        if received:
+            import signal
+
+            code = EXIT_SIGINT if received[0] == signal.SIGINT else EXIT_SIGTERM
+        fail(f"Workflow run {record.id} finished with status {record.status}", code=code)
 
 
-async def _cancel_on_signal(executor: Any) -> None:
+async def _cancel_on_signal(executor: Any, received: list[int]) -> None:
+    """SIGINT/SIGTERM cancel the run cleanly; the exit code then says which (130/143)."""
     import signal
 
     import trio
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
+        async for signum in signals:
+            received.append(signum)
             executor.cancel()
             return
 
@@ -156,33 +219,28 @@ def _config_int(config: dict, key: str) -> int | None:
 
 
 @cli.command()
-@click.argument("flow", type=click.Path(dir_okay=False))
+@click.argument("flow", type=click.Path())
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @global_options
 @handle_errors
 def validate(flow: str, strict: bool) -> None:
     """Check a flow without running it."""
-    from ironflow_core.engine import plan_flow
-    from ironflow_core.errors import FlowValidationError
+    from ironflow_core.validation import UNKNOWN_CONFIG_KEY, validate_definition
 
     st = state()
     st.prepare()
     definition = _load(flow, analyze=True)
+    report = validate_definition(definition, st.registry)
     click.echo(f"Flow: {definition.name}")
     click.echo(f"Steps: {len(definition.steps)}")
-    warnings = list(definition.warnings)
+    warnings = report.warnings
     if warnings:
         click.echo("Warnings:")
         for w in warnings:
-            where = f"{flow}:step[{w.step}].source" if w.step else flow
+            source = w.step and w.code != UNKNOWN_CONFIG_KEY
+            where = f"{flow}:step[{w.step}].source" if source else flow
             click.echo(f"  {where}:{w.line or 0}:{w.column or 0} [{w.code}] {w.message}")
-    errors: list[str] = []
-    try:
-        plan_flow(definition, st.registry, for_validation=True)
-    except FlowValidationError as exc:
-        errors = exc.errors
-    strict_failed = strict and bool(warnings)
-    if not errors and not strict_failed:
+    if not report.failed(strict=strict):
         click.echo("Validation: OK")
         click.echo()
         click.echo("Execution order:")
@@ -194,11 +252,11 @@ def validate(flow: str, strict: bool) -> None:
                 click.echo(f"  {step.name} [{step.node_type}] (no dependencies)")
         return
     click.echo("Validation: FAILED")
-    for error in errors:
+    for error in report.errors:
         click.echo(f"  - {error}")
-    if strict_failed:
+    if strict and warnings:
         click.echo(f"  - strict validation rejected {len(warnings)} warning(s)")
-    fail(f"{len(errors)} validation error(s) and {len(warnings) if strict else 0} "
+    fail(f"{len(report.errors)} validation error(s) and {len(warnings) if strict else 0} "
          "strict warning(s) found")
 
 
@@ -247,9 +305,11 @@ def plugins(fmt: str) -> None:
 
 
 @cli.command(name="list")
-@click.option("-s", "--status", metavar="S", help="Only runs with this status.")
+@click.option("-s", "--status", type=click.Choice(RUN_STATUS_NAMES), metavar="S",
+              help="Only runs with this status.")
 @click.option("--store-dir", metavar="DIR")
-@click.option("--format", "fmt", default="table", metavar="table|json")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
 @click.option("--limit", type=int, metavar="N")
 @click.option("--after", metavar="CURSOR")
 @global_options
@@ -259,16 +319,12 @@ def list_runs(status: str | None, store_dir: str | None, fmt: str, limit: int | 
     """List stored runs, newest first, a page at a time."""
     import trio
 
-    from ironflow_core.model import RUN_STATUSES, RunStatus
+    from ironflow_core.model import RunStatus
     from ironflow_core.settings import strict_non_negative_int
     from ironflow_core.stores.cursor import decode_cursor
 
     st = state()
     st.prepare()
-    if status is not None and status not in RUN_STATUSES:
-        fail(f"Invalid status filter: {status}")
-    if fmt not in ("table", "json"):
-        fail(f"Invalid output format: {fmt}. Use `table` or `json`")
     try:
         cap = strict_non_negative_int(os.environ, "IRONFLOW_MAX_LIST_RECORDS")
     except Exception:
@@ -280,7 +336,7 @@ def list_runs(status: str | None, store_dir: str | None, fmt: str, limit: int | 
     if limit is None:
         limit = cap
     if limit <= 0:
-        fail("list limit must be greater than zero")
+        usage_error("--limit must be greater than zero")
     if limit > cap:
         fail(f"requested list limit {limit} exceeds IRONFLOW_MAX_LIST_RECORDS ({cap})")
     status_filter = RunStatus(status) if status else None
@@ -345,7 +401,7 @@ def inspect(run_id: str, store_dir: str | None, fmt: str) -> None:
 
 @cli.command()
 @click.argument("run_id")
-@click.option("--flow", "flow_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--flow", "flow_path", required=True, type=click.Path(),
               help="The flow file the run was started from.")
 @click.option("-v", "--verbose", is_flag=True)
 @click.option("--store-dir", metavar="DIR")
@@ -366,15 +422,17 @@ def resume(run_id: str, flow_path: str, verbose: bool, store_dir: str | None, fm
     definition = _load(flow_path)
     previous = trio.run(_read_run, store_dir, run_id)
     store = _open_store(store_dir)
-    if fmt == "text":
-        from ironflow_core.cli.output import echo_flow_header
+    def header() -> None:
+        if fmt == "text":
+            from ironflow_core.cli.output import echo_flow_header
 
-        echo_flow_header(definition, verbose)
-        click.echo(f"Resuming: {run_id}")
+            echo_flow_header(definition, verbose)
+            click.echo(f"Resuming: {run_id}")
+
     progress = _progress(definition, fmt)
     executor = prepare_resume(
         previous, definition, store=store, registry=st.registry, env=os.environ,
         observers=[progress] if progress else (),
         config_concurrency=_config_int(st.config, "max_concurrent_tasks"),
     )
-    _execute_and_report(executor, store, progress, definition, fmt, verbose)
+    _execute_and_report(executor, store, progress, definition, fmt, verbose, header)

@@ -1,4 +1,9 @@
-"""``ironflow.yaml``: the config file (CLI-12). Unknown keys are ignored."""
+"""``ironflow.yaml``: the config file (CLI-12).
+
+Values are checked against the settings schema (``settings.check_settings``)
+like environment variables; an unknown key is a warning. A file that is not
+YAML says the line where parsing stopped.
+"""
 
 from __future__ import annotations
 
@@ -26,10 +31,23 @@ def load_config(path: str | None) -> dict[str, Any]:
         data = YAML(typ="safe", pure=True).load(text)
     except ConfigError:
         raise
-    except Exception:
-        raise ConfigError(f"Failed to parse config file: {target}") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {target}: {exc.strerror or exc}") from None
+    except Exception as exc:
+        raise ConfigError(f"Failed to parse config file: {target}{_where(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"Failed to parse config file: {target}")
+        raise ConfigError(f"Failed to parse config file: {target}: expected a mapping of "
+                          "settings (key: value)")
     return data
+
+
+def _where(exc: BaseException) -> str:
+    """``: line N: <problem>`` from a YAML error, without echoing the file's content."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or ""
+    if mark is None:
+        return ""
+    where = f": line {mark.line + 1}, column {mark.column + 1}"
+    return f"{where}: {problem}" if problem else where

@@ -1,59 +1,41 @@
-"""Dotenv loading with the contract's rules (CLI-10).
+"""Dotenv loading with the contract's rules (CLI-10), parsed by python-dotenv.
 
-The whole file is parsed before anything is applied; existing variables are
-never overridden; within a file the first occurrence of a key wins. Error
-messages never echo a line or a value.
+python-dotenv does the parsing (quotes, escapes such as ``"C:\\\\new"``,
+``export``, comments); the rules are ours: the whole file is parsed before
+anything is applied, variables already set are never overridden, within a
+file the first occurrence of a key wins, and ``${VAR}`` is not expanded.
+Error messages name the line but never echo it or a value.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import MutableMapping
 
 from ironflow_core.errors import ConfigError
 
 
+class DotenvSyntaxError(ValueError):
+    def __init__(self, line: int) -> None:
+        super().__init__(f"line {line} is not KEY=VALUE")
+        self.line = line
+
+
 def parse_dotenv(text: str) -> dict[str, str]:
+    """KEY -> value for the whole file; the first occurrence of a key wins."""
+    from dotenv.parser import parse_stream
+
     values: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export ") or line.startswith("export\t"):
-            line = line[7:].lstrip()
-        key, sep, rest = line.partition("=")
-        key = key.strip()
-        if not sep or not key or "\0" in key or any(c.isspace() for c in key):
-            raise ValueError("malformed line")
-        value = _parse_value(rest.strip())
-        if "\0" in value:
-            raise ValueError("NUL in value")
-        values.setdefault(key, value)
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key is None and not binding.error:
+            continue  # blank line or comment
+        if binding.error or binding.value is None or "\0" in (binding.key or ""):
+            raise DotenvSyntaxError(binding.original.line)
+        if "\0" in binding.value:
+            raise DotenvSyntaxError(binding.original.line)
+        values.setdefault(binding.key, binding.value)
     return values
-
-
-def _parse_value(text: str) -> str:
-    if text[:1] in ("'", '"'):
-        quote = text[0]
-        end = text.find(quote, 1)
-        while quote == '"' and end > 0 and text[end - 1] == "\\":
-            end = text.find(quote, end + 1)
-        if end < 0:
-            raise ValueError("unterminated quote")
-        inner = text[1:end]
-        trailing = text[end + 1 :].strip()
-        if trailing and not trailing.startswith("#"):
-            raise ValueError("text after closing quote")
-        if quote == '"':
-            inner = (
-                inner.replace("\\n", "\n").replace("\\t", "\t")
-                .replace('\\"', '"').replace("\\\\", "\\")
-            )
-        return inner
-    hash_at = text.find(" #")
-    if hash_at >= 0:
-        text = text[:hash_at]
-    return text.strip()
 
 
 def apply_dotenv(
@@ -74,8 +56,8 @@ def apply_dotenv(
         raise ConfigError(f"Failed to parse dotenv file: {target}") from None
     try:
         values = parse_dotenv(text)
-    except ValueError:
-        raise ConfigError(f"Failed to parse dotenv file: {target}") from None
+    except DotenvSyntaxError as exc:
+        raise ConfigError(f"Failed to parse dotenv file: {target}: {exc}") from None
     applied = {}
     for key, value in values.items():
         if key not in environ:

@@ -2,7 +2,10 @@
 
 Settings are resolved and validated before anything is bound, so a bad
 setting exits 1 with ``Error: ...`` and never leaves a half-started server.
-Starlette and Hypercorn are imported only here, when the command runs.
+Starlette and Hypercorn are imported only here, when the command runs; they
+come with the ``serve`` extra (``pip install 'ironflow-core[serve]'``), and
+without it the command says exactly that. The default address is 127.0.0.1:
+listening on every interface is an explicit ``--host 0.0.0.0``.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from typing import Any
 import click
 
 from ironflow_core.cli.app import cli, global_options, handle_errors, state
+from ironflow_core.errors import ConfigError
 
 
 @cli.command()
-@click.option("--host", metavar="HOST", help="Address to bind (default 0.0.0.0).")
+@click.option("--host", metavar="HOST", help="Address to bind (default 127.0.0.1; 0.0.0.0 for every interface).")
 @click.option("-p", "--port", type=click.IntRange(0, 65535), metavar="PORT",
               help="Port to listen on (default 3000; 0 picks a free port).")
 @click.option("--store-dir", metavar="DIR", help="JSON store directory (default data/runs).")
@@ -28,6 +32,7 @@ from ironflow_core.cli.app import cli, global_options, handle_errors, state
 def serve(host: str | None, port: int | None, store_dir: str | None, flows_dir: str | None,
           max_body: int | None) -> None:
     """Serve the REST API until SIGINT/SIGTERM, then drain running flows."""
+    require_serve_extra()
     from ironflow_core.api.server import run_server
     from ironflow_core.api.settings import resolve_settings
     from ironflow_core.schedules.config import check_flow_loads
@@ -58,3 +63,19 @@ def with_metrics(env: Any) -> Any:
 
     plugin = MetricsPlugin(MetricsObserver())
     return build_registry(env, extra=[(METRICS_PLUGIN_NAME, plugin)])
+
+
+SERVE_PACKAGES = ("starlette", "hypercorn")
+SERVE_INSTALL = "pip install 'ironflow-core[serve]'"
+
+
+def require_serve_extra() -> None:
+    """Fail with the install command when the API packages are missing."""
+    import importlib.util
+
+    missing = [name for name in SERVE_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"'ironflow serve' needs {' and '.join(missing)}, which are not installed. "
+            f"Install them with: {SERVE_INSTALL}"
+        )

@@ -17,6 +17,7 @@ import attrs
 from ironflow_core.configs import ConfigFieldError, structure_config
 from ironflow_core.errors import FlowValidationError
 from ironflow_core.model import FlowDefinition, StepSpec
+from ironflow_core.node_hints import unknown_node_message
 from ironflow_core.registry import Registry
 
 MAX_RETRIES = 100
@@ -138,7 +139,7 @@ def _phases(flow: FlowDefinition, index: Mapping[str, int]) -> tuple[list[list[i
 
 def plan_flow(flow: FlowDefinition, registry: Registry, *, for_validation: bool = False) -> Plan:
     """Validate ``flow`` and compute its phases; raise ``FlowValidationError`` on any error."""
-    errors: list[str] = []
+    errors: list[str] = list(flow.problems)
     names: dict[str, StepSpec] = {}
     index: dict[str, int] = {}
     for i, step in enumerate(flow.steps):
@@ -177,7 +178,9 @@ def plan_flow(flow: FlowDefinition, registry: Registry, *, for_validation: bool 
     if unknown:
         if for_validation:
             errors.extend(
-                f"Step '{s.name}' uses unknown node type '{s.node_type}'" for s in unknown
+                unknown_node_message(registry, s.node_type, path=flow.source_path,
+                                     line=s.line, step=s.name)
+                for s in unknown
             )
         else:
             errors.append(

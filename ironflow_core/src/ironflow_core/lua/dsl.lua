@@ -88,7 +88,7 @@ end
 local function new_step(name, node_type, config, line)
   return {
     name = name, node_type = node_type, config = config, dependencies = {},
-    max_retries = 0, backoff_s = 1.0, line = line,
+    max_retries = 0, backoff_s = 1.0, line = line, bad_dependencies = {},
   }
 end
 
@@ -99,17 +99,35 @@ end
 
 -- Builder methods (DSL-30..34).  `deps_of` selects the table that
 -- depends_on appends to: the step itself, or the guard of a step_if.
-local function append_deps(deps, ...)
+-- A dependency that is not a string (typically the builder instead of its
+-- name) is recorded with its line and reported by the loader, with every
+-- other problem of the flow, instead of being dropped.
+local function describe_dep(dep)
+  if type(dep) == "table" and type(rawget(dep, "_step")) == "table" then
+    local name = as_string(rawget(dep._step, "name"))
+    if name ~= nil then return format("the builder of step '%s'", name) end
+  end
+  if dep == nil then return "nil (an undefined variable?)" end
+  return "a " .. type(dep) .. " value"
+end
+
+local function append_deps(step, deps, line, ...)
   for i = 1, select("#", ...) do
     local dep = select(i, ...)
-    if type(dep) == "string" then deps[#deps + 1] = dep end
+    if type(dep) == "string" then
+      deps[#deps + 1] = dep
+    else
+      local bad = step.bad_dependencies
+      bad[#bad + 1] = { what = describe_dep(dep), line = line }
+    end
   end
 end
 
 local function make_builder(step, guard)
   local builder = { _step = step, _guard_step = guard }
   builder.depends_on = function(self, ...)
-    append_deps((guard or step).dependencies, ...)
+    local info = getinfo(2, "l")
+    append_deps(step, (guard or step).dependencies, info and info.currentline or nil, ...)
     return self
   end
   builder.retries = function(self, max, backoff)
@@ -186,9 +204,12 @@ Flow.new = function(name)
   }
 end
 
-local nodes = {}
-for node_type in gmatch(node_names, "[^,]+") do
-  nodes[node_type] = function(config)
+-- A factory sets `_node_type` on its config table (DSL-50).  A name no plugin
+-- registered still gets a factory: the step records the type and the loader
+-- reports it with the step, the line and a hint (installed? typo? plugin
+-- failed?) instead of Lua's "attempt to call a nil value".
+local function factory(node_type)
+  return function(config)
     if config == nil then
       config = {}
     elseif type(config) ~= "table" then
@@ -205,6 +226,18 @@ for node_type in gmatch(node_names, "[^,]+") do
     return config
   end
 end
+
+local nodes = {}
+for node_type in gmatch(node_names, "[^,]+") do
+  nodes[node_type] = factory(node_type)
+end
+U.setmetatable(nodes, {
+  __index = function(_, key)
+    if type(key) == "string" then return factory(key) end
+    return nil
+  end,
+  __metatable = false,
+})
 
 U.Flow = Flow
 U.nodes = nodes
@@ -244,6 +277,14 @@ local function extract(flow, max_depth, max_nodes)
       if dep == nil then error(format("Step '%s' has a dependency that is not a string", step_name), 0) end
       deps[j] = dep
     end
+    local bad = {}
+    local bad_table = rawget(step, "bad_dependencies")
+    if type(bad_table) == "table" then
+      for j = 1, #bad_table do
+        local entry = bad_table[j]
+        bad[j] = { what = as_string(entry.what) or "a value", line = m_tointeger(entry.line) }
+      end
+    end
     local config = step.config
     if type(config) ~= "table" then error(format("Step '%s' config must be a table", step_name), 0) end
     local _, quoted = to_json(step_name, "$", 1, 1)
@@ -259,6 +300,7 @@ local function extract(flow, max_depth, max_nodes)
       timeout_s = timeout and timeout + 0.0 or nil,
       route = as_string(step.route), on_error = as_string(step.on_error),
       line = m_tointeger(rawget(step, "line")), config = text,
+      bad_dependencies = json_array(bad),
     }
   end
   local ok, text = to_json({ name = name, steps = json_array(records) }, "$", 8, U.math.maxinteger)

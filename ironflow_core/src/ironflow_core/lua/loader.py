@@ -19,6 +19,7 @@ from ironflow_core.lua import analysis, functions
 from ironflow_core.lua.errors import LuaCompileError, LuaExecutionError
 from ironflow_core.lua.sandbox import LuaVM, compiled_chunk
 from ironflow_core.model import Diagnostic, FlowDefinition, StepSpec
+from ironflow_core.node_hints import unknown_node_message
 from ironflow_core.registry import Registry
 from ironflow_core.settings import LuaLimits, lenient_positive_int
 from ironflow_core.specs import FlowSource, LoadOptions
@@ -56,6 +57,9 @@ class _Loader:
     def lua_error(self, message: str) -> FlowLoadError:
         match = _POSITION.match(message)
         line = int(match.group(1)) if match else None
+        if match and self.path is not None:
+            # Lua shortens long chunk names ("...of-root/x.lua"); name the file in full.
+            message = f"{self.path}:{line}: {message[match.end():]}"
         return self.error(self.prefix + message, line=line)
 
     def load(self) -> FlowDefinition:
@@ -142,7 +146,13 @@ class _Loader:
     ) -> FlowDefinition:
         steps: list[StepSpec] = []
         seen: set[str] = set()
+        problems: list[str] = []
         for record in records:
+            for bad in record.get("bad_dependencies") or ():
+                problem = self._bad_dependency(record["name"], bad)
+                if not self.options.analyze:
+                    raise self.error(problem, step=record["name"], line=bad.get("line"))
+                problems.append(problem)
             step_name = record["name"]
             if step_name in seen:
                 raise self.error(
@@ -153,14 +163,35 @@ class _Loader:
             seen.add(step_name)
             steps.append(self._step(record))
         return FlowDefinition(
-            name=name, steps=tuple(steps), source_path=self.path, warnings=tuple(warnings)
+            name=name, steps=tuple(steps), source_path=self.path, warnings=tuple(warnings),
+            problems=tuple(problems),
         )
+
+    def _bad_dependency(self, step: str, bad: dict[str, Any]) -> str:
+        """DSL-30 as amended: a non-string dependency is an error, not silently dropped."""
+        line = bad.get("line")
+        at = f"{self.path}:{line}" if self.path and line else (f"line {line}" if line else "")
+        where = f" at {at}" if at else ""
+        what = bad.get("what", "a value")
+        hint = ""
+        if what.startswith("the builder of step '"):
+            hint = f"; pass its name: :depends_on(\"{what[len('the builder of step '):].strip(chr(39))}\")"
+        return (f"Step '{step}' depends on {what}{where}, but dependencies must be step "
+                f"names (strings){hint}")
 
     def _step(self, record: dict[str, Any]) -> StepSpec:
         name, node_type, config = record["name"], record["node_type"], record["config"]
         spec = self.registry.node(node_type)
         node_config = None
-        if spec is not None:
+        if spec is None and not self.options.analyze:
+            raise self.error(
+                unknown_node_message(self.registry, node_type, path=self.path,
+                                     line=record.get("line"), step=name),
+                step=name, line=record.get("line"),
+            )
+        # Validation (analyze) leaves unknown types and config errors to the
+        # planner, which reports every problem of the flow at once.
+        if spec is not None and not self.options.analyze:
             try:
                 node_config = structure_config(spec.config, config)
             except ConfigFieldError as exc:

@@ -28,6 +28,7 @@ import attrs
 import trio
 
 from ironflow_core import jsonutil
+from ironflow_core.configs import run_required
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.fsroots import FsRoots, open_dir
@@ -241,7 +242,7 @@ def _read_entry_at(
 
 @attrs.frozen
 class CacheSetConfig:
-    key: Any = None
+    key: Any = run_required()
     source_key: Any = None
     value: Any = MISSING
     ttl: Any = None
@@ -283,7 +284,7 @@ async def cache_set(ctx: NodeContext, config: CacheSetConfig) -> dict[str, Any]:
 
 @attrs.frozen
 class CacheGetConfig:
-    key: Any = None
+    key: Any = run_required()
     output_key: Any = None
     backend: Any = None
     cache_dir: Any = None

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from ironflow_core.conditions import evaluate_condition, switch_value
+from ironflow_core.configs import run_required
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.specs import NodeSpec
@@ -20,7 +21,7 @@ from ironflow_core.specs import NodeSpec
 
 @attrs.frozen
 class IfConfig:
-    condition: str | None = None
+    condition: str | None = run_required()
     true_route: str | None = None
     false_route: str | None = None
 
@@ -41,8 +42,8 @@ async def if_node(ctx: NodeContext, config: IfConfig) -> dict[str, Any]:
 
 @attrs.frozen
 class SwitchConfig:
-    value: str | None = None
-    cases: dict[str, Any] | None = None
+    value: str | None = run_required()
+    cases: dict[str, Any] | None = run_required()
     """Value text -> route; a non-string route is ignored (CND-20)."""
     default: str | None = None
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ironflow_core.configs import run_required
 from ironflow_core.errors import NodeError
 from ironflow_core.params import lenient_bool, source_value
 from ironflow_core.specs import NodeSpec
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class ForeachConfig:
-    source_key: Any = None
+    source_key: Any = run_required()
     transform_bytecode_b64: Any = None
     """What the ``nodes.foreach`` factory makes of a ``transform`` function."""
     output_key: Any = None

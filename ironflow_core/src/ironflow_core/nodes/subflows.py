@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from ironflow_core.configs import run_required
 from ironflow_core.errors import IronflowError, NodeError
 from ironflow_core.model import RunStatus
 from ironflow_core.params import lenient_bool, strict_float, strict_u64
@@ -118,7 +119,7 @@ def _error_policy(node: str, value: Any, default: bool) -> bool:
 
 @attrs.frozen
 class SubworkflowConfig:
-    flow: Any = None
+    flow: Any = run_required()
     wait: Any = None
     input: Any = None
     output_key: Any = None

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import trio
 
+from ironflow_core.configs import run_required
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.params import strict_float
@@ -26,8 +27,8 @@ _MAX_DELAY = 2.0**64  # Rust's Duration cannot hold this many seconds
 
 @attrs.frozen
 class TemplateRenderConfig:
-    template: str | None = None
-    output_key: str | None = None
+    template: str | None = run_required()
+    output_key: str | None = run_required()
 
 
 async def template_render(ctx: NodeContext, config: TemplateRenderConfig) -> dict[str, Any]:

@@ -1,0 +1,55 @@
+"""What ``ironflow validate`` and ``POST /flows/validate`` report: every problem at once.
+
+The loader, run in validation mode, collects what it finds instead of
+stopping at the first problem; the planner adds its own errors; on top, each
+step's config is checked against its node's config class: a key the class does
+not declare is a warning naming the nearest declared key (``outptu_key`` ->
+``output_key``), and a field the node cannot run without is an error.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ironflow_core.configs import missing_required, unknown_keys
+from ironflow_core.errors import FlowValidationError
+from ironflow_core.model import Diagnostic, FlowDefinition
+from ironflow_core.registry import Registry
+
+UNKNOWN_CONFIG_KEY = "unknown_config_key"
+
+
+@attrs.frozen
+class ValidationReport:
+    errors: tuple[str, ...]
+    warnings: tuple[Diagnostic, ...]
+
+    def failed(self, *, strict: bool) -> bool:
+        return bool(self.errors) or (strict and bool(self.warnings))
+
+
+def validate_definition(flow: FlowDefinition, registry: Registry) -> ValidationReport:
+    """Plan ``flow`` for validation and check every step config against its class."""
+    from ironflow_core.engine import plan_flow
+
+    errors: list[str] = []
+    try:
+        plan_flow(flow, registry, for_validation=True)
+    except FlowValidationError as exc:
+        errors.extend(exc.errors)
+    warnings = list(flow.warnings)
+    for step in flow.steps:
+        spec = registry.nodes.get(step.node_type)
+        if spec is None:
+            continue
+        for key in missing_required(spec.config, step.config):
+            errors.append(f"Step '{step.name}' ({step.node_type}): required field '{key}' "
+                          "is missing")
+        for key, near in unknown_keys(spec.config, step.config):
+            hint = f"; did you mean '{near}'?" if near else ""
+            warnings.append(Diagnostic(
+                code=UNKNOWN_CONFIG_KEY, line=step.line, step=step.name,
+                message=f"Step '{step.name}' ({step.node_type}): unknown config key "
+                        f"'{key}'{hint}",
+            ))
+    return ValidationReport(errors=tuple(errors), warnings=tuple(warnings))
