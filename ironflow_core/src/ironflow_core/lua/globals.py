@@ -38,7 +38,8 @@ _LEVELS = {
     b"warn": logging.WARNING,
     b"error": logging.ERROR,
 }
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+"""JSON string literals; unrolled so that a long string costs no backtracking stack."""
 _PRECHECK_BYTES = 1 << 20
 
 
@@ -119,6 +120,7 @@ def host_functions(vm: LuaVM) -> dict[str, Callable[..., Any]]:
             raise HostError(str(exc)) from None
 
     def json_canonical(text: bytes) -> bytes:
+        vm.reserve(len(text), "json_stringify result")
         try:
             return jsonutil.dumps(json.loads(text)).encode("utf-8")
         except RecursionError:
@@ -141,10 +143,12 @@ def host_functions(vm: LuaVM) -> dict[str, Callable[..., Any]]:
         return ()
 
     def base64_encode(data: bytes) -> bytes:
+        vm.reserve((len(data) + 2) // 3 * 4, "base64_encode result")
         return base64.b64encode(data)
 
     def base64_decode(data: bytes) -> bytes:
         _utf8(data, "base64_decode input")
+        vm.reserve(len(data) // 4 * 3, "base64_decode result")
         try:
             return base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError) as exc:

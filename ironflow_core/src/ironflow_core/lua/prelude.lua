@@ -341,6 +341,9 @@ do
     end
     local n = #s
     local cost = pattern_cost(p, n, false)
+    -- Each of up to n + 1 matches walks the whole replacement string, even
+    -- where it adds nothing (`%1` of an empty capture).
+    if tr == "string" then cost = cost + (n + 1.0) * #repl end
     if cost <= BUDGET then
       charge(cost + n)
       return rethrow(pcall(gsub, s, p, repl, max_n))
