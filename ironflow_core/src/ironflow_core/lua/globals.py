@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ironflow_core import jsonutil
+from ironflow_core.logtext import escape_controls
 from ironflow_core.lua.convert import json_to_lua
 from ironflow_core.lua.errors import HostError, LuaConversionError
 from ironflow_core.settings import read_env_var
@@ -139,7 +140,7 @@ def host_functions(vm: LuaVM) -> dict[str, Callable[..., Any]]:
                 words.append(value.decode())
             else:
                 words.append(jsonutil.dumps(json.loads(value)))
-        logger.log(_LEVELS.get(level, logging.INFO), "<lua> %s", " ".join(words))
+        logger.log(_LEVELS.get(level, logging.INFO), "<lua> %s", escape_controls(" ".join(words)))
         return ()
 
     def base64_encode(data: bytes) -> bytes:
