@@ -3,7 +3,10 @@
 Files must be regular files, valid UTF-8 and at most
 ``IRONFLOW_MAX_FLOW_SOURCE_BYTES`` bytes (default 1 MiB, inclusive; zero or a
 non-number means the default). Inline sources (``FlowSource`` without a path)
-use the Lua loader and the same size limit.
+use the Lua loader and the same size limit. Lua source that a flow builds
+while it loads (``code`` steps' ``source`` strings) counts against the same
+limit, on every path that loads a flow (run, resume, validate, the API,
+subworkflows, the testing kit): they all come through :func:`load_flow`.
 """
 
 from __future__ import annotations
@@ -123,4 +126,25 @@ def load_flow(
     else:
         source = read_flow_source(path_or_source, env)
     loader = _loader(registry, source)
-    return loader.load(source, LoadOptions(registry=registry, env=env, analyze=analyze))
+    flow = loader.load(source, LoadOptions(registry=registry, env=env, analyze=analyze))
+    check_code_sources(flow, env)
+    return flow
+
+
+def check_code_sources(flow: FlowDefinition, env: Mapping[str, str]) -> None:
+    """The flow source limit for the Lua code the steps carry (built at load time)."""
+    limit = max_source_bytes(env)
+    total = 0
+    for step in flow.steps:
+        code = step.config.get("source") if step.node_type == "code" else None
+        if not isinstance(code, str) or "bytecode_b64" in step.config:
+            continue
+        total += len(code.encode("utf-8", "surrogatepass"))
+        if total > limit:
+            where = f"Flow file '{flow.source_path}'" if flow.source_path else "Flow source"
+            raise FlowLoadError(
+                f"{where}: step '{step.name}': Lua code sources exceed the flow source limit "
+                f"of {limit} bytes "
+                f"(set {MAX_SOURCE_ENV} to allow larger flows)",
+                path=flow.source_path, step=step.name, line=step.line,
+            )

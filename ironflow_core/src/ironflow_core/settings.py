@@ -8,7 +8,7 @@ their defaults when invalid (Lua limits: ``0`` disables).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -121,8 +121,22 @@ def env_allowlist(env: Mapping[str, str]) -> frozenset[str] | None:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
+SERVER_SECRET_ENV = frozenset({"IRONFLOW_API_KEY", "REDIS_URL"})
+"""Settings the process itself uses as secrets: never readable by flows, whatever
+``IRONFLOW_ENV_ALLOWLIST`` says (the server also hides its webhook secrets, see
+:func:`without_env_names`)."""
+
+
+def without_env_names(env: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    """A copy of ``env`` without ``names`` (secrets that only the server may read)."""
+    hidden = set(names)
+    return {key: value for key, value in env.items() if key not in hidden}
+
+
 def read_env_var(env: Mapping[str, str], name: str) -> str | None:
-    """``env(key)`` as seen by Lua: honours the allowlist."""
+    """``env(key)`` as seen by Lua: honours the allowlist; server secrets read as nil."""
+    if name in SERVER_SECRET_ENV:
+        return None
     allowed = env_allowlist(env)
     if allowed is not None and name not in allowed:
         return None

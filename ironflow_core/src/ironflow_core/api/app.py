@@ -37,6 +37,7 @@ from ironflow_core.errors import (
     RunNotFoundError,
     StoreError,
 )
+from ironflow_core.settings import without_env_names
 from ironflow_core.specs import StateStore
 
 ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -90,6 +91,10 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
               env: Mapping[str, str]) -> tuple[Any, RunManager]:
     """The ASGI app and the run manager whose nursery the server must provide."""
+    # Flows never see the webhook secrets (IRONFLOW_API_KEY and REDIS_URL are
+    # hidden from env() everywhere, see settings.read_env_var).
+    env = without_env_names(env, (hook.signature.secret_env for hook in settings.webhooks.values()
+                                  if hook.signature is not None))
     events = MemoryEventStore(settings.event_capacity)
     runs = RunManager(store, events, registry=registry, env=env,
                       max_runs=settings.max_concurrent_runs,

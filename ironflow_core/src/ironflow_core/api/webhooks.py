@@ -46,6 +46,8 @@ class SignatureConfig:
     header: str
     secret: bytes = attrs.field(repr=False)
     prefix: str = "sha256="
+    secret_env: str = ""
+    """The variable the secret came from: hidden from flows' ``env()``."""
 
 
 @attrs.frozen
@@ -104,7 +106,8 @@ def _signature(webhook: str, raw: Any, forwarded: Sequence[str],
             f"webhook '{webhook}': signature prefix must be ASCII text of at most "
             f"{MAX_PREFIX_BYTES} bytes"
         )
-    return SignatureConfig(header=header, secret=secret.encode("utf-8"), prefix=prefix)
+    return SignatureConfig(header=header, secret=secret.encode("utf-8"), prefix=prefix,
+                           secret_env=secret_env)
 
 
 def _webhook(name: Any, raw: Any, env: Mapping[str, str]) -> WebhookConfig:
