@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from ironflow_core import __version__
 from ironflow_core.api.bodies import (
+    UnsafeJsonError,
     is_json_media_type,
     parse_json,
     read_body,
@@ -226,6 +227,8 @@ class Api:
                                     "application/json")
             try:
                 context = parse_json(raw)
+            except UnsafeJsonError:
+                raise
             except ApiError:
                 context = None  # type: ignore[assignment]
             if not isinstance(context, dict):
