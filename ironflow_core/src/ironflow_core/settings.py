@@ -87,6 +87,26 @@ class LuaLimits:
 
 
 @attrs.frozen
+class SubworkflowLimits:
+    """How far subworkflows may go from one root run (0 or invalid: the default)."""
+
+    max_depth: int = 8
+    """``IRONFLOW_MAX_SUBWORKFLOW_DEPTH``: nesting levels below the root run."""
+    max_runs: int = 1024
+    """``IRONFLOW_MAX_SUBWORKFLOW_RUNS``: child runs one root run may start, all levels."""
+    max_concurrent: int = 16
+    """``IRONFLOW_MAX_CONCURRENT_SUBWORKFLOWS``: process-wide, child subtrees running at once."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SubworkflowLimits:
+        return cls(
+            max_depth=lenient_positive_int(env, "IRONFLOW_MAX_SUBWORKFLOW_DEPTH", 8),
+            max_runs=lenient_positive_int(env, "IRONFLOW_MAX_SUBWORKFLOW_RUNS", 1024),
+            max_concurrent=lenient_positive_int(env, "IRONFLOW_MAX_CONCURRENT_SUBWORKFLOWS", 16),
+        )
+
+
+@attrs.frozen
 class EngineLimits:
     """Per-run engine limits (ENG-15, ENG-25, ENG-120)."""
 
