@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
+
+import trio
 
 from ironflow_core.errors import FlowLoadError
 from ironflow_core.model import FlowDefinition
@@ -117,8 +121,12 @@ def load_flow(
     registry: Registry,
     env: Mapping[str, str],
     analyze: bool = False,
+    cancel: Sequence[threading.Event] = (),
 ) -> FlowDefinition:
-    """Read (for a path) and load a flow; ``analyze`` adds DSL-110/111 checks and warnings."""
+    """Read (for a path) and load a flow; ``analyze`` adds DSL-110/111 checks and warnings.
+
+    Setting one of the ``cancel`` events stops the flow's Lua at its next hook.
+    """
     if isinstance(path_or_source, FlowSource):
         source = path_or_source
         if source.path is None:
@@ -126,7 +134,9 @@ def load_flow(
     else:
         source = read_flow_source(path_or_source, env)
     loader = _loader(registry, source)
-    flow = loader.load(source, LoadOptions(registry=registry, env=env, analyze=analyze))
+    flow = loader.load(
+        source, LoadOptions(registry=registry, env=env, analyze=analyze, cancel=tuple(cancel))
+    )
     check_code_sources(flow, env)
     return flow
 
@@ -148,3 +158,52 @@ def check_code_sources(flow: FlowDefinition, env: Mapping[str, str]) -> None:
                 f"(set {MAX_SOURCE_ENV} to allow larger flows)",
                 path=flow.source_path, step=step.name, line=step.line,
             )
+
+
+T = TypeVar("T")
+
+
+async def in_stoppable_thread(work: Callable[[threading.Event], T], *, name: str) -> T:
+    """Run ``work(stop)`` in a worker thread; trio cancellation sets ``stop`` and waits.
+
+    ``work`` passes ``stop`` to the Lua it runs (``cancel=``), which ends at its
+    next hook; the thread is awaited (shielded) before ``Cancelled`` propagates,
+    so a load stuck in a Lua loop or a pattern match never outlives its caller
+    (a draining server, a cancelled step).
+    """
+    stop = threading.Event()
+    finished = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    def job() -> T:
+        try:
+            return work(stop)
+        finally:
+            try:
+                token.run_sync_soon(finished.set)
+            except trio.RunFinishedError:  # pragma: no cover - the trio run is gone
+                pass
+
+    try:
+        return await trio.to_thread.run_sync(job, abandon_on_cancel=True, thread_name=name)
+    except trio.Cancelled:
+        stop.set()
+        with trio.CancelScope(shield=True):
+            await finished.wait()
+        raise
+
+
+async def load_flow_in_thread(
+    path_or_source: str | os.PathLike[str] | FlowSource,
+    *,
+    registry: Registry,
+    env: Mapping[str, str],
+    analyze: bool = False,
+    cancel: Sequence[threading.Event] = (),
+) -> FlowDefinition:
+    """:func:`load_flow` in a worker thread that trio cancellation (or ``cancel``) stops."""
+    return await in_stoppable_thread(
+        lambda stop: load_flow(path_or_source, registry=registry, env=env, analyze=analyze,
+                               cancel=(stop, *cancel)),
+        name="ironflow-load",
+    )

@@ -19,7 +19,6 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -105,13 +104,12 @@ async def load_child(ctx: NodeContext, path: str) -> FlowDefinition:
 
     A load error becomes a ``NodeError`` that never quotes the file's text.
     """
-    from ironflow_core.loading import load_flow
+    from ironflow_core.loading import load_flow_in_thread
 
     services = ctx.services
     try:
-        return await trio.to_thread.run_sync(
-            partial(load_flow, path, registry=services.registry, env=services.env)
-        )
+        return await load_flow_in_thread(path, registry=services.registry, env=services.env,
+                                         cancel=(services.cancelled,))
     except IronflowError as exc:
         raise NodeError(_SNIPPET.sub(" near <source text not shown>", str(exc))) from None
 
