@@ -104,7 +104,8 @@ class Api:
             file = resolve_flow_file(self.settings.flows_dir, requested.value)
         admission = self.runs.admit()
         try:
-            flow = await self.loader.load(requested, file)
+            with admission.preparing():
+                flow = await self.loader.load(requested, file)
             if file is not None:
                 context["_flow_dir"] = file.flow_dir
             elif self.settings.flows_dir:
