@@ -165,3 +165,17 @@ def test_sigterm_drains_within_grace_while_lua_is_stuck(tmp_path: Path):
             assert time.monotonic() - signalled < 40
     finally:
         server.kill()
+
+
+def test_code_built_at_load_time_obeys_the_source_limit(server):
+    source = """
+local flow = Flow.new("big")
+flow:step("big", nodes.code({ source = "return 1 --" .. string.rep("x", 6000000) }))
+return flow
+"""
+    with server.client() as c:
+        before = _runs(c)
+        response = c.post("/flows/run", json={"source": source})
+        body = assert_error(response, 400, "bad_request")
+        assert "Lua code sources exceed the flow source limit of 1048576 bytes" in body["error"]
+        assert _runs(c) == before
