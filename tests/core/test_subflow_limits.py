@@ -96,3 +96,23 @@ def test_limits_read_the_environment():
     assert SubworkflowLimits.from_env({
         "IRONFLOW_MAX_SUBWORKFLOW_DEPTH": "2", "IRONFLOW_MAX_SUBWORKFLOW_RUNS": "0",
         "IRONFLOW_MAX_CONCURRENT_SUBWORKFLOWS": "x"}) == SubworkflowLimits(2, 1024, 16)
+
+
+def test_the_opened_file_is_checked_not_the_name(tmp_path: Path):
+    """A directory swapped for a symlink after the path was resolved leads nowhere."""
+    from ironflow_core.errors import FlowLoadError
+    from ironflow_core.loading import read_flow_source
+
+    root, outside = tmp_path / "flows", tmp_path / "outside"
+    write_flow(outside, "child.lua", 'flow:step("s", nodes.probe({}))')
+    write_flow(root / "lib", "child.lua", 'flow:step("s", nodes.probe({}))')
+    roots = (str(root.resolve()),)
+    assert read_flow_source(root / "lib" / "child.lua", {}, within=roots).text
+    (root / "lib" / "child.lua").unlink()
+    (root / "lib").rmdir()
+    (root / "lib").symlink_to(outside)  # the swap
+    with pytest.raises(FlowLoadError, match="left the flows directory"):
+        read_flow_source(root / "lib" / "child.lua", {}, within=roots)
+    (root / "last.lua").symlink_to(root / "lib" / "child.lua")
+    with pytest.raises(FlowLoadError, match="cannot be read"):
+        read_flow_source(root / "last.lua", {}, within=roots)

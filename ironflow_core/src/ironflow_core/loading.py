@@ -50,13 +50,36 @@ def check_source_text(text: str, env: Mapping[str, str], *, path: str | None = N
         raise _too_large(size, limit, "flow source", path)
 
 
-def read_flow_source(path: str | os.PathLike[str], env: Mapping[str, str]) -> FlowSource:
-    """Read a flow file with the checks of DSL-4; errors never echo file contents."""
+def opened_path(fd: int) -> str | None:
+    """The path of the file an open descriptor refers to (Linux ``/proc``), or None."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
+def inside(path: str, roots: tuple[str, ...]) -> bool:
+    """Whether ``path`` is one of ``roots`` or below one (all absolute, normalised)."""
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def read_flow_source(
+    path: str | os.PathLike[str], env: Mapping[str, str], *,
+    within: tuple[str, ...] | None = None,
+) -> FlowSource:
+    """Read a flow file with the checks of DSL-4; errors never echo file contents.
+
+    ``within``: the file actually opened must be a ``.lua`` file inside one of
+    these real directories. It is checked on the open descriptor, so swapping
+    a directory for a symlink after the caller resolved the path cannot lead
+    the read elsewhere.
+    """
     name = os.fspath(path)
     limit = max_source_bytes(env)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer.
-        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | (getattr(os, "O_NOFOLLOW", 0) if within is not None else 0))
     except FileNotFoundError:
         raise FlowLoadError(f"Flow file '{name}' not found", path=name) from None
     except IsADirectoryError:
@@ -69,6 +92,8 @@ def read_flow_source(path: str | os.PathLike[str], env: Mapping[str, str]) -> Fl
         ) from None
     try:
         info = os.fstat(fd)
+        if within is not None:
+            _check_opened(fd, info, name, within)
         if not stat.S_ISREG(info.st_mode):
             raise FlowLoadError(
                 f"Flow file '{name}' cannot be read: flow source must be a regular file",
@@ -101,6 +126,19 @@ def read_flow_source(path: str | os.PathLike[str], env: Mapping[str, str]) -> Fl
     return FlowSource(text=text, path=name)
 
 
+def _check_opened(fd: int, info: os.stat_result, name: str, within: tuple[str, ...]) -> None:
+    opened = opened_path(fd)
+    if opened is None:  # no /proc: the name must still lead to the same file
+        again = os.stat(os.path.realpath(name))
+        opened = os.path.realpath(name) if (again.st_dev, again.st_ino) == (
+            info.st_dev, info.st_ino) else ""
+    if not opened.endswith(".lua") or not inside(opened, within):
+        raise FlowLoadError(
+            f"Flow file '{name}' cannot be read: it left the flows directory while it was "
+            "opened", path=name,
+        )
+
+
 def _loader(registry: Registry, source: FlowSource) -> LoaderSpec:
     """The loader for the file's suffix; anything else is read as Lua, as upstream does."""
     if source.path is not None:
@@ -122,17 +160,19 @@ def load_flow(
     env: Mapping[str, str],
     analyze: bool = False,
     cancel: Sequence[threading.Event] = (),
+    within: tuple[str, ...] | None = None,
 ) -> FlowDefinition:
     """Read (for a path) and load a flow; ``analyze`` adds DSL-110/111 checks and warnings.
 
-    Setting one of the ``cancel`` events stops the flow's Lua at its next hook.
+    Setting one of the ``cancel`` events stops the flow's Lua at its next hook;
+    ``within`` confines the file read (see :func:`read_flow_source`).
     """
     if isinstance(path_or_source, FlowSource):
         source = path_or_source
         if source.path is None:
             check_source_text(source.text, env)
     else:
-        source = read_flow_source(path_or_source, env)
+        source = read_flow_source(path_or_source, env, within=within)
     loader = _loader(registry, source)
     flow = loader.load(
         source, LoadOptions(registry=registry, env=env, analyze=analyze, cancel=tuple(cancel))
@@ -200,10 +240,11 @@ async def load_flow_in_thread(
     env: Mapping[str, str],
     analyze: bool = False,
     cancel: Sequence[threading.Event] = (),
+    within: tuple[str, ...] | None = None,
 ) -> FlowDefinition:
     """:func:`load_flow` in a worker thread that trio cancellation (or ``cancel``) stops."""
     return await in_stoppable_thread(
         lambda stop: load_flow(path_or_source, registry=registry, env=env, analyze=analyze,
-                               cancel=(stop, *cancel)),
+                               cancel=(stop, *cancel), within=within),
         name="ironflow-load",
     )

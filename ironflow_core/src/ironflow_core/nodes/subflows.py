@@ -52,6 +52,7 @@ def resolve_flow_path(
     With ``roots`` (the run's ``lineage.flow_roots``) the file must be a
     ``.lua`` file inside one of them, both as written and once every symlink
     is resolved; a name outside is refused before the file system is asked.
+    The load checks the opened descriptor again (``read_flow_source(within=)``).
     """
     if os.path.isabs(flow_file):
         joined = flow_file
@@ -73,11 +74,12 @@ def resolve_flow_path(
 
 
 def _confine(node: str, flow_file: str, path: str, roots: tuple[str, ...]) -> None:
+    from ironflow_core.loading import inside
+
     if not path.endswith(".lua"):
         raise NodeError(f"{node}: flow '{flow_file}' is not a .lua file")
-    for root in roots:
-        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
-            return
+    if inside(path, roots):
+        return
     if not roots:
         raise NodeError(
             f"{node}: flow '{flow_file}' cannot be loaded: this run has no flows directory "
@@ -109,7 +111,7 @@ async def load_child(ctx: NodeContext, path: str) -> FlowDefinition:
     services = ctx.services
     try:
         return await load_flow_in_thread(path, registry=services.registry, env=services.env,
-                                         cancel=(services.cancelled,))
+                                         cancel=(services.cancelled,), within=flow_roots_of(ctx))
     except IronflowError as exc:
         raise NodeError(_SNIPPET.sub(" near <source text not shown>", str(exc))) from None
 
