@@ -4,8 +4,12 @@ Lua's C matcher backtracks without ever calling the instruction hook, so a
 pattern such as ``.-.-.-b`` on a few thousand characters would run for hours.
 The sandbox asks :func:`pattern_degree` how expensive a pattern can get; cheap
 calls go to C, expensive ones to :class:`Matcher`, a faithful port of
-``lstrlib.c`` that calls a ``check`` callback every few thousand steps so the
-time limit and cancellation still apply.
+``lstrlib.c`` that charges all of its work in steps and calls a ``check``
+callback every few thousand, so the time limit and cancellation still apply
+to any pattern, however built: a ``[...]`` class is read once per pattern
+position (end and a 256-entry membership table, both charged), and copies and
+compares of long slices are charged by size. Patterns longer than
+:data:`MAX_ESTIMATE_BYTES` are not estimated; they go to the Python matcher.
 """
 
 from __future__ import annotations
