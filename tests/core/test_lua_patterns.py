@@ -60,14 +60,15 @@ def python_matcher() -> Iterator[Any]:
 
 
 PIECES = ["a", "b", "c", ".", "%a", "%d", "%s", "%w", "%W", "[ab]", "[^a]", "[a-c]", "[%d_]",
-          "%.", "%%", "(", ")", "()", "%b()", "%f[%w]", "%f[%W]", "%1", "$", "^"]
+          "%.", "%%", "(", ")", "()", "%b()", "%f[%w]", "%f[%W]", "%1", "$", "^",
+          "[]a]", "[^]a]", "[%]x]", "[a-]", "[-a]", "[%a-c]", "[c-a]", "[^%d-]", "%f[^]]"]
 QUANT = ["", "", "*", "+", "-", "?"]
 
 pattern_text = st.lists(
     st.tuples(st.sampled_from(PIECES), st.sampled_from(QUANT)), min_size=1, max_size=6
 ).map(lambda parts: "".join(piece + (q if piece not in "()$^" and piece != "()" else "")
                            for piece, q in parts))
-subject_text = st.text(alphabet="ab c1_.()x%", max_size=12)
+subject_text = st.text(alphabet="ab c1_.()x%]-", max_size=12)
 
 
 @settings(max_examples=400, deadline=None,

@@ -129,7 +129,7 @@ async def test_without_any_policy_the_flow_env_is_free_as_upstream(make_ctx):
     assert out["shell_stdout"] == "/x"
 
 
-PRINT = 'for n in SERVER_DB_URL IRONFLOW_API_KEY GITHUB_WEBHOOK_SECRET IRONFLOW_REDIS_PASSWORD; do eval "printf \\"$n=%s;\\" \\"\\${$n-unset}\\""; done'
+PRINT = 'for n in SERVER_DB_URL IRONFLOW_API_KEY REDIS_URL IRONFLOW_REDIS_PASSWORD; do eval "printf \\"$n=%s;\\" \\"\\${$n-unset}\\""; done'
 
 
 async def test_child_inherits_only_what_env_allowlist_lets_env_read(make_ctx):
@@ -140,14 +140,14 @@ async def test_child_inherits_only_what_env_allowlist_lets_env_read(make_ctx):
 
 
 async def test_server_secrets_never_reach_a_child_even_when_allowlisted(make_ctx):
-    secrets = {"IRONFLOW_API_KEY": "k" * 32, "GITHUB_WEBHOOK_SECRET": "s" * 32,
+    secrets = {"IRONFLOW_API_KEY": "k" * 32, "REDIS_URL": "s" * 32,
                "IRONFLOW_REDIS_PASSWORD": "p", "SERVER_DB_URL": "db"}
-    for allowlist in (None, "PATH,SERVER_DB_URL,IRONFLOW_API_KEY,GITHUB_WEBHOOK_SECRET"):
+    for allowlist in (None, "PATH,SERVER_DB_URL,IRONFLOW_API_KEY,REDIS_URL"):
         env = dict(secrets)
         if allowlist is not None:
             env["IRONFLOW_ENV_ALLOWLIST"] = allowlist
         out = await run(make_ctx(env=env), cmd="sh", args=["-c", PRINT])
         assert out["shell_stdout"] == (
-            "SERVER_DB_URL=db;IRONFLOW_API_KEY=unset;GITHUB_WEBHOOK_SECRET=unset;"
+            "SERVER_DB_URL=db;IRONFLOW_API_KEY=unset;REDIS_URL=unset;"
             "IRONFLOW_REDIS_PASSWORD=unset;"
         )

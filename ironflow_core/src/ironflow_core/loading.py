@@ -3,14 +3,21 @@
 Files must be regular files, valid UTF-8 and at most
 ``IRONFLOW_MAX_FLOW_SOURCE_BYTES`` bytes (default 1 MiB, inclusive; zero or a
 non-number means the default). Inline sources (``FlowSource`` without a path)
-use the Lua loader and the same size limit.
+use the Lua loader and the same size limit. Lua source that a flow builds
+while it loads (``code`` steps' ``source`` strings) counts against the same
+limit, on every path that loads a flow (run, resume, validate, the API,
+subworkflows, the testing kit): they all come through :func:`load_flow`.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
+
+import trio
 
 from ironflow_core.errors import FlowLoadError
 from ironflow_core.model import FlowDefinition
@@ -43,13 +50,36 @@ def check_source_text(text: str, env: Mapping[str, str], *, path: str | None = N
         raise _too_large(size, limit, "flow source", path)
 
 
-def read_flow_source(path: str | os.PathLike[str], env: Mapping[str, str]) -> FlowSource:
-    """Read a flow file with the checks of DSL-4; errors never echo file contents."""
+def opened_path(fd: int) -> str | None:
+    """The path of the file an open descriptor refers to (Linux ``/proc``), or None."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
+def inside(path: str, roots: tuple[str, ...]) -> bool:
+    """Whether ``path`` is one of ``roots`` or below one (all absolute, normalised)."""
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def read_flow_source(
+    path: str | os.PathLike[str], env: Mapping[str, str], *,
+    within: tuple[str, ...] | None = None,
+) -> FlowSource:
+    """Read a flow file with the checks of DSL-4; errors never echo file contents.
+
+    ``within``: the file actually opened must be a ``.lua`` file inside one of
+    these real directories. It is checked on the open descriptor, so swapping
+    a directory for a symlink after the caller resolved the path cannot lead
+    the read elsewhere.
+    """
     name = os.fspath(path)
     limit = max_source_bytes(env)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer.
-        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | (getattr(os, "O_NOFOLLOW", 0) if within is not None else 0))
     except FileNotFoundError:
         raise FlowLoadError(f"Flow file '{name}' not found", path=name) from None
     except IsADirectoryError:
@@ -62,6 +92,8 @@ def read_flow_source(path: str | os.PathLike[str], env: Mapping[str, str]) -> Fl
         ) from None
     try:
         info = os.fstat(fd)
+        if within is not None:
+            _check_opened(fd, info, name, within)
         if not stat.S_ISREG(info.st_mode):
             raise FlowLoadError(
                 f"Flow file '{name}' cannot be read: flow source must be a regular file",
@@ -94,6 +126,19 @@ def read_flow_source(path: str | os.PathLike[str], env: Mapping[str, str]) -> Fl
     return FlowSource(text=text, path=name)
 
 
+def _check_opened(fd: int, info: os.stat_result, name: str, within: tuple[str, ...]) -> None:
+    opened = opened_path(fd)
+    if opened is None:  # no /proc: the name must still lead to the same file
+        again = os.stat(os.path.realpath(name))
+        opened = os.path.realpath(name) if (again.st_dev, again.st_ino) == (
+            info.st_dev, info.st_ino) else ""
+    if not opened.endswith(".lua") or not inside(opened, within):
+        raise FlowLoadError(
+            f"Flow file '{name}' cannot be read: it left the flows directory while it was "
+            "opened", path=name,
+        )
+
+
 def _loader(registry: Registry, source: FlowSource) -> LoaderSpec:
     """The loader for the file's suffix; anything else is read as Lua, as upstream does."""
     if source.path is not None:
@@ -114,13 +159,92 @@ def load_flow(
     registry: Registry,
     env: Mapping[str, str],
     analyze: bool = False,
+    cancel: Sequence[threading.Event] = (),
+    within: tuple[str, ...] | None = None,
 ) -> FlowDefinition:
-    """Read (for a path) and load a flow; ``analyze`` adds DSL-110/111 checks and warnings."""
+    """Read (for a path) and load a flow; ``analyze`` adds DSL-110/111 checks and warnings.
+
+    Setting one of the ``cancel`` events stops the flow's Lua at its next hook;
+    ``within`` confines the file read (see :func:`read_flow_source`).
+    """
     if isinstance(path_or_source, FlowSource):
         source = path_or_source
         if source.path is None:
             check_source_text(source.text, env)
     else:
-        source = read_flow_source(path_or_source, env)
+        source = read_flow_source(path_or_source, env, within=within)
     loader = _loader(registry, source)
-    return loader.load(source, LoadOptions(registry=registry, env=env, analyze=analyze))
+    flow = loader.load(
+        source, LoadOptions(registry=registry, env=env, analyze=analyze, cancel=tuple(cancel))
+    )
+    check_code_sources(flow, env)
+    return flow
+
+
+def check_code_sources(flow: FlowDefinition, env: Mapping[str, str]) -> None:
+    """The flow source limit for the Lua code the steps carry (built at load time)."""
+    limit = max_source_bytes(env)
+    total = 0
+    for step in flow.steps:
+        code = step.config.get("source") if step.node_type == "code" else None
+        if not isinstance(code, str) or "bytecode_b64" in step.config:
+            continue
+        total += len(code.encode("utf-8", "surrogatepass"))
+        if total > limit:
+            where = f"Flow file '{flow.source_path}'" if flow.source_path else "Flow source"
+            raise FlowLoadError(
+                f"{where}: step '{step.name}': Lua code sources exceed the flow source limit "
+                f"of {limit} bytes "
+                f"(set {MAX_SOURCE_ENV} to allow larger flows)",
+                path=flow.source_path, step=step.name, line=step.line,
+            )
+
+
+T = TypeVar("T")
+
+
+async def in_stoppable_thread(work: Callable[[threading.Event], T], *, name: str) -> T:
+    """Run ``work(stop)`` in a worker thread; trio cancellation sets ``stop`` and waits.
+
+    ``work`` passes ``stop`` to the Lua it runs (``cancel=``), which ends at its
+    next hook; the thread is awaited (shielded) before ``Cancelled`` propagates,
+    so a load stuck in a Lua loop or a pattern match never outlives its caller
+    (a draining server, a cancelled step).
+    """
+    stop = threading.Event()
+    finished = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    def job() -> T:
+        try:
+            return work(stop)
+        finally:
+            try:
+                token.run_sync_soon(finished.set)
+            except trio.RunFinishedError:  # pragma: no cover - the trio run is gone
+                pass
+
+    try:
+        return await trio.to_thread.run_sync(job, abandon_on_cancel=True, thread_name=name)
+    except trio.Cancelled:
+        stop.set()
+        with trio.CancelScope(shield=True):
+            await finished.wait()
+        raise
+
+
+async def load_flow_in_thread(
+    path_or_source: str | os.PathLike[str] | FlowSource,
+    *,
+    registry: Registry,
+    env: Mapping[str, str],
+    analyze: bool = False,
+    cancel: Sequence[threading.Event] = (),
+    within: tuple[str, ...] | None = None,
+) -> FlowDefinition:
+    """:func:`load_flow` in a worker thread that trio cancellation (or ``cancel``) stops."""
+    return await in_stoppable_thread(
+        lambda stop: load_flow(path_or_source, registry=registry, env=env, analyze=analyze,
+                               cancel=(stop, *cancel), within=within),
+        name="ironflow-load",
+    )

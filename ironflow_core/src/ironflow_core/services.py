@@ -17,6 +17,7 @@ import attrs
 from ironflow_core.settings import EngineLimits, LuaLimits
 
 if TYPE_CHECKING:
+    from ironflow_core.engine.lineage import Lineage
     from ironflow_core.model import RunRecord
     from ironflow_core.registry import Registry
 
@@ -36,6 +37,8 @@ class RunServices:
     """Set when the whole run is cancelled; Lua hooks poll it from worker threads."""
     run_child: ChildRunner | None = None
     """Executes a child flow in memory with its own limits (SUB-2)."""
+    lineage: Lineage | None = None
+    """Where the run sits among subworkflows: allowed flow directories, depth, budget."""
     overlay: Mapping[str, Any] | None = None
     """The execution overlay (webhook ``_headers``), inherited by child runs."""
     scratch: dict[str, Any] = attrs.field(factory=dict)

@@ -8,7 +8,7 @@ their defaults when invalid (Lua limits: ``0`` disables).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -88,6 +88,26 @@ class LuaLimits:
 
 
 @attrs.frozen
+class SubworkflowLimits:
+    """How far subworkflows may go from one root run (0 or invalid: the default)."""
+
+    max_depth: int = 8
+    """``IRONFLOW_MAX_SUBWORKFLOW_DEPTH``: nesting levels below the root run."""
+    max_runs: int = 1024
+    """``IRONFLOW_MAX_SUBWORKFLOW_RUNS``: child runs one root run may start, all levels."""
+    max_concurrent: int = 16
+    """``IRONFLOW_MAX_CONCURRENT_SUBWORKFLOWS``: process-wide, child subtrees running at once."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SubworkflowLimits:
+        return cls(
+            max_depth=lenient_positive_int(env, "IRONFLOW_MAX_SUBWORKFLOW_DEPTH", 8),
+            max_runs=lenient_positive_int(env, "IRONFLOW_MAX_SUBWORKFLOW_RUNS", 1024),
+            max_concurrent=lenient_positive_int(env, "IRONFLOW_MAX_CONCURRENT_SUBWORKFLOWS", 16),
+        )
+
+
+@attrs.frozen
 class EngineLimits:
     """Per-run engine limits (ENG-15, ENG-25, ENG-120)."""
 
@@ -122,27 +142,41 @@ def env_allowlist(env: Mapping[str, str]) -> frozenset[str] | None:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
+SERVER_SECRET_ENV = frozenset({"IRONFLOW_API_KEY", "REDIS_URL"})
+"""Settings the process itself uses as secrets (see :func:`is_server_secret`)."""
+
+
+def is_server_secret(name: str) -> bool:
+    """A setting the process holds as a credential: never readable by a flow.
+
+    Neither ``env()`` nor a node's child process sees it, whatever
+    ``IRONFLOW_ENV_ALLOWLIST`` says: ``IRONFLOW_API_KEY``, ``REDIS_URL`` and any
+    other ``IRONFLOW_*`` name that says it is a key, secret, token or password.
+    The server also hides its webhooks' ``secret_env`` variables from the runs
+    it starts (:func:`without_env_names`).
+    """
+    if name in SERVER_SECRET_ENV:
+        return True
+    upper = name.upper()
+    return upper.startswith("IRONFLOW_") and any(
+        word in upper for word in ("KEY", "SECRET", "TOKEN", "PASSWORD")
+    )
+
+
+def without_env_names(env: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    """A copy of ``env`` without ``names`` (secrets that only the server may read)."""
+    hidden = set(names)
+    return {key: value for key, value in env.items() if key not in hidden}
+
+
 def read_env_var(env: Mapping[str, str], name: str) -> str | None:
-    """``env(key)`` as seen by Lua: honours the allowlist."""
+    """``env(key)`` as seen by Lua: honours the allowlist; server secrets read as nil."""
+    if is_server_secret(name):
+        return None
     allowed = env_allowlist(env)
     if allowed is not None and name not in allowed:
         return None
     return env.get(name)
-
-
-def is_server_secret(name: str) -> bool:
-    """A setting the server holds as a credential, never handed to a flow's programs.
-
-    ``IRONFLOW_API_KEY``, any other ``IRONFLOW_*`` name that says it is a key,
-    secret, token or password, and any ``*_SECRET`` name (how webhook
-    signature secrets are named, e.g. ``GITHUB_WEBHOOK_SECRET``).
-    """
-    upper = name.upper()
-    if upper.endswith("_SECRET"):
-        return True
-    return upper.startswith("IRONFLOW_") and any(
-        word in upper for word in ("KEY", "SECRET", "TOKEN", "PASSWORD")
-    )
 
 
 def child_process_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -6,6 +6,7 @@ lives in the async callables a spec points to, never in the hook itself.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -174,6 +175,8 @@ class LoadOptions:
     env: Mapping[str, str] = attrs.field(factory=dict)
     analyze: bool = False
     """Validation mode: also compile string code sources and collect warnings."""
+    cancel: tuple[threading.Event, ...] = ()
+    """Events that stop Lua evaluation at its next hook (shutdown, a cancelled run)."""
 
 
 @attrs.frozen

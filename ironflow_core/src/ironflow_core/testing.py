@@ -383,9 +383,12 @@ async def arun_flow(
         initial.setdefault("_flow_dir", os.path.dirname(os.path.realpath(os.fspath(source))))
     store = store if store is not None else MemoryStore()
     recorder = RunRecorder()
+    flow_dir = initial.get("_flow_dir")
     executor = prepare_run(
         flow, store=store, registry=registry, context=initial, env=env,
         observers=[recorder, *observers],
+        # The test's own context is trusted: its _flow_dir may hold child flows.
+        extra_flow_roots=(flow_dir,) if isinstance(flow_dir, str) else (),
     )
     if not autojump:
         record = await executor.run()

@@ -7,6 +7,7 @@ the mapping of expected errors onto ``{"error", "code"}`` bodies.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,7 @@ from ironflow_core.errors import (
     RunNotFoundError,
     StoreError,
 )
+from ironflow_core.settings import without_env_names
 from ironflow_core.specs import StateStore
 
 ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -91,6 +93,15 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
               env: Mapping[str, str]) -> tuple[Any, RunManager]:
     """The ASGI app and the run manager whose nursery the server must provide."""
+    # Flows never see the webhook secrets (IRONFLOW_API_KEY and REDIS_URL are
+    # hidden from env() everywhere, see settings.read_env_var).
+    env = without_env_names(env, (hook.signature.secret_env for hook in settings.webhooks.values()
+                                  if hook.signature is not None))
+    # Subworkflows load only from the server's flows directory (engine.lineage reads
+    # FLOWS_DIR): with none configured, an ad-hoc flow can load no child flow at all.
+    env.pop("FLOWS_DIR", None)
+    if settings.flows_dir:
+        env["FLOWS_DIR"] = os.path.realpath(settings.flows_dir)
     events = MemoryEventStore(settings.event_capacity)
     runs = RunManager(store, events, registry=registry, env=env,
                       max_runs=settings.max_concurrent_runs,

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from ironflow_core import __version__
 from ironflow_core.api.bodies import (
+    UnsafeJsonError,
     is_json_media_type,
     parse_json,
     read_body,
@@ -103,7 +104,8 @@ class Api:
             file = resolve_flow_file(self.settings.flows_dir, requested.value)
         admission = self.runs.admit()
         try:
-            flow = await self.loader.load(requested, file)
+            with admission.preparing():
+                flow = await self.loader.load(requested, file)
             if file is not None:
                 context["_flow_dir"] = file.flow_dir
             elif self.settings.flows_dir:
@@ -223,6 +225,8 @@ class Api:
                                     "application/json")
             try:
                 context = parse_json(raw)
+            except UnsafeJsonError:
+                raise
             except ApiError:
                 context = None  # type: ignore[assignment]
             if not isinstance(context, dict):

@@ -14,8 +14,8 @@ the others wait as ``pending``.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import attrs
@@ -78,6 +78,29 @@ class Admission:
     def __init__(self, manager: RunManager) -> None:
         self._manager = manager
         self._released = False
+        self._scope = trio.CancelScope()
+
+    @contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Loading the flow before launch: a drain cancels it when the grace is over.
+
+        A load stuck in Lua would otherwise hold the shutdown (it runs in the
+        request's task, not in the run nursery); cancelled, it answers 503.
+        """
+        manager = self._manager
+        manager.preparing.add(self)
+        if manager.cancelling:
+            self._scope.cancel()
+        try:
+            with self._scope:
+                yield
+        finally:
+            manager.preparing.discard(self)
+        if self._scope.cancelled_caught:
+            raise unavailable(DRAINING)
+
+    def cancel(self) -> None:
+        self._scope.cancel()
 
     def release(self) -> None:
         if not self._released:
@@ -98,6 +121,7 @@ class RunManager:
         self.admitted = 0
         self.draining = False
         self.cancelling = False
+        self.preparing: set[Admission] = set()
         self.stopped = trio.Event()
         """Set when every run is final and the HTTP server should stop."""
         self.active: dict[str, RunHandle] = {}
@@ -198,6 +222,8 @@ class RunManager:
         if self.admitted:
             self.cancelling = True
             log.warning("grace period over: cancelling %d run(s)", len(self.active))
+            for admission in list(self.preparing):
+                admission.cancel()
             for handle in list(self.active.values()):
                 handle.executor.cancel()
             with trio.move_on_after(CANCEL_WAIT_SECONDS):

@@ -14,7 +14,9 @@ import base64
 import binascii
 import logging
 import os
+import threading
 from collections.abc import Mapping
+from functools import partial
 from pathlib import PurePath
 from typing import Any
 
@@ -24,6 +26,7 @@ import trio
 from ironflow_core.api.errors import ApiError, bad_request, not_found, unavailable
 from ironflow_core.engine.events import notify
 from ironflow_core.errors import FlowLoadError
+from ironflow_core.loading import in_stoppable_thread
 from ironflow_core.model import FlowDefinition, ProcessEventType
 from ironflow_core.redact import redact_urls
 
@@ -180,14 +183,15 @@ class FlowLoader:
                 "retry later"
             )
         try:
-            return await trio.to_thread.run_sync(self._load_sync, text, file, analyze)
+            return await in_stoppable_thread(
+                partial(self._load_sync, text, file, analyze), name="ironflow-load")
         finally:
             self._slots.release()
             notify(observers, ProcessEventType.ADMISSION_RELEASED, "released",
                    resource="flow_load")
 
     def _load_sync(self, text: str | None, file: FlowFile | None,
-                   analyze: bool) -> FlowDefinition:
+                   analyze: bool, stop: threading.Event) -> FlowDefinition:
         from ironflow_core.loading import load_flow, read_flow_source
         from ironflow_core.specs import FlowSource
 
@@ -195,13 +199,14 @@ class FlowLoader:
             assert text is not None
             try:
                 return load_flow(FlowSource(text=text), registry=self.registry, env=self.env,
-                                 analyze=analyze)
+                                 analyze=analyze, cancel=(stop,))
             except FlowLoadError as exc:
                 detail = redact_urls(str(exc))
                 raise FlowLoadFailed(f"Failed to parse flow: {detail}", detail) from None
         try:
             source = read_flow_source(file.path, self.env)
-            return load_flow(source, registry=self.registry, env=self.env, analyze=analyze)
+            return load_flow(source, registry=self.registry, env=self.env, analyze=analyze,
+                             cancel=(stop,))
         except (FlowLoadError, OSError) as exc:
             log.warning("failed to load flow file %s: %s", file.path, redact_urls(str(exc)))
             raise FlowLoadFailed(FILE_LOAD_FAILED, FILE_LOAD_FAILED) from None

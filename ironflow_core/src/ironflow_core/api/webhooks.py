@@ -63,6 +63,8 @@ class SignatureConfig:
     prefix: str = "sha256="
     scheme: str = "hmac_sha256"
     tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
+    secret_env: str = ""
+    """The variable the secret came from: hidden from flows' ``env()``."""
 
 
 @attrs.frozen
@@ -131,7 +133,8 @@ def _signature(webhook: str, raw: Any, forwarded: Sequence[str],
             f"{MAX_PREFIX_BYTES} bytes"
         )
     return SignatureConfig(header=header, secret=secret.encode("utf-8"), prefix=prefix,
-                           scheme=scheme, tolerance_seconds=tolerance)
+                           scheme=scheme, tolerance_seconds=tolerance,
+                           secret_env=secret_env)
 
 
 def _webhook(name: Any, raw: Any, env: Mapping[str, str]) -> WebhookConfig:

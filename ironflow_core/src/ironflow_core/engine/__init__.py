@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ironflow_core.engine.executor import RunExecutor
+from ironflow_core.engine.lineage import Lineage, flow_roots, subworkflow_slots
 from ironflow_core.engine.planner import Plan, plan_flow
 from ironflow_core.engine.resume import prepare_resume
 from ironflow_core.model import FlowDefinition, RunRecord
 from ironflow_core.registry import Registry, default_registry
 from ironflow_core.runid import new_run_id
 from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.settings import EngineLimits, LuaLimits, SubworkflowLimits
 from ironflow_core.specs import StateStore
 
 __all__ = ["Plan", "RunExecutor", "execute", "plan_flow", "prepare_resume", "prepare_run"]
@@ -34,8 +35,15 @@ def prepare_run(
     is_child: bool = False,
     completed: Mapping[str, Any] | None = None,
     parent: tuple[str, str] | None = None,
+    lineage: Lineage | None = None,
+    extra_flow_roots: Sequence[str] = (),
 ) -> RunExecutor:
-    """Resolve limits and plan; raises before any state is written (ENG-11 step 1)."""
+    """Resolve limits and plan; raises before any state is written (ENG-11 step 1).
+
+    A root run's subworkflows may load flow files from the flow's own
+    directory, ``FLOWS_DIR`` and ``extra_flow_roots`` (see ``engine.lineage``);
+    child runs get their ``lineage`` from the parent.
+    """
     registry = registry or default_registry()
     env = os.environ if env is None else env
     limits = EngineLimits.from_env(env, config_concurrency=config_concurrency)
@@ -50,7 +58,11 @@ def prepare_run(
         lua_limits=LuaLimits.from_env(env),
         overlay=dict(overlay) if overlay else None,
     )
-    services.run_child = _child_runner(registry, env, overlay, config_concurrency, run_id)
+    if lineage is None:
+        lineage = Lineage(flow_roots(flow.source_path, env, extra_flow_roots))
+    services.lineage = lineage
+    services.run_child = _child_runner(registry, env, overlay, config_concurrency, run_id,
+                                       lineage)
     all_observers = [*(registry.observers if plugin_observers else ()), *observers]
     ctx = {k: v for k, v in (context or {}).items() if not (overlay and k in overlay)}
     return RunExecutor(
@@ -59,8 +71,11 @@ def prepare_run(
     )
 
 
-def _child_runner(registry, env, overlay, config_concurrency, parent_run_id):  # type: ignore[no-untyped-def]
+def _child_runner(registry, env, overlay, config_concurrency, parent_run_id, lineage):  # type: ignore[no-untyped-def]
     """Child runs (SUB-2): in-memory store, own limits, inherited overlay.
+
+    The family's depth and run-count limits apply; a child of the root run
+    holds a subworkflow slot while its subtree runs (``engine.lineage``).
 
     A child run publishes no events to the run's own listeners (the API's
     event stream, the CLI's progress); plugin observers do see it, with
@@ -72,11 +87,16 @@ def _child_runner(registry, env, overlay, config_concurrency, parent_run_id):  #
                         parent_step: str | None = None) -> RunRecord:
         from ironflow_core.stores.memory import MemoryStore
 
+        limits = SubworkflowLimits.from_env(env)
+        child = lineage.admit_child(limits)
         executor = prepare_run(
             flow, store=MemoryStore(), registry=registry, context=context, env=env,
             overlay=overlay, config_concurrency=config_concurrency, is_child=True,
-            parent=(parent_run_id, parent_step or ""),
+            parent=(parent_run_id, parent_step or ""), lineage=child,
         )
+        if lineage.depth == 0:
+            async with subworkflow_slots(limits):
+                return await executor.run()
         return await executor.run()
 
     return run_child

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ironflow_core.lua.errors import LuaConversionError
+from ironflow_core.lua.sandbox import memory_message
 
 if TYPE_CHECKING:
     from ironflow_core.lua.sandbox import LuaVM
@@ -54,6 +55,13 @@ def json_to_lua(vm: LuaVM, value: Any, *, path: str = "$") -> Any:
     check_slice = vm.state.check_slice if vm.state.slicing else None
     segments: list[str | int] = []
     count = 0
+    memory_over = vm.memory_over
+
+    def check_memory(size: int) -> None:
+        # Tables and strings are pushed with the ceiling disarmed: measure first.
+        limit = memory_over(size)
+        if limit:
+            raise fail(memory_message(f"JSON-to-Lua value at {{path}} ({size} bytes more)", limit))
 
     def fail(message: str) -> LuaConversionError:
         return LuaConversionError(message.replace("{path}", _path(path, segments)))
@@ -67,14 +75,19 @@ def json_to_lua(vm: LuaVM, value: Any, *, path: str = "$") -> Any:
             raise fail(f"JSON-to-Lua maximum node count {max_nodes} exceeded at {{path}} "
                        "(raise IRONFLOW_MAX_CONVERSION_NODES)")
         count += 1
-        if check_slice is not None and not count & 255:
-            check_slice()
+        if not count & 255:
+            if check_slice is not None:
+                check_slice()
+            check_memory(256 * 64)
         kind = type(v)
         if kind is str:
             try:
-                return v.encode("utf-8")
+                data = v.encode("utf-8")
             except UnicodeEncodeError:
                 raise fail("JSON string at {path} is not valid Unicode") from None
+            if len(data) > 4096:
+                check_memory(len(data))
+            return data
         if v is None:
             return null
         if kind is bool:

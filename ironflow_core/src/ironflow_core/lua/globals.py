@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ironflow_core import jsonutil
+from ironflow_core.logtext import escape_controls
 from ironflow_core.lua.convert import json_to_lua
 from ironflow_core.lua.errors import HostError, LuaConversionError
 from ironflow_core.settings import read_env_var
@@ -38,7 +39,8 @@ _LEVELS = {
     b"warn": logging.WARNING,
     b"error": logging.ERROR,
 }
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+"""JSON string literals; unrolled so that a long string costs no backtracking stack."""
 _PRECHECK_BYTES = 1 << 20
 
 
@@ -119,6 +121,7 @@ def host_functions(vm: LuaVM) -> dict[str, Callable[..., Any]]:
             raise HostError(str(exc)) from None
 
     def json_canonical(text: bytes) -> bytes:
+        vm.reserve(len(text), "json_stringify result")
         try:
             return jsonutil.dumps(json.loads(text)).encode("utf-8")
         except RecursionError:
@@ -137,14 +140,16 @@ def host_functions(vm: LuaVM) -> dict[str, Callable[..., Any]]:
                 words.append(value.decode())
             else:
                 words.append(jsonutil.dumps(json.loads(value)))
-        logger.log(_LEVELS.get(level, logging.INFO), "<lua> %s", " ".join(words))
+        logger.log(_LEVELS.get(level, logging.INFO), "<lua> %s", escape_controls(" ".join(words)))
         return ()
 
     def base64_encode(data: bytes) -> bytes:
+        vm.reserve((len(data) + 2) // 3 * 4, "base64_encode result")
         return base64.b64encode(data)
 
     def base64_decode(data: bytes) -> bytes:
         _utf8(data, "base64_decode input")
+        vm.reserve(len(data) // 4 * 3, "base64_decode result")
         try:
             return base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError) as exc:

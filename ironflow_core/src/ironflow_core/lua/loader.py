@@ -64,7 +64,7 @@ class _Loader:
 
     def load(self) -> FlowDefinition:
         limits = LuaLimits.from_env(self.options.env)
-        vm = LuaVM(limits, env=self.options.env, runtime=False)
+        vm = LuaVM(limits, env=self.options.env, runtime=False, cancel=self.options.cancel)
         try:
             extract = self._install_dsl(vm)
             try:

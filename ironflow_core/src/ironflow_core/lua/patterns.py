@@ -4,21 +4,39 @@ Lua's C matcher backtracks without ever calling the instruction hook, so a
 pattern such as ``.-.-.-b`` on a few thousand characters would run for hours.
 The sandbox asks :func:`pattern_degree` how expensive a pattern can get; cheap
 calls go to C, expensive ones to :class:`Matcher`, a faithful port of
-``lstrlib.c`` that calls a ``check`` callback every few thousand steps so the
-time limit and cancellation still apply.
+``lstrlib.c`` that charges all of its work in steps and calls a ``check``
+callback every few thousand, so the time limit and cancellation still apply
+to any pattern, however built: a ``[...]`` class is read once per pattern
+position (end and a 256-entry membership table, both charged), and copies and
+compares of long slices are charged by size. Patterns longer than
+:data:`MAX_ESTIMATE_BYTES` are not estimated; they go to the Python matcher.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 L_ESC = 0x25  # '%'
 SPECIALS = frozenset(b"^$*+?.([%-")
+_SPECIAL = re.compile(rb"[\^$*+?.(\[%-]")
+_BRACKET_BODY = re.compile(rb"(?:%.|.)(?:%.|[^\]%])*\]", re.DOTALL)
+"""What follows ``[`` (and an optional ``^``) up to the closing ``]``, as ``classEnd`` reads it."""
+SCAN_SHIFT = 6
+"""Bytes scanned at C speed (slices, memcmp, regex) per step charged."""
 MAXCCALLS = 200
 MAX_CAPTURES = 32
 CAP_UNFINISHED = -1
 CAP_POSITION = -2
+RESERVE_STEP = 1 << 20
+"""Replacement results larger than this are checked against the memory limit while built."""
 CHECK_EVERY = 2048
+"""Steps (about one Python-level operation each) between two calls of ``check``."""
+
+
+def has_specials(pattern: bytes) -> bool:
+    """Whether ``string.find`` would treat ``pattern`` as a pattern (not plain text)."""
+    return _SPECIAL.search(pattern) is not None
 
 
 class PatternError(Exception):
@@ -67,6 +85,21 @@ def _match_class(c: int, cl: int) -> bool:
     return res
 
 
+_MASKS: dict[int, int] = {}
+
+
+def _class_mask(cl: int) -> int:
+    """The bytes ``%<cl>`` matches, as a 256-bit mask."""
+    mask = _MASKS.get(cl)
+    if mask is None:
+        mask = 0
+        for c in range(256):
+            if _match_class(c, cl):
+                mask |= 1 << c
+        _MASKS[cl] = mask
+    return mask
+
+
 class Matcher:
     """One subject and one pattern, matched exactly like ``lstrlib.c``.
 
@@ -78,10 +111,13 @@ class Matcher:
         "cap_init",
         "cap_len",
         "check",
+        "ends",
         "level",
         "matchdepth",
+        "next_check",
         "pat",
         "plen",
+        "sets",
         "slen",
         "src",
         "steps",
@@ -98,6 +134,11 @@ class Matcher:
         self.cap_len = [0] * MAX_CAPTURES
         self.matchdepth = MAXCCALLS
         self.steps = 0
+        self.next_check = CHECK_EVERY
+        self.ends: dict[int, int] = {}
+        """``classEnd`` per pattern position: a long ``[...]`` class is scanned once."""
+        self.sets: dict[int, bytes] = {}
+        """Per ``[...]`` position: a 256-entry membership table, so a test costs O(1)."""
 
     # -- helpers --------------------------------------------------------
     def _pc(self, i: int) -> int:
@@ -107,6 +148,12 @@ class Matcher:
         return self.src[i] if i < self.slen else 0
 
     def _class_end(self, p: int) -> int:
+        end = self.ends.get(p)
+        if end is None:
+            end = self.ends[p] = self._find_class_end(p)
+        return end
+
+    def _find_class_end(self, p: int) -> int:
         c = self._pc(p)
         p += 1
         if c == L_ESC:
@@ -116,39 +163,48 @@ class Matcher:
         if c == 0x5B:  # '['
             if self._pc(p) == 0x5E:  # '^'
                 p += 1
-            while True:
-                if p >= self.plen:
-                    raise PatternError("malformed pattern (missing ']')")
-                c2 = self.pat[p]
-                p += 1
-                if c2 == L_ESC and p < self.plen:
-                    p += 1
-                if self._pc(p) == 0x5D:  # ']'
-                    break
-            return p + 1
+            found = _BRACKET_BODY.match(self.pat, p)
+            if found is None:
+                self.tick((self.plen - p) >> SCAN_SHIFT)
+                raise PatternError("malformed pattern (missing ']')")
+            end = found.end()
+            self.tick((end - p) >> SCAN_SHIFT)
+            return end
         return p
 
     def _match_bracket(self, c: int, p: int, ec: int) -> bool:
-        sig = True
+        """Whether ``c`` is in the class ``[...]`` at ``p`` (``ec``: its closing ``]``)."""
+        table = self.sets.get(p)
+        if table is None:
+            table = self.sets[p] = self._bracket_table(p, ec)
+        return table[c] == 1
+
+    def _bracket_table(self, p: int, ec: int) -> bytes:
+        """``matchbracketclass`` for all 256 bytes at once; each class item is one step."""
+        mask = 0
+        negate = False
         pat = self.pat
         if self._pc(p + 1) == 0x5E:
-            sig = False
+            negate = True
             p += 1
         p += 1
         while p < ec:
+            self.tick()
             ch = pat[p]
             if ch == L_ESC:
                 p += 1
-                if _match_class(c, self._pc(p)):
-                    return sig
+                mask |= _class_mask(self._pc(p))
             elif self._pc(p + 1) == 0x2D and p + 2 < ec:  # range a-z
-                if ch <= c <= pat[p + 2]:
-                    return sig
+                high = pat[p + 2]
+                if ch <= high:
+                    mask |= ((1 << (high + 1)) - 1) ^ ((1 << ch) - 1)
                 p += 2
-            elif ch == c:
-                return sig
+            else:
+                mask |= 1 << ch
             p += 1
-        return not sig
+        if negate:
+            mask ^= (1 << 256) - 1
+        return bytes((mask >> c) & 1 for c in range(256))
 
     def _single(self, s: int, p: int, ep: int) -> bool:
         if s >= self.slen:
@@ -163,9 +219,11 @@ class Matcher:
             return self._match_bracket(c, p, ep - 1)
         return pc == c
 
-    def _tick(self) -> None:
-        self.steps += 1
-        if self.steps % CHECK_EVERY == 0:
+    def tick(self, cost: int = 1) -> None:
+        """Charge ``cost`` steps of work; ``check`` runs every :data:`CHECK_EVERY` steps."""
+        self.steps += cost
+        if self.steps >= self.next_check:
+            self.next_check = self.steps + CHECK_EVERY
             self.check()
 
     # -- the matcher ----------------------------------------------------
@@ -182,7 +240,7 @@ class Matcher:
         pat = self.pat
         plen = self.plen
         while True:
-            self._tick()
+            self.tick()
             if p == plen:
                 return s
             c = pat[p]
@@ -246,8 +304,7 @@ class Matcher:
         i = 0
         while self._single(s + i, p, ep):
             i += 1
-            if i % CHECK_EVERY == 0:
-                self.check()
+            self.tick()
         while i >= 0:
             res = self.match(s + i, ep + 1)
             if res is not None:
@@ -307,8 +364,7 @@ class Matcher:
             elif ch == b:
                 cont += 1
             s += 1
-            if s % CHECK_EVERY == 0:
-                self.check()
+            self.tick()
         return None
 
     def _match_capture(self, s: int, digit: int) -> int | None:
@@ -319,6 +375,7 @@ class Matcher:
         if length < 0:  # a position capture never matches text
             return None
         start = self.cap_init[index]
+        self.tick(length >> SCAN_SHIFT)
         if self.slen - s >= length and self.src[start:start + length] == self.src[s:s + length]:
             return s + length
         return None
@@ -361,32 +418,51 @@ class Matcher:
                 return None
 
 
-def expand_replacement(m: Matcher, repl: bytes, s: int, e: int) -> bytes:
-    """``add_s``: a gsub replacement string with ``%0``-``%9`` and ``%%``."""
-    out = bytearray()
+def expand_replacement(m: Matcher, repl: bytes, s: int, e: int,
+                       reserve: Callable[[int], None] | None = None) -> bytes:
+    """``add_s``: a gsub replacement string with ``%0``-``%9`` and ``%%``.
+
+    Every piece is charged to the matcher; ``reserve`` is told the size of the
+    result before it is built (a few bytes of ``repl`` can copy a long match).
+    """
+    pieces: list[bytes] = []
+    size = 0
     i = 0
     n = len(repl)
     while i < n:
+        m.tick()
         j = repl.find(b"%", i)
         if j < 0:
-            out += repl[i:]
+            pieces.append(repl[i:])
+            size += n - i
             break
-        out += repl[i:j]
+        pieces.append(repl[i:j])
         nxt = repl[j + 1] if j + 1 < n else 0
         if nxt == L_ESC:
-            out.append(L_ESC)
+            piece: bytes = b"%"
         elif nxt == 0x30:
-            out += m.src[s:e]
+            piece = m.src[s:e]
         elif 0x31 <= nxt <= 0x39:
             value = m.capture(nxt - 0x31, s, e)
-            out += str(value).encode() if isinstance(value, int) else value
+            piece = str(value).encode() if isinstance(value, int) else value
         else:
             raise PatternError("invalid use of '%' in replacement string")
+        pieces.append(piece)
+        size += j - i + len(piece)
+        if reserve is not None and size > RESERVE_STEP:
+            reserve(size)
         i = j + 2
-    return bytes(out)
+    if reserve is not None:
+        reserve(size)
+    m.tick(size >> SCAN_SHIFT)
+    return b"".join(pieces)
 
 
 # -- cost estimate --------------------------------------------------------
+
+MAX_ESTIMATE_BYTES = 16 * 1024
+"""Longer patterns are not estimated (that would cost time nobody charges): they
+go to the Python matcher, which charges all of its work."""
 
 _OPEN, _CLOSE, _POSITION, _END, _BALANCE, _FRONTIER, _BACKREF, _SINGLE = range(8)
 
@@ -478,8 +554,10 @@ def pattern_degree(pat: bytes, *, gmatch: bool = False) -> tuple[int, int]:
     (no special characters), and large when the pattern is malformed so the
     Python matcher reports the error.
     """
-    if not gmatch and not any(b in SPECIALS for b in pat):
+    if not gmatch and not has_specials(pat):
         return -1, 0
+    if len(pat) > MAX_ESTIMATE_BYTES:
+        return 64, 0
     anchored = not gmatch and pat[:1] == b"^"
     body = pat[1:] if anchored else pat
     try:

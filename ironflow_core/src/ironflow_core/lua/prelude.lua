@@ -341,6 +341,9 @@ do
     end
     local n = #s
     local cost = pattern_cost(p, n, false)
+    -- Each of up to n + 1 matches walks the whole replacement string, even
+    -- where it adds nothing (`%1` of an empty capture).
+    if tr == "string" then cost = cost + (n + 1.0) * #repl end
     if cost <= BUDGET then
       charge(cost + n)
       return rethrow(pcall(gsub, s, p, repl, max_n))
@@ -674,29 +677,18 @@ P.amt, P.omt, P.null = AMT, OMT, NULL
 -- `new_env` copies for each execution.
 local U = {}
 for _, name in pairs({ "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall",
-  "print", "rawequal", "rawget", "rawlen", "rawset", "select", "tonumber", "tostring", "type" }) do
+  "rawequal", "rawget", "rawlen", "rawset", "select", "tonumber", "tostring", "type" }) do
   U[name] = G[name]
 end
 U.setmetatable = safe.setmetatable
 U.xpcall = safe.xpcall
 U._VERSION = G._VERSION
 local LIBS = { string = string, table = table, math = math, utf8 = utf8 }
-local c_print = G.print
 local m_randomseed = math.randomseed
 
 -- Output of an inline attempt (print lines and log calls, in order) is held
 -- back until Python accepts the attempt: a discarded attempt leaves no trace.
 local out_buf, out_n = false, 0
-
-local function buffered_print(...)
-  if not out_buf then return c_print(...) end
-  local args = t_pack(...)
-  local parts = {}
-  for i = 1, args.n do parts[i] = tostring(args[i]) end
-  out_n = out_n + 1
-  out_buf[out_n] = { false, t_concat(parts, "\t", 1, args.n) }
-end
-
 local function single(h)
   return function(...)
     disarm()
@@ -782,6 +774,22 @@ U.log = function(...)
   return unwrap(h_log(level, t_unpack(parts, 1, np)))
 end
 
+-- `print` writes to the run's log at level info, like `log()`, never to
+-- stdout: stdout belongs to the CLI's result (`--format json`).
+U.print = function(...)
+  local args = t_pack(...)
+  local parts = {}
+  for i = 1, args.n do parts[i] = tostring(args[i]) end
+  local text = t_concat(parts, "\t", 1, args.n)
+  if out_buf then
+    out_n = out_n + 1
+    out_buf[out_n] = { "info", { "s", text }, 2 }
+    return
+  end
+  disarm()
+  return unwrap(h_log("info", "s", text))
+end
+
 if cfg.runtime then
   U.base64_encode = function(s)
     if type(s) == "number" then s = tostring(s) end
@@ -844,7 +852,6 @@ local function new_env(seed1, seed2, buffered)
   E._G = E
   show_string_library(E.string)
   if buffered then
-    E.print = buffered_print
     out_buf, out_n = {}, 0
   else
     out_buf, out_n = false, 0
@@ -890,7 +897,7 @@ P.finish = function(emit, collect)
   if emit and buf then
     for i = 1, n do
       local e = buf[i]
-      if e[1] then h_log(e[1], t_unpack(e[2], 1, e[3])) else c_print(e[2]) end
+      h_log(e[1], t_unpack(e[2], 1, e[3]))
     end
   end
   buf = nil

@@ -397,6 +397,24 @@ class LuaVM:
     def mark_array(self, table: Any) -> None:
         self._p_setmetatable(table, self.array_mt)
 
+    def memory_over(self, size: int) -> int:
+        """0 when ``size`` more bytes fit under the memory ceiling, else the ceiling.
+
+        Python pushes values into Lua with the ceiling disarmed (a failed push
+        would abort the process), so whatever a host function hands to Lua is
+        measured here first.
+        """
+        limit = self._memory_limit
+        if not limit or self.lua.get_memory_used() + size <= limit:
+            return 0
+        return limit
+
+    def reserve(self, size: int, what: str) -> None:
+        """Refuse (``HostError``) a host result of ``size`` bytes that would pass the ceiling."""
+        limit = self.memory_over(size)
+        if limit:
+            raise HostError(memory_message(f"{what} of {size} bytes", limit))
+
     def host(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Wrap a Python function for Lua: results become ``true, ...`` or ``false, msg[, trip]``.
 
@@ -589,13 +607,22 @@ class LuaVM:
     def _matcher(self, s: bytes, p: bytes) -> patterns.Matcher:
         return patterns.Matcher(s, p, self.state.check)
 
+    def _reserve_captures(self, captures: list[bytes | int]) -> list[bytes | int]:
+        size = sum(len(c) for c in captures if isinstance(c, bytes))
+        if size > patterns.RESERVE_STEP:
+            self.reserve(size, "pattern captures")
+        return captures
+
+    def _reserve_replacement(self, size: int) -> None:
+        self.reserve(size, "gsub replacement")
+
     def _find(self, s: bytes, p: bytes, init: int, plain: bool, isfind: bool) -> Any:
         length = len(s)
         start = _posrelat(init, length) - 1
         if start > length:
             return None
         try:
-            if isfind and (plain or not any(b in patterns.SPECIALS for b in p)):
+            if isfind and (plain or not patterns.has_specials(p)):
                 index = s.find(p, start)
                 return None if index < 0 else (index + 1, index + len(p))
             anchor = p[:1] == b"^"
@@ -605,8 +632,8 @@ class LuaVM:
                 return None
             st, e = found
             if isfind:
-                return (st + 1, e, *matcher.captures(st, e, whole=False))
-            return tuple(matcher.captures(st, e, whole=True))
+                return (st + 1, e, *self._reserve_captures(matcher.captures(st, e, whole=False)))
+            return tuple(self._reserve_captures(matcher.captures(st, e, whole=True)))
         except patterns.PatternError as exc:
             raise HostError(str(exc)) from None
 
@@ -644,7 +671,7 @@ class LuaVM:
                 return ()
             st, e = found
             entry[1] = entry[2] = e
-            return tuple(matcher.captures(st, e, whole=True))
+            return tuple(self._reserve_captures(matcher.captures(st, e, whole=True)))
         except patterns.PatternError as exc:
             self._release(handle)
             raise HostError(str(exc)) from None
@@ -667,8 +694,9 @@ class LuaVM:
                 return None
             st, e = found
             if repl is not None:
-                return (st, e, patterns.expand_replacement(matcher, repl, st, e))
-            caps = matcher.captures(st, e, whole=False)
+                return (st, e, patterns.expand_replacement(
+                    matcher, repl, st, e, self._reserve_replacement))
+            caps = self._reserve_captures(matcher.captures(st, e, whole=False))
             return (st, e, len(caps), *caps)
         except patterns.PatternError as exc:
             self._release(handle)
@@ -697,6 +725,12 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
+
+
+def memory_message(what: str, limit: int) -> str:
+    """The error for a value refused before it entered Lua (names the setting to raise)."""
+    return (f"not enough memory: {what} would exceed the Lua memory limit of {limit} bytes "
+            "(IRONFLOW_LUA_MAX_MEMORY_BYTES)")
 
 
 MAX_ERROR_BYTES = 16 * 1024

@@ -19,7 +19,6 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -46,8 +45,16 @@ _ABSENT: Any = object()
 # -- child-run conventions (SUB-1..3) -------------------------------------------------
 
 
-def resolve_flow_path(node: str, flow_file: str, flow_dir: Any) -> str:
-    """SUB-1: relative paths join ``_flow_dir``; the result must exist (canonicalised)."""
+def resolve_flow_path(
+    node: str, flow_file: str, flow_dir: Any, roots: tuple[str, ...] | None = None
+) -> str:
+    """SUB-1: relative paths join ``_flow_dir``; the result must exist (canonicalised).
+
+    With ``roots`` (the run's ``lineage.flow_roots``) the file must be a
+    ``.lua`` file inside one of them, both as written and once every symlink
+    is resolved; a name outside is refused before the file system is asked.
+    The load checks the opened descriptor again (``read_flow_source(within=)``).
+    """
     if os.path.isabs(flow_file):
         joined = flow_file
     else:
@@ -56,10 +63,33 @@ def resolve_flow_path(node: str, flow_file: str, flow_dir: Any) -> str:
                 f"{node}: cannot resolve relative path '{flow_file}' — _flow_dir not set"
             )
         joined = os.path.join(flow_dir, flow_file)
+    if roots is not None:
+        _confine(node, flow_file, os.path.normpath(os.path.abspath(joined)), roots)
     try:
-        return os.path.realpath(joined, strict=True)
+        real = os.path.realpath(joined, strict=True)
     except OSError as exc:
         raise NodeError(f"{node}: cannot find '{joined}': {_os_error_text(exc)}") from None
+    if roots is not None:
+        _confine(node, flow_file, real, roots)
+    return real
+
+
+def _confine(node: str, flow_file: str, path: str, roots: tuple[str, ...]) -> None:
+    from ironflow_core.loading import inside
+
+    if not path.endswith(".lua"):
+        raise NodeError(f"{node}: flow '{flow_file}' is not a .lua file")
+    if inside(path, roots):
+        return
+    if not roots:
+        raise NodeError(
+            f"{node}: flow '{flow_file}' cannot be loaded: this run has no flows directory "
+            "(set FLOWS_DIR, or --flows-dir for the server)"
+        )
+    raise NodeError(
+        f"{node}: flow '{flow_file}' is outside the flows directory (allowed: the flow's own "
+        "directory and FLOWS_DIR)"
+    )
 
 
 def _os_error_text(exc: OSError) -> str:
@@ -68,14 +98,29 @@ def _os_error_text(exc: OSError) -> str:
     return f"{exc.strerror or os.strerror(exc.errno)} (os error {exc.errno})"
 
 
+_SNIPPET = re.compile(r" near '.*'$", re.DOTALL)
+"""Lua syntax errors end with the offending token, which quotes the file's text."""
+
+
 async def load_child(ctx: NodeContext, path: str) -> FlowDefinition:
-    """Load a child flow file in a worker thread (Lua evaluation may take a while)."""
-    from ironflow_core.loading import load_flow
+    """Load a child flow file in a worker thread (Lua evaluation may take a while).
+
+    A load error becomes a ``NodeError`` that never quotes the file's text.
+    """
+    from ironflow_core.loading import load_flow_in_thread
 
     services = ctx.services
-    return await trio.to_thread.run_sync(
-        partial(load_flow, path, registry=services.registry, env=services.env)
-    )
+    try:
+        return await load_flow_in_thread(path, registry=services.registry, env=services.env,
+                                         cancel=(services.cancelled,), within=flow_roots_of(ctx))
+    except IronflowError as exc:
+        raise NodeError(_SNIPPET.sub(" near <source text not shown>", str(exc))) from None
+
+
+def flow_roots_of(ctx: NodeContext) -> tuple[str, ...] | None:
+    """The directories this run's child flows must be in (None: a bare test harness)."""
+    lineage = ctx.services.lineage
+    return None if lineage is None else lineage.flow_roots
 
 
 def child_runner(ctx: NodeContext) -> ChildRunner:
@@ -133,7 +178,7 @@ async def subworkflow(ctx: NodeContext, config: SubworkflowConfig) -> dict[str, 
     wait = lenient_bool(ctx, config.wait, True)
     output_key = config.output_key if isinstance(config.output_key, str) else None
     fail_fast = _error_policy(node, config.on_error, output_key is None)  # SWF-2
-    path = resolve_flow_path(node, config.flow, ctx.get("_flow_dir"))
+    path = resolve_flow_path(node, config.flow, ctx.get("_flow_dir"), flow_roots_of(ctx))
     child_ctx = _subworkflow_input(ctx, config.input)
     child_ctx["_flow_dir"] = os.path.dirname(path)
     without_overlay(ctx, child_ctx)
@@ -298,7 +343,7 @@ async def parallel_subworkflows(
             )
         mapping = entry.get("input")
         context = _parallel_input(ctx, mapping) if isinstance(mapping, dict) else ctx.to_dict()
-        path = resolve_flow_path(node, flow_file, flow_dir)
+        path = resolve_flow_path(node, flow_file, flow_dir, flow_roots_of(ctx))
         context["_flow_dir"] = os.path.dirname(path)
         without_overlay(ctx, context)
         entry_key = entry.get("output_key")
@@ -524,7 +569,7 @@ async def repeat_subworkflow(
 ) -> dict[str, Any]:
     node = "repeat_subworkflow"
     settings = _repeat_settings(ctx, config)
-    path = resolve_flow_path(node, settings.flow, ctx.get("_flow_dir"))
+    path = resolve_flow_path(node, settings.flow, ctx.get("_flow_dir"), flow_roots_of(ctx))
     static = _parallel_input(ctx, config.input) if config.input is not None else ctx.to_dict()
     for reserved in (settings.next_state_key, settings.until_key, settings.iteration_key):
         static.pop(reserved, None)  # RS-2

@@ -16,6 +16,7 @@ import trio
 from ironflow_core.configs import run_required
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
+from ironflow_core.logtext import escape_controls
 from ironflow_core.params import strict_float
 from ironflow_core.specs import NodeSpec
 
@@ -49,13 +50,17 @@ class LogConfig:
 
 
 async def log(ctx: NodeContext, config: LogConfig) -> dict[str, Any]:
-    """LG-1: log the rendered message; every log step writes ``log_message``."""
+    """LG-1: log the rendered message; every log step writes ``log_message``.
+
+    The log line escapes control characters (a message cannot forge a line);
+    ``log_message`` keeps the text as rendered.
+    """
     message = ctx.interpolate(config.message) if isinstance(config.message, str) else ""
     # Exact, lower-case names only: `trace`, `WARN` and the rest log at info.
     level = (
         _LEVELS.get(config.level, logging.INFO) if isinstance(config.level, str) else logging.INFO
     )
-    logger.log(level, "%s", message, extra={"step": ctx.step_name, "run_id": ctx.run_id})
+    logger.log(level, "%s", escape_controls(message), extra={"step": ctx.step_name, "run_id": ctx.run_id})
     return {"log_message": message}
 
 
