@@ -67,9 +67,10 @@ class _Loader:
                 chunk = vm.load(self.source.text.encode("utf-8"), self.chunkname)
                 results = vm.call(chunk)
                 flow = results[0] if results else None
+                # Counted: user code that reading the flow runs (metamethods)
+                # shares the flow file's instruction budget (dsl.lua's extract).
                 (text,) = vm.call(
-                    extract, flow, limits.max_conversion_depth, limits.max_conversion_nodes,
-                    count=False,
+                    extract, flow, limits.max_conversion_depth, limits.max_conversion_nodes
                 )
             except (LuaCompileError, LuaExecutionError) as exc:
                 raise self.lua_error(str(exc)) from None
@@ -96,7 +97,7 @@ class _Loader:
         )
 
     def _record(self, raw: dict[str, Any]) -> dict[str, Any]:
-        config = json.loads(raw["config"])
+        config = raw["config"]
         if not isinstance(config, dict):
             raise self.error(
                 f"{self.where}: Step '{raw['name']}' config must be a table of named fields",
@@ -104,7 +105,6 @@ class _Loader:
             )
         config.pop("_node_type", None)
         config["_step_name"] = raw["name"]
-        raw["config"] = config
         return raw
 
     def _analyze(self, vm: LuaVM, records: list[dict[str, Any]]) -> list[Diagnostic]:

@@ -39,6 +39,7 @@ local u_len = utf8.len
 local s_lower = string.lower
 
 local on_hook, on_check, on_gc, on_trip = H.on_hook, H.on_check, H.on_gc, H.on_trip
+local on_mode = H.on_mode
 local TRIP = { cfg.trip1, cfg.trip2, cfg.trip3, cfg.trip4, cfg.trip5, cfg.trip6 }
 local SLICE = 6
 local BUDGET = cfg.budget
@@ -911,6 +912,19 @@ P.loader = {
   disarm = disarm,
   arm = arm,
   env = first_env,
+  -- Extraction (dsl.lua) is trusted code, except where it reads a table
+  -- with a metatable: there user code may run, and is counted.
+  getmetatable = d_getmetatable,
+  rawlen = rawlen,
+  concat = t_concat,
+  user_code = function(on) sethook(hook, "", on_mode(on)) end,
+  json_string = function(s) if u_len(s) then return quote(s) end end,
+  json_float = function(v)
+    if v ~= v or v == m_huge or v == -m_huge then return nil end
+    local text = s_format("%.17g", v)
+    if not s_find(text, "[.eE]") then text = text .. ".0" end
+    return text
+  end,
 }
 
 -- The real globals table is emptied: lupa looks up `debug.traceback` there
