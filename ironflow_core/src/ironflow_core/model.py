@@ -81,6 +81,9 @@ class FlowDefinition:
     steps: tuple[StepSpec, ...]
     source_path: str | None = None
     warnings: tuple[Diagnostic, ...] = ()
+    deterministic: bool = attrs.field(default=False, eq=False)
+    """Loading the same source again gives the same definition (no clock, random,
+    UUID or output at load time), so a loaded copy may be reused (the API's cache)."""
 
     def step(self, name: str) -> StepSpec | None:
         for step in self.steps:

@@ -22,6 +22,7 @@ import attrs
 import trio
 
 from ironflow_core.api.errors import ApiError, bad_request, not_found, unavailable
+from ironflow_core.api.flowcache import FlowCache, flow_key
 from ironflow_core.errors import FlowLoadError
 from ironflow_core.model import FlowDefinition
 from ironflow_core.redact import redact_urls
@@ -148,7 +149,11 @@ def decode_base64(text: str, limit: int) -> str:
 
 
 class FlowLoader:
-    """Loads flows in worker threads, at most ``max_loads`` at once (ENG-121)."""
+    """Loads flows in worker threads, at most ``max_loads`` at once (ENG-121).
+
+    An unchanged deterministic flow is not evaluated again (``api/flowcache.py``):
+    an inline source found in the cache skips the load slot and the thread.
+    """
 
     def __init__(self, registry: Any, env: Mapping[str, str], max_loads: int,
                  max_source_bytes: int) -> None:
@@ -156,6 +161,7 @@ class FlowLoader:
         self.env = env
         self.max_source_bytes = max_source_bytes
         self._slots = trio.CapacityLimiter(max_loads)
+        self.cache = FlowCache()
 
     def text_of(self, requested: Requested) -> str:
         if requested.kind == "source_base64":
@@ -166,6 +172,10 @@ class FlowLoader:
                    analyze: bool = False) -> FlowDefinition:
         """Decode and evaluate the flow; failures are 400 with the API-13 texts."""
         text = None if file is not None else self.text_of(requested)
+        if text is not None:
+            cached = self.cache.get(flow_key(None, text, analyze))
+            if cached is not None:
+                return cached
         acquired = False
         with trio.move_on_after(LOAD_SLOT_WAIT_SECONDS):
             await self._slots.acquire()
@@ -188,14 +198,21 @@ class FlowLoader:
         if file is None:
             assert text is not None
             try:
-                return load_flow(FlowSource(text=text), registry=self.registry, env=self.env,
+                flow = load_flow(FlowSource(text=text), registry=self.registry, env=self.env,
                                  analyze=analyze)
             except FlowLoadError as exc:
                 detail = redact_urls(str(exc))
                 raise FlowLoadFailed(f"Failed to parse flow: {detail}", detail) from None
+            self.cache.put(flow_key(None, text, analyze), flow)
+            return flow
         try:
             source = read_flow_source(file.path, self.env)
-            return load_flow(source, registry=self.registry, env=self.env, analyze=analyze)
+            key = flow_key(source.path, source.text, analyze)
+            flow = self.cache.get(key)
+            if flow is None:
+                flow = load_flow(source, registry=self.registry, env=self.env, analyze=analyze)
+                self.cache.put(key, flow)
+            return flow
         except (FlowLoadError, OSError) as exc:
             log.warning("failed to load flow file %s: %s", file.path, redact_urls(str(exc)))
             raise FlowLoadFailed(FILE_LOAD_FAILED, FILE_LOAD_FAILED) from None

@@ -209,6 +209,24 @@ end
 U.Flow = Flow
 U.nodes = nodes
 
+-- A flow whose evaluation asks for the clock, randomness or a UUID, or
+-- writes output, is not deterministic: a cache of loaded flows (the API's)
+-- must evaluate it again.  env() is deterministic: the environment of a
+-- loader does not change.  The wrappers tail-call, so error levels hold.
+local deterministic = true
+local function impure(fn)
+  return function(...)
+    deterministic = false
+    return fn(...)
+  end
+end
+local IMPURE = { "uuid4", "now_rfc3339", "now_unix_ms", "print", "log" }
+for i = 1, #IMPURE do
+  local name = IMPURE[i]
+  if U[name] ~= nil then U[name] = impure(U[name]) end
+end
+U.math.random = impure(U.math.random)
+
 -- Read the returned flow table by fields (DSL-3) into JSON text, in one pass:
 -- { name, steps = [ {name, node_type, dependencies, ..., config = {...}} ] }
 -- This is trusted code, so its instructions are not counted; a table with a
@@ -311,7 +329,7 @@ local function extract(flow, max_depth, max_nodes)
   end
   n = n + 1
   out[n] = "]}"
-  return t_concat(out)
+  return t_concat(out), deterministic
 end
 
 return extract

@@ -69,7 +69,7 @@ class _Loader:
                 flow = results[0] if results else None
                 # Counted: user code that reading the flow runs (metamethods)
                 # shares the flow file's instruction budget (dsl.lua's extract).
-                (text,) = vm.call(
+                text, deterministic = vm.call(
                     extract, flow, limits.max_conversion_depth, limits.max_conversion_nodes
                 )
             except (LuaCompileError, LuaExecutionError) as exc:
@@ -81,7 +81,7 @@ class _Loader:
                 warnings = self._analyze(vm, records)
         finally:
             vm.close()
-        return self._definition(document["name"], records, warnings)
+        return self._definition(document["name"], records, warnings, deterministic is True)
 
     def _install_dsl(self, vm: LuaVM) -> Any:
         record = None
@@ -138,7 +138,8 @@ class _Loader:
         return warnings
 
     def _definition(
-        self, name: str, records: list[dict[str, Any]], warnings: list[Diagnostic]
+        self, name: str, records: list[dict[str, Any]], warnings: list[Diagnostic],
+        deterministic: bool,
     ) -> FlowDefinition:
         steps: list[StepSpec] = []
         seen: set[str] = set()
@@ -153,7 +154,8 @@ class _Loader:
             seen.add(step_name)
             steps.append(self._step(record))
         return FlowDefinition(
-            name=name, steps=tuple(steps), source_path=self.path, warnings=tuple(warnings)
+            name=name, steps=tuple(steps), source_path=self.path, warnings=tuple(warnings),
+            deterministic=deterministic,
         )
 
     def _step(self, record: dict[str, Any]) -> StepSpec:
