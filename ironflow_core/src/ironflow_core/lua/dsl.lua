@@ -251,9 +251,10 @@ local function len(t)
   return n
 end
 
-local function string_json(s, what)
+-- `what` is a format for the error message, built only when it is needed.
+local function string_json(s, what, a, b)
   local text = json_string(s)
-  if text == nil then error(what .. " is not valid UTF-8", 0) end
+  if text == nil then error(format(what, a, b) .. " is not valid UTF-8", 0) end
   return text
 end
 
@@ -288,7 +289,7 @@ local function extract(flow, max_depth, max_nodes)
     end
     local step_name = as_string(get(step, "name"))
     if step_name == nil then error(format("Flow step %d has no name", i), 0) end
-    local quoted = string_json(step_name, format("Flow step %d name", i))
+    local quoted = string_json(step_name, "Flow step %d name", i)
     local node_type = as_string(get(step, "node_type"))
     if node_type == nil then error(format("Step '%s' has no node type", step_name), 0) end
     local dep_table = get(step, "dependencies")
@@ -299,7 +300,7 @@ local function extract(flow, max_depth, max_nodes)
     for j = 1, len(dep_table) do
       local dep = as_string(get(dep_table, j))
       if dep == nil then error(format("Step '%s' has a dependency that is not a string", step_name), 0) end
-      deps[j] = string_json(dep, format("Step '%s' dependency %d", step_name, j))
+      deps[j] = string_json(dep, "Step '%s' dependency %d", step_name, j)
     end
     local config = get(step, "config")
     if type(config) ~= "table" then error(format("Step '%s' config must be a table", step_name), 0) end
@@ -315,15 +316,15 @@ local function extract(flow, max_depth, max_nodes)
     n = n + 1
     out[n] = t_concat({
       i > 1 and "," or "", '{"name":', quoted,
-      ',"node_type":', string_json(node_type, format("Step '%s' node type", step_name)),
+      ',"node_type":', string_json(node_type, "Step '%s' node type", step_name),
       ',"dependencies":[', t_concat(deps, ","), ']',
-      ',"max_retries":', format("%d", retries),
+      ',"max_retries":', tostring(retries),
       ',"backoff_s":', backoff and float_json(backoff + 0.0, i, "backoff_s") or "1.0",
       timeout and ',"timeout_s":' .. float_json(timeout + 0.0, i, "timeout_s") or "",
-      route and ',"route":' .. string_json(route, format("Step '%s' route", step_name)) or "",
-      on_error and ',"on_error":' .. string_json(on_error, format("Step '%s' on_error", step_name))
+      route and ',"route":' .. string_json(route, "Step '%s' route", step_name) or "",
+      on_error and ',"on_error":' .. string_json(on_error, "Step '%s' on_error", step_name)
         or "",
-      line and ',"line":' .. format("%d", line) or "",
+      line and ',"line":' .. tostring(line) or "",
       ',"config":', text, "}",
     })
   end
