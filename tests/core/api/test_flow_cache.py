@@ -24,7 +24,7 @@ def registry():
 
 
 def loader(registry, **env: str) -> FlowLoader:
-    return FlowLoader(registry, {"GREETING": "hi", **env}, max_loads=2,
+    return FlowLoader(registry, {"GREETING": "hi", **env}, max_loads=8,
                       max_source_bytes=1 << 20)
 
 
@@ -94,3 +94,47 @@ def test_the_cache_is_bounded_least_recently_used_first(registry) -> None:
     assert len(cache) == 2
     assert cache.get(flow_key(None, texts[1], False)) is None
     assert cache.get(flow_key(None, texts[0], False)) is a
+
+
+def test_identical_sources_arriving_together_are_evaluated_once(registry) -> None:
+    flows = loader(registry)
+    flows.cache = FlowCache()
+    loads = 0
+    real = flows._load_sync
+
+    def counting(*args):
+        nonlocal loads
+        loads += 1
+        return real(*args)
+
+    flows._load_sync = counting  # type: ignore[method-assign]
+    results = []
+
+    async def main() -> None:
+        async def one() -> None:
+            results.append(await flows.load(Requested("source", PLAIN), None))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(one)
+
+    trio.run(main)
+    assert loads == 1 and len(results) == 20
+    assert all(flow is results[0] for flow in results)
+
+
+def test_identical_non_deterministic_sources_are_each_evaluated(registry) -> None:
+    text = 'local flow = Flow.new(uuid4())\nflow:step("a", nodes.log({}))\nreturn flow\n'
+    flows = loader(registry)
+    names = set()
+
+    async def main() -> None:
+        async def one() -> None:
+            names.add((await flows.load(Requested("source", text), None)).name)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(one)
+
+    trio.run(main)
+    assert len(names) == 5

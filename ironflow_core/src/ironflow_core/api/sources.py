@@ -148,6 +148,15 @@ def decode_base64(text: str, limit: int) -> str:
         raise bad_request(f"Base64 payload is not valid UTF-8: {exc}") from None
 
 
+@attrs.define
+class _Loading:
+    """A load in progress that requests for the same source wait for."""
+
+    done: trio.Event = attrs.field(factory=trio.Event)
+    shared: bool = False
+    """The result went to the cache (deterministic and loaded without error)."""
+
+
 class FlowLoader:
     """Loads flows in worker threads, at most ``max_loads`` at once (ENG-121).
 
@@ -162,6 +171,7 @@ class FlowLoader:
         self.max_source_bytes = max_source_bytes
         self._slots = trio.CapacityLimiter(max_loads)
         self.cache = FlowCache()
+        self._loading: dict[tuple[str | None, str, bool], _Loading] = {}
 
     def text_of(self, requested: Requested) -> str:
         if requested.kind == "source_base64":
@@ -172,10 +182,33 @@ class FlowLoader:
                    analyze: bool = False) -> FlowDefinition:
         """Decode and evaluate the flow; failures are 400 with the API-13 texts."""
         text = None if file is not None else self.text_of(requested)
-        if text is not None:
-            cached = self.cache.get(flow_key(None, text, analyze))
+        if text is None:
+            return await self._load_slot(text, file, analyze)
+        key = flow_key(None, text, analyze)
+        # Identical sources arriving together are evaluated once: the others
+        # wait for that load, then take it from the cache. A flow that is not
+        # deterministic (or failed) is loaded by each request itself.
+        while True:
+            cached = self.cache.get(key)
             if cached is not None:
                 return cached
+            loading = self._loading.get(key)
+            if loading is None:
+                break
+            await loading.done.wait()
+            if not loading.shared:
+                return await self._load_slot(text, file, analyze)
+        loading = self._loading[key] = _Loading()
+        try:
+            flow = await self._load_slot(text, file, analyze)
+            loading.shared = flow.deterministic
+            return flow
+        finally:
+            del self._loading[key]
+            loading.done.set()
+
+    async def _load_slot(self, text: str | None, file: FlowFile | None,
+                         analyze: bool) -> FlowDefinition:
         acquired = False
         with trio.move_on_after(LOAD_SLOT_WAIT_SECONDS):
             await self._slots.acquire()

@@ -15,7 +15,7 @@ from typing import Any
 
 from ironflow_core.configs import ConfigFieldError, structure_config
 from ironflow_core.errors import FlowLoadError
-from ironflow_core.lua import analysis, functions
+from ironflow_core.lua import functions
 from ironflow_core.lua.errors import LuaCompileError, LuaExecutionError
 from ironflow_core.lua.sandbox import LuaVM, compiled_chunk
 from ironflow_core.model import Diagnostic, FlowDefinition, StepSpec
@@ -109,6 +109,8 @@ class _Loader:
 
     def _analyze(self, vm: LuaVM, records: list[dict[str, Any]]) -> list[Diagnostic]:
         """DSL-110 (compile string code sources) and DSL-111 (undefined globals)."""
+        from ironflow_core.lua import analysis  # only validate analyses: not at start-up
+
         warnings = analysis.analyze_handlers(self.source.text, self.ranges)
         limit = lenient_positive_int(
             self.options.env, "IRONFLOW_MAX_FLOW_SOURCE_BYTES", DEFAULT_MAX_SOURCE_BYTES
