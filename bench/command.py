@@ -43,12 +43,13 @@ import sys, time, trio
 sys.path.insert(0, {bench!r})
 from run import floor
 shape, n, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-best = float("inf")
+wall = cpu = float("inf")
 for _ in range(reps):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     trio.run(floor, shape, n, "template")
-    best = min(best, time.perf_counter() - t0)
-print(best)
+    wall = min(wall, time.perf_counter() - t0)
+    cpu = min(cpu, time.process_time() - c0)
+print(wall, cpu)
 """
 
 
@@ -79,8 +80,8 @@ def literal_flow(shape: str, n: int) -> str:
 
 
 # ------------------------------------------------------------------ processes
-def timed(cmd: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one command, which must succeed."""
+def timed(cmd: Sequence[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MiB) and CPU seconds of one command, which must succeed."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -92,12 +93,18 @@ def timed(cmd: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
                          f"{err.decode(errors='replace')[-3000:]}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def best_of(cmd: Sequence[str], env: dict[str, str], reps: int) -> float:
+def best_of(cmd: Sequence[str], env: dict[str, str], reps: int) -> tuple[float, float]:
+    """Minimum wall and minimum CPU seconds over ``reps`` runs, after a warm-up run.
+
+    CPU time (user + system of the command) is what a loaded machine
+    distorts least; both are reported.
+    """
     timed(cmd, env)  # warm the bytecode and page caches
-    return min(timed(cmd, env)[0] for _ in range(reps))
+    runs = [timed(cmd, env) for _ in range(reps)]
+    return min(r[0] for r in runs), min(r[2] for r in runs)
 
 
 def free_port() -> int:
@@ -153,14 +160,17 @@ def per_step(small: float, large: float, n_small: int, n_large: int) -> float:
     return (large - small) / (n_large - n_small) * 1e6
 
 
-def floor_per_step(shape: str, sizes: tuple[int, int], reps: int) -> float:
+def floor_per_step(shape: str, sizes: tuple[int, int], reps: int) -> tuple[float, float]:
+    """The bare-trio floor per added step: (wall, CPU) µs."""
     script = FLOOR_SCRIPT.format(bench=str(BENCH))
-    times = []
+    walls, cpus = [], []
     for n in sizes:
         out = subprocess.run([sys.executable, "-c", script, shape, str(n), str(reps)],
                              check=True, capture_output=True, text=True).stdout
-        times.append(float(out.strip()))
-    return per_step(times[0], times[1], *sizes)
+        wall, cpu = out.split()
+        walls.append(float(wall))
+        cpus.append(float(cpu))
+    return per_step(walls[0], walls[1], *sizes), per_step(cpus[0], cpus[1], *sizes)
 
 
 def run_command(flow: Path, env: dict[str, str]) -> list[str]:
@@ -174,9 +184,9 @@ def measure_steps(tmp: Path, stores: Sequence[str], sizes: tuple[int, int], reps
     ``unbounded``: no Lua instruction budget (a 50,000-step flow file takes
     more than the default 5,000,000 instructions or 10 s to evaluate).
     """
-    out: dict = {"sizes": list(sizes), "floor": {}, "stores": {}}
+    out: dict = {"sizes": list(sizes), "floor": {}, "floor_cpu": {}, "stores": {}}
     for shape in ("fanout", "chain"):
-        out["floor"][shape] = floor_per_step(shape, sizes, reps)
+        out["floor"][shape], out["floor_cpu"][shape] = floor_per_step(shape, sizes, reps)
         flows = []
         for n in sizes:
             path = tmp / f"{shape}-{n}.lua"
@@ -187,29 +197,34 @@ def measure_steps(tmp: Path, stores: Sequence[str], sizes: tuple[int, int], reps
             if unbounded:
                 env.update(IRONFLOW_LUA_MAX_INSTRUCTIONS="0", IRONFLOW_LUA_MAX_SECONDS="0")
             times = [best_of(run_command(flow, env), env, reps) for flow in flows]
-            us = per_step(times[0], times[1], *sizes)
+            us = per_step(times[0][0], times[1][0], *sizes)
+            cpu_us = per_step(times[0][1], times[1][1], *sizes)
+            floor_wall, floor_cpu = out["floor"][shape], out["floor_cpu"][shape]
             entry = out["stores"].setdefault(store, {})
-            entry[shape] = {"seconds": times, "us_per_step": us,
-                            "ratio": us / out["floor"][shape]}
+            entry[shape] = {"seconds": [t[0] for t in times], "cpu_seconds": [t[1] for t in times],
+                            "us_per_step": us, "ratio": us / floor_wall,
+                            "cpu_us_per_step": cpu_us, "cpu_ratio": cpu_us / floor_cpu}
             if log:
-                print(f"  run {shape:<6} {store:<6} {sizes[0]}: {times[0]:.3f}s  "
-                      f"{sizes[1]}: {times[1]:.3f}s  {us:7.1f} µs/step  "
-                      f"floor {out['floor'][shape]:5.1f}  ratio {us / out['floor'][shape]:5.1f}",
-                      flush=True)
+                print(f"  run {shape:<6} {store:<6} wall {us:7.1f} µs/step (floor {floor_wall:5.1f}, "
+                      f"x{us / floor_wall:5.1f})  cpu {cpu_us:7.1f} µs/step (floor "
+                      f"{floor_cpu:5.1f}, x{cpu_us / floor_cpu:5.1f})  "
+                      f"[{sizes[0]}: {times[0][0]:.2f}s, {sizes[1]}: {times[1][0]:.2f}s]", flush=True)
     return out
 
 
 def measure_validate(tmp: Path, reps: int, n: int = 5000) -> dict:
     env = store_env("memory", tmp, None)
     base = best_of([EXE, "validate", str(ROOT / "examples" / "hello.lua")], env, reps)
-    out: dict = {"startup_s": base, "steps": n}
+    out: dict = {"startup_s": base[0], "startup_cpu_s": base[1], "steps": n}
     for kind, source in (("literal", literal_flow("chain", n)), ("loop", loop_flow("chain", n))):
         path = tmp / f"validate-{kind}.lua"
         path.write_text(source)
         t = best_of([EXE, "validate", str(path)], env, reps)
-        out[kind] = {"seconds": t, "us_per_step": (t - base) / n * 1e6}
-        print(f"  validate {n} {kind:<7} {t:.3f}s  startup {base:.3f}s  "
-              f"{out[kind]['us_per_step']:.1f} µs/step above start-up", flush=True)
+        out[kind] = {"seconds": t[0], "us_per_step": (t[0] - base[0]) / n * 1e6,
+                     "cpu_seconds": t[1], "cpu_us_per_step": (t[1] - base[1]) / n * 1e6}
+        print(f"  validate {n} {kind:<7} wall {out[kind]['us_per_step']:.1f} µs/step, "
+              f"cpu {out[kind]['cpu_us_per_step']:.1f} µs/step above start-up "
+              f"[{t[0]:.2f}s vs {base[0]:.2f}s]", flush=True)
     return out
 
 
@@ -222,12 +237,19 @@ def measure_start(tmp: Path, runs: int) -> dict:
     timed(trio_only, env)
     a, b = [], []
     for _ in range(runs):  # interleaved, so load changes hit both
-        a.append(timed(hello, env)[0])
-        b.append(timed(trio_only, env)[0])
-    out = {"ironflow_run_hello_s": min(a), "python_import_trio_s": min(b)}
+        a.append(timed(hello, env))
+        b.append(timed(trio_only, env))
+    out = {"ironflow_run_hello_s": min(r[0] for r in a),
+           "python_import_trio_s": min(r[0] for r in b),
+           "ironflow_run_hello_cpu_s": min(r[2] for r in a),
+           "python_import_trio_cpu_s": min(r[2] for r in b)}
     out["ratio"] = out["ironflow_run_hello_s"] / out["python_import_trio_s"]
-    print(f"  start: hello {min(a) * 1000:.0f} ms, import trio {min(b) * 1000:.0f} ms, "
-          f"ratio {out['ratio']:.2f} (min of {runs})", flush=True)
+    out["cpu_ratio"] = out["ironflow_run_hello_cpu_s"] / out["python_import_trio_cpu_s"]
+    print(f"  start: hello {out['ironflow_run_hello_s'] * 1000:.0f} ms, import trio "
+          f"{out['python_import_trio_s'] * 1000:.0f} ms, ratio {out['ratio']:.2f}; cpu "
+          f"{out['ironflow_run_hello_cpu_s'] * 1000:.0f} vs "
+          f"{out['python_import_trio_cpu_s'] * 1000:.0f} ms, ratio {out['cpu_ratio']:.2f} "
+          f"(min of {runs})", flush=True)
     return out
 
 
@@ -309,6 +331,10 @@ def run_suite(*, reps: int, quick: bool, linear: bool, api: bool,
 
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
+    import signal
+
+    # SIGTERM unwinds like Ctrl-C, so the redis-server started here is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")

@@ -34,6 +34,7 @@ def test_bench_whole_command_quick_mode_runs(tmp_path):
     for shape in ("fanout", "chain"):
         entry = data["steps"]["stores"]["memory"][shape]
         assert len(entry["seconds"]) == 2 and all(t > 0 for t in entry["seconds"])
+        assert all(t > 0 for t in entry["cpu_seconds"])
         assert data["steps"]["floor"][shape] != 0
     assert data["validate"]["literal"]["seconds"] > 0 and data["validate"]["loop"]["seconds"] > 0
     assert data["rss"]["memory"] > 0
