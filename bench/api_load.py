@@ -168,7 +168,8 @@ def main() -> int:
         reference_server()
         return 0
     ironflow = shutil.which("ironflow", path=str(Path(sys.executable).parent)) or "ironflow"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IRONFLOW_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("IRONFLOW_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(IRONFLOW_API_KEY=API_KEY, IRONFLOW_LOG="warn", IRONFLOW_STORE=args.store)
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ironflow-bench-") as tmp:

@@ -7,6 +7,11 @@ ratio is measured under the same conditions.
     uv run python bench/run.py            # full table (several minutes)
     uv run python bench/run.py --quick    # smoke run (seconds), used by a test
     uv run python bench/run.py --json out.json
+    uv run python bench/run.py --command [--linear] [--api]   # whole `ironflow` commands
+
+``--command`` runs the whole-command suite of ``bench/command.py`` instead:
+``ironflow run`` per added step on every store against the floor, validate,
+start-up, peak RSS and (``--api``) the REST API, as a user feels them.
 
 Workloads: ``chain`` (each step depends on the previous), ``fanout`` (all
 independent), for 100, 1,000 and 10,000 steps, and ``layered`` (20 layers of
@@ -189,7 +194,20 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--only", help="comma list of workload prefixes, e.g. fanout:1000")
+    parser.add_argument("--command", action="store_true",
+                        help="whole-command suite (bench/command.py) instead of the engine one")
+    parser.add_argument("--linear", action="store_true", help="with --command: 5,000 -> 50,000")
+    parser.add_argument("--api", action="store_true", help="with --command: REST API load")
     args = parser.parse_args()
+    if args.command:
+        import command
+
+        results = command.run_suite(reps=1 if args.quick else args.reps, quick=args.quick,
+                                    linear=args.linear, api=args.api)
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(results, handle, indent=2)
+        return 0
     if args.one:
         print(json.dumps(run_one(args.one, args.reps)))
         return 0

@@ -158,6 +158,37 @@ def test_dsl_5_runaway_top_level_loop_is_bounded(registry: Registry) -> None:
     assert "Lua execution exceeded time budget of 1s" in str(error)
 
 
+@pytest.mark.parametrize("returned", [
+    # the flow table itself, a step table, and the length of a dependency list
+    "setmetatable({}, { __index = function() while true do end end })",
+    "(function() local f = Flow.new('t'); f:step('a', nodes.log{}); "
+    "setmetatable(f._steps[1], { __index = function() while true do end end }); "
+    "f._steps[1].max_retries = nil; return f end)()",
+    "(function() local f = Flow.new('t'); f:step('a', nodes.log{}); "
+    "f._steps[1].dependencies = setmetatable({}, { __len = function() while true do end end }); "
+    "return f end)()",
+])
+def test_dsl_92_reading_the_flow_is_under_the_instruction_budget(
+    registry: Registry, returned: str
+) -> None:
+    """Metamethods that run while the flow is extracted count against the same budget."""
+    env = {"IRONFLOW_LUA_MAX_INSTRUCTIONS": "200000", "IRONFLOW_LUA_MAX_SECONDS": "0"}
+    error = load_error(registry, f"return {returned}", env=env)
+    assert "Lua execution exceeded instruction budget of 200000" in str(error)
+
+
+def test_dsl_92_extraction_work_is_not_charged_to_the_flow(registry: Registry) -> None:
+    """The loader's own reading of 3,000 plain steps fits a budget the flow file fits."""
+    source = flow_of("for i = 1, 3000 do flow:step('s' .. i, nodes.log{ message = 'm' }) end")
+    env = {"IRONFLOW_LUA_MAX_INSTRUCTIONS": "1000000", "IRONFLOW_LUA_MAX_SECONDS": "0"}
+    assert len(load(registry, source, env=env).steps) == 3000
+    metamethod = flow_of(
+        "for i = 1, 3000 do flow:step('s' .. i, nodes.log{ message = 'm' }) end",
+        "setmetatable(flow, { __index = function(t, k) return nil end })",
+    )
+    assert len(load(registry, metamethod, env=env).steps) == 3000
+
+
 # -- §1.2, §1.3: Flow.new and flow:step -----------------------------------------------
 
 def test_dsl_10_flow_name_number_is_coerced(registry: Registry) -> None:

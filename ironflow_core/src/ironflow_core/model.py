@@ -83,6 +83,9 @@ class FlowDefinition:
     warnings: tuple[Diagnostic, ...] = ()
     problems: tuple[str, ...] = ()
     """Errors the loader found in validation mode; the planner reports them with its own."""
+    deterministic: bool = attrs.field(default=False, eq=False)
+    """Loading the same source again gives the same definition (no clock, random,
+    UUID or output at load time), so a loaded copy may be reused (the API's cache)."""
 
     def step(self, name: str) -> StepSpec | None:
         for step in self.steps:

@@ -24,6 +24,7 @@ import attrs
 import trio
 
 from ironflow_core.api.errors import ApiError, bad_request, not_found, unavailable
+from ironflow_core.api.flowcache import FlowCache, flow_key
 from ironflow_core.engine.events import notify
 from ironflow_core.errors import FlowLoadError
 from ironflow_core.loading import in_stoppable_thread
@@ -151,8 +152,21 @@ def decode_base64(text: str, limit: int) -> str:
         raise bad_request(f"Base64 payload is not valid UTF-8: {exc}") from None
 
 
+@attrs.define
+class _Loading:
+    """A load in progress that requests for the same source wait for."""
+
+    done: trio.Event = attrs.field(factory=trio.Event)
+    shared: bool = False
+    """The result went to the cache (deterministic and loaded without error)."""
+
+
 class FlowLoader:
-    """Loads flows in worker threads, at most ``max_loads`` at once (ENG-121)."""
+    """Loads flows in worker threads, at most ``max_loads`` at once (ENG-121).
+
+    An unchanged deterministic flow is not evaluated again (``api/flowcache.py``):
+    an inline source found in the cache skips the load slot and the thread.
+    """
 
     def __init__(self, registry: Any, env: Mapping[str, str], max_loads: int,
                  max_source_bytes: int) -> None:
@@ -160,6 +174,8 @@ class FlowLoader:
         self.env = env
         self.max_source_bytes = max_source_bytes
         self._slots = trio.CapacityLimiter(max_loads)
+        self.cache = FlowCache()
+        self._loading: dict[tuple[str | None, str, bool], _Loading] = {}
 
     def text_of(self, requested: Requested) -> str:
         if requested.kind == "source_base64":
@@ -170,6 +186,33 @@ class FlowLoader:
                    analyze: bool = False) -> FlowDefinition:
         """Decode and evaluate the flow; failures are 400 with the API-13 texts."""
         text = None if file is not None else self.text_of(requested)
+        if text is None:
+            return await self._load_slot(text, file, analyze)
+        key = flow_key(None, text, analyze)
+        # Identical sources arriving together are evaluated once: the others
+        # wait for that load, then take it from the cache. A flow that is not
+        # deterministic (or failed) is loaded by each request itself.
+        while True:
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+            loading = self._loading.get(key)
+            if loading is None:
+                break
+            await loading.done.wait()
+            if not loading.shared:
+                return await self._load_slot(text, file, analyze)
+        loading = self._loading[key] = _Loading()
+        try:
+            flow = await self._load_slot(text, file, analyze)
+            loading.shared = flow.deterministic
+            return flow
+        finally:
+            del self._loading[key]
+            loading.done.set()
+
+    async def _load_slot(self, text: str | None, file: FlowFile | None,
+                         analyze: bool) -> FlowDefinition:
         acquired = False
         with trio.move_on_after(LOAD_SLOT_WAIT_SECONDS):
             await self._slots.acquire()
@@ -198,15 +241,22 @@ class FlowLoader:
         if file is None:
             assert text is not None
             try:
-                return load_flow(FlowSource(text=text), registry=self.registry, env=self.env,
+                flow = load_flow(FlowSource(text=text), registry=self.registry, env=self.env,
                                  analyze=analyze, cancel=(stop,))
             except FlowLoadError as exc:
                 detail = redact_urls(str(exc))
                 raise FlowLoadFailed(f"Failed to parse flow: {detail}", detail) from None
+            self.cache.put(flow_key(None, text, analyze), flow)
+            return flow
         try:
             source = read_flow_source(file.path, self.env)
-            return load_flow(source, registry=self.registry, env=self.env, analyze=analyze,
-                             cancel=(stop,))
+            key = flow_key(source.path, source.text, analyze)
+            flow = self.cache.get(key)
+            if flow is None:
+                flow = load_flow(source, registry=self.registry, env=self.env, analyze=analyze,
+                                 cancel=(stop,))
+                self.cache.put(key, flow)
+            return flow
         except (FlowLoadError, OSError) as exc:
             log.warning("failed to load flow file %s: %s", file.path, redact_urls(str(exc)))
             raise FlowLoadFailed(FILE_LOAD_FAILED, FILE_LOAD_FAILED) from None

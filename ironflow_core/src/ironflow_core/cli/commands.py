@@ -243,13 +243,14 @@ def validate(flow: str, strict: bool) -> None:
     if not report.failed(strict=strict):
         click.echo("Validation: OK")
         click.echo()
-        click.echo("Execution order:")
+        lines = ["Execution order:"]  # one write, however many steps
         for step in definition.steps:
             if step.dependencies:
-                click.echo(f"  {step.name} [{step.node_type}] depends on: "
-                           + ", ".join(step.dependencies))
+                lines.append(f"  {step.name} [{step.node_type}] depends on: "
+                             + ", ".join(step.dependencies))
             else:
-                click.echo(f"  {step.name} [{step.node_type}] (no dependencies)")
+                lines.append(f"  {step.name} [{step.node_type}] (no dependencies)")
+        click.echo("\n".join(lines))
         return
     click.echo("Validation: FAILED")
     for error in report.errors:

@@ -242,70 +242,140 @@ U.setmetatable(nodes, {
 U.Flow = Flow
 U.nodes = nodes
 
--- Read the returned flow table by fields (DSL-3) into JSON text:
--- { name, steps = [ {name, node_type, dependencies, ..., config = "<json>"} ] }
+-- A flow whose evaluation asks for the clock, randomness or a UUID, or
+-- writes output, is not deterministic: a cache of loaded flows (the API's)
+-- must evaluate it again.  env() is deterministic: the environment of a
+-- loader does not change.  The wrappers tail-call, so error levels hold.
+local deterministic = true
+local function impure(fn)
+  return function(...)
+    deterministic = false
+    return fn(...)
+  end
+end
+local IMPURE = { "uuid4", "now_rfc3339", "now_unix_ms", "print", "log" }
+for i = 1, #IMPURE do
+  local name = IMPURE[i]
+  if U[name] ~= nil then U[name] = impure(U[name]) end
+end
+U.math.random = impure(U.math.random)
+
+-- Read the returned flow table by fields (DSL-3) into JSON text, in one pass:
+-- { name, steps = [ {name, node_type, dependencies, ..., config = {...}} ] }
+-- This is trusted code, so its instructions are not counted; a table with a
+-- metatable may run user code when read (__index, __len), so those reads
+-- are counted against the same instruction budget as the flow file.
+local user_code, json_string, json_float = L.user_code, L.json_string, L.json_float
+local d_getmetatable, rawlen, t_concat = L.getmetatable, L.rawlen, L.concat
+
+local function get(t, k)
+  if d_getmetatable(t) == nil then return rawget(t, k) end
+  user_code(true)
+  local v = t[k]
+  user_code(false)
+  return v
+end
+
+local function len(t)
+  if d_getmetatable(t) == nil then return rawlen(t) end
+  user_code(true)
+  local n = #t
+  user_code(false)
+  return n
+end
+
+-- `what` is a format for the error message, built only when it is needed.
+local function string_json(s, what, a, b)
+  local text = json_string(s)
+  if text == nil then error(format(what, a, b) .. " is not valid UTF-8", 0) end
+  return text
+end
+
+local function float_json(v, i, field)
+  local text = json_float(v)
+  if text == nil then
+    error(format("non-finite Lua number at $.steps[%d].%s is not valid JSON", i, field), 0)
+  end
+  return text
+end
+
 local function extract(flow, max_depth, max_nodes)
+  user_code(false)
   if type(flow) ~= "table" then
     error("the flow file must return the flow created by Flow.new (it returned "
       .. (flow == nil and "nothing" or "a " .. type(flow) .. " value") .. ")", 0)
   end
-  local name = as_string(flow._name)
-  if name == nil then error("Flow must have a name: _name is " .. typename(flow._name), 0) end
-  local steps = flow._steps
+  local name = as_string(get(flow, "_name"))
+  if name == nil then error("Flow must have a name: _name is " .. typename(get(flow, "_name")), 0) end
+  local steps = get(flow, "_steps")
   if type(steps) ~= "table" then error("Flow must have steps: _steps is " .. typename(steps), 0) end
-  local count = m_tointeger(flow._step_count)
+  local raw_count = get(flow, "_step_count")
+  local count = m_tointeger(raw_count)
   if count == nil or count < 0 then
-    error("Flow has an invalid step count: " .. tostring(flow._step_count), 0)
+    error("Flow has an invalid step count: " .. tostring(raw_count), 0)
   end
-  local records = {}
+  local out, n = { '{"name":', string_json(name, "Flow name"), ',"steps":[' }, 3
   for i = 1, count do
-    local step = steps[i]
+    local step = get(steps, i)
     if type(step) ~= "table" then
       error(format("Flow step %d is not a table (it is %s)", i, typename(step)), 0)
     end
-    local step_name = as_string(step.name)
+    local step_name = as_string(get(step, "name"))
     if step_name == nil then error(format("Flow step %d has no name", i), 0) end
-    local node_type = as_string(step.node_type)
+    local quoted = string_json(step_name, "Flow step %d name", i)
+    local node_type = as_string(get(step, "node_type"))
     if node_type == nil then error(format("Step '%s' has no node type", step_name), 0) end
-    local dep_table = step.dependencies
+    local dep_table = get(step, "dependencies")
     if type(dep_table) ~= "table" then
       error(format("Step '%s' dependencies must be a table", step_name), 0)
     end
     local deps = {}
-    for j = 1, #dep_table do
-      local dep = as_string(dep_table[j])
+    for j = 1, len(dep_table) do
+      local dep = as_string(get(dep_table, j))
       if dep == nil then error(format("Step '%s' has a dependency that is not a string", step_name), 0) end
-      deps[j] = dep
+      deps[j] = string_json(dep, "Step '%s' dependency %d", step_name, j)
     end
     local bad = {}
     local bad_table = rawget(step, "bad_dependencies")
     if type(bad_table) == "table" then
       for j = 1, #bad_table do
         local entry = bad_table[j]
-        bad[j] = { what = as_string(entry.what) or "a value", line = m_tointeger(entry.line) }
+        local what = as_string(entry.what) or "a value"
+        local bad_line = m_tointeger(entry.line)
+        bad[j] = '{"what":' .. string_json(what, "Step '%s' dependency", step_name)
+          .. (bad_line and ',"line":' .. tostring(bad_line) or "") .. "}"
       end
     end
-    local config = step.config
+    local config = get(step, "config")
     if type(config) ~= "table" then error(format("Step '%s' config must be a table", step_name), 0) end
-    local _, quoted = to_json(step_name, "$", 1, 1)
     local ok, text = to_json(config, "$.steps[" .. quoted .. "].config", max_depth, max_nodes)
     if not ok then error(text, 0) end
-    local retries = m_tointeger(step.max_retries)
+    local retries = m_tointeger(get(step, "max_retries"))
     if retries == nil or retries < 0 or retries > 0xFFFFFFFF then retries = 0 end
-    local backoff = tonumber(step.backoff_s)
-    local timeout = tonumber(step.timeout_s)
-    records[i] = {
-      name = step_name, node_type = node_type, dependencies = json_array(deps),
-      max_retries = retries, backoff_s = backoff and backoff + 0.0 or 1.0,
-      timeout_s = timeout and timeout + 0.0 or nil,
-      route = as_string(step.route), on_error = as_string(step.on_error),
-      line = m_tointeger(rawget(step, "line")), config = text,
-      bad_dependencies = json_array(bad),
-    }
+    local backoff = tonumber(get(step, "backoff_s"))
+    local timeout = tonumber(get(step, "timeout_s"))
+    local route = as_string(get(step, "route"))
+    local on_error = as_string(get(step, "on_error"))
+    local line = m_tointeger(rawget(step, "line"))
+    n = n + 1
+    out[n] = t_concat({
+      i > 1 and "," or "", '{"name":', quoted,
+      ',"node_type":', string_json(node_type, "Step '%s' node type", step_name),
+      ',"dependencies":[', t_concat(deps, ","), ']',
+      ',"max_retries":', tostring(retries),
+      ',"backoff_s":', backoff and float_json(backoff + 0.0, i, "backoff_s") or "1.0",
+      timeout and ',"timeout_s":' .. float_json(timeout + 0.0, i, "timeout_s") or "",
+      route and ',"route":' .. string_json(route, "Step '%s' route", step_name) or "",
+      on_error and ',"on_error":' .. string_json(on_error, "Step '%s' on_error", step_name)
+        or "",
+      line and ',"line":' .. tostring(line) or "",
+      #bad > 0 and ',"bad_dependencies":[' .. t_concat(bad, ",") .. "]" or "",
+      ',"config":', text, "}",
+    })
   end
-  local ok, text = to_json({ name = name, steps = json_array(records) }, "$", 8, U.math.maxinteger)
-  if not ok then error(text, 0) end
-  return text
+  n = n + 1
+  out[n] = "]}"
+  return t_concat(out), deterministic
 end
 
 return extract

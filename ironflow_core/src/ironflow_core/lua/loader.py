@@ -15,7 +15,7 @@ from typing import Any
 
 from ironflow_core.configs import ConfigFieldError, structure_config
 from ironflow_core.errors import FlowLoadError
-from ironflow_core.lua import analysis, functions
+from ironflow_core.lua import functions
 from ironflow_core.lua.errors import LuaCompileError, LuaExecutionError
 from ironflow_core.lua.sandbox import LuaVM, compiled_chunk
 from ironflow_core.model import Diagnostic, FlowDefinition, StepSpec
@@ -71,9 +71,10 @@ class _Loader:
                 chunk = vm.load(self.source.text.encode("utf-8"), self.chunkname)
                 results = vm.call(chunk)
                 flow = results[0] if results else None
-                (text,) = vm.call(
-                    extract, flow, limits.max_conversion_depth, limits.max_conversion_nodes,
-                    count=False,
+                # Counted: user code that reading the flow runs (metamethods)
+                # shares the flow file's instruction budget (dsl.lua's extract).
+                text, deterministic = vm.call(
+                    extract, flow, limits.max_conversion_depth, limits.max_conversion_nodes
                 )
             except (LuaCompileError, LuaExecutionError) as exc:
                 raise self.lua_error(str(exc)) from None
@@ -84,7 +85,7 @@ class _Loader:
                 warnings = self._analyze(vm, records)
         finally:
             vm.close()
-        return self._definition(document["name"], records, warnings)
+        return self._definition(document["name"], records, warnings, deterministic is True)
 
     def _install_dsl(self, vm: LuaVM) -> Any:
         record = None
@@ -100,7 +101,7 @@ class _Loader:
         )
 
     def _record(self, raw: dict[str, Any]) -> dict[str, Any]:
-        config = json.loads(raw["config"])
+        config = raw["config"]
         if not isinstance(config, dict):
             raise self.error(
                 f"{self.where}: Step '{raw['name']}' config must be a table of named fields",
@@ -108,11 +109,12 @@ class _Loader:
             )
         config.pop("_node_type", None)
         config["_step_name"] = raw["name"]
-        raw["config"] = config
         return raw
 
     def _analyze(self, vm: LuaVM, records: list[dict[str, Any]]) -> list[Diagnostic]:
         """DSL-110 (compile string code sources) and DSL-111 (undefined globals)."""
+        from ironflow_core.lua import analysis  # only validate analyses: not at start-up
+
         warnings = analysis.analyze_handlers(self.source.text, self.ranges)
         limit = lenient_positive_int(
             self.options.env, "IRONFLOW_MAX_FLOW_SOURCE_BYTES", DEFAULT_MAX_SOURCE_BYTES
@@ -142,7 +144,8 @@ class _Loader:
         return warnings
 
     def _definition(
-        self, name: str, records: list[dict[str, Any]], warnings: list[Diagnostic]
+        self, name: str, records: list[dict[str, Any]], warnings: list[Diagnostic],
+        deterministic: bool,
     ) -> FlowDefinition:
         steps: list[StepSpec] = []
         seen: set[str] = set()
@@ -164,7 +167,7 @@ class _Loader:
             steps.append(self._step(record))
         return FlowDefinition(
             name=name, steps=tuple(steps), source_path=self.path, warnings=tuple(warnings),
-            problems=tuple(problems),
+            problems=tuple(problems), deterministic=deterministic,
         )
 
     def _bad_dependency(self, step: str, bad: dict[str, Any]) -> str:

@@ -39,6 +39,7 @@ local u_len = utf8.len
 local s_lower = string.lower
 
 local on_hook, on_check, on_gc, on_trip = H.on_hook, H.on_check, H.on_gc, H.on_trip
+local on_mode = H.on_mode
 local TRIP = { cfg.trip1, cfg.trip2, cfg.trip3, cfg.trip4, cfg.trip5, cfg.trip6 }
 local SLICE = 6
 local BUDGET = cfg.budget
@@ -524,145 +525,164 @@ end
 
 local FAIL = {}
 
+-- Object keys repeat (config field names), so their quoted form is kept;
+-- the table is emptied when it grows, which bounds it.
+local quoted_keys, quoted_count = {}, 0
+local function quote_key(k)
+  local q = quoted_keys[k]
+  if q == nil then
+    q = quote(k) .. ":"
+    if quoted_count >= 4096 then quoted_keys, quoted_count = {}, 0 end
+    quoted_keys[k] = q
+    quoted_count = quoted_count + 1
+  end
+  return q
+end
+
+-- The state of the walk in progress (to_json never re-enters: it reads
+-- tables raw and calls no user code), reset by every call.
+local buf, nb, nodes, active, keys, failure
+local w_root_path, w_max_depth, w_max_nodes
+
+local function path_at(depth)
+  local parts = { w_root_path }
+  for i = 1, depth do parts[i + 1] = key_segment(keys[i]) end
+  return t_concat(parts)
+end
+
+local function fail(msg)
+  failure = msg
+  error(FAIL, 0)
+end
+
+local visit
+
+local function visit_table(t, depth)
+  local seen = active[t]
+  if seen then
+    fail("cyclic Lua table at " .. path_at(depth) ..
+      "; the same table is already active at " .. path_at(seen))
+  end
+  active[t] = depth
+  local mt = d_getmetatable(t)
+  local skeys, ns, ikeys, ni = {}, 0, {}, 0
+  local room = w_max_nodes - nodes
+  local k = next(t)
+  while k ~= nil do
+    if ns + ni >= room then
+      fail("Lua-to-JSON maximum node count " .. w_max_nodes ..
+        " exceeded while reading table at " .. path_at(depth) ..
+        " (raise IRONFLOW_MAX_CONVERSION_NODES)")
+    end
+    local kt = type(k)
+    if kt == "string" then
+      ns = ns + 1; skeys[ns] = k
+    elseif kt == "number" then
+      if m_type(k) ~= "integer" or k < 1 then
+        fail("invalid Lua array index " .. s_format(m_type(k) == "integer" and "%d" or "%.17g", k) ..
+          " at " .. path_at(depth) .. "; indices must be positive consecutive integers starting at 1")
+      end
+      ni = ni + 1; ikeys[ni] = k
+    else
+      fail("unsupported Lua table key type " .. kt .. " at " .. path_at(depth) ..
+        "; JSON keys must be strings or positive array indices")
+    end
+    k = next(t, k)
+  end
+  if ns > 1 then t_sort(skeys) end
+  if ni > 1 then t_sort(ikeys) end
+  if mt == AMT and ns > 0 then
+    local here = path_at(depth)
+    fail("table marked as a JSON array at " .. here .. " contains object field " .. here .. key_segment(skeys[1]))
+  elseif mt == OMT and ni > 0 then
+    local here = path_at(depth)
+    fail("table marked as a JSON object at " .. here .. " contains array entry " .. here .. "[" .. ikeys[1] .. "]")
+  elseif mt ~= AMT and mt ~= OMT and ns > 0 and ni > 0 then
+    local here = path_at(depth)
+    fail("mixed Lua table at " .. here .. " contains both array entry " .. here .. "[" .. ikeys[1] ..
+      "] and object field " .. here .. key_segment(skeys[1]) ..
+      "; use json_array(...) or json_object(...) with a uniform table")
+  end
+  if mt == AMT or ni > 0 then
+    nb = nb + 1; buf[nb] = "["
+    for i = 1, ni do
+      local idx = ikeys[i]
+      if idx ~= i then
+        local here = path_at(depth)
+        fail("sparse Lua array at " .. here .. ": expected index " .. i .. ", found " .. idx ..
+          " at " .. here .. "[" .. idx .. "]")
+      end
+      if i > 1 then nb = nb + 1; buf[nb] = "," end
+      keys[depth + 1] = i
+      visit(rawget(t, i), depth + 1)
+    end
+    nb = nb + 1; buf[nb] = "]"
+  else
+    nb = nb + 1; buf[nb] = "{"
+    for i = 1, ns do
+      local key = skeys[i]
+      if not u_len(key) then
+        fail("object key in Lua table at " .. path_at(depth) .. " is not valid UTF-8")
+      end
+      if i > 1 then nb = nb + 1; buf[nb] = "," end
+      nb = nb + 1; buf[nb] = quote_key(key)
+      keys[depth + 1] = key
+      visit(rawget(t, key), depth + 1)
+    end
+    nb = nb + 1; buf[nb] = "}"
+  end
+  active[t] = nil
+end
+
+visit = function(v, depth)
+  if depth > w_max_depth then
+    fail("Lua-to-JSON maximum depth " .. w_max_depth .. " exceeded at " .. path_at(depth) ..
+      " (raise IRONFLOW_MAX_CONVERSION_DEPTH)")
+  end
+  if nodes >= w_max_nodes then
+    fail("Lua-to-JSON maximum node count " .. w_max_nodes .. " exceeded at " .. path_at(depth) ..
+      " (raise IRONFLOW_MAX_CONVERSION_NODES)")
+  end
+  nodes = nodes + 1
+  if v == nil or rawequal(v, NULL) then
+    nb = nb + 1; buf[nb] = "null"
+    return
+  end
+  local t = type(v)
+  if t == "string" then
+    if not u_len(v) then fail("Lua string at " .. path_at(depth) .. " is not valid UTF-8") end
+    nb = nb + 1; buf[nb] = quote(v)
+  elseif t == "number" then
+    if m_type(v) == "integer" then
+      nb = nb + 1; buf[nb] = s_format("%d", v)
+    else
+      if v ~= v or v == m_huge or v == -m_huge then
+        fail("non-finite Lua number at " .. path_at(depth) .. " is not valid JSON")
+      end
+      local text = s_format("%.17g", v)
+      if not s_find(text, "[.eE]") then text = text .. ".0" end
+      nb = nb + 1; buf[nb] = text
+    end
+  elseif t == "boolean" then
+    nb = nb + 1; buf[nb] = v and "true" or "false"
+  elseif t == "table" then
+    visit_table(v, depth)
+  else
+    fail("unsupported Lua " .. t .. " value at " .. path_at(depth) .. "; expected a JSON-compatible value")
+  end
+end
+
 -- Convert `root` to compact JSON text (keys unsorted; Python canonicalises).
 -- Returns true, text  or  false, message.  Paths are only built on error.
 local function to_json(root, root_path, max_depth, max_nodes)
-  local buf, nb = {}, 0
-  local nodes = 0
-  local active = {}
-  local keys = {}
-  local failure
-
-  local function path_at(depth)
-    local parts = { root_path }
-    for i = 1, depth do parts[i + 1] = key_segment(keys[i]) end
-    return t_concat(parts)
-  end
-  local function fail(msg)
-    failure = msg
-    error(FAIL, 0)
-  end
-
-  local visit
-
-  local function visit_table(t, depth)
-    local seen = active[t]
-    if seen then
-      fail("cyclic Lua table at " .. path_at(depth) ..
-        "; the same table is already active at " .. path_at(seen))
-    end
-    active[t] = depth
-    local mt = d_getmetatable(t)
-    local skeys, ns, ikeys, ni = {}, 0, {}, 0
-    local room = max_nodes - nodes
-    local k = next(t)
-    while k ~= nil do
-      if ns + ni >= room then
-        fail("Lua-to-JSON maximum node count " .. max_nodes ..
-          " exceeded while reading table at " .. path_at(depth) ..
-          " (raise IRONFLOW_MAX_CONVERSION_NODES)")
-      end
-      local kt = type(k)
-      if kt == "string" then
-        ns = ns + 1; skeys[ns] = k
-      elseif kt == "number" then
-        if m_type(k) ~= "integer" or k < 1 then
-          fail("invalid Lua array index " .. s_format(m_type(k) == "integer" and "%d" or "%.17g", k) ..
-            " at " .. path_at(depth) .. "; indices must be positive consecutive integers starting at 1")
-        end
-        ni = ni + 1; ikeys[ni] = k
-      else
-        fail("unsupported Lua table key type " .. kt .. " at " .. path_at(depth) ..
-          "; JSON keys must be strings or positive array indices")
-      end
-      k = next(t, k)
-    end
-    if ns > 1 then t_sort(skeys) end
-    if ni > 1 then t_sort(ikeys) end
-    if mt == AMT and ns > 0 then
-      local here = path_at(depth)
-      fail("table marked as a JSON array at " .. here .. " contains object field " .. here .. key_segment(skeys[1]))
-    elseif mt == OMT and ni > 0 then
-      local here = path_at(depth)
-      fail("table marked as a JSON object at " .. here .. " contains array entry " .. here .. "[" .. ikeys[1] .. "]")
-    elseif mt ~= AMT and mt ~= OMT and ns > 0 and ni > 0 then
-      local here = path_at(depth)
-      fail("mixed Lua table at " .. here .. " contains both array entry " .. here .. "[" .. ikeys[1] ..
-        "] and object field " .. here .. key_segment(skeys[1]) ..
-        "; use json_array(...) or json_object(...) with a uniform table")
-    end
-    if mt == AMT or ni > 0 then
-      nb = nb + 1; buf[nb] = "["
-      for i = 1, ni do
-        local idx = ikeys[i]
-        if idx ~= i then
-          local here = path_at(depth)
-          fail("sparse Lua array at " .. here .. ": expected index " .. i .. ", found " .. idx ..
-            " at " .. here .. "[" .. idx .. "]")
-        end
-        if i > 1 then nb = nb + 1; buf[nb] = "," end
-        keys[depth + 1] = i
-        visit(rawget(t, i), depth + 1)
-      end
-      nb = nb + 1; buf[nb] = "]"
-    else
-      nb = nb + 1; buf[nb] = "{"
-      for i = 1, ns do
-        local key = skeys[i]
-        if not u_len(key) then
-          fail("object key in Lua table at " .. path_at(depth) .. " is not valid UTF-8")
-        end
-        if i > 1 then nb = nb + 1; buf[nb] = "," end
-        nb = nb + 1; buf[nb] = quote(key) .. ":"
-        keys[depth + 1] = key
-        visit(rawget(t, key), depth + 1)
-      end
-      nb = nb + 1; buf[nb] = "}"
-    end
-    active[t] = nil
-  end
-
-  visit = function(v, depth)
-    if depth > max_depth then
-      fail("Lua-to-JSON maximum depth " .. max_depth .. " exceeded at " .. path_at(depth) ..
-        " (raise IRONFLOW_MAX_CONVERSION_DEPTH)")
-    end
-    if nodes >= max_nodes then
-      fail("Lua-to-JSON maximum node count " .. max_nodes .. " exceeded at " .. path_at(depth) ..
-        " (raise IRONFLOW_MAX_CONVERSION_NODES)")
-    end
-    nodes = nodes + 1
-    if v == nil or rawequal(v, NULL) then
-      nb = nb + 1; buf[nb] = "null"
-      return
-    end
-    local t = type(v)
-    if t == "string" then
-      if not u_len(v) then fail("Lua string at " .. path_at(depth) .. " is not valid UTF-8") end
-      nb = nb + 1; buf[nb] = quote(v)
-    elseif t == "number" then
-      if m_type(v) == "integer" then
-        nb = nb + 1; buf[nb] = s_format("%d", v)
-      else
-        if v ~= v or v == m_huge or v == -m_huge then
-          fail("non-finite Lua number at " .. path_at(depth) .. " is not valid JSON")
-        end
-        local text = s_format("%.17g", v)
-        if not s_find(text, "[.eE]") then text = text .. ".0" end
-        nb = nb + 1; buf[nb] = text
-      end
-    elseif t == "boolean" then
-      nb = nb + 1; buf[nb] = v and "true" or "false"
-    elseif t == "table" then
-      visit_table(v, depth)
-    else
-      fail("unsupported Lua " .. t .. " value at " .. path_at(depth) .. "; expected a JSON-compatible value")
-    end
-  end
-
+  buf, nb, nodes, active, keys, failure = {}, 0, 0, {}, {}, nil
+  w_root_path, w_max_depth, w_max_nodes = root_path, max_depth, max_nodes
   local ok, err = pcall(visit, root, 0)
-  if ok then return true, t_concat(buf) end
-  if err == FAIL then return false, failure end
+  local text, message = nil, failure
+  if ok then text = t_concat(buf) end
+  buf, active, keys, failure = nil, nil, nil, nil  -- hold nothing between walks
+  if ok then return true, text end
+  if err == FAIL then return false, message end
   return false, tostring(err)
 end
 
@@ -918,6 +938,19 @@ P.loader = {
   disarm = disarm,
   arm = arm,
   env = first_env,
+  -- Extraction (dsl.lua) is trusted code, except where it reads a table
+  -- with a metatable: there user code may run, and is counted.
+  getmetatable = d_getmetatable,
+  rawlen = rawlen,
+  concat = t_concat,
+  user_code = function(on) sethook(hook, "", on_mode(on)) end,
+  json_string = function(s) if u_len(s) then return quote(s) end end,
+  json_float = function(v)
+    if v ~= v or v == m_huge or v == -m_huge then return nil end
+    local text = s_format("%.17g", v)
+    if not s_find(text, "[.eE]") then text = text .. ".0" end
+    return text
+  end,
 }
 
 -- The real globals table is emptied: lupa looks up `debug.traceback` there

@@ -143,6 +143,8 @@ class LimitState:
         self.instructions = 0
         self.counting = False
         """Instructions are only counted while user code runs (``LuaVM.call``)."""
+        self.trusted = False
+        """Trusted Lua (the loader's extraction) runs: the hook keeps its base interval."""
         self.started = time.monotonic()
         self.tripped = 0
         self.closed = False
@@ -160,6 +162,7 @@ class LimitState:
         self.deadline = deadline
         self.instructions = 0
         self.counting = False
+        self.trusted = False
         self.tripped = 0
         self.slicing = slicing
         base = self.limit_interval
@@ -220,6 +223,8 @@ class LimitState:
             raise Trip(self.trip(code))
 
     def _adapted(self) -> int:
+        if self.trusted:
+            return self.base_interval
         used = self.memory() or 0
         if used <= 0:
             return self.base_interval
@@ -232,7 +237,25 @@ class LimitState:
             return new
         return 0
 
-    # The three callbacks below are called from Lua and must never raise.
+    # The callbacks below are called from Lua and must never raise.
+    def on_mode(self, user: bool) -> int:
+        """Trusted Lua enters (``user``) or leaves user code; returns the hook interval.
+
+        User code is counted against the instruction budget and gets the
+        memory-adapted interval; trusted code is not counted, and its
+        instructions cost no more as memory grows, so the base interval is enough.
+        """
+        try:
+            self.counting = bool(user)
+            self.trusted = not user
+            if self.tripped:
+                return 1
+            self.interval = self._adapted()
+            return self.interval
+        except BaseException:
+            self.trip(TRIP_ABORTED)
+            return 1
+
     def on_hook(self) -> int:
         try:
             if self.flushing:
@@ -342,6 +365,7 @@ class LuaVM:
             "on_check": state.on_check,
             "on_gc": state.on_gc,
             "on_trip": state.on_trip,
+            "on_mode": state.on_mode,
             "pattern_degree": _pattern_degree,
             "find": self.host(self._find),
             "gmatch_open": self.host(self._gmatch_open),
@@ -532,6 +556,7 @@ class LuaVM:
             raise self._failure(exc.args[0] if exc.args else None) from None
         finally:
             self.state.counting = False
+            self.state.trusted = False
         self._disarm()
         self._reraise_pending()
         if not isinstance(result, tuple):
