@@ -20,10 +20,18 @@ loader through these very hooks.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import pluggy
 
-from ironflow_core.specs import CommandSpec, LoaderSpec, NodeSpec, RunObserver, StoreSpec
+from ironflow_core.specs import (
+    CommandSpec,
+    LoaderSpec,
+    NodeSpec,
+    RouteSpec,
+    RunObserver,
+    StoreSpec,
+)
 
 PROJECT = "ironflow"
 
@@ -116,4 +124,23 @@ def ironflow_register_commands() -> Iterable[CommandSpec]:  # type: ignore[empty
         @hookimpl
         def ironflow_register_commands():
             return [CommandSpec(name="hello", command=hello)]
+    """
+
+
+@hookspec
+def ironflow_register_routes() -> Iterable[RouteSpec | Any]:  # type: ignore[empty-body]
+    """Return HTTP routes for ``ironflow serve``: Starlette routes/mounts or ``RouteSpec``s.
+
+    A bare ``Route``/``Mount`` is served behind the API key like the built-in
+    endpoints; wrap static files in ``RouteSpec(routes=(...), public=True)`` to
+    serve them without it. Built-in paths always win over plugin paths. Import
+    Starlette inside the hook function, not at module level, so that importing
+    the plugin module stays cheap.
+
+    Example::
+
+        @hookimpl
+        def ironflow_register_routes():
+            from starlette.routing import Route
+            return [Route("/hello", hello)]
     """

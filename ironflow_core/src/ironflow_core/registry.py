@@ -15,7 +15,14 @@ import attrs
 
 from ironflow_core.errors import PluginConflictError
 from ironflow_core.plugins import PluginRecord, load_plugins
-from ironflow_core.specs import CommandSpec, LoaderSpec, NodeSpec, RunObserver, StoreSpec
+from ironflow_core.specs import (
+    CommandSpec,
+    LoaderSpec,
+    NodeSpec,
+    RouteSpec,
+    RunObserver,
+    StoreSpec,
+)
 
 
 @attrs.frozen
@@ -28,6 +35,8 @@ class Registry:
     plugins: tuple[PluginRecord, ...]
     node_providers: Mapping[str, str]
     """node name -> plugin name."""
+    routes: tuple[RouteSpec, ...] = ()
+    """HTTP routes for ``ironflow serve``, each plain route wrapped in a non-public spec."""
 
     def loader_for(self, path: str) -> LoaderSpec | None:
         for loader in self.loaders:
@@ -74,6 +83,39 @@ def _collect(
         for item in items:
             results.append((impl.plugin_name, item))
     return results
+
+
+def _is_route(item: Any) -> bool:
+    """A Starlette route or mount, recognised without importing Starlette."""
+    return callable(getattr(item, "matches", None)) and hasattr(item, "path")
+
+
+def _collect_routes(pm: Any, records: dict[str, PluginRecord]) -> list[RouteSpec]:
+    """``ironflow_register_routes``: bare routes become non-public specs; junk fails the plugin."""
+    specs: list[RouteSpec] = []
+    by_plugin: dict[str, list[RouteSpec]] = {}
+    for plugin, item in _collect(pm, "ironflow_register_routes", records, object):
+        if isinstance(item, RouteSpec):
+            spec = item
+        elif _is_route(item):
+            spec = RouteSpec(routes=(item,))
+        else:
+            spec = None
+        if spec is None or not all(_is_route(r) for r in spec.routes):
+            record = records[plugin]
+            record.status = "failed"
+            record.error = ("ironflow_register_routes: expected Starlette routes or RouteSpec, "
+                            f"got {type(item).__name__}")
+            by_plugin.pop(plugin, None)
+            continue
+        if records[plugin].status == "active":
+            by_plugin.setdefault(plugin, []).append(spec)
+    for plugin, plugin_specs in by_plugin.items():
+        for spec in plugin_specs:
+            specs.append(spec)
+            for route in spec.routes:
+                records[plugin].provides.append(f"route:{route.path}")
+    return specs
 
 
 def _as_tuple(expected: Any) -> tuple[type, ...]:
@@ -135,6 +177,8 @@ def build_registry(
         commands.append(command)
         records[plugin].provides.append(f"command:{command.name}")
 
+    routes = _collect_routes(pm, records)
+
     return Registry(
         nodes=dict(sorted(nodes.items())),
         stores=stores,
@@ -143,6 +187,7 @@ def build_registry(
         commands=tuple(commands),
         plugins=tuple(record_list),
         node_providers=providers,
+        routes=tuple(routes),
     )
 
 
