@@ -114,7 +114,9 @@ def _collect_routes(pm: Any, records: dict[str, PluginRecord]) -> list[RouteSpec
         for spec in plugin_specs:
             specs.append(spec)
             for route in spec.routes:
-                records[plugin].provides.append(f"route:{route.path}")
+                item = f"route:{route.path}"
+                if item not in records[plugin].provides:
+                    records[plugin].provides.append(item)
     return specs
 
 
