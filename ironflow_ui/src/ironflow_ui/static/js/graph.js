@@ -4,6 +4,7 @@
 
 import { esc, frameBatcher } from "./util.js";
 
+const SVG = "http://www.w3.org/2000/svg";
 const COL = 230, ROW = 44, W = 184, NH = 30, PAD = 24, TOP = 30, MARGIN = 200;
 export const ICONS = { success: "✓", failed: "✕", running: "▶", pending: "○", skipped: "↷", cancelled: "⊘" };
 
@@ -54,7 +55,7 @@ export class Graph {
     this.onSelect = onSelect;
     this.selected = null;
     this.box.innerHTML = "";
-    this.svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    this.svg = document.createElementNS(SVG, "svg");
     this.svg.setAttribute("class", "graph");
     this.svg.setAttribute("role", "group");
     this.svg.setAttribute("aria-label", "Step graph; arrow keys move between steps, Enter opens one");
@@ -112,51 +113,104 @@ export class Graph {
     if (target) { e.preventDefault(); this.pick(target, true); }
   }
 
-  /** Draw the nodes and edges that intersect the viewport (plus a margin). */
+  /**
+   * Draw the nodes and edges that intersect the viewport (plus a margin). Elements are
+   * kept by key between draws: scrolling only adds what came into view and removes what
+   * left it, and a status change rewrites only that step's element.
+   */
   draw() {
     const t0 = performance.now();
     const { pos, edges, phases } = this.layout;
     const b = this.box;
     const x0 = b.scrollLeft - MARGIN, x1 = b.scrollLeft + b.clientWidth + MARGIN;
     const y0 = b.scrollTop - MARGIN, y1 = b.scrollTop + b.clientHeight + MARGIN;
-    const parts = [];
     const sel = this.selected;
-    for (const [from, to] of edges) {
+    const wanted = new Map();
+    edges.forEach(([from, to], i) => {
       const a = pos.get(from), c = pos.get(to);
       const ax = a.x + W, ay = a.y + NH / 2, cx = c.x, cy = c.y + NH / 2;
-      if (Math.max(ax, cx) < x0 || Math.min(ax, cx) > x1 || Math.max(ay, cy) < y0 || Math.min(ay, cy) > y1) continue;
+      if (Math.max(ax, cx) < x0 || Math.min(ax, cx) > x1 || Math.max(ay, cy) < y0 || Math.min(ay, cy) > y1) return;
       const mid = (ax + cx) / 2;
       const hot = sel && (from === sel || to === sel) ? " hot" : "";
-      parts.push(`<path class="edge${hot}" d="M${ax} ${ay}C${mid} ${ay} ${mid} ${cy} ${cx} ${cy}"/>`);
-    }
+      wanted.set(`e${i}`, [`edge${hot}`, `M${ax} ${ay}C${mid} ${ay} ${mid} ${cy} ${cx} ${cy}`]);
+    });
     const firstPhase = Math.max(0, Math.floor((x0 - PAD) / COL));
     const lastPhase = Math.min(phases.length - 1, Math.floor((x1 - PAD) / COL));
     const firstRow = Math.max(0, Math.floor((y0 - TOP) / ROW));
     const lastRow = Math.floor((y1 - TOP) / ROW);
-    const focused = document.activeElement?.closest?.(".node")?.dataset.name;
     for (let p = firstPhase; p <= lastPhase; p++) {
-      if (TOP - 12 > y0 && TOP - 12 < y1) {
-        parts.push(`<text class="phase" x="${PAD + p * COL}" y="${TOP - 12}">phase ${p + 1}</text>`);
-      }
+      if (TOP - 12 > y0 && TOP - 12 < y1) wanted.set(`p${p}`, ["phase", p]);
       const col = phases[p];
       for (let r = firstRow; r <= Math.min(lastRow, col.length - 1); r++) {
         const name = col[r];
         const task = this.state.tasks[name];
-        const status = task.status;
-        const { x, y } = pos.get(name);
-        const label = name.length > 22 ? `${name.slice(0, 21)}…` : name;
-        const retry = task.attempt > 1 ? ` ×${task.attempt}` : "";
-        parts.push(`<g class="node n-${status}${name === sel ? " sel" : ""}" data-name="${esc(name)}" ` +
-          `transform="translate(${x},${y})" tabindex="0" role="button" ` +
-          `aria-label="${esc(`${name}: ${status}${retry ? `, attempt ${task.attempt}` : ""}`)}">` +
-          `<title>${esc(`${name} (${task.node_type}): ${status}`)}</title>` +
-          `<rect width="${W}" height="${NH}"/><text class="icon" x="9" y="19.5">${ICONS[status] || "?"}</text>` +
-          `<text x="26" y="19.5">${esc(label)}${retry}</text></g>`);
+        wanted.set(`n${name}`, ["node", name, `${task.status}|${task.attempt}|${name === sel}`]);
       }
     }
-    this.svg.innerHTML = parts.join("");
-    if (focused) this.svg.querySelector(`.node[data-name="${CSS.escape(focused)}"]`)?.focus({ preventScroll: true });
+    this.sync(wanted);
     this.state.metrics.graphDraws += 1;
     this.state.metrics.graphDrawMs += performance.now() - t0;
+  }
+
+  /** Make the SVG hold exactly the `wanted` elements, touching only what changed. */
+  sync(wanted) {
+    const shown = this.shown || (this.shown = new Map());
+    for (const [key, el] of shown) {
+      if (!wanted.has(key)) { el.remove(); shown.delete(key); }
+    }
+    const edgeLayer = this.edgeLayer || (this.edgeLayer = this.layer());
+    const nodeLayer = this.nodeLayer || (this.nodeLayer = this.layer());
+    for (const [key, spec] of wanted) {
+      let el = shown.get(key);
+      const sig = spec.join("|");
+      if (el && el.__sig === sig) continue;
+      if (spec[0] === "node") {
+        el = this.node(spec[1], el);
+        if (!shown.has(key)) nodeLayer.append(el);
+      } else if (spec[0] === "phase") {
+        if (!el) {
+          el = document.createElementNS(SVG, "text");
+          el.setAttribute("class", "phase");
+          el.setAttribute("x", PAD + spec[1] * COL);
+          el.setAttribute("y", TOP - 12);
+          el.textContent = `phase ${spec[1] + 1}`;
+          nodeLayer.append(el);
+        }
+      } else {
+        if (!el) { el = document.createElementNS(SVG, "path"); edgeLayer.append(el); }
+        el.setAttribute("class", spec[0]);
+        el.setAttribute("d", spec[1]);
+      }
+      el.__sig = sig;
+      shown.set(key, el);
+    }
+  }
+
+  layer() {
+    const g = document.createElementNS(SVG, "g");
+    this.svg.append(g);
+    return g;
+  }
+
+  /** Create or rewrite one step's element (keeps it, and so the keyboard focus, in place). */
+  node(name, el) {
+    const task = this.state.tasks[name];
+    const status = task.status;
+    const { x, y } = this.layout.pos.get(name);
+    if (!el) {
+      el = document.createElementNS(SVG, "g");
+      el.dataset.name = name;
+      el.setAttribute("transform", `translate(${x},${y})`);
+      el.setAttribute("tabindex", "0");
+      el.setAttribute("role", "button");
+    }
+    const label = name.length > 22 ? `${name.slice(0, 21)}…` : name;
+    const retry = task.attempt > 1 ? ` ×${task.attempt}` : "";
+    el.setAttribute("class", `node n-${status}${name === this.selected ? " sel" : ""}`);
+    el.setAttribute("aria-label", `${name}: ${status}${retry ? `, attempt ${task.attempt}` : ""}`);
+    el.innerHTML = `<title>${esc(`${name} (${task.node_type}): ${status}`)}</title>` +
+      `<rect width="${W}" height="${NH}"/><text class="icon" x="9" y="19.5">${ICONS[status] || "?"}</text>` +
+      `<text x="26" y="19.5">${esc(label)}${retry}</text>`;
+    return el;
   }
 }

@@ -32,7 +32,7 @@ export function runPage(main, runId) {
     runId, record: null, tasks: {}, order: [], attempts: new Map(), status: "pending",
     runStart: null, runEnd: null, queue: [], selected: null, tab: "graph", eventsGone: false,
     metrics: { firstRender: null, graphDraws: 0, graphDrawMs: 0, flushes: 0, flushMs: 0,
-      eventsApplied: 0, maxFlushMs: 0 },
+      eventsApplied: 0, maxFlushMs: 0, runFinishedApplied: null },
   };
   window.__ironflowRun = state; // read by the browser tests and the benchmark
   let views = null;
@@ -112,7 +112,7 @@ export function runPage(main, runId) {
     state.metrics.flushes += 1;
     state.metrics.flushMs += ms;
     state.metrics.maxFlushMs = Math.max(state.metrics.maxFlushMs, ms);
-    if (finished) refetch();
+    if (finished) { state.metrics.runFinishedApplied = performance.now(); refetch(); }
   }
   let flushQueued = false;
   function enqueue(ev) {
