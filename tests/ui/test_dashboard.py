@@ -40,7 +40,7 @@ FAILING = """
 local flow = Flow.new("failing")
 flow:step("load", nodes.template_render({ template = "{}", output_key = "raw" }))
 flow:step("parse", nodes.json_parse({ source_key = "missing", output_key = "parsed" }))
-  :depends_on("load")
+  :depends_on("load"):retries(1, 0.05)
 flow:step("publish", nodes.log({ message = "never" })):depends_on("parse")
 return flow
 """
@@ -179,8 +179,20 @@ def test_open_a_failed_step_and_read_its_error(page, server, api, shots):
     page.wait_for_selector(".runhead .st-failed")
     page.click("#graph .node[data-name='parse']")
     assert page.inner_text("#step-error") == error
-    assert "json_parse" in page.inner_text("aside.detail")
+    detail = page.inner_text("aside.detail")
+    assert "json_parse" in detail and "Attempts\n2" in detail.replace("\t", "\n")
     page.screenshot(path=str(shots / "run-failed-step.png"))
+    # keyboard on the graph: from the focused step, ArrowRight goes to the next phase
+    page.focus("#graph .node[data-name='load']")
+    page.keyboard.press("Enter")
+    assert page.inner_text("#detail-title").endswith("load")
+    page.keyboard.press("ArrowRight")
+    assert page.inner_text("#detail-title").endswith("parse")
+    assert page.evaluate("document.activeElement.dataset.name") == "parse"
+    # the timeline has one bar per attempt: the retried step shows two failed bars
+    page.click("#tab-timeline")
+    page.wait_for_selector(".timeline .bar")
+    assert page.locator(".timeline .vrow:has-text('parse') .bar.failed").count() == 2
     # keyboard: the steps list opens a step with the arrow keys
     page.click("#tab-steps")
     page.focus("#steps-list")

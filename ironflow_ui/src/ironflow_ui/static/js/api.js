@@ -64,9 +64,10 @@ export async function probe(key) {
  * Reconnects after a dropped connection from the last event id. Calls
  * onEvent(event) per frame; returns when the run finished, the stream ended
  * for good, or `signal` aborted. onGone() is called when events are unavailable.
+ * Resolves to the id of the last event seen, to continue from later.
  */
-export async function streamEvents(runId, { onEvent, onGone, signal }) {
-  let last = null;
+export async function streamEvents(runId, { onEvent, onGone, signal, after = null }) {
+  let last = after;
   let failures = 0;
   while (!signal.aborted) {
     const h = headers({ Accept: "text/event-stream" });
@@ -75,12 +76,12 @@ export async function streamEvents(runId, { onEvent, onGone, signal }) {
     try {
       response = await fetch(`/runs/${encodeURIComponent(runId)}/events`, { headers: h, signal });
     } catch (error) {
-      if (signal.aborted) return;
-      if (++failures > 5) { onGone?.(error); return; }
+      if (signal.aborted) return last;
+      if (++failures > 5) { onGone?.(error); return last; }
       await sleep(500 * failures, signal);
       continue;
     }
-    if (!response.ok) { onGone?.(await failure(response)); return; }
+    if (!response.ok) { onGone?.(await failure(response)); return last; }
     failures = 0;
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
@@ -103,15 +104,16 @@ export async function streamEvents(runId, { onEvent, onGone, signal }) {
         }
       }
     } catch (error) {
-      if (signal.aborted) return;
+      if (signal.aborted) return last;
     }
-    if (finished) return;
-    if (streamError && !streamError.retryable) { onGone?.(new Error(streamError.error)); return; }
+    if (finished) return last;
+    if (streamError && !streamError.retryable) { onGone?.(new Error(streamError.error)); return last; }
     // The server ends a stream without run_finished when the run is terminal and its
     // events are gone, or when it is shutting down: let the page fall back to polling.
-    if (!streamError) { onGone?.(null); return; }
+    if (!streamError) { onGone?.(null); return last; }
     await sleep(1000, signal);
   }
+  return last;
 }
 
 function parse(block) {

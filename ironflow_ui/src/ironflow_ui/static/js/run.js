@@ -38,6 +38,7 @@ export function runPage(main, runId) {
   let views = null;
   let pollTimer = null;
   let refetching = null;
+  let lastEventId = null;
 
   main.replaceChildren(h("p", { class: "muted" }, "Loading run…"));
 
@@ -229,7 +230,13 @@ export function runPage(main, runId) {
         const next = reply.run_id || reply.id || id;
         notify(`Resumed as run ${next}`, "info");
         if (next !== id) location.hash = `#/runs/${encodeURIComponent(next)}`;
-        else { state.eventsGone = false; start(); }
+        else {
+          // Resumed in place: follow it on from the last event this page saw.
+          state.status = "running";
+          state.runEnd = null;
+          state.eventsGone = false;
+          start(lastEventId);
+        }
       } else {
         await api(`/runs/${encodeURIComponent(id)}`, { method: "DELETE" });
         notify(`Deleted run ${id}`, "info");
@@ -329,9 +336,11 @@ export function runPage(main, runId) {
     views.timeline = new Timeline(timelineBox, state, (name) => select(name, false));
   }
 
-  function start() {
-    streamEvents(runId, {
+  /** Follow the events; a run that goes on after run_finished (resumed in place) is followed on. */
+  async function start(after = null) {
+    const last = lastEventId = await streamEvents(runId, {
       signal: controller.signal,
+      after,
       onEvent: enqueue,
       onGone: () => {
         state.eventsGone = true;
@@ -339,6 +348,12 @@ export function runPage(main, runId) {
         refetch().then(poll);
       },
     });
+    if (controller.signal.aborted || state.eventsGone) return;
+    await refetch();
+    if (state.record && !TERMINAL_RUN.has(state.record.status)) {
+      state.status = state.record.status;
+      start(last);
+    }
   }
 
   (async () => {
