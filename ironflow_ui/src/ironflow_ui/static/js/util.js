@@ -60,7 +60,6 @@ export function frameBatcher(fn) {
   };
 }
 
-let confirmResolve = null;
 /** Ask before acting, in an accessible modal dialog; resolves true when confirmed. */
 export function confirmAction(title, text, okLabel) {
   const dialog = document.getElementById("confirm");
@@ -69,9 +68,7 @@ export function confirmAction(title, text, okLabel) {
   document.getElementById("confirm-ok").textContent = okLabel;
   dialog.returnValue = "";
   return new Promise((resolve) => {
-    confirmResolve = resolve;
     dialog.addEventListener("close", () => {
-      confirmResolve = null;
       resolve(dialog.returnValue === "ok");
     }, { once: true });
     dialog.showModal();
