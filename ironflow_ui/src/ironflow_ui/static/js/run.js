@@ -89,7 +89,10 @@ export function runPage(main, runId) {
         state.attempts.set(ev.step, tries);
         break;
       case "task_succeeded": close("success"); break;
-      case "task_failed": close("failed"); if (ev.error) task.error = ev.error; break;
+      case "task_failed":
+        close("failed");
+        if (ev.error) { task.error = ev.error; if (open) open.error = ev.error; }
+        break;
       case "task_cancelled": close("cancelled"); break;
       case "task_skipped": task.status = "skipped"; break;
       case "task_retrying": task.status = "running"; task.attempt = ev.attempt ?? task.attempt; break;
@@ -192,7 +195,8 @@ export function runPage(main, runId) {
     ];
     if (tries.length > 1) {
       parts.push(h("h3", {}, "Attempts"), h("ol", {}, tries.map((a) =>
-        h("li", {}, `${a.status}, ${a.end ? duration(a.end - a.start) : "running"}`))));
+        h("li", {}, `${a.status}, ${a.end ? duration(a.end - a.start) : "running"}`,
+          a.error ? `: ${a.error}` : ""))));
     }
     if (t.error) parts.push(h("h3", {}, "Error"), h("pre", { class: "error-text", id: "step-error" }, t.error));
     if (t.output !== undefined && t.output !== null) parts.push(h("h3", {}, "Output"), jsonTree(t.output));
