@@ -20,6 +20,7 @@ PACKAGES = [
     "ironflow_store_redis",
     "ironflow_nodes_example",
     "ironflow_ui",
+    "ironflow_otel",
 ]
 
 

@@ -351,3 +351,82 @@ async def test_09_cache_context_keys_example(tmp_path: Path) -> None:
     assert ctx["cache_hit"] is True
     assert ctx["cache_key"] == "llm:demo-hash"
     assert (tmp_path / "ironflow-cache-context" / "llm_demo-hash.json").exists()
+
+
+# -- IRONFLOW_FS_ROOTS (beyond upstream) -----------------------------------------------
+
+
+def outside_roots(node: str, path: Path | str) -> str:
+    return f"{node}: '{path}' is outside the directories allowed by IRONFLOW_FS_ROOTS"
+
+
+async def test_file_cache_inside_the_roots_works(tmp_path: Path) -> None:
+    env = {"IRONFLOW_FS_ROOTS": str(tmp_path)}
+    base = {"key": "k", "backend": "file", "cache_dir": str(tmp_path / "c" / "d")}
+    await run_node("cache_set", {**base, "value": [1]}, env=env)
+    assert await run_node("cache_get", base, env=env) == {"cached_value": [1], "cache_hit": True}
+
+
+async def test_file_cache_refuses_a_cache_dir_outside_the_roots(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "k.json").write_text('{"value": "secret"}')
+    env = {"IRONFLOW_FS_ROOTS": str(root)}
+    for cache_dir in (str(outside), f"{root}/../outside"):
+        base = {"key": "k", "backend": "file", "cache_dir": cache_dir}
+        with pytest.raises(NodeError) as info:
+            await run_node("cache_get", base, env=env)
+        assert str(info.value) == outside_roots("cache_get", cache_dir)
+        with pytest.raises(NodeError) as info:
+            await run_node("cache_set", {**base, "value": "planted"}, env=env)
+        assert str(info.value) == outside_roots("cache_set", cache_dir)
+    assert (outside / "k.json").read_text() == '{"value": "secret"}'
+    assert sorted(p.name for p in outside.iterdir()) == ["k.json"]
+
+
+async def test_file_cache_follows_no_symlink_out_of_the_roots(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "k.json").write_text('{"value": "secret"}')
+    (root / "door").symlink_to(outside)  # the cache dir itself leads out
+    (root / "cache").mkdir()
+    (root / "cache" / "k.json").symlink_to(outside / "k.json")  # the entry leads out
+    env = {"IRONFLOW_FS_ROOTS": str(root)}
+    door = {"key": "k", "backend": "file", "cache_dir": str(root / "door")}
+    with pytest.raises(NodeError) as info:
+        await run_node("cache_get", door, env=env)
+    assert str(info.value) == outside_roots("cache_get", root / "door")
+    with pytest.raises(NodeError) as info:
+        await run_node("cache_set", {**door, "value": "planted"}, env=env)
+    assert str(info.value) == outside_roots("cache_set", root / "door")
+    entry = {"key": "k", "backend": "file", "cache_dir": str(root / "cache")}
+    with pytest.raises(NodeError, match=r"Failed to read cache file .*Too many levels"):
+        await run_node("cache_get", entry, env=env)
+    with pytest.raises(NodeError, match=r"Failed to write cache file .*Too many levels"):
+        await run_node("cache_set", {**entry, "value": "planted"}, env=env)
+    assert (outside / "k.json").read_text() == '{"value": "secret"}'
+
+
+async def test_base64_file_io_obeys_the_roots(tmp_path: Path) -> None:
+    """Siblings of the cache: ``base64_encode.file`` and ``base64_decode.output_file``."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    (root / "door").symlink_to(outside)
+    (root / "in.txt").write_text("hi")
+    env = {"IRONFLOW_FS_ROOTS": str(root)}
+    out = await run_node("base64_encode", {"file": str(root / "in.txt")}, env=env)
+    assert out == {"base64_encoded": "aGk="}
+    for path in (outside / "secret.txt", root / "door" / "secret.txt"):
+        with pytest.raises(NodeError) as info:
+            await run_node("base64_encode", {"file": str(path)}, env=env)
+        assert str(info.value) == outside_roots("base64_encode", path)
+        with pytest.raises(NodeError) as info:
+            await run_node("base64_decode", {"input": "aGk=", "output_file": str(path)}, env=env)
+        assert str(info.value) == outside_roots("base64_decode", path)
+    assert (outside / "secret.txt").read_text() == "secret"
+    await run_node("base64_decode", {"input": "aGk=", "output_file": str(root / "o.txt")}, env=env)
+    assert (root / "o.txt").read_text() == "hi"

@@ -167,20 +167,81 @@ async def test_set_but_empty_policy_allows_nothing(call, make_ctx, layout):
         await call("read_file", {"path": str(root / "in.txt")}, ctx)
 
 
-async def test_descriptor_check_catches_what_a_path_check_missed(layout):
-    """After opening, the descriptor's real location is checked again (a swapped symlink)."""
-    from ironflow_nodes_fs.policy import FsRoots
+async def test_symlinks_that_stay_inside_the_roots_still_work(call, confined, layout):
+    root, _ = layout
+    (root / "real").mkdir()
+    (root / "real" / "f.txt").write_text("via link")
+    (root / "rel").symlink_to("real")  # relative directory link
+    (root / "abs").symlink_to(root / "real")  # absolute directory link
+    (root / "leaf.txt").symlink_to(root / "real" / "f.txt")
+    for path in (root / "rel" / "f.txt", root / "abs" / "f.txt"):
+        assert (await call("read_file", {"path": str(path)}, confined))["file_content"] == (
+            "via link"
+        )
+    await call("write_file", {"path": str(root / "rel" / "w.txt"), "content": "w"}, confined)
+    assert (root / "real" / "w.txt").read_text() == "w"
+    await call(
+        "copy_file", {"source": str(root / "leaf.txt"), "destination": str(root / "c.txt")},
+        confined,
+    )
+    assert (root / "c.txt").read_text() == "via link"
 
-    root, outside = layout
-    roots = FsRoots((str(root),))
-    fd = os.open(outside, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        with pytest.raises(NodeError, match="IRONFLOW_FS_ROOTS"):
-            roots.check_fd("read_file", fd, str(root / "looked-safe"))
-    finally:
-        os.close(fd)
-    inside = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        roots.check_fd("read_file", inside, str(root))
-    finally:
-        os.close(inside)
+
+async def test_a_symlink_loop_is_an_os_error_not_a_hang(call, confined, layout):
+    root, _ = layout
+    (root / "a").symlink_to("b")
+    (root / "b").symlink_to("a")
+    with pytest.raises(NodeError) as info:
+        await call("read_file", {"path": str(root / "a" / "x")}, confined)
+    assert "Too many levels of symbolic links (os error 40)" in str(info.value)
+    assert "[Errno" not in str(info.value)
+
+
+@pytest.mark.parametrize("node, config, cap, message", [
+    ("list_directory", {"max_entries": 100_000}, ("DIRECTORY_ENTRIES", "2"),
+     "entry count exceeds limit 2"),
+    ("list_directory", {"max_depth": 99, "recursive": True}, ("DIRECTORY_DEPTH", "1"),
+     "depth 2 exceeds limit 1"),
+    ("zip_list", {"max_entries": 100_000}, ("ZIP_ENTRIES", "2"), "exceeds limit 2"),
+    ("zip_extract", {"max_entries": 100_000}, ("ZIP_ENTRIES", "2"), "exceeds limit 2"),
+    ("zip_extract", {"max_total_uncompressed_bytes": 10**12},
+     ("ZIP_UNCOMPRESSED_BYTES", "4"), "limit 4"),
+    ("zip_create", {"max_entries": 100_000}, ("ZIP_ENTRIES", "2"), "exceeds limit 2"),
+], ids=["list-entries", "list-depth", "zip_list-entries", "extract-entries", "extract-bytes",
+        "create-entries"])
+async def test_node_parameters_cannot_raise_the_operators_caps(
+    call, make_ctx, tmp_path, node, config, cap, message
+):
+    tree = tmp_path / "tree"
+    (tree / "sub" / "deeper").mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (tree / name).write_text("12345")
+    with zipfile.ZipFile(tmp_path / "z.zip", "w") as archive:
+        for name in ("a", "b", "c"):
+            archive.writestr(name, "12345")
+    ctx = make_ctx(env={f"IRONFLOW_MAX_{cap[0]}": cap[1]})
+    paths = {
+        "list_directory": {"path": str(tree)},
+        "zip_list": {"path": str(tmp_path / "z.zip")},
+        "zip_extract": {"path": str(tmp_path / "z.zip"), "destination": str(tmp_path / "x")},
+        "zip_create": {"source": str(tree), "zip_path": str(tmp_path / "o.zip")},
+    }
+    with pytest.raises(NodeError, match=message):
+        await call(node, {**paths[node], **config}, ctx)
+
+
+async def test_node_parameters_may_lower_the_operators_caps(call, make_ctx, tmp_path):
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_text("x")
+    with pytest.raises(NodeError, match="entry count exceeds limit 1"):
+        await call("list_directory", {"path": str(tmp_path), "max_entries": 1}, make_ctx())
+
+
+async def test_a_root_itself_can_be_listed_and_archived(call, confined, layout, tmp_path):
+    root, _ = layout
+    listed = await call("list_directory", {"path": str(root)}, confined)
+    assert [e["name"] for e in listed["files"]] == ["in.txt"]
+    out = await call(
+        "zip_create", {"source": str(root), "zip_path": str(root / "all.zip")}, confined
+    )
+    assert out["zip_create_files"] == 1

@@ -1,4 +1,4 @@
-"""A small HTTP/1.1 server on 127.0.0.1, run by trio inside the test's own run.
+"""A small HTTP/1.1 server on 127.0.0.1 (or another loopback address), run by trio inside the test's own run.
 
 Running in the same trio run as the client keeps loopback I/O free of real
 waits, so tests may use the autojump clock: a handler's ``trio.sleep(100)``
@@ -49,14 +49,15 @@ def json_answer(
 class LoopbackServer:
     """Route table + request log; start with ``await nursery.start(server.serve)``."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
         self.routes: dict[str, Handler] = {}
         self.seen: list[Seen] = []
-        self.port = 0
+        self.port = port
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -68,7 +69,7 @@ class LoopbackServer:
         return sum(1 for seen in self.seen if seen.target.split("?")[0] == path)
 
     async def serve(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        listeners = await trio.open_tcp_listeners(self.port, host=self.host)
         self.port = listeners[0].socket.getsockname()[1]
         task_status.started()
         await trio.serve_listeners(self._connection, listeners)

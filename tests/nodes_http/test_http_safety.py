@@ -243,19 +243,6 @@ async def test_http_10_private_network_allowed_by_default(server, make_ctx):
     assert out["http_status"] == 200
 
 
-async def test_http_10_redirect_hop_checked_by_the_exchange(server, make_ctx):
-    # The first hop's check lives in the node (above); this drives the transport
-    # directly so a loopback server can issue a redirect to a private address.
-    from ironflow_nodes_http import transport
-    from ironflow_nodes_http.policy import RedirectPolicy
-
-    server.route("/start", redirect_to("http://[::ffff:10.0.0.1]/internal"))
-    request = transport.Outgoing("GET", server.url("/start"), (("Accept", "*/*"),))
-    policy = RedirectPolicy(block_private_network=True, allow_cross_origin=True)
-    with pytest.raises(transport.TransportError, match="private network address is blocked"):
-        await transport.exchange(make_ctx().services, request, policy, 1024)
-
-
 def _loopback_hostname() -> str | None:
     """A DNS name of this machine that resolves to 127.0.0.1 (not literal, so not blocked)."""
     name = socket.gethostname()
@@ -266,19 +253,14 @@ def _loopback_hostname() -> str | None:
 
 
 @pytest.mark.skipif(_loopback_hostname() is None, reason="hostname does not resolve to 127.0.0.1")
-async def test_http_10_node_blocks_a_redirect_to_a_private_literal(server, make_ctx):
+async def test_http_10_a_system_name_resolving_to_loopback_is_blocked(server, make_ctx):
+    """The real resolver, no test hook: this machine's own name is 127.0.0.1."""
     host = _loopback_hostname()
-    server.route("/start", redirect_to(server.url("/internal")))
-    server.route("/internal", json_answer("{}"))
+    server.route("/start", json_answer("{}"))
     url = f"http://{host}:{server.port}/start"
-    with pytest.raises(NodeError, match="redirect to a private network address is blocked"):
-        await run_node(
-            make_ctx(),
-            "http_get",
-            {"url": url, "block_private_network": True, "allow_cross_origin_redirects": True},
-        )
-    assert server.hits("/start") == 1
-    assert server.hits("/internal") == 0
+    with pytest.raises(NodeError, match="blocked: target is a private network address"):
+        await run_node(make_ctx(), "http_get", {"url": url, "block_private_network": True})
+    assert server.hits("/start") == 0
 
 
 # -- body limit (HTTP-5) -------------------------------------------------------------------------

@@ -57,18 +57,21 @@ async def test_policy_absolute_entry_admits_that_file_by_path_or_by_name(make_ct
         await run(ctx, cmd="printf", args=["c"])
 
 
-async def test_policy_checks_the_program_found_on_the_childs_path(make_ctx, tmp_path):
-    """A PATH override in ``env`` cannot smuggle another ``echo`` past an absolute entry."""
-    real_echo = shutil.which("echo")
-    fake_dir = tmp_path / "bin"
-    fake_dir.mkdir()
-    fake = fake_dir / "echo"
+async def test_policy_resolves_a_bare_name_with_the_operators_path(make_ctx, tmp_path):
+    """The flow's ``cwd`` cannot plant another ``echo`` through a relative PATH entry."""
+    fake = tmp_path / "echo"
     fake.write_text("#!/bin/sh\nprintf fake\n")
     fake.chmod(0o755)
-    ctx = make_ctx(env={"IRONFLOW_SHELL_ALLOW": str(real_echo)})
+    ctx = make_ctx(env={"IRONFLOW_SHELL_ALLOW": "echo", "PATH": f".{os.pathsep}/usr/bin:/bin"})
+    out = await run(ctx, cmd="echo", args=["real"], cwd=str(tmp_path))
+    assert out["shell_stdout"] == "real\n"
+
+
+async def test_policy_name_missing_from_the_operators_path_is_a_spawn_error(make_ctx, tmp_path):
+    ctx = make_ctx(env={"IRONFLOW_SHELL_ALLOW": "no-such-tool", "PATH": str(tmp_path)})
     with pytest.raises(NodeError) as info:
-        await run(ctx, cmd="echo", env={"PATH": f"{fake_dir}{os.pathsep}/usr/bin:/bin"})
-    assert str(info.value) == refused("echo")
+        await run(ctx, cmd="no-such-tool")
+    assert str(info.value) == "No such file or directory (os error 2)"
 
 
 async def test_policy_relative_path_is_resolved_against_cwd(make_ctx, tmp_path):

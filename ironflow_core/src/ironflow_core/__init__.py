@@ -15,11 +15,16 @@ from ironflow_core.errors import (
     NodeFailure,
     StoreError,
 )
+from ironflow_core.fsroots import FsRoots, split_leaf
+from ironflow_core.fsroots import open_dir as open_confined_dir
+from ironflow_core.fsroots import open_parent as open_confined_parent
 from ironflow_core.hookspecs import hookimpl
 from ironflow_core.model import (
     Event,
     EventType,
     FlowDefinition,
+    ProcessEvent,
+    ProcessEventType,
     RunRecord,
     RunStatus,
     StepSpec,
@@ -29,6 +34,7 @@ from ironflow_core.model import (
 from ironflow_core.specs import (
     CommandSpec,
     FlowSource,
+    HeaderSpec,
     LoaderSpec,
     LoadOptions,
     NodeSpec,
@@ -47,12 +53,16 @@ __all__ = [
     "FlowLoadError",
     "FlowSource",
     "FlowValidationError",
+    "FsRoots",
+    "HeaderSpec",
     "IronflowError",
     "LoadOptions",
     "LoaderSpec",
     "NodeError",
     "NodeFailure",
     "NodeSpec",
+    "ProcessEvent",
+    "ProcessEventType",
     "RouteSpec",
     "RunObserver",
     "RunRecord",
@@ -66,4 +76,7 @@ __all__ = [
     "TaskStatus",
     "__version__",
     "hookimpl",
+    "open_confined_dir",
+    "open_confined_parent",
+    "split_leaf",
 ]

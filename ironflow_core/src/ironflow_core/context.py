@@ -7,6 +7,7 @@ layered on top without touching it (ENG-31).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ from ironflow_core.interpolate import interpolate
 
 if TYPE_CHECKING:
     from ironflow_core.services import RunServices
+
+log = logging.getLogger("ironflow.engine")
 
 
 class NodeContext(Mapping[str, Any]):
@@ -65,6 +68,23 @@ class NodeContext(Mapping[str, Any]):
     @property
     def run_id(self) -> str:
         return self.services.run_id
+
+    def outgoing_headers(self, url: str) -> list[tuple[str, str]]:
+        """Headers plugins add to a request this step sends (``ironflow_register_outgoing_headers``).
+
+        A provider that raises or returns something other than string pairs
+        is logged and skipped: it never fails the step.
+        """
+        result: list[tuple[str, str]] = []
+        for spec in self.services.registry.outgoing_headers:
+            try:
+                headers = spec.headers(self, url)
+                for name, value in (headers or {}).items():
+                    if isinstance(name, str) and isinstance(value, str):
+                        result.append((name, value))
+            except Exception:
+                log.warning("outgoing header provider '%s' failed", spec.name, exc_info=True)
+        return result
 
     def interpolate(self, template: str) -> str:
         """Render ``${ctx...}`` placeholders against this context (CONTRACT §3)."""

@@ -26,6 +26,7 @@ import pluggy
 
 from ironflow_core.specs import (
     CommandSpec,
+    HeaderSpec,
     LoaderSpec,
     NodeSpec,
     RouteSpec,
@@ -124,6 +125,23 @@ def ironflow_register_commands() -> Iterable[CommandSpec]:  # type: ignore[empty
         @hookimpl
         def ironflow_register_commands():
             return [CommandSpec(name="hello", command=hello)]
+    """
+
+
+@hookspec
+def ironflow_register_outgoing_headers() -> Iterable[HeaderSpec]:  # type: ignore[empty-body]
+    """Return header providers for the requests nodes send to other services.
+
+    Each ``HeaderSpec.headers(ctx, url)`` is asked, per outgoing request, for
+    headers to add (``ctx`` is the step's ``NodeContext``). Nodes collect them
+    with ``ctx.outgoing_headers(url)``; the HTTP nodes do, and a header the
+    flow configured itself always wins. Tracing uses it for ``traceparent``.
+
+    Example::
+
+        @hookimpl
+        def ironflow_register_outgoing_headers():
+            return [HeaderSpec(name="trace", headers=lambda ctx, url: {"x-run": ctx.run_id})]
     """
 
 

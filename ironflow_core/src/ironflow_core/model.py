@@ -269,6 +269,10 @@ class Event:
     duration_ms: int | None = None
     error: str | None = None
     reason: str | None = None
+    parent_run_id: str | None = None
+    """Set on the events of a child run (subworkflow, parallel_subworkflows): the parent's run."""
+    parent_step: str | None = None
+    """With ``parent_run_id``: the parent step that started the child run."""
 
     def to_json(self) -> dict[str, Any]:
         data = {"id": self.id, "run_id": self.run_id, "type": str(self.type),
@@ -279,3 +283,39 @@ class Event:
             if value is not None:
                 data[key] = value
         return data
+
+
+class ProcessEventType(enum.StrEnum):
+    """What happens to a process's work outside the steps of one run (observer methods)."""
+
+    ADMISSION_DECIDED = "admission_decided"
+    """A run or flow load was admitted or refused: ``resource``, ``outcome``."""
+    ADMISSION_RELEASED = "admission_released"
+    """An admitted ``resource`` finished and gave its slot back."""
+    SCHEDULE_DECIDED = "schedule_decided"
+    """The final decision for one due schedule occurrence: ``schedule``, ``outcome``."""
+    LEASE_CHANGED = "lease_changed"
+    """A run-owner lease was renewed or lost, or reconciliation failed: ``outcome``."""
+    STORE_FAILED = "store_failed"
+    """A store operation raised: ``store``, ``operation``, ``outcome`` (the error kind)."""
+
+
+@attrs.frozen
+class ProcessEvent:
+    """One process-level event; ``outcome`` always comes from a fixed vocabulary.
+
+    Vocabularies: admission ``accepted``/``at_capacity``/``draining``;
+    schedule ``fired``/``not_claimed``/``late``/``at_capacity``/``failed``/``claim_failed``;
+    lease ``renewed``/``lost``/``error``/``reconciliation_failed``; store failures
+    ``invalid_input``/``not_found``/``conflict``/``corruption``/``backend``.
+    """
+
+    type: ProcessEventType
+    outcome: str
+    timestamp: str
+    resource: str | None = None
+    run_id: str | None = None
+    schedule: str | None = None
+    store: str | None = None
+    operation: str | None = None
+    detail: str | None = None

@@ -17,6 +17,7 @@ from ironflow_core.errors import PluginConflictError
 from ironflow_core.plugins import PluginRecord, load_plugins
 from ironflow_core.specs import (
     CommandSpec,
+    HeaderSpec,
     LoaderSpec,
     NodeSpec,
     RouteSpec,
@@ -35,6 +36,8 @@ class Registry:
     plugins: tuple[PluginRecord, ...]
     node_providers: Mapping[str, str]
     """node name -> plugin name."""
+    outgoing_headers: tuple[HeaderSpec, ...] = ()
+    """Providers of headers for the requests nodes send (``NodeContext.outgoing_headers``)."""
     routes: tuple[RouteSpec, ...] = ()
     """HTTP routes for ``ironflow serve``, each plain route wrapped in a non-public spec."""
 
@@ -179,9 +182,15 @@ def build_registry(
         commands.append(command)
         records[plugin].provides.append(f"command:{command.name}")
 
+    header_specs = []
+    for plugin, spec in _collect(pm, "ironflow_register_outgoing_headers", records, HeaderSpec):
+        header_specs.append(spec)
+        records[plugin].provides.append(f"headers:{spec.name}")
+
     routes = _collect_routes(pm, records)
 
     return Registry(
+        outgoing_headers=tuple(header_specs),
         nodes=dict(sorted(nodes.items())),
         stores=stores,
         loaders=tuple(loaders),

@@ -17,10 +17,11 @@ import attrs
 from ironflow_core.settings import EngineLimits, LuaLimits
 
 if TYPE_CHECKING:
-    from ironflow_core.model import FlowDefinition, RunRecord
+    from ironflow_core.model import RunRecord
     from ironflow_core.registry import Registry
 
-ChildRunner = Callable[["FlowDefinition", dict[str, Any]], Awaitable["RunRecord"]]
+ChildRunner = Callable[..., Awaitable["RunRecord"]]
+"""``await run_child(flow, context, parent_step=<the calling step>)``."""
 
 
 @attrs.define

@@ -127,3 +127,32 @@ def read_env_var(env: Mapping[str, str], name: str) -> str | None:
     if allowed is not None and name not in allowed:
         return None
     return env.get(name)
+
+
+def is_server_secret(name: str) -> bool:
+    """A setting the server holds as a credential, never handed to a flow's programs.
+
+    ``IRONFLOW_API_KEY``, any other ``IRONFLOW_*`` name that says it is a key,
+    secret, token or password, and any ``*_SECRET`` name (how webhook
+    signature secrets are named, e.g. ``GITHUB_WEBHOOK_SECRET``).
+    """
+    upper = name.upper()
+    if upper.endswith("_SECRET"):
+        return True
+    return upper.startswith("IRONFLOW_") and any(
+        word in upper for word in ("KEY", "SECRET", "TOKEN", "PASSWORD")
+    )
+
+
+def child_process_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment a node's child process inherits from the run.
+
+    The same names ``env()`` may read (``IRONFLOW_ENV_ALLOWLIST``, DSL-62),
+    minus the server's own secrets.
+    """
+    allowed = env_allowlist(env)
+    return {
+        name: value
+        for name, value in env.items()
+        if (allowed is None or name in allowed) and not is_server_secret(name)
+    }

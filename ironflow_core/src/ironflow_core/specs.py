@@ -193,10 +193,40 @@ class RunObserver:
     block: hand work to a channel if it is slow. An exception is logged and
     ignored (ENG-162). Method names are the event types: ``run_started``,
     ``run_finished``, ``context_updated``, ``task_started``, ``task_succeeded``,
-    ``task_failed``, ``task_skipped``, ``task_cancelled``, ``task_retrying``.
+    ``task_failed``, ``task_skipped``, ``task_cancelled``, ``task_retrying``
+    (each taking an ``Event``; a child run's events carry ``parent_run_id``
+    and ``parent_step``), and the process events ``admission_decided``,
+    ``admission_released``, ``schedule_decided``, ``lease_changed`` and
+    ``store_failed`` (each taking a ``ProcessEvent``).
     """
 
     def run_started(self, event: Event) -> None: ...  # pragma: no cover
+
+
+OutgoingHeaders = Callable[["NodeContext", str], "Mapping[str, str] | None"]
+"""``headers(ctx, url) -> {name: value}`` for one outgoing request of a step."""
+
+
+@attrs.frozen
+class HeaderSpec:
+    """Headers a plugin adds to the requests nodes send (trace context, tenant tags).
+
+    ``headers(ctx, url)`` is called synchronously for every outgoing request
+    of a node that honours this hook (the HTTP nodes do), with the step's
+    ``NodeContext`` and the request URL; it returns the headers to add, or
+    ``None``. A header the flow set itself is never replaced. It must be quick
+    and must not raise (an exception is logged and the request goes on).
+
+    Example::
+
+        def tenant(ctx, url):
+            return {"x-tenant": ctx.services.env.get("TENANT", "dev")}
+
+        HeaderSpec(name="tenant", headers=tenant)
+    """
+
+    name: str
+    headers: OutgoingHeaders
 
 
 @attrs.frozen

@@ -24,7 +24,7 @@ from ironflow_core.errors import NodeError
 from ironflow_core.params import source_value, strict_bool
 from ironflow_nodes_fs.arguments import optional_str, required_str
 from ironflow_nodes_fs.limits import max_file_bytes
-from ironflow_nodes_fs.policy import FsRoots, check_path, split_leaf
+from ironflow_nodes_fs.policy import FsRoots, open_confined_parent, split_leaf
 from ironflow_nodes_fs.safeio import RootedDir, StagedFile, open_regular, os_text
 from ironflow_nodes_fs.streams import copy_bounded
 
@@ -230,8 +230,9 @@ def _prepare_write(
 ) -> _Destination:
     """Open the parent (created if missing) and the old file in append mode,
     check the final size, create the temp sibling."""
-    check_path(roots, "write_file", path, follow_leaf=False)
-    root = RootedDir.open(parent, "write_file", roots=roots, create=True, follow_root=True)
+    root = RootedDir.open(
+        parent, "write_file", roots=roots, create=True, follow_root=True, shown=path
+    )
     try:
         return _stage_write(root, leaf, path, append=append, incoming=incoming, max_bytes=max_bytes)
     finally:
@@ -359,8 +360,9 @@ def _stage_copy(source: str, destination: str, roots: FsRoots | None) -> tuple[i
     src_fd = open_regular(source, "copy_file", roots=roots, follow=True)
     try:
         mode = stat.S_IMODE(os.fstat(src_fd).st_mode) & 0o777
-        check_path(roots, "copy_file", destination, follow_leaf=False)
-        root = RootedDir.open(parts[0], "copy_file", roots=roots, create=False, follow_root=True)
+        root = RootedDir.open(
+            parts[0], "copy_file", roots=roots, create=False, follow_root=True, shown=destination
+        )
         try:
             staged = StagedFile.create(
                 os.dup(root.fd),
@@ -406,14 +408,28 @@ async def run_copy_file(ctx: NodeContext, config: TransferConfig) -> dict[str, A
 
 
 def _rename(source: str, destination: str, roots: FsRoots | None) -> None:
-    check_path(roots, "move_file", source, follow_leaf=False)
-    check_path(roots, "move_file", destination, follow_leaf=False)
-    try:
-        os.rename(source, destination)
-    except OSError as error:
-        raise NodeError(
+    def failed(error: OSError) -> NodeError:
+        return NodeError(
             f"move_file: failed to move '{source}' to '{destination}': {os_text(error)}"
-        ) from None
+        )
+
+    try:
+        src_dir, src_leaf = open_confined_parent(roots, source, "move_file")
+    except OSError as error:
+        raise failed(error) from None
+    try:
+        try:
+            dst_dir, dst_leaf = open_confined_parent(roots, destination, "move_file")
+        except OSError as error:
+            raise failed(error) from None
+        try:
+            os.rename(src_leaf, dst_leaf, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
+        except OSError as error:
+            raise failed(error) from None
+        finally:
+            os.close(dst_dir)
+    finally:
+        os.close(src_dir)
 
 
 async def run_move_file(ctx: NodeContext, config: TransferConfig) -> dict[str, Any]:
@@ -429,11 +445,16 @@ async def run_move_file(ctx: NodeContext, config: TransferConfig) -> dict[str, A
 
 
 def _unlink(path: str, roots: FsRoots | None) -> None:
-    check_path(roots, "delete_file", path, follow_leaf=False)
     try:
-        os.unlink(path)
+        parent, leaf = open_confined_parent(roots, path, "delete_file")
     except OSError as error:
         raise NodeError(f"delete_file: failed to delete '{path}': {os_text(error)}") from None
+    try:
+        os.unlink(leaf, dir_fd=parent)
+    except OSError as error:
+        raise NodeError(f"delete_file: failed to delete '{path}': {os_text(error)}") from None
+    finally:
+        os.close(parent)
 
 
 async def run_delete_file(ctx: NodeContext, config: DeleteFileConfig) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Size, count and depth limits of the file nodes (Appendix A, §5.5, §5.6).
 
-Operator defaults come from the run's environment; a node's own lenient
-``max_*`` parameters override them, where ``0`` or an invalid value means
-"use the default" (except ``max_depth``, where ``0`` is a real limit).
+Operator caps come from the run's environment. A node's own lenient ``max_*``
+parameters may lower a cap, never raise it: the smaller of the two applies.
+``0`` or an invalid value means "use the operator's cap" (except
+``max_depth``, where ``0`` is a real limit).
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ def _default_depth(env: Mapping[str, str]) -> int:
     return lenient_positive_int(env, "IRONFLOW_MAX_DIRECTORY_DEPTH", DEFAULT_DIRECTORY_DEPTH)
 
 
-def _positive_or(ctx: Any, value: Any, default: int) -> int:
-    return lenient_u64(ctx, value, 0) or default
+def _positive_or(ctx: Any, value: Any, cap: int) -> int:
+    return min(lenient_u64(ctx, value, 0) or cap, cap)
+
+
+def _depth(ctx: Any, value: Any, cap: int) -> int:
+    return min(lenient_u64(ctx, value, cap), cap)
 
 
 @attrs.frozen
@@ -47,7 +52,7 @@ def directory_limits(ctx: Any, max_entries: Any, max_depth: Any) -> DirectoryLim
     )
     return DirectoryLimits(
         max_entries=_positive_or(ctx, max_entries, default_entries),
-        max_depth=lenient_u64(ctx, max_depth, _default_depth(env)),
+        max_depth=_depth(ctx, max_depth, _default_depth(env)),
     )
 
 
@@ -68,7 +73,7 @@ def zip_limits(
             max_entries,
             lenient_positive_int(env, "IRONFLOW_MAX_ZIP_ENTRIES", DEFAULT_ZIP_ENTRIES),
         ),
-        max_depth=lenient_u64(ctx, max_depth, _default_depth(env)),
+        max_depth=_depth(ctx, max_depth, _default_depth(env)),
         max_total_uncompressed_bytes=_positive_or(
             ctx,
             max_total_uncompressed_bytes,

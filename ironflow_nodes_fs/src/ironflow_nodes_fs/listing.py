@@ -20,7 +20,7 @@ from ironflow_core.errors import NodeError
 from ironflow_core.params import lenient_bool
 from ironflow_nodes_fs.arguments import key_or, required_str
 from ironflow_nodes_fs.limits import DirectoryLimits, directory_limits
-from ironflow_nodes_fs.policy import FsRoots, check_fd, check_path
+from ironflow_nodes_fs.policy import FsRoots, open_confined_dir
 from ironflow_nodes_fs.safeio import lossy, os_text
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -52,19 +52,12 @@ def _too_many(limits: DirectoryLimits) -> NodeError:
 
 
 def _open_root(path: str, roots: FsRoots | None) -> int:
-    check_path(roots, "list_directory", path, follow_leaf=True)
     try:
-        fd = os.open(path, _DIR_FLAGS)
+        return open_confined_dir(roots, path, "list_directory")
     except OSError as error:
         raise NodeError(
             f"list_directory: failed to read directory '{path}': {os_text(error)}"
         ) from None
-    try:
-        check_fd(roots, "list_directory", fd, path)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def _open_child(parent: int, name: str, shown: str) -> int:

@@ -2,9 +2,11 @@
 
 Reads open with ``O_NOFOLLOW | O_NONBLOCK`` and check the opened handle, so a
 FIFO or a device is refused without ever blocking and without a race between a
-check and the open (RF-1). Writes go through ``RootedDir``: a directory opened
-once, below which every component is opened relative to its parent with
-``O_NOFOLLOW | O_DIRECTORY``, and ``StagedFile``: a ``.ironflow-<uuid>.tmp``
+check and the open (RF-1). Under ``IRONFLOW_FS_ROOTS`` every path is reached by
+the core's descriptor walk (``ironflow_core.fsroots``) and the leaf is opened
+relative to its parent's descriptor. Writes go through ``RootedDir``: a
+directory opened once, below which every component is opened relative to its
+parent with ``O_NOFOLLOW | O_DIRECTORY``, and ``StagedFile``: a ``.ironflow-<uuid>.tmp``
 sibling that is written, fsynced and renamed (or hard-linked, when overwriting
 is not allowed) over the destination, or removed on failure (WF-4, ZX-2).
 
@@ -20,7 +22,7 @@ import uuid
 from typing import BinaryIO
 
 from ironflow_core.errors import NodeError
-from ironflow_nodes_fs.policy import FsRoots, check_fd, check_path
+from ironflow_nodes_fs.policy import FsRoots, open_confined_dir, open_confined_parent
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
@@ -55,20 +57,30 @@ def open_regular(
     descriptor the caller closes.
     """
     shown = path if shown is None else shown
-    if dir_fd is None:
-        check_path(roots, what, path, follow_leaf=follow)
     flags = _READ_FLAGS | (0 if follow else os.O_NOFOLLOW)
+    parent: int | None = None
+    name = path
+    if dir_fd is None and roots is not None:
+        try:
+            parent, name = open_confined_parent(roots, path, what, follow_leaf=follow)
+        except OSError as error:
+            raise NodeError(
+                f"{what}: failed to read '{shown}': failed to open file: {os_text(error)}"
+            ) from None
+        dir_fd, flags = parent, flags | os.O_NOFOLLOW  # the walk resolved the leaf already
     try:
-        fd = os.open(path, flags, dir_fd=dir_fd)
+        fd = os.open(name, flags, dir_fd=dir_fd)
     except OSError as error:
         raise NodeError(
             f"{what}: failed to read '{shown}': failed to open file: {os_text(error)}"
         ) from None
+    finally:
+        if parent is not None:
+            os.close(parent)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise NodeError(f"{what}: '{shown}' is not a regular file")
-        check_fd(roots, what, fd, shown)
     except BaseException:
         os.close(fd)
         raise
@@ -121,6 +133,7 @@ class RootedDir:
         roots: FsRoots | None,
         create: bool,
         follow_root: bool,
+        shown: str | None = None,
     ) -> RootedDir:
         """Open ``path`` as the root, creating missing components when ``create``.
 
@@ -128,7 +141,14 @@ class RootedDir:
         layout); the root itself may only be one when ``follow_root``.
         """
         path = path or "."
-        check_path(roots, operation, path, follow_leaf=follow_root)
+        if roots is not None:
+            try:
+                fd = open_confined_dir(roots, path, operation, create=create, shown=shown)
+                return cls(fd, operation)
+            except OSError as error:
+                raise NodeError(
+                    f"{operation}: failed to open directory '{path}': {os_text(error)}"
+                ) from None
         cursor = path
         missing: list[str] = []
         while True:
@@ -166,7 +186,6 @@ class RootedDir:
                 f"{operation}: failed to open destination anchor '{anchor}': {os_text(error)}"
             ) from None
         try:
-            check_fd(roots, operation, fd, path)
             for name in reversed(missing):
                 child = open_or_create_dir(fd, name, operation)
                 os.close(fd)

@@ -26,7 +26,12 @@ from ironflow_core.errors import NodeError
 from ironflow_core.params import lenient_bool
 from ironflow_nodes_fs.arguments import key_or, required_str
 from ironflow_nodes_fs.limits import ZipLimits, zip_limits
-from ironflow_nodes_fs.policy import FsRoots, check_path, split_leaf
+from ironflow_nodes_fs.policy import (
+    FsRoots,
+    open_confined_dir,
+    open_confined_parent,
+    split_leaf,
+)
 from ironflow_nodes_fs.safeio import RootedDir, StagedFile, open_regular, os_text
 from ironflow_nodes_fs.streams import copy_bounded
 from ironflow_nodes_fs.zipcheck import (
@@ -299,9 +304,21 @@ class _Walk:
 
 def _inspect_source(source: str, walk: _Walk, roots: FsRoots | None) -> list[_Source] | None:
     """A single-file source as its one entry, or None when it is a directory."""
-    check_path(roots, "zip_create", source, follow_leaf=False)
     try:
-        info = os.lstat(source)
+        if roots is None:
+            info = os.lstat(source)
+        else:
+            try:
+                parent, leaf = open_confined_parent(roots, source, "zip_create")
+            except NodeError:
+                # No leaf to stat below a root: the source is a root itself (or
+                # ends in ``..``); it is a directory if the walk opens it as one.
+                os.close(open_confined_dir(roots, source, "zip_create"))
+                return None
+            try:
+                info = os.stat(leaf, dir_fd=parent, follow_symlinks=False)
+            finally:
+                os.close(parent)
     except OSError as error:
         raise NodeError(f"zip_create: failed to inspect '{source}': {os_text(error)}") from None
     if stat.S_ISLNK(info.st_mode):
@@ -316,12 +333,27 @@ def _inspect_source(source: str, walk: _Walk, roots: FsRoots | None) -> list[_So
 
 
 def _scan_source_dir(
-    directory: str, prefix: str, depth: int, walk: _Walk
+    directory: str, prefix: str, depth: int, walk: _Walk, roots: FsRoots | None
 ) -> tuple[list[_Source], list[tuple[str, str, int]]]:
     """Files of one directory (sorted) and its subdirectories to visit next."""
+    try:
+        fd = open_confined_dir(roots, directory, "zip_create")
+    except OSError as error:
+        raise NodeError(
+            f"zip_create: failed to read directory '{directory}': {os_text(error)}"
+        ) from None
+    try:
+        return _scan_open_dir(fd, directory, prefix, depth, walk)
+    finally:
+        os.close(fd)
+
+
+def _scan_open_dir(
+    fd: int, directory: str, prefix: str, depth: int, walk: _Walk
+) -> tuple[list[_Source], list[tuple[str, str, int]]]:
     names: list[str] = []
     try:
-        with os.scandir(directory) as iterator:
+        with os.scandir(fd) as iterator:
             for item in iterator:
                 walk.visited += 1
                 if walk.visited > walk.limits.max_entries:
@@ -344,7 +376,7 @@ def _scan_source_dir(
             archive_name = f"{prefix}/{archive_name}"
         path = os.path.join(directory, name)
         try:
-            info = os.lstat(path)
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
         except OSError as error:
             raise NodeError(f"zip_create: failed to inspect '{path}': {os_text(error)}") from None
         if stat.S_ISLNK(info.st_mode):
@@ -380,7 +412,7 @@ async def _collect_sources(
     while pending:
         directory, directory_prefix, depth = pending.pop()
         found, subdirectories = await trio.to_thread.run_sync(
-            _scan_source_dir, directory, directory_prefix, depth, walk
+            _scan_source_dir, directory, directory_prefix, depth, walk, roots
         )
         files.extend(found)
         pending.extend(reversed(subdirectories))
@@ -391,8 +423,9 @@ def _stage_archive(zip_path: str, roots: FsRoots | None) -> StagedFile:
     parts = split_leaf(zip_path)
     if parts is None:
         raise NodeError("zip_create: output path has no file name")
-    check_path(roots, "zip_create", zip_path, follow_leaf=False)
-    root = RootedDir.open(parts[0], "zip_create", roots=roots, create=True, follow_root=True)
+    root = RootedDir.open(
+        parts[0], "zip_create", roots=roots, create=True, follow_root=True, shown=zip_path
+    )
     try:
         staged = StagedFile.create(
             os.dup(root.fd), parts[1], overwrite=True, operation="zip_create", shown=parts[1]

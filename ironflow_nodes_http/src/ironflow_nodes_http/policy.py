@@ -106,7 +106,8 @@ def _is_internal_ip(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> b
 def is_private_host(host: str) -> bool:
     """HTTP-10: ``localhost``, ``*.localhost`` or a literal private/loopback/link-local IP.
 
-    DNS names are not resolved (the contract checks literals only).
+    This is the early check on the URL; names are resolved, and every answer
+    checked, where the connection is made (``guard.GuardedBackend``).
     """
     name = host.lower().strip("[]")
     if name.endswith("."):

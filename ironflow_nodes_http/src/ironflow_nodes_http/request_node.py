@@ -39,6 +39,9 @@ def build_request(ctx: Any, config: HttpConfig, method: str, url: str) -> transp
         body = encode_body(ctx, config.body, config.body_type, has_content_type, headers)
     if not headers.has("accept"):
         headers.append("Accept", "*/*")
+    for name, value in ctx.outgoing_headers(url):  # plugin headers (trace context); flow's win
+        if not headers.has(name):
+            headers.append(name, value)
     return transport.Outgoing(
         method=method.upper(), url=url, headers=tuple(headers.items), body=body
     )
@@ -83,6 +86,11 @@ async def _send_once(
         raise NodeError(
             f"HTTP response body exceeds limit {exc.limit} bytes mid-stream "
             "(set IRONFLOW_MAX_HTTP_BODY_BYTES to raise)"
+        ) from None
+    except transport.PrivateTargetBlocked:
+        raise NodeError(
+            f"HTTP request to {target} blocked: target is a private network address "
+            "(block_private_network is enabled)"
         ) from None
     except transport.TransportError as exc:
         raise NodeError(

@@ -8,6 +8,9 @@ An exchange sends a request, follows redirects by hand under a
 ``RedirectPolicy`` (PY-7: the client itself never follows, never reads proxy
 settings from the environment, never keeps cookies) and streams the final
 body under a byte cap (HTTP-5). Timeouts are the caller's trio deadlines.
+A request with ``block_private_network`` goes through a second client whose
+connections are opened by ``guard.GuardedBackend`` (resolve once, refuse a
+private answer, connect to the checked address), on every hop.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ironflow_nodes_http.policy import DEFAULT_PORTS, RedirectPolicy, Target
+from ironflow_nodes_http.policy import DEFAULT_PORTS, REFUSED_PRIVATE, RedirectPolicy, Target
 
 if TYPE_CHECKING:
     import httpx
@@ -55,6 +58,10 @@ class Reply:
 
 class TransportError(Exception):
     """The exchange could not complete; the text is the detail (may name URLs, redact it)."""
+
+
+class PrivateTargetBlocked(Exception):
+    """The first hop's host resolved to a private address (``block_private_network``)."""
 
 
 class BodyTooLarge(Exception):
@@ -101,9 +108,10 @@ def split_userinfo(url: str) -> tuple[str, str | None]:
     return str(parsed.copy_with(username=None, password=None)), f"Basic {token}"
 
 
-def _client(services: RunServices) -> httpx.AsyncClient:
-    """The run's client, created on first use and closed by the run's cleanups."""
-    client = services.scratch.get(_CLIENT_KEY)
+def _client(services: RunServices, *, guarded: bool) -> httpx.AsyncClient:
+    """The run's client (one guarded, one not), created on first use, closed by the run."""
+    key = f"{_CLIENT_KEY}.guarded" if guarded else _CLIENT_KEY
+    client = services.scratch.get(key)
     if client is None:
         from http.cookiejar import DefaultCookiePolicy
 
@@ -111,18 +119,40 @@ def _client(services: RunServices) -> httpx.AsyncClient:
 
         cookies = httpx.Cookies()
         cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        limits = httpx.Limits(
+            max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0
+        )
         client = httpx.AsyncClient(
             trust_env=False,
             follow_redirects=False,
             timeout=None,
             cookies=cookies,
-            limits=httpx.Limits(
-                max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0
-            ),
+            limits=limits,
+            transport=_guarded_transport(limits) if guarded else None,
         )
-        services.scratch[_CLIENT_KEY] = client
+        services.scratch[key] = client
         services.cleanups.append(client.aclose)
     return client
+
+
+def _guarded_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport over a connection pool whose network backend is the guard."""
+    import httpcore
+    import httpx
+
+    from ironflow_nodes_http.guard import GuardedBackend
+
+    transport = httpx.AsyncHTTPTransport(trust_env=False, limits=limits)
+    # httpx builds its pool without a way to pass a network backend; the pool is
+    # rebuilt with the same settings plus the guard.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=GuardedBackend(),
+    )
+    return transport
 
 
 async def exchange(
@@ -131,7 +161,9 @@ async def exchange(
     """Send ``request``, follow allowed redirects, return the final response with its body."""
     import httpx
 
-    client = _client(services)
+    from ironflow_nodes_http.guard import PrivateAddressBlocked
+
+    client = _client(services, guarded=policy.block_private_network)
     method, headers, body = request.method, list(request.headers), request.body
     try:
         url = httpx.URL(request.url)
@@ -144,6 +176,10 @@ async def exchange(
             response = await client.send(outgoing, stream=True)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise TransportError(_describe(exc)) from None
+        except PrivateAddressBlocked as exc:
+            if hops == 0:
+                raise PrivateTargetBlocked(str(exc)) from None
+            raise TransportError(f"redirect to {url} refused: {REFUSED_PRIVATE}") from None
         try:
             nxt = _redirect_location(response)
             if nxt is None or policy.max_redirects == 0:

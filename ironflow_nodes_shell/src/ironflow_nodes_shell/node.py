@@ -17,9 +17,14 @@ from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError, NodeFailure
 from ironflow_core.jsonutil import format_seconds
 from ironflow_core.params import strict_bool, strict_float
-from ironflow_core.settings import lenient_positive_int
-from ironflow_nodes_shell.policy import ShellAllowList, resolve_allowed_program
-from ironflow_nodes_shell.process import run_in_group
+from ironflow_core.settings import child_process_env, lenient_positive_int
+from ironflow_nodes_shell.policy import (
+    ShellAllowList,
+    check_flow_env,
+    operator_path,
+    resolve_allowed_program,
+)
+from ironflow_nodes_shell.process import run_contained
 
 SUMMARY = "Execute a shell command and capture output"
 DEFAULT_MAX_OUTPUT = 10_485_760
@@ -90,23 +95,22 @@ async def run_shell_command(ctx: NodeContext, config: ShellCommandConfig) -> dic
     key = config.output_key if isinstance(config.output_key, str) else "shell"
 
     run_env = ctx.services.env
-    child_env = {**run_env, **extra_env}
     max_output = lenient_positive_int(
         run_env, "IRONFLOW_MAX_SHELL_OUTPUT_BYTES", DEFAULT_MAX_OUTPUT
     )
     policy = ShellAllowList.from_env(run_env)
-    executable = None
-    if policy is not None:
-        executable = await trio.to_thread.run_sync(
-            lambda: resolve_allowed_program(policy, cmd, cwd=cwd, child_path=child_env.get("PATH"))
-        )
-
+    check_flow_env(extra_env, policy=policy, env=run_env)
+    # The program is chosen with the operator's PATH, before the flow's env applies.
+    search_path = operator_path(run_env)
     try:
-        completed = await run_in_group(
+        executable = await trio.to_thread.run_sync(
+            lambda: resolve_allowed_program(policy, cmd, cwd=cwd, search_path=search_path)
+        )
+        completed = await run_contained(
             [cmd, *args],
             executable=executable,
             cwd=cwd,
-            env=child_env,
+            env={**child_process_env(run_env), **extra_env},
             timeout=timeout,
             max_output=max_output,
         )

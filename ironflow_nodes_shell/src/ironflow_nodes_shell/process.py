@@ -1,26 +1,35 @@
-"""Run one program in its own process group and capture its output, bounded.
+"""Run one program, capture its output bounded, and leave nothing of it behind.
 
-The child leads a new session (``start_new_session=True``), so everything it
-spawns shares its process group. Whenever the child is not allowed to finish
-on its own — the node's timeout, the step's ``timeout()``, run cancellation,
-an error while reading — the whole group gets ``SIGKILL`` and the child is
-reaped, so no grandchild outlives the step (SH-5, ENG-170, PY-6). stdout and
-stderr are drained concurrently; each keeps at most ``max_output`` bytes and
-the rest is read and dropped so the child never blocks on a full pipe (SH-2).
+On Linux the program runs under a small supervisor (``_reaper.py``) that is a
+child subreaper: whatever the program spawns stays below the supervisor even
+after ``setsid`` or a double fork, and the supervisor ``SIGKILL``s and reaps
+that whole subtree when the program exits, when the engine stops it (the
+node's timeout, the step's ``timeout()``, run cancellation, an error while
+reading) and when the engine itself dies (SH-5, ENG-170, PY-6). Elsewhere the
+program leads its own process group and the group is killed instead.
+
+stdout and stderr are drained concurrently; each keeps at most ``max_output``
+bytes and the rest is read and dropped so the child never blocks on a full
+pipe (SH-2).
 """
 
 from __future__ import annotations
 
+import marshal
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import attrs
 import trio
 
 _CHUNK = 65536
 _REAP_GRACE_SECONDS = 10.0
+_REAPER = str(Path(__file__).with_name("_reaper.py"))
+SUPERVISED = sys.platform == "linux"
 
 
 @attrs.frozen
@@ -55,7 +64,7 @@ class _Capture:
                 self.data += chunk
 
 
-async def run_in_group(
+async def run_contained(
     argv: Sequence[str],
     *,
     executable: str | None,
@@ -67,9 +76,139 @@ async def run_in_group(
     """Run ``argv`` to completion; None when ``timeout`` seconds passed first.
 
     Spawn failures (missing program, bad ``cwd``) raise ``OSError``. Trio
-    cancellation propagates as a plain ``trio.Cancelled`` after the group is
-    killed and reaped.
+    cancellation propagates as a plain ``trio.Cancelled`` once everything the
+    program started is dead and reaped.
     """
+    if SUPERVISED:
+        return await _run_supervised(
+            argv, executable=executable, cwd=cwd, env=env, timeout=timeout, max_output=max_output
+        )
+    return await _run_in_group(
+        argv, executable=executable, cwd=cwd, env=env, timeout=timeout, max_output=max_output
+    )
+
+
+async def _run_supervised(
+    argv: Sequence[str],
+    *,
+    executable: str | None,
+    cwd: str | None,
+    env: Mapping[str, str],
+    timeout: float,
+    max_output: int,
+) -> Completed | None:
+    spec = marshal.dumps((executable, list(argv), cwd, dict(env)))
+    status_read, status_write = os.pipe()
+    try:
+        supervisor = await trio.lowlevel.open_process(
+            [sys.executable, "-I", "-S", _REAPER, str(status_write)],
+            # The supervisor's own environment stays minimal: the program could
+            # read it through /proc, and it is not the program's environment.
+            env=_supervisor_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            pass_fds=(status_write,),
+        )
+    except BaseException:
+        os.close(status_read)
+        raise
+    finally:
+        os.close(status_write)
+    status_stream = trio.lowlevel.FdStream(status_read)
+    # No checkpoint may come between the spawn and this ``try``: the cleanup
+    # below must own the supervisor from the first moment it exists.
+    finished = False
+    command_pid: int | None = None
+    try:
+        status = _StatusReader(status_stream)
+        assert supervisor.stdin is not None
+        # stdin stays open after the spec: it is the supervisor's lifeline, and
+        # closes (so the supervisor kills the tree) if this process dies.
+        try:
+            await supervisor.stdin.send_all(len(spec).to_bytes(8, "big") + spec)
+        except trio.BrokenResourceError:
+            raise OSError("the process supervisor stopped before starting the program") from None
+        started = (await status.line()).split()
+        if started[:1] == ["error"]:
+            errno = int(started[1])
+            raise OSError(errno, os.strerror(errno))
+        if started[:1] != ["pid"]:
+            raise OSError("the process supervisor stopped before starting the program")
+        command_pid = int(started[1])
+        stdout, stderr = _Capture(max_output), _Capture(max_output)
+        with trio.move_on_after(timeout) as deadline:
+            await _collect(supervisor, stdout, stderr)
+        if deadline.cancelled_caught:
+            return None
+        finished = True
+        ending = (await status.line()).split()
+        code = int(ending[1]) if ending and ending[0] == "exit" else -1
+        return Completed(
+            stdout=bytes(stdout.data),
+            stderr=bytes(stderr.data),
+            returncode=code if code >= 0 else -1,
+            truncated=stdout.truncated or stderr.truncated,
+        )
+    finally:
+        with trio.CancelScope(shield=True):
+            if not finished:
+                await _stop_supervisor(supervisor, command_pid)
+            await _close_pipes(supervisor)
+            await status_stream.aclose()
+
+
+def _supervisor_env() -> dict[str, str]:
+    """What the interpreter needs to start, nothing else."""
+    return {name: os.environ[name] for name in ("LD_LIBRARY_PATH",) if name in os.environ}
+
+
+class _StatusReader:
+    """Reads the supervisor's newline-terminated status lines."""
+
+    def __init__(self, stream: trio.lowlevel.FdStream) -> None:
+        self._stream = stream
+        self._buffer = b""
+
+    async def line(self) -> str:
+        while b"\n" not in self._buffer:
+            chunk = await self._stream.receive_some(256)
+            if not chunk:
+                return ""
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode("ascii", errors="replace")
+
+
+async def _stop_supervisor(supervisor: trio.Process, command_pid: int | None) -> None:
+    """Ask the supervisor to kill its subtree; force the groups if it does not answer."""
+    if supervisor.returncode is None:
+        try:
+            supervisor.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        with trio.move_on_after(_REAP_GRACE_SECONDS):
+            await supervisor.wait()
+    if supervisor.returncode is None:
+        if command_pid is not None:
+            try:
+                os.killpg(command_pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        await _kill_group(supervisor)
+
+
+async def _run_in_group(
+    argv: Sequence[str],
+    *,
+    executable: str | None,
+    cwd: str | None,
+    env: Mapping[str, str],
+    timeout: float,
+    max_output: int,
+) -> Completed | None:
+    """Fallback without a subreaper: the program leads a group, the group is killed."""
     process = await trio.lowlevel.open_process(
         list(argv),
         executable=executable,
@@ -80,8 +219,6 @@ async def run_in_group(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    # No checkpoint may come between the spawn and this ``try``: the cleanup
-    # below must own the child from the first moment it exists.
     finished = False
     try:
         stdout, stderr = _Capture(max_output), _Capture(max_output)
@@ -144,6 +281,6 @@ async def _kill_group(process: trio.Process) -> None:
 
 
 async def _close_pipes(process: trio.Process) -> None:
-    for stream in (process.stdout, process.stderr):
+    for stream in (process.stdin, process.stdout, process.stderr):
         if stream is not None:
             await stream.aclose()

@@ -128,6 +128,10 @@ def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
         pattern = "/runs/{run_id:path}" if path == "/runs/{run_id}" else path
         for method in methods:
             routes.append(Route(pattern, handlers[path][method], methods=[method]))
+    if settings.metrics_enabled:
+        from ironflow_core.api.metrics import metrics_route
+
+        routes.append(metrics_route(registry))
     public, protected = split_routes(getattr(registry, "routes", ()))
     router = Router(routes=[*routes, *protected])
 

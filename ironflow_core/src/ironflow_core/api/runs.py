@@ -24,7 +24,8 @@ import trio
 from ironflow_core.api.errors import unavailable
 from ironflow_core.api.events import EventRecorder, MemoryEventStore
 from ironflow_core.engine import RunExecutor, prepare_run
-from ironflow_core.model import FlowDefinition, RunRecord
+from ironflow_core.engine.events import notify
+from ironflow_core.model import FlowDefinition, ProcessEventType, RunRecord
 from ironflow_core.specs import StateStore
 
 log = logging.getLogger("ironflow.api")
@@ -107,14 +108,20 @@ class RunManager:
     # ------------------------------------------------------------ admission
     def admit(self) -> Admission:
         """Reserve a run slot or fail fast with 503 (API-11 step 5)."""
+        observers = getattr(self.registry, "observers", ())
         if self.draining:
+            notify(observers, ProcessEventType.ADMISSION_DECIDED, "draining", resource="run")
             raise unavailable(DRAINING)
         if self.max_runs and self.admitted >= self.max_runs:
+            notify(observers, ProcessEventType.ADMISSION_DECIDED, "at_capacity", resource="run")
             raise unavailable(AT_CAPACITY)
         self.admitted += 1
+        notify(observers, ProcessEventType.ADMISSION_DECIDED, "accepted", resource="run")
         return Admission(self)
 
     def _release(self) -> None:
+        notify(getattr(self.registry, "observers", ()), ProcessEventType.ADMISSION_RELEASED, "released",
+               resource="run")
         self.admitted -= 1
         if self.admitted == 0:
             self._idle.set()

@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 import trio
@@ -126,7 +127,14 @@ async def serve_app(
                         nursery.cancel_scope.cancel()  # stops the signal watcher
 
                 nursery.start_soon(_watch_signals, settings, runs, nursery)
-                await nursery.start(keep_reconciling, store)  # CLI-70: before serving
+                await nursery.start(partial(keep_reconciling, store,
+                                            observers=registry.observers))  # CLI-70
+                if settings.schedules:
+                    from ironflow_core.schedules import Scheduler
+
+                    scheduler = Scheduler(settings.schedules, runs=runs, registry=registry,
+                                          env=env)
+                    await nursery.start(scheduler.run)
                 url = await nursery.start(serve_http)
                 if on_listening is not None:
                     on_listening(url)

@@ -15,6 +15,7 @@ import attrs
 from ironflow_core.api.webhooks import WebhookConfig, parse_webhooks
 from ironflow_core.engine.admission import workflow_limit
 from ironflow_core.errors import ConfigError
+from ironflow_core.schedules.config import Schedule, parse_schedules
 from ironflow_core.settings import (
     EngineLimits,
     lenient_positive_int,
@@ -45,6 +46,9 @@ class ServerSettings:
     max_flow_source_bytes: int = 1_048_576
     config_concurrency: int | None = None
     webhooks: Mapping[str, WebhookConfig] = attrs.field(factory=dict)
+    metrics_enabled: bool = False
+    """``GET /metrics`` is registered (IRONFLOW_METRICS_ENABLED / metrics_enabled)."""
+    schedules: tuple[Schedule, ...] = ()
 
     @property
     def authenticated(self) -> bool:
@@ -168,7 +172,7 @@ def resolve_settings(
             "allow_adhoc_flows=false requires a configured flows_dir (set --flows-dir, "
             "FLOWS_DIR or flows_dir in ironflow.yaml); otherwise no flow could ever run"
         )
-    _bool_setting(env, "IRONFLOW_METRICS_ENABLED", config, "metrics_enabled", False)
+    metrics = _bool_setting(env, "IRONFLOW_METRICS_ENABLED", config, "metrics_enabled", False)
     event_store = env.get("IRONFLOW_EVENT_STORE") or _yaml_str(config, "event_store") or "memory"
     if event_store != "memory":
         raise ConfigError(f"Unknown event store backend '{event_store}'. Use: memory")
@@ -202,5 +206,7 @@ def resolve_settings(
         ),
         config_concurrency=config_concurrency,
         webhooks=parse_webhooks(raw_hooks, env) if raw_hooks is not None else {},
+        metrics_enabled=metrics,
+        schedules=parse_schedules(config.get("schedules"), resolved_flows or None),
     )
 

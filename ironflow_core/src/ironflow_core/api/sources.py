@@ -22,8 +22,9 @@ import attrs
 import trio
 
 from ironflow_core.api.errors import ApiError, bad_request, not_found, unavailable
+from ironflow_core.engine.events import notify
 from ironflow_core.errors import FlowLoadError
-from ironflow_core.model import FlowDefinition
+from ironflow_core.model import FlowDefinition, ProcessEventType
 from ironflow_core.redact import redact_urls
 
 log = logging.getLogger("ironflow.api")
@@ -170,6 +171,9 @@ class FlowLoader:
         with trio.move_on_after(LOAD_SLOT_WAIT_SECONDS):
             await self._slots.acquire()
             acquired = True
+        observers = getattr(self.registry, "observers", ())
+        notify(observers, ProcessEventType.ADMISSION_DECIDED,
+               "accepted" if acquired else "at_capacity", resource="flow_load")
         if not acquired:
             raise unavailable(
                 "Too many flow loads in progress (IRONFLOW_MAX_CONCURRENT_FLOW_LOADS); "
@@ -179,6 +183,8 @@ class FlowLoader:
             return await trio.to_thread.run_sync(self._load_sync, text, file, analyze)
         finally:
             self._slots.release()
+            notify(observers, ProcessEventType.ADMISSION_RELEASED, "released",
+                   resource="flow_load")
 
     def _load_sync(self, text: str | None, file: FlowFile | None,
                    analyze: bool) -> FlowDefinition:

@@ -8,6 +8,7 @@ Starlette and Hypercorn are imported only here, when the command runs.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
@@ -29,16 +30,31 @@ def serve(host: str | None, port: int | None, store_dir: str | None, flows_dir: 
     """Serve the REST API until SIGINT/SIGTERM, then drain running flows."""
     from ironflow_core.api.server import run_server
     from ironflow_core.api.settings import resolve_settings
+    from ironflow_core.schedules.config import check_flow_loads
     from ironflow_core.stores.select import open_store
 
     st = state()
     st.prepare()
     settings = resolve_settings(os.environ, st.config, host=host, port=port,
                                 flows_dir=flows_dir, max_body=max_body)
+    registry = st.registry
+    if settings.metrics_enabled:
+        registry = with_metrics(os.environ)
+    for schedule in settings.schedules:  # a flow that does not load stops us now, not at 02:00
+        check_flow_loads(schedule, registry, os.environ)
     run_server(
         settings,
-        open_store=lambda: open_store(st.registry, os.environ, store_dir=store_dir,
+        open_store=lambda: open_store(registry, os.environ, store_dir=store_dir,
                                       config=st.config),
-        registry=st.registry,
+        registry=registry,
         env=os.environ,
     )
+
+
+def with_metrics(env: Any) -> Any:
+    """The registry with the metrics observer registered as a plugin, like any observer."""
+    from ironflow_core.metrics import METRICS_PLUGIN_NAME, MetricsObserver, MetricsPlugin
+    from ironflow_core.registry import build_registry
+
+    plugin = MetricsPlugin(MetricsObserver())
+    return build_registry(env, extra=[(METRICS_PLUGIN_NAME, plugin)])

@@ -33,6 +33,7 @@ def prepare_run(
     config_concurrency: int | None = None,
     is_child: bool = False,
     completed: Mapping[str, Any] | None = None,
+    parent: tuple[str, str] | None = None,
 ) -> RunExecutor:
     """Resolve limits and plan; raises before any state is written (ENG-11 step 1)."""
     registry = registry or default_registry()
@@ -49,25 +50,32 @@ def prepare_run(
         lua_limits=LuaLimits.from_env(env),
         overlay=dict(overlay) if overlay else None,
     )
-    services.run_child = _child_runner(registry, env, overlay, config_concurrency)
+    services.run_child = _child_runner(registry, env, overlay, config_concurrency, run_id)
     all_observers = [*(registry.observers if plugin_observers else ()), *observers]
     ctx = {k: v for k, v in (context or {}).items() if not (overlay and k in overlay)}
     return RunExecutor(
         plan, store=store, services=services, context=ctx, observers=all_observers,
-        overlay=overlay, is_child=is_child, completed=completed,
+        overlay=overlay, is_child=is_child, completed=completed, parent=parent,
     )
 
 
-def _child_runner(registry, env, overlay, config_concurrency):  # type: ignore[no-untyped-def]
-    """Child runs (SUB-2): in-memory store, no events, own limits, inherited overlay."""
+def _child_runner(registry, env, overlay, config_concurrency, parent_run_id):  # type: ignore[no-untyped-def]
+    """Child runs (SUB-2): in-memory store, own limits, inherited overlay.
 
-    async def run_child(flow: FlowDefinition, context: dict[str, Any]) -> RunRecord:
+    A child run publishes no events to the run's own listeners (the API's
+    event stream, the CLI's progress); plugin observers do see it, with
+    ``parent_run_id``/``parent_step`` set on every event, so a trace can
+    nest it under the step that started it.
+    """
+
+    async def run_child(flow: FlowDefinition, context: dict[str, Any], *,
+                        parent_step: str | None = None) -> RunRecord:
         from ironflow_core.stores.memory import MemoryStore
 
         executor = prepare_run(
             flow, store=MemoryStore(), registry=registry, context=context, env=env,
-            plugin_observers=False, overlay=overlay, config_concurrency=config_concurrency,
-            is_child=True,
+            overlay=overlay, config_concurrency=config_concurrency, is_child=True,
+            parent=(parent_run_id, parent_step or ""),
         )
         return await executor.run()
 

@@ -104,6 +104,7 @@ class RunExecutor:
         overlay: Mapping[str, Any] | None = None,
         is_child: bool = False,
         completed: Mapping[str, TaskRecord] | None = None,
+        parent: tuple[str, str] | None = None,
     ) -> None:
         self.plan = plan
         self.is_child = is_child
@@ -115,7 +116,7 @@ class RunExecutor:
         self.run_id = services.run_id
         self.ctx = context
         self.overlay = dict(overlay) if overlay else None
-        self.events = EventDispatcher(self.run_id, observers)
+        self.events = EventDispatcher(self.run_id, observers, parent=parent)
         self.max_concurrent = services.engine_limits.max_concurrent_tasks
         self.output_limit = services.engine_limits.max_task_output_bytes
         self.tasks: dict[str, TaskRecord] = {
@@ -159,7 +160,7 @@ class RunExecutor:
         if self.is_child:
             return await self._execute()
         slots = workflow_slots(self.services.env)
-        lease = OwnerLease(self.store, self.run_id)
+        lease = OwnerLease(self.store, self.run_id, observers=self.services.registry.observers)
         try:
             await lease.acquire()
         except StoreError as exc:
@@ -477,6 +478,7 @@ class RunExecutor:
             EventType.TASK_FAILED, step=step.name, node_type=step.node_type,
             task_status="failed", attempt=attempt,
             duration_ms=duration_ms if emit else None, error=error,
+            reason="timed_out" if timed_out else None,
         )
         total = step.max_retries + 1
         message = error if timed_out else f"Task '{step.name}' failed after {total} attempts: {error}"

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import trio
 
+from ironflow_core.engine.events import notify
 from ironflow_core.errors import StoreError
+from ironflow_core.model import ProcessEventType
 from ironflow_core.specs import StateStore
 
 log = logging.getLogger("ironflow.engine")
@@ -29,9 +32,11 @@ RENEW_EVERY_SECONDS = 30.0
 class OwnerLease:
     """One run's lease under a random owner token; ``held`` once acquired, until lost."""
 
-    def __init__(self, store: StateStore, run_id: str) -> None:
+    def __init__(self, store: StateStore, run_id: str, *, observers: Iterable[Any] = ()) -> None:
         self.store = store
         self.run_id = run_id
+        self.observers = tuple(observers)
+        """Receive ``lease_changed`` (``renewed``/``lost``) process events."""
         self.owner = uuid.uuid4().hex
         self.held = False
 
@@ -80,7 +85,11 @@ class OwnerLease:
             await trio.sleep(RENEW_EVERY_SECONDS)
             try:
                 await self.store.renew_lease(self.run_id, self.owner, LEASE_TTL_SECONDS)
+                notify(self.observers, ProcessEventType.LEASE_CHANGED, "renewed",
+                       run_id=self.run_id)
             except StoreError as exc:
+                notify(self.observers, ProcessEventType.LEASE_CHANGED, "lost",
+                       run_id=self.run_id, detail=str(exc))
                 self.held = False
                 reason = f"execution-owner lease lost: {exc}"
                 log.error("run %s: %s", self.run_id, reason)

@@ -6,7 +6,9 @@ entry evicted first, expired entries dropped before each insert. Expiry is
 kept in a heap so an insert costs O(log n) rather than a sweep of every entry.
 
 The file backend writes ``<cache_dir>/<safe_key>.json`` (CA-3); its disk I/O
-runs in trio's worker threads.
+runs in trio's worker threads. Under ``IRONFLOW_FS_ROOTS`` the cache directory
+is reached by the same descriptor walk as the file nodes (``fsroots``), and
+the entry is opened relative to it without following a symlink.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import heapq
 import itertools
 import json
 import os
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -27,6 +30,7 @@ import trio
 from ironflow_core import jsonutil
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
+from ironflow_core.fsroots import FsRoots, open_dir
 from ironflow_core.nodes.encoding import MISSING, os_error_text, str_or
 from ironflow_core.params import source_value, strict_u64
 from ironflow_core.settings import lenient_positive_int
@@ -141,19 +145,32 @@ def cache_file(cache_dir: str, key: str) -> str:
     return os.path.join(cache_dir, f"{safe_key(key)}.json")
 
 
-def _write_entry(cache_dir: str, key: str, value: Any, expires_at: int | None) -> None:
+def _entry_flags(roots: FsRoots | None) -> int:
+    return os.O_CLOEXEC | os.O_NONBLOCK | (os.O_NOFOLLOW if roots is not None else 0)
+
+
+def _write_entry(
+    cache_dir: str, key: str, value: Any, expires_at: int | None, roots: FsRoots | None
+) -> None:
     try:
-        os.makedirs(cache_dir, exist_ok=True)
+        dir_fd = open_dir(roots, cache_dir, "cache_set", create=True)
     except OSError as exc:
         raise NodeError(f"Failed to create cache dir '{cache_dir}': {os_error_text(exc)}") from None
     path = cache_file(cache_dir, key)
     text = '{"value":' + jsonutil.dumps(value)
     text += "}" if expires_at is None else f',"expires_at":{expires_at}}}'
     try:
-        with open(path, "w", encoding="utf-8") as handle:
+        fd = os.open(os.path.basename(path), os.O_WRONLY | os.O_CREAT | _entry_flags(roots),
+                     0o644, dir_fd=dir_fd)
+        with open(fd, "w", encoding="utf-8") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NodeError(f"Failed to write cache file '{path}': not a regular file")
+            handle.truncate(0)
             handle.write(text)
     except OSError as exc:
         raise NodeError(f"Failed to write cache file '{path}': {os_error_text(exc)}") from None
+    finally:
+        os.close(dir_fd)
 
 
 def _json_int(text: str) -> int | float:
@@ -166,12 +183,36 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _read_entry(cache_dir: str, key: str, now: int) -> tuple[bool, Any]:
+def _read_entry(
+    cache_dir: str, key: str, now: int, roots: FsRoots | None
+) -> tuple[bool, Any]:
     path = cache_file(cache_dir, key)
-    if not os.path.exists(path):
-        return False, None
+    leaf = os.path.basename(path)
     try:
-        with open(path, encoding="utf-8") as handle:
+        dir_fd = open_dir(roots, cache_dir, "cache_get")
+    except (FileNotFoundError, NotADirectoryError):
+        return False, None
+    except OSError as exc:
+        raise NodeError(f"Failed to read cache file '{path}': {os_error_text(exc)}") from None
+    try:
+        return _read_entry_at(dir_fd, leaf, path, now, roots)
+    finally:
+        os.close(dir_fd)
+
+
+def _read_entry_at(
+    dir_fd: int, leaf: str, path: str, now: int, roots: FsRoots | None
+) -> tuple[bool, Any]:
+    try:
+        fd = os.open(leaf, os.O_RDONLY | _entry_flags(roots), dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False, None
+    except OSError as exc:
+        raise NodeError(f"Failed to read cache file '{path}': {os_error_text(exc)}") from None
+    try:
+        with open(fd, encoding="utf-8") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NodeError(f"Failed to read cache file '{path}': not a regular file")
             text = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         detail = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
@@ -191,7 +232,7 @@ def _read_entry(cache_dir: str, key: str, now: int) -> tuple[bool, Any]:
         raise NodeError(f"Corrupt cache file '{path}': 'expires_at' is not a u64")
     if expires_at is not None and now >= expires_at:
         try:
-            os.remove(path)
+            os.unlink(leaf, dir_fd=dir_fd)
         except OSError:
             pass  # a reader that cannot reclaim the file still misses
         return False, None
@@ -235,7 +276,8 @@ async def cache_set(ctx: NodeContext, config: CacheSetConfig) -> dict[str, Any]:
         if expires_at > U64_MAX:
             raise NodeError("cache_set: 'ttl' produces an expiry timestamp overflow")
     cache_dir = _cache_dir(ctx, config.cache_dir)
-    await trio.to_thread.run_sync(_write_entry, cache_dir, key, value, expires_at)
+    roots = FsRoots.from_env(ctx.services.env)
+    await trio.to_thread.run_sync(_write_entry, cache_dir, key, value, expires_at, roots)
     return output
 
 
@@ -258,7 +300,10 @@ async def cache_get(ctx: NodeContext, config: CacheGetConfig) -> dict[str, Any]:
         hit, value = MEMORY_CACHE.get(key)
     else:
         cache_dir = _cache_dir(ctx, config.cache_dir)
-        hit, value = await trio.to_thread.run_sync(_read_entry, cache_dir, key, now_seconds())
+        roots = FsRoots.from_env(ctx.services.env)
+        hit, value = await trio.to_thread.run_sync(
+            _read_entry, cache_dir, key, now_seconds(), roots
+        )
     return {output_key: value if hit else None, "cache_hit": hit}
 
 

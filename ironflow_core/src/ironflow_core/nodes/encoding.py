@@ -26,6 +26,7 @@ import trio
 from ironflow_core import jsonutil
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
+from ironflow_core.fsroots import FsRoots, open_parent
 from ironflow_core.params import lenient_bool, source_value
 from ironflow_core.settings import lenient_positive_int
 from ironflow_core.specs import NodeSpec
@@ -81,17 +82,25 @@ def os_error_text(exc: OSError) -> str:
     return str(exc)
 
 
-def read_regular_file(path: str, limit: int, what: str) -> bytes:
+def read_regular_file(path: str, limit: int, what: str, roots: FsRoots | None = None) -> bytes:
     """Read a regular file fully, refusing symlinks, FIFOs and devices, bounded by ``limit``.
 
     Opened non-blocking and without following a final symlink so a FIFO with
     no writer cannot hang the worker; the size is checked on the open handle's
-    metadata and again on the bytes actually read (``/proc`` files lie).
+    metadata and again on the bytes actually read (``/proc`` files lie). Under
+    ``IRONFLOW_FS_ROOTS`` the file is reached by the roots' descriptor walk.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     flags |= getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        if roots is None:
+            fd = os.open(path, flags)
+        else:
+            parent, leaf = open_parent(roots, path, what)
+            try:
+                fd = os.open(leaf, flags, dir_fd=parent)
+            finally:
+                os.close(parent)
     except OSError as exc:
         raise NodeError(
             f"{what}: failed to read '{path}': failed to open file: {os_error_text(exc)}"
@@ -191,7 +200,8 @@ async def base64_encode(ctx: NodeContext, config: Base64EncodeConfig) -> dict[st
     elif isinstance(config.file, str):
         path = ctx.interpolate(config.file)
         limit = max_file_bytes(ctx.services.env)
-        data = await trio.to_thread.run_sync(read_regular_file, path, limit, "base64_encode")
+        roots = FsRoots.from_env(ctx.services.env)
+        data = await trio.to_thread.run_sync(read_regular_file, path, limit, "base64_encode", roots)
     else:
         raise NodeError("base64_encode requires one of 'input', 'source_key', or 'file'")
     encoded = base64.urlsafe_b64encode(data) if url_safe else base64.b64encode(data)
@@ -248,9 +258,22 @@ class Base64DecodeConfig:
     output_file: Any = None
 
 
-def _write_bytes(path: str, data: bytes) -> None:
+def _write_bytes(path: str, data: bytes, roots: FsRoots | None) -> None:
     try:
-        with open(path, "wb") as handle:
+        if roots is None:
+            with open(path, "wb") as handle:
+                handle.write(data)
+            return
+        parent, leaf = open_parent(roots, path, "base64_decode")
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            fd = os.open(leaf, flags, 0o644, dir_fd=parent)
+        finally:
+            os.close(parent)
+        with open(fd, "wb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NodeError(f"Failed to write file '{path}': not a regular file")
+            handle.truncate(0)
             handle.write(data)
     except OSError as exc:
         raise NodeError(f"Failed to write file '{path}': {os_error_text(exc)}") from None
@@ -280,7 +303,8 @@ async def base64_decode(ctx: NodeContext, config: Base64DecodeConfig) -> dict[st
                 "(set IRONFLOW_MAX_FILE_BYTES to raise)"
             )
         path = ctx.interpolate(config.output_file)
-        await trio.to_thread.run_sync(_write_bytes, path, decoded)
+        roots = FsRoots.from_env(ctx.services.env)
+        await trio.to_thread.run_sync(_write_bytes, path, decoded, roots)
         return {f"{output_key}_path": path}
     try:
         text = decoded.decode("utf-8")

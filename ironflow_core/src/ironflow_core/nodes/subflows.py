@@ -145,7 +145,7 @@ async def subworkflow(ctx: NodeContext, config: SubworkflowConfig) -> dict[str, 
         start_detached(ctx, runner, flow, child_ctx)
         return {"subworkflow_name": flow.name, "subworkflow_async": True}
     try:
-        record = await runner(flow, child_ctx)
+        record = await runner(flow, child_ctx, parent_step=ctx.step_name)
     except IronflowError as exc:  # the child could not be planned
         raise NodeError(str(exc)) from None
     succeeded = record.status is RunStatus.SUCCESS
@@ -382,7 +382,7 @@ async def _run_parallel_child(ctx: NodeContext, child: _Child) -> tuple[Any, str
     """PS-5: the result entry of one child and its error text, if it failed."""
     try:
         flow = await load_child(ctx, child.path)
-        record = await child_runner(ctx)(flow, child.context)
+        record = await child_runner(ctx)(flow, child.context, parent_step=ctx.step_name)
     except Exception as exc:  # load or plan failure: this child only
         message = f"Subworkflow at index {child.index} failed: {exc}"
         return {"success": False, "flow": child.flow_file, "error": message}, message
@@ -542,7 +542,7 @@ async def repeat_subworkflow(
             child_ctx[settings.state_key] = state
         child_ctx[settings.iteration_key] = iteration
         try:
-            record = await runner(flow, child_ctx)
+            record = await runner(flow, child_ctx, parent_step=ctx.step_name)
         except IronflowError as exc:
             raise NodeError(str(exc)) from None
         if record.status is not RunStatus.SUCCESS:

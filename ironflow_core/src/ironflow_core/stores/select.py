@@ -98,8 +98,11 @@ def open_store(
         raise ConfigError(f"Unknown state store backend '{name}'. Use one of: {known}")
     settings = store_settings(env, store_dir=store_dir, config=config)
     try:
-        return spec.open(settings)
+        store = spec.open(settings)
     except IronflowError:
         raise
     except Exception as exc:
         raise StoreUnavailableError(f"Failed to open state store '{name}': {exc}") from exc
+    from ironflow_core.stores.observed import observe_store
+
+    return observe_store(store, registry.observers)
