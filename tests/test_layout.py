@@ -19,6 +19,7 @@ PACKAGES = [
     "ironflow_nodes_fs",
     "ironflow_store_redis",
     "ironflow_nodes_example",
+    "ironflow_ui",
     "ironflow_otel",
 ]
 

@@ -20,6 +20,7 @@ loader through these very hooks.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import pluggy
 
@@ -28,6 +29,7 @@ from ironflow_core.specs import (
     HeaderSpec,
     LoaderSpec,
     NodeSpec,
+    RouteSpec,
     RunObserver,
     StoreSpec,
 )
@@ -140,4 +142,23 @@ def ironflow_register_outgoing_headers() -> Iterable[HeaderSpec]:  # type: ignor
         @hookimpl
         def ironflow_register_outgoing_headers():
             return [HeaderSpec(name="trace", headers=lambda ctx, url: {"x-run": ctx.run_id})]
+    """
+
+
+@hookspec
+def ironflow_register_routes() -> Iterable[RouteSpec | Any]:  # type: ignore[empty-body]
+    """Return HTTP routes for ``ironflow serve``: Starlette routes/mounts or ``RouteSpec``s.
+
+    A bare ``Route``/``Mount`` is served behind the API key like the built-in
+    endpoints; wrap static files in ``RouteSpec(routes=(...), public=True)`` to
+    serve them without it. Built-in paths always win over plugin paths. Import
+    Starlette inside the hook function, not at module level, so that importing
+    the plugin module stays cheap.
+
+    Example::
+
+        @hookimpl
+        def ironflow_register_routes():
+            from starlette.routing import Route
+            return [Route("/hello", hello)]
     """

@@ -107,6 +107,8 @@ class TaskRecord:
     error: str | None = None
     started: str | None = None
     finished: str | None = None
+    depends_on: tuple[str, ...] = ()
+    """The step's dependencies, so a reader can draw the graph without the flow file."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -125,6 +127,8 @@ class TaskRecord:
             data["started"] = self.started
         if self.finished is not None:
             data["finished"] = self.finished
+        if self.depends_on:
+            data["depends_on"] = list(self.depends_on)
         return data
 
     @classmethod
@@ -139,12 +143,14 @@ class TaskRecord:
             error=data.get("error"),
             started=data.get("started"),
             finished=data.get("finished"),
+            depends_on=tuple(data.get("depends_on") or ()),
         )
 
     def copy(self) -> TaskRecord:
         # a direct constructor call: attrs.evolve costs ~10x more on the per-step path
         return TaskRecord(self.name, self.node_type, self.status, self.attempt, self.input,
-                          self.output, self.error, self.started, self.finished)
+                          self.output, self.error, self.started, self.finished,
+                          self.depends_on)
 
 
 @attrs.define(slots=True)

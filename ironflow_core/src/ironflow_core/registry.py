@@ -20,6 +20,7 @@ from ironflow_core.specs import (
     HeaderSpec,
     LoaderSpec,
     NodeSpec,
+    RouteSpec,
     RunObserver,
     StoreSpec,
 )
@@ -37,6 +38,8 @@ class Registry:
     """node name -> plugin name."""
     outgoing_headers: tuple[HeaderSpec, ...] = ()
     """Providers of headers for the requests nodes send (``NodeContext.outgoing_headers``)."""
+    routes: tuple[RouteSpec, ...] = ()
+    """HTTP routes for ``ironflow serve``, each plain route wrapped in a non-public spec."""
 
     def loader_for(self, path: str) -> LoaderSpec | None:
         for loader in self.loaders:
@@ -83,6 +86,41 @@ def _collect(
         for item in items:
             results.append((impl.plugin_name, item))
     return results
+
+
+def _is_route(item: Any) -> bool:
+    """A Starlette route or mount, recognised without importing Starlette."""
+    return callable(getattr(item, "matches", None)) and hasattr(item, "path")
+
+
+def _collect_routes(pm: Any, records: dict[str, PluginRecord]) -> list[RouteSpec]:
+    """``ironflow_register_routes``: bare routes become non-public specs; junk fails the plugin."""
+    specs: list[RouteSpec] = []
+    by_plugin: dict[str, list[RouteSpec]] = {}
+    for plugin, item in _collect(pm, "ironflow_register_routes", records, object):
+        if isinstance(item, RouteSpec):
+            spec = item
+        elif _is_route(item):
+            spec = RouteSpec(routes=(item,))
+        else:
+            spec = None
+        if spec is None or not all(_is_route(r) for r in spec.routes):
+            record = records[plugin]
+            record.status = "failed"
+            record.error = ("ironflow_register_routes: expected Starlette routes or RouteSpec, "
+                            f"got {type(item).__name__}")
+            by_plugin.pop(plugin, None)
+            continue
+        if records[plugin].status == "active":
+            by_plugin.setdefault(plugin, []).append(spec)
+    for plugin, plugin_specs in by_plugin.items():
+        for spec in plugin_specs:
+            specs.append(spec)
+            for route in spec.routes:
+                item = f"route:{route.path}"
+                if item not in records[plugin].provides:
+                    records[plugin].provides.append(item)
+    return specs
 
 
 def _as_tuple(expected: Any) -> tuple[type, ...]:
@@ -149,6 +187,8 @@ def build_registry(
         header_specs.append(spec)
         records[plugin].provides.append(f"headers:{spec.name}")
 
+    routes = _collect_routes(pm, records)
+
     return Registry(
         outgoing_headers=tuple(header_specs),
         nodes=dict(sorted(nodes.items())),
@@ -158,6 +198,7 @@ def build_registry(
         commands=tuple(commands),
         plugins=tuple(record_list),
         node_providers=providers,
+        routes=tuple(routes),
     )
 
 

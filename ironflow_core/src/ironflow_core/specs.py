@@ -238,3 +238,18 @@ class CommandSpec:
 
     name: str
     command: Any
+
+
+@attrs.frozen
+class RouteSpec:
+    """HTTP routes a plugin adds to ``ironflow serve`` (Starlette ``Route``/``Mount`` objects).
+
+    They sit behind the API's authentication unless ``public`` is true, which
+    is meant for static files only (a page's HTML, scripts and images): a
+    browser cannot send the API key when it navigates to a page, and nothing
+    public may carry run data. A plugin route never shadows a built-in one.
+    """
+
+    routes: tuple[Any, ...]
+    public: bool = False
+    summary: str = ""

@@ -1,8 +1,10 @@
 """Assembling the ASGI application: routes, error mapping and the middleware stack.
 
 Layers, outermost first: internal-error guard (500 + ``error_id``), CORS
-(so preflights never need credentials), API-key check, then the router with
-the mapping of expected errors onto ``{"error", "code"}`` bodies.
+(so preflights never need credentials), plugins' public routes (static
+files), API-key check, then the router (built-in routes, then plugins'
+protected ones) with the mapping of expected errors onto ``{"error", "code"}``
+bodies.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ironflow_core.api.errors import (
 from ironflow_core.api.events import MemoryEventStore
 from ironflow_core.api.handlers import Api, ok
 from ironflow_core.api.openapi import openapi_document
+from ironflow_core.api.plugin_routes import PublicRoutes, split_routes
 from ironflow_core.api.runs import RunManager
 from ironflow_core.api.settings import ServerSettings
 from ironflow_core.api.sources import FlowLoader
@@ -47,8 +50,10 @@ ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("/flows/validate", ("POST",)),
     ("/runs", ("GET",)),
     ("/runs/{run_id}/events", ("GET",)),
+    ("/runs/{run_id}/cancel", ("POST",)),
     ("/runs/{run_id}", ("GET", "DELETE")),
     ("/nodes", ("GET",)),
+    ("/plugins", ("GET",)),
     ("/webhooks/{name}", ("POST",)),
     ("/health", ("GET",)),
     ("/health/live", ("GET",)),
@@ -119,8 +124,10 @@ def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
         "/flows/validate": {"POST": api.validate_flow},
         "/runs": {"GET": api.list_runs},
         "/runs/{run_id}/events": {"GET": EventStream(store, events, runs).handle},
+        "/runs/{run_id}/cancel": {"POST": api.cancel_run},
         "/runs/{run_id}": {"GET": api.get_run, "DELETE": api.delete_run},
         "/nodes": {"GET": api.nodes},
+        "/plugins": {"GET": api.plugins},
         "/webhooks/{name}": {"POST": api.webhook},
         "/health": {"GET": api.health},
         "/health/live": {"GET": api.health},
@@ -137,7 +144,8 @@ def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
         from ironflow_core.api.metrics import metrics_route
 
         routes.append(metrics_route(registry))
-    router = Router(routes=routes)
+    public, protected = split_routes(getattr(registry, "routes", ()))
+    router = Router(routes=[*routes, *protected])
 
     async def routed(scope: Any, receive: Any, send: Any) -> None:
         # With an "app" in scope, Starlette raises HTTPException for 404/405 instead of
@@ -152,6 +160,8 @@ def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
     if settings.api_key:
         app = ApiKeyMiddleware(app, settings.api_key,
                                signed_webhook_paths(settings.webhooks))
+    if public:
+        app = PublicRoutes(app, public, builtin=routes)
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

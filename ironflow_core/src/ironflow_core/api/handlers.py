@@ -294,7 +294,21 @@ class Api:
             self.events.delete_run(run_id)
         return ok({"deleted": run_id})
 
+    async def cancel_run(self, request: Request) -> Response:
+        """Cancel a run executing in this server: 202 at once, the run ends ``cancelled``."""
+        run_id = checked_run_id(request)
+        if self.runs.cancel(run_id):
+            return ok({"run_id": run_id, "status": "cancelling"}, 202)
+        record = await self.store.get_run(run_id)  # 404 when absent
+        if record.status.terminal:
+            raise ApiError(409, f"Run '{run_id}' already finished ({record.status})")
+        raise ApiError(409, f"Run '{run_id}' is not executing in this server")
+
     # --------------------------------------------------------------- misc
+    async def plugins(self, request: Request) -> Response:
+        plugins = [record.to_json() for record in self.registry.plugins]
+        return ok({"plugins": plugins, "total": len(plugins)})
+
     async def nodes(self, request: Request) -> Response:
         nodes = [{"node_type": name, "description": spec.summary}
                  for name, spec in sorted(self.registry.nodes.items())]

@@ -140,6 +140,8 @@ SCHEMAS: JSONObject = {
             "error": {"type": "string"},
             "started": {"type": "string"},
             "finished": {"type": "string"},
+            "depends_on": {"type": "array", "items": {"type": "string"},
+                           "description": "The steps this step depends on (omitted when none)"},
         },
     },
     "RunRecord": {
@@ -172,6 +174,32 @@ SCHEMAS: JSONObject = {
             }},
             "total": {"type": "integer", "minimum": 0},
         },
+    },
+    "PluginList": {
+        "type": "object",
+        "required": ["plugins", "total"],
+        "properties": {
+            "plugins": {"type": "array", "items": {
+                "type": "object",
+                "required": ["name", "distribution", "version", "status", "provides"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "distribution": {"type": "string"},
+                    "version": {"type": "string"},
+                    "status": {"type": "string", "enum": ["active", "failed", "disabled"]},
+                    "provides": {"type": "array", "items": {"type": "string"},
+                                 "description": "e.g. node:http_get, store:redis, route:/ui"},
+                    "error": {"type": "string", "description": "Why a plugin failed"},
+                },
+            }},
+            "total": {"type": "integer", "minimum": 0},
+        },
+    },
+    "Cancelling": {
+        "type": "object",
+        "required": ["run_id", "status"],
+        "properties": {"run_id": {"type": "string"},
+                       "status": {"type": "string", "enum": ["cancelling"]}},
     },
     "Health": {
         "type": "object",
@@ -301,6 +329,15 @@ OPERATIONS: dict[tuple[str, str], JSONObject] = {
             {"name": "after", "in": "query", "schema": {"type": "string"}},
         ],
     ),
+    ("/runs/{run_id}/cancel", "POST"): _op(
+        "Cancel a run executing in this server; it ends with status cancelled",
+        {"202": _json(_ref("Cancelling"), "Cancellation started"),
+         "400": _error("Invalid run id"), "404": _error("Run not found"),
+         "409": _error("The run already finished, or is not executing in this server")},
+        parameters=[RUN_ID],
+    ),
+    ("/plugins", "GET"): _op("Installed plugins and what each provides",
+                             {"200": _json(_ref("PluginList"), "Plugins in load order")}),
     ("/nodes", "GET"): _op("Registered node types",
                            {"200": _json(_ref("NodeList"), "Nodes, sorted by type")}),
     ("/webhooks/{name}", "POST"): _op(

@@ -158,6 +158,14 @@ class RunManager:
     def is_active(self, run_id: str) -> bool:
         return run_id in self.active
 
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a run executing here (ENG-170); False when none is."""
+        handle = self.active.get(run_id)
+        if handle is None:
+            return False
+        handle.executor.cancel()
+        return True
+
     @asynccontextmanager
     async def key_lock(self, run_id: str) -> AsyncIterator[None]:
         """Serialise requests that share an idempotent run id (API-22)."""

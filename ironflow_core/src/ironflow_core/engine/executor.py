@@ -123,7 +123,8 @@ class RunExecutor:
             step.name: (
                 self.completed[step.name].copy()
                 if step.name in self.completed
-                else TaskRecord(name=step.name, node_type=step.node_type)
+                else TaskRecord(name=step.name, node_type=step.node_type,
+                                depends_on=tuple(step.dependencies))
             )
             for step in self.flow.steps
         }
