@@ -7,6 +7,7 @@ instant it pretends it is. Runs execute on a real ``RunManager`` and store.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import trio
+import trio.testing
 
 from ironflow_core import hookimpl
 from ironflow_core.api.events import MemoryEventStore
@@ -39,6 +41,16 @@ local flow = Flow.new("slow")
 flow:step("wait", nodes.delay({ seconds = 3600 }))
 return flow
 """
+
+
+async def settled(condition: Any, real_seconds: float = 30.0) -> None:
+    """Let the scheduler run until ``condition()`` holds, worker threads included."""
+    deadline = time.monotonic() + real_seconds
+    await trio.testing.wait_all_tasks_blocked()
+    while not await condition():
+        assert time.monotonic() < deadline, "the scheduler did not settle"
+        await trio.to_thread.run_sync(time.sleep, 0.005)
+        await trio.testing.wait_all_tasks_blocked()
 
 
 def utc(*args: int) -> datetime:
@@ -279,7 +291,10 @@ class DecisionRecorder:
 
 
 async def test_the_scheduler_loop_ticks_every_30_seconds_on_trio_s_clock(
-        autojump_clock: Any, nursery: trio.Nursery, flows: Path):
+        mock_clock: Any, nursery: trio.Nursery, flows: Path):
+    """Virtual time moves only when the test moves it, and only once the tick
+    before has done its work: a tick loads its flow in a worker thread, which an
+    autojumping clock would race past."""
     recorder = DecisionRecorder()
     registry = build_registry({}, extra=[("recorder", recorder)])
     base = utc(2026, 1, 1, 12, 0, 30)
@@ -289,9 +304,21 @@ async def test_the_scheduler_loop_ticks_every_30_seconds_on_trio_s_clock(
     scheduler = Scheduler(parse_schedules({"minutely": EVERY_MINUTE}, str(flows)), runs=runs,
                           registry=registry, env={},
                           clock=lambda: base + timedelta(seconds=trio.current_time()))
+
+    async def all_runs_finished() -> bool:
+        listed = (await runs.store.list_runs()).runs
+        return all(run.status not in (RunStatus.PENDING, RunStatus.RUNNING) for run in listed)
+
     await nursery.start(scheduler.run)
     assert recorder.decisions == [("11:59", "fired"), ("12:00", "fired")]  # start-up tick
-    await trio.sleep(165)  # ticks at +30 s ... +150 s: 12:01:00 ... 12:03:00
+    for tick in range(1, 6):  # ticks at +30 s ... +150 s: 12:01:00 ... 12:03:00
+        await settled(all_runs_finished)  # a run still going would make the next one overlap
+        mock_clock.jump(30)
+
+        async def ticked(tick: int = tick) -> bool:
+            return len(recorder.decisions) >= 2 + (tick + 1) // 2
+
+        await settled(ticked)
     assert recorder.decisions[2:] == [("12:01", "fired"), ("12:02", "fired"),
                                       ("12:03", "fired")]
     assert len((await runs.store.list_runs()).runs) == 5
