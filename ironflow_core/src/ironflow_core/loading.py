@@ -12,8 +12,10 @@ import os
 import stat
 from collections.abc import Mapping
 
+import attrs
+
 from ironflow_core.errors import FlowLoadError
-from ironflow_core.model import FlowDefinition
+from ironflow_core.model import FlowDefinition, FlowSourceRecord
 from ironflow_core.registry import Registry
 from ironflow_core.settings import lenient_positive_int
 from ironflow_core.specs import FlowSource, LoaderSpec, LoadOptions
@@ -123,4 +125,8 @@ def load_flow(
     else:
         source = read_flow_source(path_or_source, env)
     loader = _loader(registry, source)
-    return loader.load(source, LoadOptions(registry=registry, env=env, analyze=analyze))
+    flow = loader.load(source, LoadOptions(registry=registry, env=env, analyze=analyze))
+    if flow.origin is None:  # the flow travels with its runs (resume needs no file)
+        origin = FlowSourceRecord(source=source.text, loader=loader.name, file_name=source.path)
+        flow = attrs.evolve(flow, origin=origin)
+    return flow

@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 
 from ironflow_core.errors import StoreCorruptionError
-from ironflow_core.jsonutil import dumps
+from ironflow_core.jsonutil import MAX_DEPTH, check_value, dumps
 from ironflow_core.model import RUN_STATUSES
 from ironflow_core.stores.cursor import is_timestamp
 from ironflow_core.stores.json_codec import check_task
@@ -43,7 +43,12 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_json(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("value nests too deeply") from None
+    check_value(value, max_depth=MAX_DEPTH + 8)  # a record wraps the values it holds
+    return value
 
 
 def encode_info(raw: Mapping[str, Any]) -> str:

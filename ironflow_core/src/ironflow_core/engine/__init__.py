@@ -6,9 +6,12 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ironflow_core.engine.executor import RunExecutor
+from ironflow_core.engine.executor import FinalStatusError, RunExecutor
+from ironflow_core.engine.lease import lease_ttl
 from ironflow_core.engine.planner import Plan, plan_flow
-from ironflow_core.engine.resume import prepare_resume
+from ironflow_core.engine.resume import open_resume, prepare_resume
+from ironflow_core.errors import InvalidInputError
+from ironflow_core.jsonutil import check_value
 from ironflow_core.model import FlowDefinition, RunRecord
 from ironflow_core.registry import Registry, default_registry
 from ironflow_core.runid import new_run_id
@@ -16,7 +19,10 @@ from ironflow_core.services import RunServices
 from ironflow_core.settings import EngineLimits, LuaLimits
 from ironflow_core.specs import StateStore
 
-__all__ = ["Plan", "RunExecutor", "execute", "plan_flow", "prepare_resume", "prepare_run"]
+__all__ = [
+    "FinalStatusError", "Plan", "RunExecutor", "execute", "open_resume", "plan_flow",
+    "prepare_resume", "prepare_run",
+]
 
 
 def prepare_run(
@@ -33,11 +39,20 @@ def prepare_run(
     config_concurrency: int | None = None,
     is_child: bool = False,
     completed: Mapping[str, Any] | None = None,
+    **resume: Any,
 ) -> RunExecutor:
-    """Resolve limits and plan; raises before any state is written (ENG-11 step 1)."""
+    """Resolve limits, check the context and plan; raises before any state is written (ENG-11).
+
+    ``resume`` passes a resume's state on to ``RunExecutor`` (see ``resume.py``).
+    """
     registry = registry or default_registry()
     env = os.environ if env is None else env
+    try:
+        check_value(dict(context or {}))
+    except ValueError as exc:
+        raise InvalidInputError(f"Invalid initial context: {exc}") from None
     limits = EngineLimits.from_env(env, config_concurrency=config_concurrency)
+    ttl = lease_ttl(env) if not is_child else 0.0
     plan = plan_flow(flow, registry)
     run_id = run_id or new_run_id()
     services = RunServices(
@@ -54,7 +69,7 @@ def prepare_run(
     ctx = {k: v for k, v in (context or {}).items() if not (overlay and k in overlay)}
     return RunExecutor(
         plan, store=store, services=services, context=ctx, observers=all_observers,
-        overlay=overlay, is_child=is_child, completed=completed,
+        overlay=overlay, is_child=is_child, completed=completed, lease_ttl=ttl, **resume,
     )
 
 

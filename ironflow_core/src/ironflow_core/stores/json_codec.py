@@ -35,7 +35,7 @@ from typing import Any
 import attrs
 
 from ironflow_core.errors import StoreCorruptionError
-from ironflow_core.jsonutil import dumps
+from ironflow_core.jsonutil import MAX_DEPTH, check_value, dumps
 from ironflow_core.model import RUN_STATUSES, TaskStatus
 from ironflow_core.runid import run_id_problem
 from ironflow_core.stores.cursor import chrono_timestamp, is_timestamp
@@ -82,7 +82,12 @@ def _reject_constant(name: str) -> Any:
 
 def parse_json(data: bytes) -> Any:
     """Strict JSON: UTF-8 only and no ``NaN``/``Infinity`` literals."""
-    return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    try:
+        value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("value nests too deeply") from None
+    check_value(value, max_depth=MAX_DEPTH + 8)  # a record wraps the values it holds
+    return value
 
 
 # ------------------------------------------------------------------ summaries
@@ -472,5 +477,7 @@ def compact_json(value: Any, what: str, error: Callable[[str], Exception]) -> st
     """Canonical compact JSON, or ``error(...)`` when ``value`` is not JSON."""
     try:
         return dumps(value)
+    except RecursionError:
+        raise error(f"{what} is not JSON: it nests deeper than {MAX_DEPTH} levels") from None
     except (TypeError, ValueError) as exc:
         raise error(f"{what} is not JSON: {exc}") from None
