@@ -86,7 +86,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _finite_float(text: str) -> float:
+def finite_float(text: str) -> float:
     number = float(text)
     if not math.isfinite(number):
         raise ValueError(f"{text} is out of range for a JSON number")
@@ -123,7 +123,7 @@ def check_value(value: JSON, *, max_depth: int = MAX_DEPTH) -> None:
 def loads_strict(text: str | bytes) -> JSON:
     """Parse JSON from outside: no ``NaN``/``Infinity``/overflowing numbers, bounded nesting."""
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=finite_float)
     except RecursionError:
         raise ValueError(f"value nests deeper than {MAX_DEPTH} levels") from None
     check_value(value)

@@ -74,7 +74,7 @@ from ironflow_core.stores.leases import (
     stall_record,
     still_executing,
 )
-from ironflow_core.stores.memory import check_new_record, check_origin
+from ironflow_core.stores.memory import check_context, check_new_record, check_origin
 from ironflow_store_redis import records
 from ironflow_store_redis.address import RedisAddress
 from ironflow_store_redis.client import Arg, RedisClient, RedisReplyError
@@ -218,6 +218,7 @@ class RedisStore:
     ) -> None:
         validate_run_id(run_id)
         update = dict(ctx)
+        check_context(update, run_id)
         args: list[Arg] = [self._incarnations.get(run_id, ""), uuid.uuid4().hex, self._ttl_arg,
                            owner or ""]
         for key, value in update.items():

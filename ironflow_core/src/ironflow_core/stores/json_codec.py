@@ -35,7 +35,7 @@ from typing import Any
 import attrs
 
 from ironflow_core.errors import StoreCorruptionError
-from ironflow_core.jsonutil import MAX_DEPTH, check_value, dumps
+from ironflow_core.jsonutil import dumps, finite_float
 from ironflow_core.model import RUN_STATUSES, TaskStatus
 from ironflow_core.runid import run_id_problem
 from ironflow_core.stores.cursor import chrono_timestamp, is_timestamp
@@ -83,11 +83,9 @@ def _reject_constant(name: str) -> Any:
 def parse_json(data: bytes) -> Any:
     """Strict JSON: UTF-8 only and no ``NaN``/``Infinity`` literals."""
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_float=finite_float)
     except RecursionError:
-        raise ValueError("value nests too deeply") from None
-    check_value(value, max_depth=MAX_DEPTH + 8)  # a record wraps the values it holds
-    return value
+        raise ValueError("a value nests too deeply to be read") from None
 
 
 # ------------------------------------------------------------------ summaries
@@ -478,6 +476,6 @@ def compact_json(value: Any, what: str, error: Callable[[str], Exception]) -> st
     try:
         return dumps(value)
     except RecursionError:
-        raise error(f"{what} is not JSON: it nests deeper than {MAX_DEPTH} levels") from None
+        raise error(f"{what} is not JSON: it nests too deeply") from None
     except (TypeError, ValueError) as exc:
         raise error(f"{what} is not JSON: {exc}") from None

@@ -96,7 +96,7 @@ from ironflow_core.stores.leases import (
     stall_record,
     still_executing,
 )
-from ironflow_core.stores.memory import check_new_record, check_origin
+from ironflow_core.stores.memory import check_context, check_new_record, check_origin
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +287,7 @@ class JsonStore:
         self, run_id: str, ctx: Mapping[str, Any], *, owner: str | None = None
     ) -> None:
         validate_run_id(run_id)
+        check_context(ctx, run_id)
         body = codec.compact_json(dict(ctx), "Context", InvalidInputError)
         update = _copy_json(body)
         async with self._locked(run_id) as handle:

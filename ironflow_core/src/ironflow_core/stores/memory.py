@@ -73,13 +73,18 @@ def clone_record(record: RunRecord) -> RunRecord:
     )
 
 
+def check_context(ctx: Mapping[str, Any], run_id: str) -> None:
+    """A context every store can keep and read back: finite numbers, bounded nesting."""
+    try:
+        check_value(dict(ctx))
+    except ValueError as exc:
+        raise InvalidInputError(f"Context of run '{run_id}' is not JSON: {exc}") from None
+
+
 def check_new_record(record: RunRecord) -> None:
     """What every store checks before creating a run (ST-1, JSON-7)."""
     validate_run_id(record.id)
-    try:
-        check_value(record.ctx)
-    except ValueError as exc:
-        raise InvalidInputError(f"Context of run '{record.id}' is not JSON: {exc}") from None
+    check_context(record.ctx, record.id)
     for field in ("started", "finished"):
         value = getattr(record, field)
         if value is not None and not is_timestamp(value):
@@ -156,10 +161,7 @@ class MemoryStore:
         await trio.lowlevel.checkpoint()
         record = self._get(run_id, owner)
         update = dict(ctx)
-        try:
-            check_value(update)
-        except ValueError as exc:
-            raise InvalidInputError(f"Context of run '{run_id}' is not JSON: {exc}") from None
+        check_context(update, run_id)
         record.ctx.update(clone_json(update))
 
     async def save_flow(self, flow: FlowSourceRecord) -> str:
