@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 import trio
@@ -111,6 +112,7 @@ async def serve_app(
     """Serve until a signal has drained every run; call inside ``trio.run``."""
     from ironflow_core.api.app import build_app
     from ironflow_core.api.reconcile import keep_reconciling
+    from ironflow_core.engine.recovery import Recovery, RecoverySettings
 
     app, runs = build_app(settings, store=store, registry=registry, env=env)
     try:
@@ -126,7 +128,10 @@ async def serve_app(
                         nursery.cancel_scope.cancel()  # stops the signal watcher
 
                 nursery.start_soon(_watch_signals, settings, runs, nursery)
-                await nursery.start(keep_reconciling, store)  # CLI-70: before serving
+                recovery = Recovery(store, settings=RecoverySettings.from_env(env),
+                                    start=runs.start_recovery)
+                # CLI-70: before serving; resumed runs start in the run nursery
+                await nursery.start(partial(keep_reconciling, store, recovery=recovery))
                 url = await nursery.start(serve_http)
                 if on_listening is not None:
                     on_listening(url)
