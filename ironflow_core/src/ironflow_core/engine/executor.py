@@ -419,11 +419,12 @@ class RunExecutor:
                 for _ in range(min(self.max_concurrent, len(launch))):
                     nursery.start_soon(worker)
         except BaseExceptionGroup as group:
-            # Several workers met the same broken store: one stall, not a group.
+            # Workers met a broken store (the others were cancelled by the stall):
+            # one stall, not a group. Anything else propagates unchanged.
             stalls, rest = group.split(_Stall)
-            if rest is not None:
+            if stalls is None or (rest is not None and rest.split(trio.Cancelled)[1] is not None):
                 raise
-            raise _Stall() from stalls
+            raise _Stall() from None
 
     async def _run_task(self, index: int, outputs: dict[int, dict[str, Any]]) -> None:
         step = self.flow.steps[index]
