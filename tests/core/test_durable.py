@@ -116,7 +116,7 @@ async def test_resumed_phase_runs_against_the_snapshot_it_had(store, autojump_cl
     assert record.tasks["writer"].attempt == 1  # kept, not run again
     assert record.tasks["reader"].attempt == 2  # ran again, with the next attempt number
     assert "writer" not in executor.services.scratch["attempts"]
-    assert [e.type for e in rec.events][0] == "run_resumed"
+    assert rec.events[0].type == "run_resumed"
 
 
 @pytest.mark.parametrize("kept", ["first", "second"])
