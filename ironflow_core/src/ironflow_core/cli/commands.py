@@ -51,9 +51,11 @@ def _initial_context(context: str | None, context_file: str | None, flow_path: s
     data: Any = {}
     if text is not None:
         option = "--context-file" if context_file is not None else "--context"
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        from ironflow_core.jsonutil import loads_strict
+
+        try:  # no NaN/Infinity/1e999, bounded nesting (issue 14)
+            data = loads_strict(text)
+        except ValueError as exc:
             fail(f"Failed to parse {option} JSON: {exc}")
         if not isinstance(data, dict):
             fail(f"Failed to parse {option} JSON: expected a JSON object")

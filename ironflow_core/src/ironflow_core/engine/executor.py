@@ -193,7 +193,14 @@ class RunExecutor:
             return await self._execute()
         slots = workflow_slots(self.services.env)
         lease = self.lease
-        if lease is None:
+        if lease is not None:
+            # A resume took the lease before loading its flow: refresh it before the
+            # renewals start, in case preparing took a good part of a short lifetime.
+            try:
+                await lease.acquire()
+            except StoreError as exc:
+                self.stall_reason = f"could not keep the execution-owner lease: {exc}"
+        else:
             await self.store.create_run(self.initial_record())
             lease = self.lease = OwnerLease(self.store, self.run_id, self.lease_ttl)
             try:
