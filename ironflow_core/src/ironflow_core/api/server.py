@@ -143,6 +143,11 @@ async def serve_app(
 def run_server(settings: ServerSettings, *, open_store: Callable[[], StateStore],
                registry: Any, env: Mapping[str, str]) -> None:
     """Bind, open the store, serve, drain: the body of ``ironflow serve``."""
+    from ironflow_core.engine.lease import lease_ttl
+    from ironflow_core.engine.recovery import RecoverySettings
+
+    RecoverySettings.from_env(env)  # invalid recovery settings stop before binding
+    lease_ttl(env)
     sock = bind_listener(settings.host, settings.port)
     try:
         store = open_store()
