@@ -215,6 +215,14 @@ class Counts:
         self.errors.extend(other.errors)
 
 
+def check_context(ctx: dict[str, Any], expected: dict[str, Any], counts: Counts, tag: str
+                  ) -> None:
+    if ctx != expected:
+        counts.wrong_contexts += 1
+        diff = sorted(k for k in set(ctx) | set(expected) if ctx.get(k) != expected.get(k))
+        counts.errors.append(f"{tag}: wrong context, keys {diff[:10]}")
+
+
 def appends(path: Path) -> Counter[str]:
     return Counter(path.read_text().split()) if path.exists() else Counter()
 
@@ -257,24 +265,22 @@ def crash_run(flow: Path, target: StoreTarget, work: Path, expected: dict[str, A
                     run_id = new.pop() if new else None
                 time.sleep(float(LEASE_TTL) + 0.2)  # the dead owner's lease expires
                 # (meanwhile the shell children the kill orphaned finish their append)
+                torn = target.torn()
+                counts.torn_files += len(torn)
+                counts.errors.extend(f"torn: {t}" for t in torn)
                 if run_id is not None:
                     record = target.read(run_id)
+                    if record.status == "success":  # killed after its final write: done
+                        check_context(record.ctx, expected, counts, tag)
+                        break
                     lines = appends(append)
                     for name, task in record.tasks.items():
                         if task.status == "success":
                             recorded.setdefault(name, lines[name])
-                torn = target.torn()
-                counts.torn_files += len(torn)
-                counts.errors.extend(f"torn: {t}" for t in torn)
                 continue
         code, out, err = finish(proc)
         if code == 0:
-            final = json.loads(out)
-            if final["ctx"] != expected:
-                counts.wrong_contexts += 1
-                diff = sorted(k for k in set(final["ctx"]) | set(expected)
-                              if final["ctx"].get(k) != expected.get(k))
-                counts.errors.append(f"{tag}: wrong context, keys {diff[:10]}")
+            check_context(json.loads(out)["ctx"], expected, counts, tag)
             break
         if run_id is None:
             new = set(target.run_ids()) - known
