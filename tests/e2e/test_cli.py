@@ -231,9 +231,41 @@ return flow
                       env={"BREAK": "1"})
     assert failed.returncode == 1
     old = json.loads(failed.stdout)
-    proc = ironflow("resume", old["id"], "--flow", str(flow), "--store-dir", store,
+    # --as-new copies it into a new run and leaves the old record as it was
+    proc = ironflow("resume", old["id"], "--as-new", "--flow", str(flow), "--store-dir", store,
                     "--format", "json")
     assert proc.returncode == 0, proc.stderr
     new = json.loads(proc.stdout)
     assert new["id"] != old["id"] and new["ctx"]["second"] == "done+second"
     assert new["tasks"]["first"]["started"] == old["tasks"]["first"]["started"]
+    assert json.loads(ironflow("inspect", old["id"], "--store-dir", store).stdout) == old
+
+
+def test_resume_continues_a_failed_run_in_place_without_its_file(tmp_path):
+    """Issue 14: the flow travels with the run; resume keeps the run ID."""
+    flow = tmp_path / "resumable.lua"
+    flow.write_text("""
+local flow = Flow.new("resumable")
+flow:step("first", function(ctx) return { first = "done" } end)
+flow:step("second", function(ctx)
+    if env("BREAK") then error("broken", 0) end
+    return { second = ctx.first .. "+second" }
+end):depends_on("first")
+return flow
+""")
+    store = str(tmp_path / "runs")
+    old = json.loads(ironflow("run", str(flow), "--store-dir", store, "--format", "json",
+                              env={"BREAK": "1"}).stdout)
+    source = flow.read_text()
+    flow.unlink()  # resume needs no file
+    shown = json.loads(ironflow("inspect", old["id"], "--flow", "--store-dir", store).stdout)
+    assert shown["flow"]["source"] == source and shown["flow"]["loader"] == "lua"
+    proc = ironflow("resume", old["id"], "--store-dir", store, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    new = json.loads(proc.stdout)
+    assert new["id"] == old["id"] and new["status"] == "success" and new["finished"]
+    assert new["ctx"]["second"] == "done+second"
+    assert new["tasks"]["first"] == old["tasks"]["first"]  # kept, not run again
+    assert new["tasks"]["second"]["attempt"] == 2  # the next attempt number
+    again = ironflow("resume", old["id"], "--store-dir", store)
+    assert again.returncode == 1 and "already succeeded" in again.stderr

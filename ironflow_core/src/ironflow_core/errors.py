@@ -15,6 +15,7 @@ errors onto HTTP statuses.
      │    ├── InvalidInputError   bad run id, bad cursor           (HTTP 400)
      │    ├── RunNotFoundError                                     (HTTP 404)
      │    ├── RunConflictError    duplicate id, live lease         (HTTP 409)
+     │    │    └── LeaseLostError a fenced write from an owner that lost its lease
      │    ├── StoreCorruptionError a record on disk is damaged     (HTTP 500)
      │    └── StoreUnavailableError the backend cannot be reached  (HTTP 500)
      └── NodeError                a controlled step failure (retried, recoverable)
@@ -94,6 +95,14 @@ class RunNotFoundError(StoreError):
 
 class RunConflictError(StoreError):
     """The run already exists, or another owner holds it."""
+
+
+class LeaseLostError(RunConflictError):
+    """A write carried an owner token that no longer holds the run's lease (fencing).
+
+    The writer must stop: another process has taken the run over, or it was
+    reconciled or deleted meanwhile.
+    """
 
 
 class StoreCorruptionError(StoreError):

@@ -117,3 +117,57 @@ def format_seconds(value: float) -> str:
     if math.isfinite(value) and value == int(value) and abs(value) < 1e16:
         return str(int(value))
     return repr(float(value))
+
+
+MAX_DEPTH = 128
+"""How deeply arrays and objects may nest in a value the engine accepts or reads
+back (upstream's JSON parser has the same limit); deeper input is refused at the
+edge instead of overflowing the interpreter's stack further in."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range for a JSON number")
+    return number
+
+
+def check_value(value: JSON, *, max_depth: int = MAX_DEPTH) -> None:
+    """Refuse what no store can keep and no printer can print (``ValueError``, with a path).
+
+    Non-finite floats, non-string object keys, non-JSON types and nesting
+    deeper than ``max_depth``. Iterative, so a deep value cannot overflow.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "$", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth >= max_depth:
+                raise ValueError(f"value nests deeper than {max_depth} levels at {path}")
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"object key {key!r} at {path} is not a string")
+                stack.append((child, f"{path}.{key}", depth + 1))
+        elif isinstance(item, list):
+            if depth >= max_depth:
+                raise ValueError(f"value nests deeper than {max_depth} levels at {path}")
+            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError(f"{item} at {path} is not a finite JSON number")
+        elif not (item is None or isinstance(item, (str, bool, int))):
+            raise ValueError(f"{type(item).__name__} at {path} is not a JSON value")
+
+
+def loads_strict(text: str | bytes) -> JSON:
+    """Parse JSON from outside: no ``NaN``/``Infinity``/overflowing numbers, bounded nesting."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=finite_float)
+    except RecursionError:
+        raise ValueError(f"value nests deeper than {MAX_DEPTH} levels") from None
+    check_value(value)
+    return value

@@ -17,10 +17,11 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
+import attrs
 import trio
 
 from ironflow_core.errors import FlowLoadError
-from ironflow_core.model import FlowDefinition
+from ironflow_core.model import FlowDefinition, FlowSourceRecord
 from ironflow_core.registry import Registry
 from ironflow_core.settings import lenient_positive_int
 from ironflow_core.specs import FlowSource, LoaderSpec, LoadOptions
@@ -178,6 +179,9 @@ def load_flow(
         source, LoadOptions(registry=registry, env=env, analyze=analyze, cancel=tuple(cancel))
     )
     check_code_sources(flow, env)
+    if flow.origin is None:  # the flow travels with its runs (resume needs no file)
+        origin = FlowSourceRecord(source=source.text, loader=loader.name, file_name=source.path)
+        flow = attrs.evolve(flow, origin=origin)
     return flow
 
 

@@ -76,6 +76,85 @@ class Diagnostic:
 
 
 @attrs.frozen
+class FlowSourceRecord:
+    """The flow a run runs, as it travels with the run (content-addressed, stored once).
+
+    ``digest`` is the SHA-256 of the canonical JSON of everything else, so
+    two runs of the same file share one stored copy. Sub-flows are stored
+    the same way, one record each, and listed in the run's ``RunOrigin``.
+    """
+
+    source: str
+    loader: str
+    file_name: str | None = None
+
+    @property
+    def digest(self) -> str:
+        import hashlib
+
+        from ironflow_core.jsonutil import dumps
+
+        text = dumps({"file_name": self.file_name, "loader": self.loader, "source": self.source})
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"digest": self.digest, "file_name": self.file_name, "loader": self.loader,
+                "source": self.source}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FlowSourceRecord:
+        source, loader, file_name = data.get("source"), data.get("loader"), data.get("file_name")
+        if not isinstance(source, str) or not isinstance(loader, str) or not (
+            file_name is None or isinstance(file_name, str)
+        ):
+            raise ValueError("a stored flow needs string 'source' and 'loader' fields")
+        return cls(source=source, loader=loader, file_name=file_name)
+
+
+@attrs.define
+class RunOrigin:
+    """What a run started from, kept beside its record (never in its ``ctx``).
+
+    Resuming needs the flow (``flow`` is the digest of a stored
+    ``FlowSourceRecord``) and the initial context: a resumed phase must see
+    the snapshot it had, which is derived from ``context`` plus the recorded
+    outputs of the earlier phases. ``recoveries`` counts automatic resumes.
+    """
+
+    flow: str | None
+    flow_name: str
+    context: dict[str, Any] = attrs.field(factory=dict)
+    subflows: dict[str, str] = attrs.field(factory=dict)
+    """Sub-workflow file path (as resolved) -> digest of its stored flow."""
+    recoveries: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"context": self.context, "flow": self.flow, "flow_name": self.flow_name,
+                "recoveries": self.recoveries, "subflows": self.subflows}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunOrigin:
+        flow = data.get("flow")
+        context = data.get("context")
+        subflows = data.get("subflows") or {}
+        recoveries = data.get("recoveries", 0)
+        if not (flow is None or isinstance(flow, str)) or not isinstance(context, dict) or not (
+            isinstance(subflows, dict) and all(isinstance(v, str) for v in subflows.values())
+        ) or not isinstance(recoveries, int):
+            raise ValueError("malformed run origin record")
+        return cls(flow=flow, flow_name=str(data.get("flow_name", "")), context=dict(context),
+                   subflows=dict(subflows), recoveries=recoveries)
+
+
+@attrs.frozen
+class LeaseInfo:
+    """Who executes a run and until when (wall-clock microseconds)."""
+
+    owner: str
+    expires_micros: int
+
+
+@attrs.frozen
 class FlowDefinition:
     name: str
     steps: tuple[StepSpec, ...]
@@ -86,6 +165,8 @@ class FlowDefinition:
     deterministic: bool = attrs.field(default=False, eq=False)
     """Loading the same source again gives the same definition (no clock, random,
     UUID or output at load time), so a loaded copy may be reused (the API's cache)."""
+    origin: FlowSourceRecord | None = attrs.field(default=None, eq=False, repr=False)
+    """The source it was loaded from, so a run can store it (set by ``load_flow``)."""
 
     def step(self, name: str) -> StepSpec | None:
         for step in self.steps:
@@ -248,6 +329,7 @@ class RunPage:
 class EventType(enum.StrEnum):
     RUN_STARTED = "run_started"
     RUN_FINISHED = "run_finished"
+    RUN_RESUMED = "run_resumed"
     CONTEXT_UPDATED = "context_updated"
     TASK_STARTED = "task_started"
     TASK_SUCCEEDED = "task_succeeded"

@@ -15,6 +15,9 @@ import attrs
 from ironflow_core.model import (
     Event,
     FlowDefinition,
+    FlowSourceRecord,
+    LeaseInfo,
+    RunOrigin,
     RunPage,
     RunRecord,
     RunStatus,
@@ -80,19 +83,52 @@ class StateStore(Protocol):
     Every mutation costs O(what changed): an ``upsert_task`` never rewrites the
     whole run. Mutations of one run are serialised so a late writer cannot
     resurrect a deleted run (ST-13).
+
+    Fencing: the writes a run makes while it executes carry its owner's lease
+    token (``owner``). A store refuses such a write with ``LeaseLostError``
+    when the run's lease no longer names that owner (taken over, reconciled,
+    released or deleted), so a process that wakes up after losing its lease
+    cannot overwrite the new owner's work. ``owner=None`` is an unfenced
+    write (child runs, tools).
     """
 
     async def create_run(self, record: RunRecord) -> None:
         """Persist a new run with its tasks; ``RunConflictError`` if the id exists."""
 
-    async def set_status(self, run_id: str, status: RunStatus, *, at: str | None = None) -> None:
+    async def set_status(
+        self, run_id: str, status: RunStatus, *, at: str | None = None, owner: str | None = None
+    ) -> None:
         """Set the run status; the first terminal status also sets ``finished`` (ST-12)."""
 
-    async def upsert_tasks(self, run_id: str, tasks: Iterable[TaskRecord]) -> None:
+    async def reopen_run(self, run_id: str, *, owner: str | None = None) -> None:
+        """Resume in place: status back to ``running`` and ``finished`` cleared."""
+
+    async def upsert_tasks(
+        self, run_id: str, tasks: Iterable[TaskRecord], *, owner: str | None = None
+    ) -> None:
         """Insert or replace task records by name."""
 
-    async def merge_context(self, run_id: str, ctx: Mapping[str, Any]) -> None:
+    async def merge_context(
+        self, run_id: str, ctx: Mapping[str, Any], *, owner: str | None = None
+    ) -> None:
         """``ctx.update(new)``: keys are only added or overwritten."""
+
+    # What a run started from travels with it, beside the record and never in
+    # its ``ctx`` (the context stays what upstream leaves): the flow source,
+    # content-addressed and stored once per distinct source, and the run's
+    # ``RunOrigin`` (flow digest, initial context, sub-flows, recoveries).
+
+    async def save_flow(self, flow: FlowSourceRecord) -> str:
+        """Store a flow source under its digest (idempotent); returns the digest."""
+
+    async def load_flow(self, digest: str) -> FlowSourceRecord | None:
+        """The stored flow with this digest, or ``None``."""
+
+    async def set_origin(self, run_id: str, origin: RunOrigin, *, owner: str | None = None) -> None:
+        """Store (replace) the origin of an existing run."""
+
+    async def get_origin(self, run_id: str) -> RunOrigin | None:
+        """The run's origin, ``None`` for a run stored without one (older or foreign runs)."""
 
     async def get_run(self, run_id: str) -> RunRecord:
         """The full record; ``RunNotFoundError`` when absent."""
@@ -132,6 +168,9 @@ class StateStore(Protocol):
 
     async def release_lease(self, run_id: str, owner: str) -> None:
         """Drop ``owner``'s lease; a no-op when ``owner`` holds none (idempotent)."""
+
+    async def get_lease(self, run_id: str) -> LeaseInfo | None:
+        """The run's lease as stored (possibly expired), ``None`` when it has none."""
 
     async def reconcile_expired(self, now_micros: int) -> list[str]:
         """Close the runs of dead owners (ST-52); returns the IDs it stalled.

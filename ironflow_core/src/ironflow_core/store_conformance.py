@@ -40,9 +40,21 @@ except ImportError:  # pragma: no cover - exercised in a venv without pytest
     ) from None
 import trio
 
-from ironflow_core.errors import InvalidInputError, RunConflictError, RunNotFoundError
+from ironflow_core.errors import (
+    InvalidInputError,
+    LeaseLostError,
+    RunConflictError,
+    RunNotFoundError,
+)
 from ironflow_core.jsonutil import dumps
-from ironflow_core.model import RunRecord, RunStatus, TaskRecord, TaskStatus
+from ironflow_core.model import (
+    FlowSourceRecord,
+    RunOrigin,
+    RunRecord,
+    RunStatus,
+    TaskRecord,
+    TaskStatus,
+)
 from ironflow_core.specs import StateStore
 
 T0 = "2026-01-01T00:00:00.000000Z"
@@ -393,6 +405,130 @@ class StoreConformance:
             await store.acquire_lease("run-2", "owner", 0)
             await store.delete_run("run-2")  # an expired lease protects nothing
             assert (await store.list_runs()).runs == ()
+
+    # ---------------------------------------------- fencing (issue 14)
+    async def test_fencing_the_lease_owner_writes_and_others_are_refused(self):
+        async with self.opened() as store:
+            await store.create_run(record("run-1"))
+            await store.acquire_lease("run-1", "owner-a", 60)
+            await store.upsert_tasks("run-1", [task("a")], owner="owner-a")
+            await store.merge_context("run-1", {"k": 1}, owner="owner-a")
+            await store.set_status("run-1", RunStatus.RUNNING, owner="owner-a")
+            await store.set_origin("run-1", RunOrigin(flow=None, flow_name="flow"),
+                                   owner="owner-a")
+            for write in (
+                store.upsert_tasks("run-1", [task("b")], owner="owner-b"),
+                store.merge_context("run-1", {"k": 2}, owner="owner-b"),
+                store.set_status("run-1", RunStatus.FAILED, owner="owner-b"),
+                store.reopen_run("run-1", owner="owner-b"),
+                store.set_origin("run-1", RunOrigin(flow=None, flow_name="x"), owner="owner-b"),
+            ):
+                with pytest.raises(LeaseLostError):
+                    await write
+            got = await store.get_run("run-1")
+            assert set(got.tasks) == {"a"} and got.ctx == {"k": 1}
+            assert got.status is RunStatus.RUNNING
+            assert (await store.get_origin("run-1")).flow_name == "flow"
+
+    async def test_fencing_an_owner_whose_lease_was_taken_over_cannot_write(self):
+        async with self.opened() as store:
+            await store.create_run(record("run-1"))
+            await store.acquire_lease("run-1", "paused", 0.001)
+            await trio.sleep(0.01)  # expired; a new owner takes the run over
+            await store.acquire_lease("run-1", "new-owner", 60)
+            await store.upsert_tasks("run-1", [task("a", TaskStatus.RUNNING)], owner="new-owner")
+            with pytest.raises(LeaseLostError):  # the paused process wakes up
+                await store.upsert_tasks("run-1", [task("a", TaskStatus.FAILED)], owner="paused")
+            with pytest.raises(LeaseLostError):
+                await store.set_status("run-1", RunStatus.STALLED, owner="paused")
+            got = await store.get_run("run-1")
+            assert got.tasks["a"].status is TaskStatus.RUNNING
+            assert got.status is RunStatus.PENDING
+
+    async def test_fencing_a_reconciled_or_released_lease_refuses_its_owner(self):
+        async with self.opened() as store:
+            await store.create_run(record("run-1", status=RunStatus.RUNNING))
+            await store.acquire_lease("run-1", "owner-a", 1)
+            assert await store.reconcile_expired(now_micros() + MINUTE) == ["run-1"]
+            with pytest.raises(LeaseLostError):
+                await store.set_status("run-1", RunStatus.SUCCESS, owner="owner-a")
+            assert (await store.get_run("run-1")).status is RunStatus.STALLED
+            await store.create_run(record("run-2"))
+            await store.acquire_lease("run-2", "owner-b", 60)
+            await store.release_lease("run-2", "owner-b")
+            with pytest.raises(LeaseLostError):
+                await store.merge_context("run-2", {"late": True}, owner="owner-b")
+            # unfenced writes (no owner) are not checked
+            await store.merge_context("run-2", {"tool": True})
+            assert (await store.get_run("run-2")).ctx == {"tool": True}
+
+    async def test_get_lease_reports_owner_and_expiry(self):
+        async with self.opened() as store:
+            await store.create_run(record("run-1"))
+            assert await store.get_lease("run-1") is None
+            before = now_micros()
+            await store.acquire_lease("run-1", "owner-a", 60)
+            lease = await store.get_lease("run-1")
+            assert lease is not None and lease.owner == "owner-a"
+            assert before + 59 * 10**6 <= lease.expires_micros <= now_micros() + 61 * 10**6
+            await store.release_lease("run-1", "owner-a")
+            assert await store.get_lease("run-1") is None
+
+    async def test_reopen_puts_a_finished_run_back_to_running(self):
+        async with self.opened() as store:
+            await store.create_run(record("run-1"))
+            await store.set_status("run-1", RunStatus.STALLED, at=T1)
+            await store.acquire_lease("run-1", "owner-a", 60)
+            await store.reopen_run("run-1", owner="owner-a")
+            got = await store.get_run("run-1")
+            assert got.status is RunStatus.RUNNING and got.finished is None
+            assert [r.status for r in (await store.list_runs()).runs] == [RunStatus.RUNNING]
+            await store.set_status("run-1", RunStatus.SUCCESS, at=T2, owner="owner-a")
+            assert (await store.get_run("run-1")).finished == T2
+
+    # ------------------------------------- the flow travels with the run
+    async def test_flows_are_content_addressed_and_stored_once(self):
+        async with self.opened() as store:
+            flow = FlowSourceRecord(source="local f = Flow.new('x')\nreturn f\n",
+                                    loader="lua", file_name="flows/x.lua")
+            digest = await store.save_flow(flow)
+            assert digest == flow.digest and len(digest) == 64
+            assert await store.save_flow(flow) == digest  # idempotent
+            assert await store.load_flow(digest) == flow
+            other = FlowSourceRecord(source=flow.source + " ", loader="lua",
+                                     file_name="flows/x.lua")
+            assert other.digest != digest
+            assert await store.load_flow(other.digest) is None
+
+    async def test_origin_is_kept_beside_the_record_not_in_its_ctx(self):
+        async with self.opened() as store:
+            await store.create_run(record("run-1", ctx={"a": 1}))
+            assert await store.get_origin("run-1") is None
+            origin = RunOrigin(flow="ab" * 32, flow_name="flow", context={"a": 1, "n": [1.5]},
+                               subflows={"/x/child.lua": "cd" * 32}, recoveries=2)
+            await store.set_origin("run-1", origin)
+            assert await store.get_origin("run-1") == origin
+            got = await store.get_run("run-1")
+            assert got.ctx == {"a": 1}  # the record stays upstream's
+            with pytest.raises(RunNotFoundError):
+                await store.set_origin("run-9", origin)
+            await store.delete_run("run-1")
+            with pytest.raises(RunNotFoundError):
+                await store.get_origin("run-1")
+
+    async def test_values_no_store_can_keep_are_refused_alike(self):
+        async with self.opened() as store:
+            deep: Any = 1
+            for _ in range(200):
+                deep = [deep]
+            for bad in ({"x": float("nan")}, {"x": float("inf")}, {"x": deep}):
+                with pytest.raises(InvalidInputError):
+                    await store.create_run(record("run-1", ctx=bad))
+            await store.create_run(record("run-1"))
+            for bad in ({"x": float("nan")}, {"x": deep}):
+                with pytest.raises(InvalidInputError):
+                    await store.merge_context("run-1", bad)
+            assert (await store.get_run("run-1")).ctx == {}
 
     async def test_st_52_reconcile_stalls_runs_whose_lease_expired(self):
         async with self.opened() as store:

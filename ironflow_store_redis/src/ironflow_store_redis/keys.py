@@ -89,6 +89,10 @@ class Keys:
     def lease_expiry(self) -> str:
         return f"{self.prefix}run_leases:v1:expiry"
 
+    def flow(self, digest: str) -> str:
+        """A stored flow source (Python-private), shared by every run of that source."""
+        return f"{self.prefix}py:flows:{digest}"
+
     def catalog(self) -> list[str]:
         """KEYS shared by the scripts that maintain the catalog (see ``scripts.py``)."""
         return [self.index, self.members, self.all, *self.statuses, self.lease_expiry]

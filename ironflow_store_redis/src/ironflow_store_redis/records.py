@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 
 from ironflow_core.errors import StoreCorruptionError
-from ironflow_core.jsonutil import dumps
+from ironflow_core.jsonutil import dumps, finite_float
 from ironflow_core.model import RUN_STATUSES
 from ironflow_core.stores.cursor import is_timestamp
 from ironflow_core.stores.json_codec import check_task
@@ -43,7 +43,10 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_json(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=finite_float)
+    except RecursionError:
+        raise ValueError("a value nests too deeply to be read") from None
 
 
 def encode_info(raw: Mapping[str, Any]) -> str:

@@ -94,14 +94,16 @@ return {'ok', ARGV[7]}
 """
 
 UPSERT_TASKS = _COMMON + """
--- KEYS[1] run hash; ARGV: incarnation or '', revision, ttl, (name, task json)...
+-- KEYS[1] run hash; ARGV: incarnation or '', revision, ttl, fencing owner or '',
+-- (name, task json)...
 local h = KEYS[1]
 if redis.call('EXISTS', h) == 0 then return 'missing' end
-local meta = redis.call('HMGET', h, 'incarnation', 'py:layout', 'summary')
+local meta = redis.call('HMGET', h, 'incarnation', 'py:layout', 'summary', 'lease_owner')
 if ARGV[1] ~= '' and meta[1] ~= ARGV[1] then return 'missing' end
+if ARGV[4] ~= '' and meta[4] ~= ARGV[4] then return 'fenced' end
 if meta[2] ~= '1' then return 'adopt' end
 local added = 0
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   added = added + redis.call('HSET', h, 'py:task:' .. ARGV[i], ARGV[i + 1])
 end
 local fields = {'revision', ARGV[2]}
@@ -116,12 +118,14 @@ return 'ok'
 """
 
 MERGE_CONTEXT = _COMMON + """
--- KEYS[1] run hash; ARGV: incarnation or '', revision, ttl, (key, value json)...
+-- KEYS[1] run hash; ARGV: incarnation or '', revision, ttl, fencing owner or '',
+-- (key, value json)...
 local h = KEYS[1]
 if redis.call('EXISTS', h) == 0 then return 'missing' end
 if ARGV[1] ~= '' and redis.call('HGET', h, 'incarnation') ~= ARGV[1] then return 'missing' end
+if ARGV[4] ~= '' and redis.call('HGET', h, 'lease_owner') ~= ARGV[4] then return 'fenced' end
 local fields = {'revision', ARGV[2]}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   fields[#fields + 1] = 'py:ctx:' .. ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
 end
@@ -134,9 +138,10 @@ FOLD = _COMMON + """
 -- Rewrite `info`/`summary` from a full record Python built, compare-and-swap on the
 -- base token. ARGV: id, incarnation or '', expected base, new revision, ttl, info,
 -- summary head (up to "task_count":), task count Python saw, member, status_index,
--- number of folded tasks, lease guard owner and expiry, (task name, folded json)...,
--- (ctx key, folded json)... A guarded fold (owner ~= '', a reconciliation) happens
--- only while the lease is exactly as Python read it, and removes the lease.
+-- number of folded tasks, lease guard owner and expiry, fencing owner or '',
+-- (task name, folded json)..., (ctx key, folded json)... A guarded fold (owner ~= '',
+-- a reconciliation) happens only while the lease is exactly as Python read it, and
+-- removes the lease; a fenced fold only while the lease still names its owner.
 local h = KEYS[1]
 if redis.call('EXISTS', h) == 0 then return 'missing' end
 local meta = redis.call('HMGET', h, 'incarnation', 'py:layout', 'py:base', 'revision', 'summary')
@@ -150,11 +155,12 @@ if guarded then
   local lease = redis.call('HMGET', h, 'lease_owner', 'lease_expires_micros')
   if lease[1] ~= ARGV[12] or (lease[2] or '') ~= ARGV[13] then return 'lease_changed' end
 end
+if ARGV[14] ~= '' and redis.call('HGET', h, 'lease_owner') ~= ARGV[14] then return 'fenced' end
 local count = tonumber(ARGV[8])
 if ours then count = stored_count(meta[5]) or count end
 redis.call('HSET', h, 'info', ARGV[6], 'summary', ARGV[7] .. count .. '}',
            'revision', ARGV[4], 'py:base', ARGV[4], 'py:layout', '1')
-local i = 14
+local i = 15
 for _ = 1, tonumber(ARGV[11]) do
   local field = 'py:task:' .. ARGV[i]
   local current = redis.call('HGET', h, field)
@@ -236,6 +242,16 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 'ok'
 """
 
+SET_ORIGIN = """
+-- KEYS[1] run hash; ARGV: origin json, fencing owner or ''. The origin lives in the
+-- run's hash (field py:origin) so it shares the run's TTL and goes with its deletion.
+local h = KEYS[1]
+if redis.call('EXISTS', h) == 0 then return 'missing' end
+if ARGV[2] ~= '' and redis.call('HGET', h, 'lease_owner') ~= ARGV[2] then return 'fenced' end
+redis.call('HSET', h, 'py:origin', ARGV[1])
+return 'ok'
+"""
+
 PAGE = """
 -- KEYS[1] a catalog ZSET; ARGV: max bound ('+' or '(member'), count, key prefix.
 -- Returns member, summary, revision triples ('' where the run hash is gone).
@@ -287,6 +303,7 @@ SCRIPTS = {
     "lease": LEASE,
     "release": RELEASE,
     "page": PAGE,
+    "set_origin": SET_ORIGIN,
     "repair": REPAIR,
 }
 """Script texts by name; the store runs them with ``RedisClient.run_script``."""

@@ -47,6 +47,9 @@ from ironflow_core.errors import (
 from ironflow_core.jsonutil import now_timestamp, timestamp_micros
 from ironflow_core.model import (
     RUN_STATUSES,
+    FlowSourceRecord,
+    LeaseInfo,
+    RunOrigin,
     RunPage,
     RunRecord,
     RunStatus,
@@ -64,13 +67,14 @@ from ironflow_core.stores.json_codec import check_task, compact_json
 from ironflow_core.stores.leases import (
     clock_micros,
     expiry_after,
+    fenced,
     is_unfinished,
     lease_lost,
     lease_taken,
     stall_record,
     still_executing,
 )
-from ironflow_core.stores.memory import check_new_record
+from ironflow_core.stores.memory import check_context, check_new_record, check_origin
 from ironflow_store_redis import records
 from ironflow_store_redis.address import RedisAddress
 from ironflow_store_redis.client import Arg, RedisClient, RedisReplyError
@@ -157,7 +161,9 @@ class RedisStore:
         else:
             self._incarnations[record.id] = incarnation
 
-    async def set_status(self, run_id: str, status: RunStatus, *, at: str | None = None) -> None:
+    async def set_status(
+        self, run_id: str, status: RunStatus, *, at: str | None = None, owner: str | None = None
+    ) -> None:
         validate_run_id(run_id)
         try:
             status = RunStatus(status)
@@ -172,13 +178,25 @@ class RedisStore:
             if status.terminal and raw.get("finished") is None:
                 raw["finished"] = finished
 
-        await self._fold(run_id, change)
+        await self._fold(run_id, change, owner=owner)
         if status.terminal:
             self._incarnations.pop(run_id, None)
 
-    async def upsert_tasks(self, run_id: str, tasks: Iterable[TaskRecord]) -> None:
+    async def reopen_run(self, run_id: str, *, owner: str | None = None) -> None:
         validate_run_id(run_id)
-        args: list[Arg] = [self._incarnations.get(run_id, ""), uuid.uuid4().hex, self._ttl_arg]
+
+        def change(raw: dict[str, Any]) -> None:
+            raw["status"] = str(RunStatus.RUNNING)
+            raw["finished"] = None
+
+        await self._fold(run_id, change, owner=owner)
+
+    async def upsert_tasks(
+        self, run_id: str, tasks: Iterable[TaskRecord], *, owner: str | None = None
+    ) -> None:
+        validate_run_id(run_id)
+        args: list[Arg] = [self._incarnations.get(run_id, ""), uuid.uuid4().hex, self._ttl_arg,
+                           owner or ""]
         for task in tasks:
             data = task.to_json()
             try:
@@ -195,10 +213,14 @@ class RedisStore:
             reply = await self._script("upsert_tasks", [key], args)
         self._check_reply(run_id, "upsert_tasks", reply)
 
-    async def merge_context(self, run_id: str, ctx: Mapping[str, Any]) -> None:
+    async def merge_context(
+        self, run_id: str, ctx: Mapping[str, Any], *, owner: str | None = None
+    ) -> None:
         validate_run_id(run_id)
         update = dict(ctx)
-        args: list[Arg] = [self._incarnations.get(run_id, ""), uuid.uuid4().hex, self._ttl_arg]
+        check_context(update, run_id)
+        args: list[Arg] = [self._incarnations.get(run_id, ""), uuid.uuid4().hex, self._ttl_arg,
+                           owner or ""]
         for key, value in update.items():
             if not isinstance(key, str):
                 raise InvalidInputError(f"Context key {key!r} is not a string")
@@ -206,6 +228,45 @@ class RedisStore:
             args.append(compact_json(value, f"Context value '{key}'", InvalidInputError))
         reply = await self._script("merge_context", [self.keys.run(run_id)], args)
         self._check_reply(run_id, "merge_context", reply)
+
+    # ------------------------------------------- what a run started from
+    async def save_flow(self, flow: FlowSourceRecord) -> str:
+        digest = flow.digest
+        text = compact_json(flow.to_json(), "Flow source", InvalidInputError)
+        await self._command("SET", self.keys.flow(digest), text, "NX")
+        return digest
+
+    async def load_flow(self, digest: str) -> FlowSourceRecord | None:
+        reply = await self._command("GET", self.keys.flow(digest))
+        if reply is None:
+            return None
+        try:
+            flow = FlowSourceRecord.from_json(records.parse_json(str(reply)))
+        except (AttributeError, ValueError) as exc:
+            raise StoreCorruptionError(f"Failed to parse stored flow {digest}: {exc}") from None
+        if flow.digest != digest:
+            raise StoreCorruptionError(f"Stored flow {digest} does not match its digest")
+        return flow
+
+    async def set_origin(self, run_id: str, origin: RunOrigin, *, owner: str | None = None) -> None:
+        validate_run_id(run_id)
+        text = check_origin(origin, run_id)
+        reply = await self._script("set_origin", [self.keys.run(run_id)], [text, owner or ""])
+        self._check_reply(run_id, "set_origin", reply)
+
+    async def get_origin(self, run_id: str) -> RunOrigin | None:
+        validate_run_id(run_id)
+        reply = await self._command("HMGET", self.keys.run(run_id), "info", "py:origin")
+        if not isinstance(reply, list) or len(reply) != 2:
+            raise self._odd_reply("HMGET", reply)
+        if reply[0] is None:
+            raise RunNotFoundError(run_id)
+        if reply[1] is None:
+            return None
+        try:
+            return RunOrigin.from_json(records.parse_json(str(reply[1])))
+        except (AttributeError, ValueError) as exc:
+            raise StoreCorruptionError(f"Failed to parse the origin of run '{run_id}': {exc}") from None
 
     async def get_run(self, run_id: str) -> RunRecord:
         validate_run_id(run_id)
@@ -276,6 +337,17 @@ class RedisStore:
     async def release_lease(self, run_id: str, owner: str) -> None:
         validate_run_id(run_id)
         await self._release(run_id, owner)
+
+    async def get_lease(self, run_id: str) -> LeaseInfo | None:
+        validate_run_id(run_id)
+        reply = await self._command(
+            "HMGET", self.keys.run(run_id), "lease_owner", "lease_expires_micros"
+        )
+        if not isinstance(reply, list) or len(reply) != 2:
+            raise self._odd_reply("HMGET", reply)
+        if reply[0] is None:
+            return None
+        return LeaseInfo(owner=str(reply[0]), expires_micros=_micros(reply[1]))
 
     async def reconcile_expired(self, now_micros: int) -> list[str]:
         expired = await self._command(
@@ -377,6 +449,8 @@ class RedisStore:
             return
         if reply == "missing":
             raise RunNotFoundError(run_id)
+        if reply == "fenced":
+            raise fenced(run_id)
         raise self._odd_reply(what, reply)
 
     async def _read(self, run_id: str) -> records.StoredRun:
@@ -387,7 +461,7 @@ class RedisStore:
             raise RunNotFoundError(run_id)
         return records.decode_run(run_id, reply)
 
-    async def _fold(self, run_id: str, change: Any) -> None:
+    async def _fold(self, run_id: str, change: Any, *, owner: str | None = None) -> None:
         """Rebuild ``info`` and ``summary`` from the full record after ``change(raw)``.
 
         Compare-and-swap on the fold token: only another fold (a status change)
@@ -398,7 +472,7 @@ class RedisStore:
         for attempt in range(FOLD_ATTEMPTS):
             stored = await self._read(run_id)
             change(stored.raw)
-            args = self._fold_args(run_id, stored)
+            args = self._fold_args(run_id, stored, owner=owner or "")
             reply = await self._script("fold", self._catalog_keys(run_id), args)
             if reply != "conflict":
                 self._check_reply(run_id, "fold", reply)
@@ -409,7 +483,8 @@ class RedisStore:
         )
 
     def _fold_args(
-        self, run_id: str, stored: records.StoredRun, *, guard: tuple[str, str] = ("", "")
+        self, run_id: str, stored: records.StoredRun, *, guard: tuple[str, str] = ("", ""),
+        owner: str = "",
     ) -> list[Arg]:
         """ARGV of the fold script for ``stored.raw`` (see ``scripts.FOLD``)."""
         raw = stored.raw
@@ -426,6 +501,7 @@ class RedisStore:
             _status_index(raw["status"]),
             len(stored.folded_tasks),
             *guard,
+            owner,
         ]
         for name, text in stored.folded_tasks:
             args.append(name)

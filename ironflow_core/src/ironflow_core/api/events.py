@@ -103,6 +103,6 @@ class EventRecorder:
     def _record(self, event: Event) -> None:
         self._store.append(event)
 
-    run_started = run_finished = context_updated = _record
+    run_started = run_resumed = run_finished = context_updated = _record
     task_started = task_succeeded = task_failed = _record
     task_skipped = task_cancelled = task_retrying = _record

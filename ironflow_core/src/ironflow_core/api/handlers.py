@@ -47,8 +47,10 @@ from ironflow_core.api.sources import (
 from ironflow_core.api.webhooks import WebhookRequestError, forwarded_headers, verify_signature
 from ironflow_core.errors import (
     FlowValidationError,
+    IronflowError,
     RunConflictError,
     RunNotFoundError,
+    StoreError,
 )
 from ironflow_core.jsonutil import dumps
 from ironflow_core.model import RUN_STATUSES, RunRecord, RunStatus
@@ -280,6 +282,19 @@ class Api:
         if isinstance(data.get("ctx"), dict):
             data["ctx"].pop("_headers", None)
         return ok(data)
+
+    async def resume_run(self, request: Request) -> Response:
+        """Resume a run in place (issue 14): 202 with its id; 409 while its lease is live."""
+        run_id = checked_run_id(request)
+        try:
+            await self.runs.resume(run_id)
+        except RunConflictError as exc:
+            raise ApiError(409, str(exc)) from None
+        except IronflowError as exc:
+            if isinstance(exc, StoreError):
+                raise
+            raise ApiError(409, str(exc)) from None
+        return ok({"run_id": run_id, "status": "running"}, 202)
 
     async def delete_run(self, request: Request) -> Response:
         run_id = checked_run_id(request)

@@ -81,6 +81,14 @@ SCHEMAS: JSONObject = {
             "status": {"type": "string", "enum": list(RUN_STATUSES)},
         },
     },
+    "ResumeReply": {
+        "type": "object",
+        "required": ["run_id", "status"],
+        "properties": {
+            "run_id": {"type": "string"},
+            "status": {"type": "string", "enum": ["running"]},
+        },
+    },
     "Warning": {
         "type": "object",
         "required": ["code", "message", "line", "column"],
@@ -308,6 +316,16 @@ OPERATIONS: dict[tuple[str, str], JSONObject] = {
         "The full run record",
         {"200": _json(_ref("RunRecord"), "The run"), "400": _error("Invalid run id"),
          "404": _error("Run not found")},
+        parameters=[RUN_ID],
+    ),
+    ("/runs/{run_id}/resume", "POST"): _op(
+        "Resume an interrupted or failed run in place (same run id); recorded completions "
+        "are kept, the other steps run again",
+        {"202": _json(_ref("ResumeReply"), "The run continues in this server"),
+         "400": _error("Invalid run id"), "404": _error("Run not found"),
+         "409": _error("The run is still executing (its lease is live), it already "
+                       "succeeded, or it has no stored flow"),
+         "503": _error("Draining, or at the run limit")},
         parameters=[RUN_ID],
     ),
     ("/runs/{run_id}", "DELETE"): _op(

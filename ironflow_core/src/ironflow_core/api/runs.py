@@ -23,8 +23,9 @@ import trio
 
 from ironflow_core.api.errors import unavailable
 from ironflow_core.api.events import EventRecorder, MemoryEventStore
-from ironflow_core.engine import RunExecutor, prepare_run
+from ironflow_core.engine import RunExecutor, open_resume, prepare_run
 from ironflow_core.engine.events import notify
+from ironflow_core.errors import RunConflictError
 from ironflow_core.model import FlowDefinition, ProcessEventType, RunRecord
 from ironflow_core.specs import StateStore
 
@@ -207,6 +208,37 @@ class RunManager:
         self.events.open_run(handle.run_id)
         self.nursery.start_soon(self._execute, handle, admission, name=f"run {handle.run_id}")
         return handle
+
+    async def resume(self, run_id: str, *, count_recovery: bool = False) -> RunHandle:
+        """Resume a run in place here (issue 14); takes its lease before anything else.
+
+        A live lease elsewhere is a ``RunConflictError`` (HTTP 409) naming the
+        holder; the run then executes in the server nursery like any other.
+        """
+        if self.cancelling or self.nursery is None:
+            raise unavailable(DRAINING)
+        if self.is_active(run_id):
+            raise RunConflictError(f"Run '{run_id}' is still executing")
+        admission = self.admit()
+        try:
+            executor = await open_resume(
+                self.store, run_id, registry=self.registry, env=self.env,
+                observers=[EventRecorder(self.events)], config_concurrency=self.config_concurrency,
+                count_recovery=count_recovery,
+            )
+        except BaseException:
+            admission.release()
+            raise
+        handle = RunHandle(executor)
+        handle.created.set()
+        self.active[run_id] = handle
+        self.events.open_run(run_id)
+        self.nursery.start_soon(self._execute, handle, admission, name=f"run {run_id}")
+        return handle
+
+    async def start_recovery(self, run_id: str) -> None:
+        """``Recovery``'s way to start an automatic resume in this server."""
+        await self.resume(run_id, count_recovery=True)
 
     async def _execute(self, handle: RunHandle, admission: Admission) -> None:
         try:

@@ -112,6 +112,7 @@ async def serve_app(
     """Serve until a signal has drained every run; call inside ``trio.run``."""
     from ironflow_core.api.app import build_app
     from ironflow_core.api.reconcile import keep_reconciling
+    from ironflow_core.engine.recovery import Recovery, RecoverySettings
 
     app, runs = build_app(settings, store=store, registry=registry, env=env)
     try:
@@ -127,8 +128,10 @@ async def serve_app(
                         nursery.cancel_scope.cancel()  # stops the signal watcher
 
                 nursery.start_soon(_watch_signals, settings, runs, nursery)
-                await nursery.start(partial(keep_reconciling, store,
-                                            observers=registry.observers))  # CLI-70
+                recovery = Recovery(store, settings=RecoverySettings.from_env(env),
+                                    start=runs.start_recovery, observers=registry.observers)
+                # CLI-70: before serving; resumed runs start in the run nursery
+                await nursery.start(partial(keep_reconciling, store, recovery=recovery))
                 if settings.schedules:
                     from ironflow_core.schedules import Scheduler
 
@@ -146,6 +149,11 @@ async def serve_app(
 def run_server(settings: ServerSettings, *, open_store: Callable[[], StateStore],
                registry: Any, env: Mapping[str, str]) -> None:
     """Bind, open the store, serve, drain: the body of ``ironflow serve``."""
+    from ironflow_core.engine.lease import lease_ttl
+    from ironflow_core.engine.recovery import RecoverySettings
+
+    RecoverySettings.from_env(env)  # invalid recovery settings stop before binding
+    lease_ttl(env)
     sock = bind_listener(settings.host, settings.port)
     try:
         store = open_store()

@@ -71,9 +71,11 @@ def _initial_context(context: str | None, context_file: str | None, flow_path: s
     data: Any = {}
     if text is not None:
         option = "--context-file" if context_file is not None else "--context"
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        from ironflow_core.jsonutil import loads_strict
+
+        try:  # no NaN/Infinity/1e999, bounded nesting (issue 14)
+            data = loads_strict(text)
+        except ValueError as exc:
             fail(f"Failed to parse {option} JSON: {exc}")
         if not isinstance(data, dict):
             fail(f"Failed to parse {option} JSON: expected a JSON object")
@@ -145,8 +147,12 @@ def _execute_and_report(executor: Any, store: Any, progress: Any, definition: An
     """Run to completion (SIGINT/SIGTERM cancel the run), print, exit by status (CLI-26).
 
     ``header`` prints the text header once the store has answered, so an
-    unreachable store is one ``Error:`` line and nothing else.
+    unreachable store is one ``Error:`` line and nothing else. ``executor``
+    may also be an async function returning one (a resume must take the
+    run's lease inside the same trio run that executes it).
     """
+    import inspect as _inspect
+
     import trio
 
     from ironflow_core.jsonutil import dumps_pretty
@@ -157,15 +163,26 @@ def _execute_and_report(executor: Any, store: Any, progress: Any, definition: An
     async def main() -> Any:
         try:
             await _probe(store)
+            runner = await executor() if _inspect.iscoroutinefunction(executor) else executor
             header()
             if progress:
                 progress.start()
                 started.append(True)
+            outcome: dict[str, Any] = {}
+
+            async def execute() -> None:
+                try:
+                    outcome["record"] = await runner.run()
+                except Exception as exc:  # re-raised below, outside the nursery's group
+                    outcome["error"] = exc
+
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_cancel_on_signal, executor, received)
-                record = await executor.run()
+                nursery.start_soon(_cancel_on_signal, runner, received)
+                await execute()
                 nursery.cancel_scope.cancel()
-            return record
+            if "error" in outcome:
+                raise outcome["error"]
+            return outcome["record"]
         finally:
             with trio.CancelScope(shield=True):
                 await store.aclose()
@@ -347,14 +364,17 @@ def list_runs(status: str | None, store_dir: str | None, fmt: str, limit: int | 
 
     async def main() -> Any:
         try:
-            return await store.list_runs(status=status_filter, limit=limit, after=after)
+            page = await store.list_runs(status=status_filter, limit=limit, after=after)
+            return page, await _owners_gone(store, page.runs)
         finally:
             await store.aclose()
 
-    page = trio.run(main)
+    page, gone = trio.run(main)
+    for line in getattr(store, "skipped", ()):
+        click.echo(f"Warning: skipped JSON store entry {line}", err=True)
     if fmt == "json":
         click.echo(json.dumps({
-            "runs": [r.to_json() for r in page.runs],
+            "runs": [_with_owner(r.to_json(), gone.get(r.id)) for r in page.runs],
             "limit": limit,
             "returned": len(page.runs),
             "has_more": page.has_more,
@@ -364,6 +384,8 @@ def list_runs(status: str | None, store_dir: str | None, fmt: str, limit: int | 
     from ironflow_core.cli.output import echo_run_table
 
     count = echo_run_table(page.runs)
+    for run_id, note in gone.items():
+        click.echo(f"Note: run {run_id} is not running any more: {note}")
     if count:
         click.echo()
         click.echo(f"Returned: {count} run(s) (page limit: {limit})")
@@ -377,10 +399,12 @@ def list_runs(status: str | None, store_dir: str | None, fmt: str, limit: int | 
 @click.option("--store-dir", metavar="DIR")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="json",
               show_default=True)
+@click.option("--flow", "show_flow", is_flag=True,
+              help="Also show the flow source the run recorded.")
 @global_options
 @handle_errors
-def inspect(run_id: str, store_dir: str | None, fmt: str) -> None:
-    """Print a stored run record as JSON."""
+def inspect(run_id: str, store_dir: str | None, fmt: str, show_flow: bool) -> None:
+    """Print a stored run record as JSON (``--flow``: with the flow it ran)."""
     import trio
 
     from ironflow_core.jsonutil import dumps_pretty
@@ -388,52 +412,129 @@ def inspect(run_id: str, store_dir: str | None, fmt: str) -> None:
 
     state().prepare()
     validate_run_id(run_id)
-    record = trio.run(_read_run, store_dir, run_id)
-    data = record.to_json()
+    store = _open_store(store_dir)
+
+    async def main() -> Any:
+        try:
+            record = await store.get_run(run_id)
+            gone = await _owners_gone(store, [record])
+            flow = None
+            if show_flow:
+                origin = await store.get_origin(run_id)
+                if origin is not None and origin.flow is not None:
+                    flow = await store.load_flow(origin.flow)
+            return record, gone.get(run_id), flow
+        finally:
+            await store.aclose()
+
+    record, gone, flow = trio.run(main)
+    if show_flow and flow is None:
+        fail(f"Run '{run_id}' has no stored flow (it was recorded by an older version, or "
+             "its flow was built in code)")
+    data = _with_owner(record.to_json(), gone)
     if isinstance(data.get("ctx"), dict):
         data["ctx"].pop("_headers", None)
+    if show_flow:
+        data["flow"] = flow.to_json()
     if fmt == "json":
         click.echo(dumps_pretty(data))
-    else:
-        from ironflow_core.cli.output import echo_run_result
+        return
+    from ironflow_core.cli.output import echo_run_result
 
-        echo_run_result(record, None, True)
+    echo_run_result(record, None, True)
+    if gone:
+        click.echo(f"\nOwner gone: {gone}")
+    if show_flow:
+        click.echo(f"\nFlow ({flow.file_name or 'inline source'}, {flow.loader}, "
+                   f"sha256 {flow.digest}):")
+        click.echo(flow.source.rstrip("\n"))
+
+
+async def _owners_gone(store: Any, runs: Any) -> dict[str, str]:
+    """Issue 14: unfinished runs whose execution owner is gone (its lease expired).
+
+    Such a run is stalled as soon as someone reconciles it (``ironflow serve``);
+    until then the listing says what it is instead of calling it running.
+    """
+    from ironflow_core.engine.lease import describe_expiry
+    from ironflow_core.stores.leases import clock_micros
+
+    gone = {}
+    for run in runs:
+        if str(run.status) not in ("pending", "running"):
+            continue
+        lease = await store.get_lease(run.id)
+        if lease is None:
+            if str(run.status) == "running":
+                gone[run.id] = ("no process holds its lease; it is stalled once reconciled "
+                                f"(`ironflow serve`), or continue it with `ironflow resume {run.id}`")
+        elif lease.expires_micros <= clock_micros():
+            gone[run.id] = (f"owner gone, its lease expired at "
+                            f"{describe_expiry(lease.expires_micros).split(' ')[0]}; it is "
+                            "stalled once reconciled (`ironflow serve`), or continue it with "
+                            f"`ironflow resume {run.id}`")
+    return gone
+
+
+def _with_owner(data: dict, gone: str | None) -> dict:
+    if gone is not None:
+        data["owner_gone"] = True
+    return data
 
 
 @cli.command()
 @click.argument("run_id")
-@click.option("--flow", "flow_path", required=True, type=click.Path(),
-              help="The flow file the run was started from.")
+@click.option("--flow", "flow_path", type=click.Path(dir_okay=False),
+              help="Run this flow file instead of the flow stored with the run (same name).")
+@click.option("--as-new", is_flag=True,
+              help="Copy the run into a new run instead of continuing it in place.")
 @click.option("-v", "--verbose", is_flag=True)
 @click.option("--store-dir", metavar="DIR")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @global_options
 @handle_errors
-def resume(run_id: str, flow_path: str, verbose: bool, store_dir: str | None, fmt: str) -> None:
-    """Continue a failed or interrupted run as a new run; finished steps are not run again."""
+def resume(run_id: str, flow_path: str | None, as_new: bool, verbose: bool,
+           store_dir: str | None, fmt: str) -> None:
+    """Continue an interrupted or failed run in place; recorded completions are not run again."""
     import trio
 
-    from ironflow_core.engine import prepare_resume
+    from ironflow_core.engine import open_resume
+    from ironflow_core.engine.resume import stored_flow
     from ironflow_core.runid import validate_run_id
 
     st = state()
     st.prepare()
     validate_run_id(run_id)
-    definition = _load(flow_path)
-    previous = trio.run(_read_run, store_dir, run_id)
+    if flow_path is not None:
+        definition = _load(flow_path)
+    else:
+        async def load_stored() -> Any:
+            store = _open_store(store_dir)
+            try:
+                origin = await store.get_origin(run_id)
+                return await stored_flow(store, run_id, origin, registry=st.registry,
+                                         env=os.environ)
+            finally:
+                await store.aclose()
+
+        definition = trio.run(load_stored)
     store = _open_store(store_dir)
+
     def header() -> None:
         if fmt == "text":
             from ironflow_core.cli.output import echo_flow_header
 
             echo_flow_header(definition, verbose)
-            click.echo(f"Resuming: {run_id}")
+            click.echo(f"Resuming: {run_id}" + (" as a new run" if as_new else ""))
 
     progress = _progress(definition, fmt)
-    executor = prepare_resume(
-        previous, definition, store=store, registry=st.registry, env=os.environ,
-        observers=[progress] if progress else (),
-        config_concurrency=_config_int(st.config, "max_concurrent_tasks"),
-    )
-    _execute_and_report(executor, store, progress, definition, fmt, verbose, header)
+
+    async def prepare() -> Any:
+        return await open_resume(
+            store, run_id, registry=st.registry, env=os.environ, flow=definition,
+            as_new=as_new, observers=[progress] if progress else (),
+            config_concurrency=_config_int(st.config, "max_concurrent_tasks"),
+        )
+
+    _execute_and_report(prepare, store, progress, definition, fmt, verbose, header)

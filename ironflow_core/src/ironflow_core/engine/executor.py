@@ -6,6 +6,15 @@ and commits the buffered outputs in declaration order once the whole phase
 has settled (ENG-3, ENG-91). Every member of a phase reads the same context
 object: it is only mutated at the barrier, after the phase's tasks are done,
 so no per-step copy is made (ENG-30).
+
+A resumed run starts from the run's initial context again, and a step kept
+from before (``completed``) is not run: its recorded output joins the others
+at its phase's barrier, in declaration order. Every phase therefore sees the
+same snapshot, and commits the same way, as in an uninterrupted run.
+
+Every write of a top-level run carries its owner lease token (fencing): a
+write refused because another process took the run over stops the run
+without writing anything more.
 """
 
 from __future__ import annotations
@@ -21,12 +30,13 @@ import trio
 from ironflow_core.context import NodeContext
 from ironflow_core.engine.admission import workflow_slots
 from ironflow_core.engine.events import EventDispatcher
-from ironflow_core.engine.lease import OwnerLease
-from ironflow_core.engine.planner import Plan
-from ironflow_core.errors import NodeError, NodeFailure, StoreError
+from ironflow_core.engine.lease import LEASE_TTL_SECONDS, OwnerLease
+from ironflow_core.engine.planner import MAX_WAIT_SECONDS, Plan
+from ironflow_core.errors import LeaseLostError, NodeError, NodeFailure, StoreError
 from ironflow_core.jsonutil import dumps, format_seconds, now_timestamp
 from ironflow_core.model import (
     EventType,
+    RunOrigin,
     RunRecord,
     RunStatus,
     StepSpec,
@@ -77,6 +87,14 @@ class _Stall(Exception):
     """An infrastructure failure: persistence broke or the lease was lost, the run cannot go on."""
 
 
+class FinalStatusError(StoreError):
+    """The run ended but its final status could not be stored.
+
+    The lease is kept (it expires on its own), so reconciliation or recovery
+    finds the run later; the record still says ``running`` until then.
+    """
+
+
 def bound_output(output: Mapping[str, Any], limit: int, note: str) -> Any:
     """ENG-25: the value kept in task history, replaced by a marker when too big."""
     text = dumps(output)
@@ -105,11 +123,25 @@ class RunExecutor:
         is_child: bool = False,
         completed: Mapping[str, TaskRecord] | None = None,
         parent: tuple[str, str] | None = None,
+        lease_ttl: float = LEASE_TTL_SECONDS,
+        resume_lease: OwnerLease | None = None,
+        previous_attempts: Mapping[str, int] | None = None,
+        origin: RunOrigin | None = None,
     ) -> None:
         self.plan = plan
         self.is_child = is_child
         self.completed = dict(completed or {})
         """Steps already finished by the run this one resumes; they are not run again."""
+        self.lease = resume_lease
+        """Set for a resume in place: the lease was taken before the record was read."""
+        self.lease_ttl = lease_ttl
+        self.previous_attempts = dict(previous_attempts or {})
+        """Attempts a step already made before a resume: a rerun continues the count."""
+        self.origin = origin
+        self.owner: str | None = resume_lease.owner if resume_lease else None
+        self.lost_lease: LeaseLostError | None = None
+        self.final_error: StoreError | None = None
+        self.resume_in_place = resume_lease is not None
         self.flow = plan.flow
         self.store = store
         self.services = services
@@ -136,6 +168,8 @@ class RunExecutor:
         if services.engine_limits.max_run_seconds:
             self.cancel_scope.relative_deadline = services.engine_limits.max_run_seconds
         self.started = now_timestamp()
+        if origin is not None and not is_child:
+            self._record_subflows(origin)
 
     # ----------------------------------------------------------------- run
     def initial_record(self) -> RunRecord:
@@ -153,21 +187,63 @@ class RunExecutor:
         """Create the run record, execute every phase and finalize (ENG-11).
 
         A top-level run holds an owner lease from creation to finalization
-        (ST-50), also while it waits for a workflow slot. Child runs live in
-        memory inside their parent's run and take none.
+        (ST-50), also while it waits for a workflow slot, and records what it
+        started from (``RunOrigin``) so it can be resumed. Child runs live in
+        memory inside their parent's run and take none. A resumed run (its
+        lease already taken) reopens its record instead of creating one.
         """
-        await self.store.create_run(self.initial_record())
         if self.is_child:
+            await self.store.create_run(self.initial_record())
             return await self._execute()
         slots = workflow_slots(self.services.env)
-        lease = OwnerLease(self.store, self.run_id, observers=self.services.registry.observers)
-        try:
-            await lease.acquire()
-        except StoreError as exc:
-            self.stall_reason = f"could not take the execution-owner lease: {exc}"
-            log.error("run %s: %s", self.run_id, self.stall_reason)
+        lease = self.lease
+        if lease is not None:
+            # A resume took the lease before loading its flow: refresh it before the
+            # renewals start, in case preparing took a good part of a short lifetime.
+            try:
+                await lease.acquire()
+            except StoreError as exc:
+                self.stall_reason = f"could not keep the execution-owner lease: {exc}"
+        else:
+            # The flow first (it needs no run), then the record and at once its origin,
+            # so a process killed in between leaves the smallest possible gap.
+            digest = await self.store.save_flow(self.flow.origin) if self.flow.origin else None
+            await self.store.create_run(self.initial_record())
+            lease = self.lease = OwnerLease(
+                self.store, self.run_id, self.lease_ttl,
+                observers=self.services.registry.observers)
+            try:
+                await self._record_origin(digest)
+                await lease.acquire()
+                self.owner = lease.owner
+            except StoreError as exc:
+                self.stall_reason = f"could not take the execution-owner lease: {exc}"
+                log.error("run %s: %s", self.run_id, self.stall_reason)
         async with lease.renewed(on_lost=self._lease_lost), slots:
-            return await self._execute()
+            record = await self._execute()
+        if lease.keep:
+            raise FinalStatusError(
+                f"Run '{self.run_id}' ended {record.status} but its final status could not be "
+                f"stored ({self.final_error}); it stays 'running' until its lease expires "
+                "and it is reconciled or recovered"
+            )
+        return record
+
+    async def _record_origin(self, digest: str | None) -> None:
+        """Record the run's origin (its stored flow, initial context) beside the record."""
+        origin = self.origin
+        if origin is None:
+            origin = self.origin = RunOrigin(
+                flow=digest, flow_name=self.flow.name, context=dict(self.ctx),
+            )
+        await self.store.set_origin(self.run_id, origin, owner=self.owner)
+        self._record_subflows(origin)
+
+    def _record_subflows(self, origin: RunOrigin) -> None:
+        from ironflow_core.engine.subflow_sources import SubflowSources
+
+        self.services.subflows = SubflowSources(self.store, self.run_id, origin,
+                                                owner=lambda: self.owner)
 
     def _lease_lost(self, reason: str) -> None:
         """Another process may already have closed this run: stop it as ``stalled``."""
@@ -177,14 +253,15 @@ class RunExecutor:
     async def _execute(self) -> RunRecord:
         status = RunStatus.RUNNING
         try:
-            await self.store.set_status(self.run_id, RunStatus.RUNNING)
-            self.events.emit(
-                EventType.RUN_STARTED, flow_name=self.flow.name, run_status="running"
-            )
+            if self.stall_reason is None:
+                await self._start()
             with self.cancel_scope:
                 await self._run_phases()
         except _Stall:
             pass
+        except LeaseLostError as exc:
+            self.lost_lease = exc
+            self.stall_reason = str(exc)
         except StoreError as exc:
             self.stall_reason = str(exc)
         if self.cancel_scope.cancel_called:
@@ -200,6 +277,22 @@ class RunExecutor:
         with trio.CancelScope(shield=True):
             return await self._finalize(status)
 
+    async def _start(self) -> None:
+        if self.resume_in_place:
+            await self.store.reopen_run(self.run_id, owner=self.owner)
+            reset = [task for name, task in self.tasks.items() if name not in self.completed]
+            if reset:
+                await self.store.upsert_tasks(self.run_id, reset, owner=self.owner)
+            self.events.emit(
+                EventType.RUN_RESUMED, flow_name=self.flow.name, run_status="running",
+                reason=f"{len(self.completed)} recorded step(s) kept, {len(reset)} to run",
+            )
+            return
+        await self.store.set_status(self.run_id, RunStatus.RUNNING, owner=self.owner)
+        self.events.emit(
+            EventType.RUN_STARTED, flow_name=self.flow.name, run_status="running"
+        )
+
     def cancel(self) -> None:
         """Cancel the run: every step and child process is stopped (ENG-170)."""
         self.services.cancelled.set()
@@ -214,7 +307,10 @@ class RunExecutor:
             launch: list[int] = []
             for i in phase:
                 step = steps[i]
-                if step.name in self.completed:
+                kept = self.completed.get(step.name)
+                if kept is not None:  # its recorded output joins the others at the barrier
+                    if isinstance(kept.output, dict) and kept.output:
+                        outputs[i] = kept.output
                     continue
                 decision = self._decide(step)
                 if decision is None:
@@ -281,8 +377,10 @@ class RunExecutor:
     # ---------------------------------------------------------------- tasks
     async def _save(self, task: TaskRecord) -> None:
         try:
-            await self.store.upsert_tasks(self.run_id, (task,))
+            await self.store.upsert_tasks(self.run_id, (task,), owner=self.owner)
         except StoreError as exc:
+            if isinstance(exc, LeaseLostError):
+                self.lost_lease = exc
             self.stall_reason = str(exc)
             self.cancel_scope.cancel()
             raise _Stall() from exc
@@ -337,9 +435,17 @@ class RunExecutor:
             for index in pending:  # shared: each step is taken by exactly one worker
                 await self._run_task(index, outputs)
 
-        async with trio.open_nursery() as nursery:
-            for _ in range(min(self.max_concurrent, len(launch))):
-                nursery.start_soon(worker)
+        try:
+            async with trio.open_nursery() as nursery:
+                for _ in range(min(self.max_concurrent, len(launch))):
+                    nursery.start_soon(worker)
+        except BaseExceptionGroup as group:
+            # Workers met a broken store (the others were cancelled by the stall):
+            # one stall, not a group. Anything else propagates unchanged.
+            stalls, rest = group.split(_Stall)
+            if stalls is None or (rest is not None and rest.split(trio.Cancelled)[1] is not None):
+                raise
+            raise _Stall() from None
 
     async def _run_task(self, index: int, outputs: dict[int, dict[str, Any]]) -> None:
         step = self.flow.steps[index]
@@ -367,18 +473,19 @@ class RunExecutor:
             deadline = trio.current_time() + step.timeout_s
         total = step.max_retries + 1
         attempt = 0
+        base = self.previous_attempts.get(step.name, 0)
         last_output: dict[str, Any] | None = None
         while True:
             attempt += 1
             began = trio.current_time()
             task.status = TaskStatus.RUNNING
-            task.attempt = attempt
+            task.attempt = base + attempt
             task.started = now_timestamp()
             task.finished = None
             await self._save(task)
             self.events.emit(
                 EventType.TASK_STARTED, step=step.name, node_type=step.node_type,
-                task_status="running", attempt=attempt,
+                task_status="running", attempt=base + attempt,
             )
             error: str | None = None
             failure_output: dict[str, Any] | None = None
@@ -402,8 +509,8 @@ class RunExecutor:
                 timed_out = True  # a result arriving after the deadline is discarded too
             duration_ms = int((trio.current_time() - began) * 1000)
             if timed_out:
-                return False, await self._fail(step, task, self._timeout_text(step), attempt,
-                                               None, duration_ms, timed_out=True)
+                return False, await self._fail(step, task, self._timeout_text(step),
+                                               base + attempt, None, duration_ms, timed_out=True)
             if error is None:
                 if output is None:
                     output = {}
@@ -417,12 +524,12 @@ class RunExecutor:
                 await self._save(task)
                 self.events.emit(
                     EventType.TASK_SUCCEEDED, step=step.name, node_type=step.node_type,
-                    task_status="success", attempt=attempt, duration_ms=duration_ms,
+                    task_status="success", attempt=base + attempt, duration_ms=duration_ms,
                 )
                 return True, output
             error = redact_urls(error)
             if attempt >= total:
-                return False, await self._fail(step, task, error, attempt, failure_output,
+                return False, await self._fail(step, task, error, base + attempt, failure_output,
                                                duration_ms, timed_out=False)
             # a retry follows: record this attempt's failure, then back off
             last_output = failure_output
@@ -432,20 +539,23 @@ class RunExecutor:
             await self._save(task)
             self.events.emit(
                 EventType.TASK_FAILED, step=step.name, node_type=step.node_type,
-                task_status="failed", attempt=attempt, duration_ms=duration_ms, error=error,
+                task_status="failed", attempt=base + attempt, duration_ms=duration_ms,
+                error=error,
             )
             task.status = TaskStatus.RUNNING
             task.finished = None
             await self._save(task)
-            wait = step.backoff_s * (2 ** (attempt - 1))
+            # bounded: 100 doublings of any backoff would overflow what a timer can hold
+            wait = min(step.backoff_s * (2.0 ** min(attempt - 1, 1000)), MAX_WAIT_SECONDS)
             with trio.move_on_at(deadline) as backoff:
                 await trio.sleep(wait)
             if backoff.cancelled_caught or trio.current_time() >= deadline:
-                return False, await self._fail(step, task, self._timeout_text(step), attempt,
-                                               last_output, 0, timed_out=True, emit=False)
+                return False, await self._fail(step, task, self._timeout_text(step),
+                                               base + attempt, last_output, 0, timed_out=True,
+                                               emit=False)
             self.events.emit(
                 EventType.TASK_RETRYING, step=step.name, node_type=step.node_type,
-                task_status="running", attempt=attempt + 1,
+                task_status="running", attempt=base + attempt + 1,
             )
 
     def _timeout_text(self, step: StepSpec) -> str:
@@ -488,8 +598,25 @@ class RunExecutor:
         return output
 
     # ------------------------------------------------------------- finalize
+    async def _final_write(self, write: Any, *args: Any) -> StoreError | None:
+        """One fenced write of the finalization; once fenced out, nothing more is written."""
+        if self.lost_lease is not None:
+            return None
+        try:
+            await write(self.run_id, *args, owner=self.owner)
+        except LeaseLostError as exc:
+            self.lost_lease = exc
+        except StoreError as exc:
+            return exc
+        return None
+
     async def _finalize(self, status: RunStatus) -> RunRecord:
-        """ENG-150: persist the final context, repair tasks, set the terminal status."""
+        """ENG-150: persist the final context, repair tasks, set the terminal status.
+
+        An owner fenced out writes nothing more: the run belongs to another
+        process now. When the final status cannot be written the lease is
+        kept, so the run is reconciled or recovered once it expires.
+        """
         final_ctx = {k: v for k, v in self.ctx.items() if not (self.overlay and k in self.overlay)}
         for key, value in list(final_ctx.items()):
             try:
@@ -499,12 +626,11 @@ class RunExecutor:
                 ) if not isinstance(value, (int, float, bool)) and value is not None else value
             except (TypeError, ValueError):
                 final_ctx[key] = None
-        try:
-            if status is not RunStatus.STALLED or final_ctx:
-                await self.store.merge_context(self.run_id, final_ctx)
-        except StoreError as exc:
-            self.stall_reason = str(exc)
-            status = RunStatus.STALLED
+        if status is not RunStatus.STALLED or final_ctx:
+            failed = await self._final_write(self.store.merge_context, final_ctx)
+            if failed is not None:
+                self.stall_reason = str(failed)
+                status = RunStatus.STALLED
         self.events.emit(EventType.CONTEXT_UPDATED, flow_name=self.flow.name,
                          run_status=str(status))
         repaired = []
@@ -528,19 +654,15 @@ class RunExecutor:
         if repaired and status in (RunStatus.SUCCESS, RunStatus.FAILED):
             status = RunStatus.STALLED  # ENG-152
         if repaired:
-            try:
-                await self.store.upsert_tasks(self.run_id, repaired)
-            except StoreError as exc:
-                self.stall_reason = str(exc)
+            failed = await self._final_write(self.store.upsert_tasks, repaired)
+            if failed is not None:
+                self.stall_reason = str(failed)
                 status = RunStatus.STALLED
         last_exc: StoreError | None = None
         for _ in range(3):
-            try:
-                await self.store.set_status(self.run_id, status)
-                last_exc = None
+            last_exc = await self._final_write(self.store.set_status, status)
+            if last_exc is None:
                 break
-            except StoreError as exc:
-                last_exc = exc
         reason = None
         if status is RunStatus.CANCELLED:
             reason = CANCELLED_ERROR
@@ -559,6 +681,13 @@ class RunExecutor:
             record = self.initial_record()
             record.ctx.update(final_ctx)
             record.status = status
-        if last_exc is not None:
+        if self.lost_lease is not None:
+            log.error("run %s: %s; it was left as the new owner has it", self.run_id,
+                      self.lost_lease)
+        elif last_exc is not None:
             log.error("could not persist the final status of run %s: %s", self.run_id, last_exc)
+            self.final_error = last_exc
+            if self.lease is not None:
+                self.lease.keep = True  # let it expire: reconciliation or recovery finds the run
+            record.status = status
         return record

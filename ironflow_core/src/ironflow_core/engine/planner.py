@@ -21,6 +21,10 @@ from ironflow_core.node_hints import unknown_node_message
 from ironflow_core.registry import Registry
 
 MAX_RETRIES = 100
+MAX_WAIT_SECONDS = 31_536_000.0
+"""One year: the longest backoff or timeout a step may ask for. Beyond it a
+value is a typo that would wait forever (``:retries(2, 1e308)``); each
+doubled backoff wait is also capped at it."""
 
 
 @attrs.frozen
@@ -52,9 +56,19 @@ def _step_errors(step: StepSpec) -> list[str]:
         errors.append(
             f"Step '{step.name}' retry backoff must be a finite, non-negative number of seconds"
         )
+    elif step.backoff_s > MAX_WAIT_SECONDS:
+        errors.append(
+            f"Step '{step.name}' retry backoff {step.backoff_s:g}s is too long "
+            f"(max {MAX_WAIT_SECONDS:.0f}s, one year)"
+        )
     if step.timeout_s is not None and not (math.isfinite(step.timeout_s) and step.timeout_s > 0):
         errors.append(
             f"Step '{step.name}' timeout must be a finite number greater than zero"
+        )
+    elif step.timeout_s is not None and step.timeout_s > MAX_WAIT_SECONDS:
+        errors.append(
+            f"Step '{step.name}' timeout {step.timeout_s:g}s is too long "
+            f"(max {MAX_WAIT_SECONDS:.0f}s, one year)"
         )
     if step.route is not None and not step.dependencies:
         errors.append(

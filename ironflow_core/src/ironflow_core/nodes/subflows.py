@@ -111,6 +111,10 @@ async def load_child(ctx: NodeContext, path: str) -> FlowDefinition:
 
     services = ctx.services
     try:
+        if services.subflows is not None:  # recorded with the run, so a resume needs no file
+            return await services.subflows.load(
+                path, registry=services.registry, env=services.env,
+                cancel=(services.cancelled,), within=flow_roots_of(ctx))
         return await load_flow_in_thread(path, registry=services.registry, env=services.env,
                                          cancel=(services.cancelled,), within=flow_roots_of(ctx))
     except IronflowError as exc:

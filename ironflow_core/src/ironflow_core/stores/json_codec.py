@@ -35,7 +35,7 @@ from typing import Any
 import attrs
 
 from ironflow_core.errors import StoreCorruptionError
-from ironflow_core.jsonutil import dumps
+from ironflow_core.jsonutil import dumps, finite_float
 from ironflow_core.model import RUN_STATUSES, TaskStatus
 from ironflow_core.runid import run_id_problem
 from ironflow_core.stores.cursor import chrono_timestamp, is_timestamp
@@ -82,7 +82,10 @@ def _reject_constant(name: str) -> Any:
 
 def parse_json(data: bytes) -> Any:
     """Strict JSON: UTF-8 only and no ``NaN``/``Infinity`` literals."""
-    return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_float=finite_float)
+    except RecursionError:
+        raise ValueError("a value nests too deeply to be read") from None
 
 
 # ------------------------------------------------------------------ summaries
@@ -472,5 +475,7 @@ def compact_json(value: Any, what: str, error: Callable[[str], Exception]) -> st
     """Canonical compact JSON, or ``error(...)`` when ``value`` is not JSON."""
     try:
         return dumps(value)
+    except RecursionError:
+        raise error(f"{what} is not JSON: it nests too deeply") from None
     except (TypeError, ValueError) as exc:
         raise error(f"{what} is not JSON: {exc}") from None

@@ -12,6 +12,12 @@ Files in the store directory, per run:
   executed (ST-51): compact ``{"run_id", "owner", "expires_micros"}``,
   replaced atomically like the primary, removed on release, reconciliation
   and deletion.
+* ``.ironflow-flows-v1/<sha256>.json`` — a flow source a run ran, stored once
+  per distinct source (``FlowSourceRecord``), so a run can be resumed without
+  its file.
+* ``.ironflow-run-origins-v1/<id>.json`` — the run's ``RunOrigin`` (flow
+  digest, initial context, sub-flows, recoveries): what a resume needs,
+  kept beside the record so the record stays upstream's.
 * ``.<id>.journal`` — Python-private, append-only. Rewriting the whole record
   for every task update would make a run quadratic in its length, so task
   upserts and context merges are appended here as one compact line each (one
@@ -23,7 +29,13 @@ Files in the store directory, per run:
   journal never makes a run look older than its primary.
 
 Mutations of one run are serialised by a per-run ``trio.Lock`` (ST-13) and a
-deleted run is never written again. Reads take no lock: they read the journal
+deleted run is never written again. A write carrying an owner token is fenced:
+it is refused unless the lease file still names that owner. The check costs
+one ``stat`` per write; the lease is re-read only when its file changed.
+
+Listing skips, with a warning naming the path, entries that are not runs (a
+stray ``not-a-uuid.json``, a directory ``x.json``) and run files that cannot
+be read (empty, ``[]``): one bad file never hides the other runs. Reads take no lock: they read the journal
 before the primary, so a concurrent compaction can only make them newer.
 Slow work (compaction, reading, listing) runs in worker threads; the per-step
 append stays on the trio thread because it is one small system call.
@@ -53,7 +65,16 @@ from ironflow_core.errors import (
     StoreUnavailableError,
 )
 from ironflow_core.jsonutil import now_timestamp
-from ironflow_core.model import RunPage, RunRecord, RunStatus, RunSummary, TaskRecord
+from ironflow_core.model import (
+    FlowSourceRecord,
+    LeaseInfo,
+    RunOrigin,
+    RunPage,
+    RunRecord,
+    RunStatus,
+    RunSummary,
+    TaskRecord,
+)
 from ironflow_core.runid import run_id_problem, validate_run_id
 from ironflow_core.stores import json_codec as codec
 from ironflow_core.stores.cursor import (
@@ -67,13 +88,15 @@ from ironflow_core.stores.cursor import (
 from ironflow_core.stores.leases import (
     clock_micros,
     expiry_after,
+    fenced,
     is_unfinished,
     lease_lost,
     lease_taken,
+    owner_may_write,
     stall_record,
     still_executing,
 )
-from ironflow_core.stores.memory import check_new_record
+from ironflow_core.stores.memory import check_context, check_new_record, check_origin
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +107,8 @@ CATALOG_FILES = tuple(
     f".ironflow-run-catalog-v1.{suffix}" for suffix in ("bin", "delta", "state", "lock")
 )
 LEASE_DIR = ".ironflow-run-leases-v1"
+FLOW_DIR = ".ironflow-flows-v1"
+ORIGIN_DIR = ".ironflow-run-origins-v1"
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -104,6 +129,18 @@ def journal_name(run_id: str) -> str:
 
 def lease_name(run_id: str) -> str:
     return os.path.join(LEASE_DIR, f"{run_id}.lease")
+
+
+def flow_name(digest: str) -> str:
+    return os.path.join(FLOW_DIR, f"{digest}.json")
+
+
+def origin_name(run_id: str) -> str:
+    return os.path.join(ORIGIN_DIR, f"{run_id}.json")
+
+
+def _is_digest(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def _unsafe(name: str, detail: str) -> StoreCorruptionError:
@@ -165,6 +202,10 @@ class JsonStore:
         self.journal_min_bytes = journal_min_bytes
         self.stats = JsonStoreStats()
         self._handles: dict[str, _RunHandle] = {}
+        self._lease_seen: dict[str, tuple[tuple[int, int, int], str]] = {}
+        """Run ID -> (lease file identity, owner it held): fencing re-reads only on change."""
+        self.skipped: list[str] = []
+        """What the last listing skipped, one line per entry (also logged as warnings)."""
 
     # ------------------------------------------------------------ public API
     async def create_run(self, record: RunRecord) -> None:
@@ -180,7 +221,9 @@ class JsonStore:
             if RunStatus(record.status).terminal:
                 self._evict(handle)
 
-    async def set_status(self, run_id: str, status: RunStatus, *, at: str | None = None) -> None:
+    async def set_status(
+        self, run_id: str, status: RunStatus, *, at: str | None = None, owner: str | None = None
+    ) -> None:
         validate_run_id(run_id)
         try:
             status = RunStatus(status)
@@ -191,6 +234,7 @@ class JsonStore:
         finished = at if at is not None else now_timestamp()
 
         async with self._locked(run_id) as handle:
+            self._fence(run_id, owner)
             raw = handle.raw
             raw["status"] = str(status)
             if status.terminal and raw.get("finished") is None:
@@ -199,7 +243,17 @@ class JsonStore:
             if status.terminal:
                 self._evict(handle)
 
-    async def upsert_tasks(self, run_id: str, tasks: Iterable[TaskRecord]) -> None:
+    async def reopen_run(self, run_id: str, *, owner: str | None = None) -> None:
+        validate_run_id(run_id)
+        async with self._locked(run_id) as handle:
+            self._fence(run_id, owner)
+            handle.raw["status"] = str(RunStatus.RUNNING)
+            handle.raw["finished"] = None
+            await self._in_thread(handle, self._compact_sync, handle)
+
+    async def upsert_tasks(
+        self, run_id: str, tasks: Iterable[TaskRecord], *, owner: str | None = None
+    ) -> None:
         """Append one journal line; the hot path of every step.
 
         When this process already holds the run and nobody else is mutating it,
@@ -216,6 +270,7 @@ class JsonStore:
             self._check_task(task, task.get("name"))
         handle = self._handles.get(run_id)
         if handle is not None and handle.loaded and not handle.lock.locked():
+            self._fence(run_id, owner)
             if payload:
                 self._apply_tasks(handle, payload, body)
             if self._needs_compaction(handle):
@@ -223,15 +278,20 @@ class JsonStore:
                     await self._maybe_compact(handle)
             return
         async with self._locked(run_id) as handle:
+            self._fence(run_id, owner)
             if payload:
                 self._apply_tasks(handle, payload, body)
                 await self._maybe_compact(handle)
 
-    async def merge_context(self, run_id: str, ctx: Mapping[str, Any]) -> None:
+    async def merge_context(
+        self, run_id: str, ctx: Mapping[str, Any], *, owner: str | None = None
+    ) -> None:
         validate_run_id(run_id)
+        check_context(ctx, run_id)
         body = codec.compact_json(dict(ctx), "Context", InvalidInputError)
         update = _copy_json(body)
         async with self._locked(run_id) as handle:
+            self._fence(run_id, owner)
             if not update:
                 return
             raw = handle.raw
@@ -259,6 +319,88 @@ class JsonStore:
             await self._in_thread(handle, self._delete_sync, handle)
             self._evict(handle)
 
+    # ------------------------------------------- what a run started from
+    async def save_flow(self, flow: FlowSourceRecord) -> str:
+        digest = flow.digest
+        data = codec.compact_json(flow.to_json(), "Flow source", InvalidInputError).encode()
+        await trio.to_thread.run_sync(self._save_flow_sync, digest, data)
+        return digest
+
+    async def load_flow(self, digest: str) -> FlowSourceRecord | None:
+        if not _is_digest(digest):
+            raise InvalidInputError(f"Invalid flow digest '{digest}'")
+        data = await trio.to_thread.run_sync(self._read_if_root, flow_name(digest))
+        if data is None:
+            return None
+        try:
+            flow = FlowSourceRecord.from_json(codec.parse_json(data))
+        except (AttributeError, UnicodeDecodeError, ValueError) as exc:
+            raise codec.corruption(f"Invalid stored flow '{flow_name(digest)}'", str(exc)) from None
+        if flow.digest != digest:
+            raise codec.corruption(f"Invalid stored flow '{flow_name(digest)}'",
+                                   "its content does not match its digest")
+        return flow
+
+    async def set_origin(self, run_id: str, origin: RunOrigin, *, owner: str | None = None) -> None:
+        validate_run_id(run_id)
+        data = check_origin(origin, run_id).encode()
+        async with self._locked(run_id, load=False):
+            await trio.to_thread.run_sync(self._set_origin_sync, run_id, data, owner)
+
+    async def get_origin(self, run_id: str) -> RunOrigin | None:
+        validate_run_id(run_id)
+        data = await trio.to_thread.run_sync(self._read_if_root, origin_name(run_id))
+        if data is None:
+            if not await trio.to_thread.run_sync(self._run_exists, run_id):
+                raise RunNotFoundError(run_id)
+            return None
+        try:
+            return RunOrigin.from_json(codec.parse_json(data))
+        except (AttributeError, UnicodeDecodeError, ValueError) as exc:
+            raise codec.corruption(f"Invalid run origin '{origin_name(run_id)}'", str(exc)) from None
+
+    def _read_if_root(self, name: str) -> bytes | None:
+        return self._read(name) if self._root_exists() else None
+
+    def _save_flow_sync(self, digest: str, data: bytes) -> None:
+        self._ensure_subdir(FLOW_DIR)
+        name = flow_name(digest)
+        if self._entry_exists(name):
+            return  # content-addressed: the same digest is the same flow
+        self._publish_replace(name, data, primary=False)
+        self._fsync_dir(self._path(FLOW_DIR))
+
+    def _set_origin_sync(self, run_id: str, data: bytes, owner: str | None) -> None:
+        if not self._run_exists(run_id):
+            raise RunNotFoundError(run_id)
+        self._fence(run_id, owner)
+        self._ensure_subdir(ORIGIN_DIR)
+        self._publish_replace(origin_name(run_id), data, primary=False)
+        self._fsync_dir(self._path(ORIGIN_DIR))
+
+    def _fence(self, run_id: str, owner: str | None) -> None:
+        """Refuse a write whose owner no longer holds the lease; one ``stat`` when unchanged."""
+        if owner is None:
+            return
+        try:
+            info = os.lstat(self._path(lease_name(run_id)))
+        except FileNotFoundError:
+            self._lease_seen.pop(run_id, None)
+            raise fenced(run_id) from None
+        except OSError as exc:
+            raise _unavailable(f"Failed to inspect the lease of run '{run_id}'", exc) from None
+        identity = (info.st_ino, info.st_mtime_ns, info.st_size)
+        seen = self._lease_seen.get(run_id)
+        if seen is not None and seen[0] == identity:
+            holder: str | None = seen[1]
+        else:
+            lease = self._read_lease(run_id)
+            holder = lease.owner if lease is not None else None
+            if holder is not None:
+                self._lease_seen[run_id] = (identity, holder)
+        if not owner_may_write(holder, owner):
+            raise fenced(run_id)
+
     # ------------------------------------------------------ leases (ST-50..52)
     # Lease calls hold the run's lock, so in this process they are serialised
     # with deletion and reconciliation of the same run.
@@ -276,6 +418,11 @@ class JsonStore:
         validate_run_id(run_id)
         async with self._locked(run_id, load=False):
             await trio.to_thread.run_sync(self._release_sync, run_id, owner)
+
+    async def get_lease(self, run_id: str) -> LeaseInfo | None:
+        validate_run_id(run_id)
+        lease = await trio.to_thread.run_sync(self._read_lease, run_id)
+        return None if lease is None else LeaseInfo(lease.owner, lease.expires_micros)
 
     async def reconcile_expired(self, now_micros: int) -> list[str]:
         expired = await trio.to_thread.run_sync(self._expired_sync, now_micros)
@@ -479,6 +626,7 @@ class JsonStore:
             raise _unavailable(f"Failed to delete JSON store entry '{name}'", exc) from None
         self._drop_journal(handle)
         self._unlink_quiet(lease_name(run_id))
+        self._unlink_quiet(origin_name(run_id))
         self._fsync_dir()
         self._drop_catalog()
 
@@ -492,6 +640,23 @@ class JsonStore:
             raise still_executing(run_id)
 
     # ------------------------------------------------ lease files (ST-51)
+    def _ensure_subdir(self, name: str) -> None:
+        """A private directory of the store (mode 0700), never a symlink."""
+        self._ensure_root()
+        directory = self._path(name)
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise _unavailable(f"Failed to create the directory '{name}'", exc) from None
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(directory).st_mode)
+        except OSError as exc:
+            raise _unavailable(f"Failed to inspect the directory '{name}'", exc) from None
+        if not is_dir:
+            raise _unsafe(name, "not a directory")
+
     def _read_lease(self, run_id: str) -> _Lease | None:
         name = lease_name(run_id)
         data = self._read(name) if self._root_exists() else None
@@ -513,20 +678,7 @@ class JsonStore:
 
     def _write_lease(self, run_id: str, owner: str, expires_micros: int) -> None:
         """Publish the lease atomically: temporary file, fsync, rename, fsync of its directory."""
-        self._ensure_root()
-        directory = self._path(LEASE_DIR)
-        try:
-            os.mkdir(directory, 0o700)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise _unavailable("Failed to create the lease directory", exc) from None
-        try:
-            is_dir = stat.S_ISDIR(os.lstat(directory).st_mode)
-        except OSError as exc:
-            raise _unavailable("Failed to inspect the lease directory", exc) from None
-        if not is_dir:
-            raise _unsafe(LEASE_DIR, "not a directory")
+        self._ensure_subdir(LEASE_DIR)
         record = {"run_id": run_id, "owner": owner, "expires_micros": expires_micros}
         data = json.dumps(record, separators=(",", ":")).encode()
         name = lease_name(run_id)
@@ -536,7 +688,7 @@ class JsonStore:
         except OSError as exc:
             self._unlink_quiet(temp)
             raise _unavailable(f"Failed to write lease file '{name}'", exc) from None
-        self._fsync_dir(directory)
+        self._fsync_dir(self._path(LEASE_DIR))
 
     def _remove_lease(self, run_id: str, lease: _Lease) -> None:
         """Unlink the lease file unless it changed since ``lease`` was read."""
@@ -614,13 +766,21 @@ class JsonStore:
 
     def _list_sync(self, status: RunStatus | None, limit: int, cursor: Cursor | None) -> RunPage:
         summaries = []
-        for run_id, has_sidecar, has_journal in self._scan_sync():
-            summary = self._summary_sync(run_id, has_sidecar, has_journal)
+        skipped: list[str] = []
+        for run_id, has_sidecar, has_journal in self._scan_sync(skipped):
+            try:
+                summary = self._summary_sync(run_id, has_sidecar, has_journal)
+            except StoreCorruptionError as exc:
+                skipped.append(f"{self._path(primary_name(run_id))}: {exc}")
+                continue
             if summary is not None:
                 summaries.append(summary)
+        for line in skipped:
+            log.warning("skipped JSON store entry %s", line)
+        self.skipped = skipped
         return build_page(summaries, status=status, limit=limit, after=cursor)
 
-    def _scan_sync(self) -> list[tuple[str, bool, bool]]:
+    def _scan_sync(self, skipped: list[str]) -> list[tuple[str, bool, bool]]:
         """Run candidates per ST-31: dot names are never runs, other ``.json`` names must be."""
         if not self._root_exists():
             return []
@@ -643,9 +803,11 @@ class JsonStore:
                         continue
                     problem = run_id_problem(run_id)
                     if problem is not None:
-                        raise codec.corruption(f"Invalid JSON store filename '{name}'", problem)
+                        skipped.append(f"{self._path(name)}: not a run file name ({problem})")
+                        continue
                     if not entry.is_file(follow_symlinks=False):
-                        raise _unsafe(name, "matching entry is not a regular file")
+                        skipped.append(f"{self._path(name)}: not a regular file")
+                        continue
                     if is_sidecar:
                         sidecars.add(run_id)
                     else:

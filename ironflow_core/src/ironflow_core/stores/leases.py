@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ironflow_core.errors import RunConflictError
+from ironflow_core.errors import LeaseLostError, RunConflictError
 
 LEASE_EXPIRED_ERROR = "task stopped after execution-owner lease expired"
 """ST-52: the error of every task a reconciliation closes."""
@@ -35,6 +35,24 @@ def lease_taken(run_id: str) -> RunConflictError:
 
 def lease_lost(run_id: str) -> RunConflictError:
     return RunConflictError(f"Run '{run_id}' no longer holds its execution-owner lease")
+
+
+def fenced(run_id: str) -> LeaseLostError:
+    """A write whose owner token no longer holds the run's lease (fencing)."""
+    return LeaseLostError(
+        f"Run '{run_id}': write refused, this process no longer holds the run's "
+        "execution-owner lease (another process took the run over, or it was reconciled)"
+    )
+
+
+def owner_may_write(lease_owner: str | None, owner: str | None) -> bool:
+    """The fencing rule every store applies to a write carrying ``owner``.
+
+    ``None`` is an unfenced write (a child run, a tool). Otherwise the lease
+    must still name ``owner``: a lease that expired but was neither reconciled
+    nor taken over still lets its owner finish, because nobody else writes.
+    """
+    return owner is None or lease_owner == owner
 
 
 def still_executing(run_id: str) -> RunConflictError:

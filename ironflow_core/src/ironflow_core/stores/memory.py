@@ -14,8 +14,16 @@ from typing import Any
 import trio
 
 from ironflow_core.errors import InvalidInputError, RunConflictError, RunNotFoundError
-from ironflow_core.jsonutil import now_timestamp
-from ironflow_core.model import RunPage, RunRecord, RunStatus, TaskRecord
+from ironflow_core.jsonutil import check_value, loads, now_timestamp
+from ironflow_core.model import (
+    FlowSourceRecord,
+    LeaseInfo,
+    RunOrigin,
+    RunPage,
+    RunRecord,
+    RunStatus,
+    TaskRecord,
+)
 from ironflow_core.runid import validate_run_id
 from ironflow_core.stores.cursor import (
     build_page,
@@ -27,9 +35,11 @@ from ironflow_core.stores.cursor import (
 from ironflow_core.stores.leases import (
     clock_micros,
     expiry_after,
+    fenced,
     is_unfinished,
     lease_lost,
     lease_taken,
+    owner_may_write,
     stall_record,
     still_executing,
 )
@@ -63,13 +73,29 @@ def clone_record(record: RunRecord) -> RunRecord:
     )
 
 
+def check_context(ctx: Mapping[str, Any], run_id: str) -> None:
+    """A context every store can keep and read back: finite numbers, bounded nesting."""
+    try:
+        check_value(dict(ctx))
+    except ValueError as exc:
+        raise InvalidInputError(f"Context of run '{run_id}' is not JSON: {exc}") from None
+
+
 def check_new_record(record: RunRecord) -> None:
     """What every store checks before creating a run (ST-1, JSON-7)."""
     validate_run_id(record.id)
+    check_context(record.ctx, record.id)
     for field in ("started", "finished"):
         value = getattr(record, field)
         if value is not None and not is_timestamp(value):
             raise InvalidInputError(f"Run '{record.id}' has an invalid {field} timestamp")
+
+
+def check_origin(origin: RunOrigin, run_id: str) -> str:
+    """A run origin as canonical JSON text, or ``InvalidInputError``."""
+    from ironflow_core.stores.json_codec import compact_json
+
+    return compact_json(origin.to_json(), f"Origin of run '{run_id}'", InvalidInputError)
 
 
 def apply_status(record: RunRecord, status: RunStatus, at: str | None) -> None:
@@ -87,12 +113,18 @@ class MemoryStore:
         self._runs: dict[str, RunRecord] = {}
         self._leases: dict[str, tuple[str, int]] = {}
         """Run ID -> (owner, expiry in wall-clock µs)."""
+        self._flows: dict[str, FlowSourceRecord] = {}
+        self._origins: dict[str, str] = {}
 
-    def _get(self, run_id: str) -> RunRecord:
+    def _get(self, run_id: str, owner: str | None = None) -> RunRecord:
         validate_run_id(run_id)
         record = self._runs.get(run_id)
         if record is None:
             raise RunNotFoundError(run_id)
+        if owner is not None:
+            lease = self._leases.get(run_id)
+            if not owner_may_write(lease[0] if lease else None, owner):
+                raise fenced(run_id)
         return record
 
     async def create_run(self, record: RunRecord) -> None:
@@ -102,21 +134,56 @@ class MemoryStore:
             raise RunConflictError(f"Run '{record.id}' already exists")
         self._runs[record.id] = clone_record(record)
 
-    async def set_status(self, run_id: str, status: RunStatus, *, at: str | None = None) -> None:
+    async def set_status(
+        self, run_id: str, status: RunStatus, *, at: str | None = None, owner: str | None = None
+    ) -> None:
         await trio.lowlevel.checkpoint()
-        apply_status(self._get(run_id), status, at)
+        apply_status(self._get(run_id, owner), status, at)
 
-    async def upsert_tasks(self, run_id: str, tasks: Iterable[TaskRecord]) -> None:
+    async def reopen_run(self, run_id: str, *, owner: str | None = None) -> None:
+        await trio.lowlevel.checkpoint()
+        record = self._get(run_id, owner)
+        record.status = RunStatus.RUNNING
+        record.finished = None
+
+    async def upsert_tasks(
+        self, run_id: str, tasks: Iterable[TaskRecord], *, owner: str | None = None
+    ) -> None:
         # the per-step hot path: honour cancellation without a scheduler round trip
         await trio.lowlevel.checkpoint_if_cancelled()
-        record = self._get(run_id)
+        record = self._get(run_id, owner)
         for task in tasks:
             record.tasks[task.name] = clone_task(task)
 
-    async def merge_context(self, run_id: str, ctx: Mapping[str, Any]) -> None:
+    async def merge_context(
+        self, run_id: str, ctx: Mapping[str, Any], *, owner: str | None = None
+    ) -> None:
         await trio.lowlevel.checkpoint()
-        record = self._get(run_id)
-        record.ctx.update(clone_json(dict(ctx)))
+        record = self._get(run_id, owner)
+        update = dict(ctx)
+        check_context(update, run_id)
+        record.ctx.update(clone_json(update))
+
+    async def save_flow(self, flow: FlowSourceRecord) -> str:
+        await trio.lowlevel.checkpoint()
+        digest = flow.digest
+        self._flows.setdefault(digest, flow)
+        return digest
+
+    async def load_flow(self, digest: str) -> FlowSourceRecord | None:
+        await trio.lowlevel.checkpoint()
+        return self._flows.get(digest)
+
+    async def set_origin(self, run_id: str, origin: RunOrigin, *, owner: str | None = None) -> None:
+        await trio.lowlevel.checkpoint()
+        self._get(run_id, owner)
+        self._origins[run_id] = check_origin(origin, run_id)
+
+    async def get_origin(self, run_id: str) -> RunOrigin | None:
+        await trio.lowlevel.checkpoint()
+        self._get(run_id)
+        text = self._origins.get(run_id)
+        return None if text is None else RunOrigin.from_json(loads(text))
 
     async def get_run(self, run_id: str) -> RunRecord:
         await trio.lowlevel.checkpoint()
@@ -140,6 +207,7 @@ class MemoryStore:
             raise still_executing(run_id)
         del self._runs[run_id]
         self._leases.pop(run_id, None)
+        self._origins.pop(run_id, None)
 
     # ------------------------------------------------------ leases (ST-50..52)
     async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> None:
@@ -166,6 +234,12 @@ class MemoryStore:
         lease = self._leases.get(run_id)
         if lease is not None and lease[0] == owner:
             del self._leases[run_id]
+
+    async def get_lease(self, run_id: str) -> LeaseInfo | None:
+        await trio.lowlevel.checkpoint()
+        validate_run_id(run_id)
+        lease = self._leases.get(run_id)
+        return None if lease is None else LeaseInfo(owner=lease[0], expires_micros=lease[1])
 
     async def reconcile_expired(self, now_micros: int) -> list[str]:
         await trio.lowlevel.checkpoint()
