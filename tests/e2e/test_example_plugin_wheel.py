@@ -51,7 +51,8 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _run([uv, "build", "--all-packages", "--wheel", "--out-dir", str(out)], ROOT, timeout=300)
     names = sorted(w.name.split("-")[0] for w in out.glob("*.whl"))
     assert names == ["ironflow_core", "ironflow_nodes_example", "ironflow_nodes_fs",
-                     "ironflow_nodes_http", "ironflow_nodes_shell", "ironflow_store_redis"]
+                     "ironflow_nodes_http", "ironflow_nodes_shell", "ironflow_otel",
+                     "ironflow_store_redis", "ironflow_ui"]
     return out
 
 
