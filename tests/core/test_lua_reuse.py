@@ -22,6 +22,7 @@ import trio
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.lua import runtime
+from ironflow_core.lua import sandbox as sandbox_module
 from ironflow_core.lua.errors import LuaLimitError
 from ironflow_core.lua.runtime import Sandbox, run_in_sandbox
 from ironflow_core.lua.sandbox import LuaVM
@@ -319,6 +320,24 @@ async def test_work_that_outgrew_a_slice_goes_straight_to_a_thread() -> None:
     await run_in_sandbox(services(), second, label="t", key=key)
     assert [mode for _, mode in first.attempts] == [True, False]
     assert [mode for _, mode in second.attempts] == [False]
+
+
+async def test_a_slice_that_ends_while_the_environment_is_built_is_redone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under load the 1 ms slice can pass before the state's fresh environment is
+    # built (``LuaVM.renew``): the slice trip must not fire during that setup,
+    # where it escaped ``run_in_sandbox`` as "outgrew its inline slice".
+    monkeypatch.setattr(sandbox_module, "SLICE_SECONDS", 0.0)
+    monkeypatch.setattr(sandbox_module, "SLICE_INTERVAL", 8)
+    runtime.POOL.clear()
+    svc = services()
+    for i in range(3):  # a new state, then reused ones
+        source = f"return {{v = ctx.n, w = {i}, setup_slice = true}}"  # not yet known as long
+        out = await run_code(code_ctx(svc, {"n": i}), CodeConfig(source=source))
+        assert out == {"v": i, "w": i, "setup_slice": True}
+    work = Recorder("return 1 + 1")
+    assert await run_in_sandbox(svc, work, label="t") == 2
+    assert [mode for _, mode in work.attempts] == [True, False]
 
 
 HEAVY = {

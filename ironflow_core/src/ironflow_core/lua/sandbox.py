@@ -157,7 +157,11 @@ class LimitState:
     def reset(
         self, *, cancel: Sequence[threading.Event], deadline: float | None, slicing: bool
     ) -> None:
-        """Fresh counters for a new execution in the same state (``slicing``: inline slice)."""
+        """Fresh counters for a new execution in the same state (``slicing``: inline slice).
+
+        The clocks (time budget, slice end) and the slice's memory mark only
+        start with :meth:`start`, once the execution's setup is done.
+        """
         self.cancel = tuple(cancel)
         self.deadline = deadline
         self.instructions = 0
@@ -168,8 +172,12 @@ class LimitState:
         base = self.limit_interval
         self.base_interval = min(base, SLICE_INTERVAL) if slicing else base
         self.interval = self._adapted()
+        self.start()
+
+    def start(self) -> None:
+        """Start the execution's clocks (and the slice's memory mark) from now."""
         self.started = time.monotonic()
-        if slicing:
+        if self.slicing:
             self.slice_end = self.started + SLICE_SECONDS
             self.slice_memory = (self.memory() or 0) + SLICE_MEMORY
 
@@ -288,6 +296,8 @@ class LimitState:
         try:
             if self.closed:
                 return -2
+            if self.flushing:
+                return 0
             if self.poll():
                 return -1
             new = self._adapted()
@@ -490,14 +500,23 @@ class LuaVM:
         state = self.state
         state.reset(cancel=cancel, deadline=deadline, slicing=slicing)
         seed = os.urandom(16)
-        self.globals = self._p_begin(
-            state.interval,
-            SLICE_OP if slicing else WORK_QUANTUM,
-            SLICE_OP if slicing else False,
-            int.from_bytes(seed[:8], "little", signed=True),
-            int.from_bytes(seed[8:], "little", signed=True),
-            slicing,
-        )
+        # Building the environment is trusted setup, not part of the execution:
+        # no limit may trip while it runs (a trip here would escape as a raw
+        # Lua error, before the caller can tell a slice that ran out from a
+        # failure), and the clocks only start once it is done.
+        state.flushing = True
+        try:
+            self.globals = self._p_begin(
+                state.interval,
+                SLICE_OP if slicing else WORK_QUANTUM,
+                SLICE_OP if slicing else False,
+                int.from_bytes(seed[:8], "little", signed=True),
+                int.from_bytes(seed[8:], "little", signed=True),
+                slicing,
+            )
+        finally:
+            state.flushing = False
+        state.start()
         self._buffered = slicing
         self.uses += 1
 
@@ -532,7 +551,10 @@ class LuaVM:
 
     def load(self, chunk: bytes, name: str, *, binary: bool = False) -> Any:
         """Compile a chunk in the user environment (no code runs)."""
-        result = self._p_load(chunk, name.encode(), b"b" if binary else b"t", self.globals)
+        try:
+            result = self._p_load(chunk, name.encode(), b"b" if binary else b"t", self.globals)
+        except lua54.LuaError as exc:  # a limit tripped by the hook (not a compile error)
+            raise self._failure(exc.args[0] if exc.args else None) from None
         if isinstance(result, tuple):
             raise LuaCompileError(_text(result[1]))
         if result is None:
