@@ -219,11 +219,20 @@ def test_cancel_a_running_run_after_confirming(page, server, api):
     assert api.get(f"/runs/{run['id']}").json()["status"] == "cancelled"
     page.wait_for_selector("#graph .node.n-cancelled[data-name='wait']")
     thread.join(30)
-    # The API refuses resume or a second cancel with a message the page shows.
+    # Resume continues the same run in place, and the page follows it live.
     page.click("button:text('Resume')")
     page.click("#confirm-ok")
     page.wait_for_selector("#notice:not([hidden])")
-    assert page.inner_text("#notice").startswith("Resume failed")
+    assert page.inner_text("#notice").startswith(f"Resumed as run {run['id']}")
+    page.wait_for_selector("#graph .node.n-running[data-name='wait']")
+    assert api.get(f"/runs/{run['id']}").json()["status"] == "running"
+    # End it: cancel again, then delete (each confirmed).
+    page.click("button:text('Cancel')")
+    page.click("#confirm-ok")
+    page.wait_for_selector(".runhead .st-cancelled")
+    page.click("button:text('Delete')")
+    page.click("#confirm-ok")
+    page.wait_for_url("**/ui/#/runs")
 
 
 def test_page_through_120_runs_and_filter(page, server, api, shots):
