@@ -15,7 +15,14 @@ import attrs
 
 from ironflow_core.errors import PluginConflictError
 from ironflow_core.plugins import PluginRecord, load_plugins
-from ironflow_core.specs import CommandSpec, LoaderSpec, NodeSpec, RunObserver, StoreSpec
+from ironflow_core.specs import (
+    CommandSpec,
+    LoaderSpec,
+    NodeSpec,
+    QueueSpec,
+    RunObserver,
+    StoreSpec,
+)
 
 
 @attrs.frozen
@@ -28,6 +35,7 @@ class Registry:
     plugins: tuple[PluginRecord, ...]
     node_providers: Mapping[str, str]
     """node name -> plugin name."""
+    queues: Mapping[str, QueueSpec] = attrs.field(factory=dict)
 
     def loader_for(self, path: str) -> LoaderSpec | None:
         for loader in self.loaders:
@@ -135,7 +143,10 @@ def build_registry(
         commands.append(command)
         records[plugin].provides.append(f"command:{command.name}")
 
+    queues = _collect_queues(pm, records)
+
     return Registry(
+        queues=queues,
         nodes=dict(sorted(nodes.items())),
         stores=stores,
         loaders=tuple(loaders),
@@ -144,6 +155,24 @@ def build_registry(
         plugins=tuple(record_list),
         node_providers=providers,
     )
+
+
+def _collect_queues(pm: Any, records: dict[str, PluginRecord]) -> dict[str, QueueSpec]:
+    """Queues by name, like stores: two plugins claiming one name is an error naming both."""
+    queues: dict[str, QueueSpec] = {}
+    providers: dict[str, str] = {}
+    for plugin, spec in _collect(pm, "ironflow_register_queues", records, QueueSpec):
+        if spec.name in queues:
+            first, second = records[providers[spec.name]], records[plugin]
+            raise PluginConflictError(
+                f"Queue '{spec.name}' is registered by two plugins: {_who(first)} and "
+                f"{_who(second)}. Uninstall one, or disable it with "
+                f"IRONFLOW_DISABLED_PLUGINS={second.name}"
+            )
+        queues[spec.name] = spec
+        providers[spec.name] = plugin
+        records[plugin].provides.append(f"queue:{spec.name}")
+    return queues
 
 
 _default: Registry | None = None

@@ -89,12 +89,15 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 
 
 def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
-              env: Mapping[str, str]) -> tuple[Any, RunManager]:
-    """The ASGI app and the run manager whose nursery the server must provide."""
+              env: Mapping[str, str], queue: Any = None) -> tuple[Any, RunManager]:
+    """The ASGI app and the run manager whose nursery the server must provide.
+
+    ``queue``: a shared run queue (issue 16) makes the server enqueue runs for workers.
+    """
     events = MemoryEventStore(settings.event_capacity)
     runs = RunManager(store, events, registry=registry, env=env,
                       max_runs=settings.max_concurrent_runs,
-                      config_concurrency=settings.config_concurrency)
+                      config_concurrency=settings.config_concurrency, queue=queue)
     loader = FlowLoader(registry, env, settings.max_flow_loads, settings.max_flow_source_bytes)
     api = Api(settings=settings, store=store, registry=registry, events=events, runs=runs,
               loader=loader)

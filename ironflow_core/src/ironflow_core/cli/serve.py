@@ -29,6 +29,7 @@ def serve(host: str | None, port: int | None, store_dir: str | None, flows_dir: 
     """Serve the REST API until SIGINT/SIGTERM, then drain running flows."""
     from ironflow_core.api.server import run_server
     from ironflow_core.api.settings import resolve_settings
+    from ironflow_core.queues.select import open_queue
     from ironflow_core.stores.select import open_store
 
     st = state()
@@ -41,4 +42,5 @@ def serve(host: str | None, port: int | None, store_dir: str | None, flows_dir: 
                                       config=st.config),
         registry=st.registry,
         env=os.environ,
+        open_queue=lambda: open_queue(st.registry, os.environ, st.config),
     )

@@ -1,0 +1,27 @@
+"""The core's built-in queue, registered through the same hook a plugin uses."""
+
+from __future__ import annotations
+
+from ironflow_core.hookspecs import hookimpl
+from ironflow_core.queues.inline import open_inline_queue
+from ironflow_core.specs import CommandSpec, QueueSpec
+
+
+@hookimpl
+def ironflow_register_queues() -> list[QueueSpec]:
+    return [
+        QueueSpec(
+            name="inline",
+            open=open_inline_queue,
+            summary="The process that accepts a run executes it (no workers)",
+            shared_store=False,
+        )
+    ]
+
+
+@hookimpl
+def ironflow_register_commands() -> list[CommandSpec]:
+    """``submit``, ``worker`` and ``workers`` (click loads only when the CLI runs)."""
+    from ironflow_core.cli.queue_commands import COMMANDS
+
+    return [CommandSpec(name=command.name or "", command=command) for command in COMMANDS]
