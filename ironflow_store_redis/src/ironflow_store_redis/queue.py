@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import partial
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import trio
