@@ -73,6 +73,21 @@ end
 return -1
 """
 
+_RECLAIM = """
+local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0',
+                           'COUNT', ARGV[4])
+local out = {}
+for _, message in ipairs(claimed[2]) do
+  if message[2] then
+    local info = redis.call('XPENDING', KEYS[1], ARGV[1], message[1], message[1], 1)
+    local times = 1
+    if info[1] then times = info[1][4] end
+    table.insert(out, {message[1], times, message[2]})
+  end
+end
+return out
+"""
+
 _PUBLISH = """
 for i = 1, #ARGV do redis.call('PUBLISH', KEYS[1], ARGV[i]) end
 return #ARGV
@@ -133,19 +148,11 @@ class RedisQueue:
 
     async def reclaim(self, consumer: str, min_idle_s: float, count: int) -> list[Delivery]:
         await self._ensure_group()
-        reply: Any = await self.client.call(
-            "XAUTOCLAIM", self.stream, GROUP, consumer, int(min_idle_s * 1000), "0-0",
-            "COUNT", count,
-        )
-        messages = reply[1] if isinstance(reply, list | tuple) and len(reply) > 1 else []
+        reply: Any = await self.client.run_script(
+            _RECLAIM, [self.stream], [GROUP, consumer, int(min_idle_s * 1000), count])
         deliveries = []
-        for message_id, fields in messages:
-            if fields is None:
-                continue
-            info: Any = await self.client.call(
-                "XPENDING", self.stream, GROUP, message_id, message_id, 1)
-            times = _times_delivered(info)
-            delivery = _delivery(message_id, fields, times)
+        for message_id, times, fields in reply or ():
+            delivery = _delivery(message_id, fields, int(times))
             if delivery is not None:
                 deliveries.append(delivery)
         return deliveries
@@ -286,16 +293,6 @@ def _delivery(message_id: str, fields: Any, times: int) -> Delivery | None:
             overlay = None
     return Delivery(message_id=message_id, run_id=run_id, deliveries=max(1, times),
                     handed_back=fields.get("handed_back") == "1", overlay=overlay)
-
-
-def _times_delivered(info: Any) -> int:
-    try:
-        first = info[0]
-        if isinstance(first, dict):
-            return int(first.get("times_delivered", 1))
-        return int(first[3])
-    except (IndexError, KeyError, TypeError, ValueError):
-        return 1
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
