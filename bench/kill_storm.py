@@ -32,7 +32,7 @@ from typing import Any
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import Redis, Workers, cluster_env, submit_many  # noqa: E402
+from cluster import Redis, Workers, cluster_env, submit_many
 
 SHELL_STEPS = ("start", "p1", "p2", "p3", "q1", "q2", "done")
 

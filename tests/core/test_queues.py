@@ -70,12 +70,12 @@ def test_a_shared_queue_with_a_local_store_is_refused_at_start_up(store, where):
 
 
 def test_unknown_queue_names_the_known_ones():
-    with pytest.raises(ConfigError, match="Unknown queue 'kafka'.*inline"):
+    with pytest.raises(ConfigError, match=r"Unknown queue 'kafka'.*inline"):
         open_queue(_registry(), {"IRONFLOW_QUEUE": "kafka"})
 
 
 def test_two_plugins_claiming_one_queue_name_is_an_error_naming_both():
-    with pytest.raises(PluginConflictError, match="Queue 'recording'.*'q0'.*'q1'"):
+    with pytest.raises(PluginConflictError, match=r"Queue 'recording'.*'q0'.*'q1'"):
         _registry(_QueuePlugin(), _QueuePlugin())
 
 
