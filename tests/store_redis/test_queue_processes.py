@@ -18,8 +18,8 @@ import pytest
 from tests.core.api.server_process import API_KEY, ServerProcess, read_sse, run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from cluster import Workers, cluster_env  # noqa: E402
-from kill_storm import storm  # noqa: E402
+from cluster import Workers, cluster_env
+from kill_storm import storm
 
 FLOW = """
 local flow = Flow.new("queued")
