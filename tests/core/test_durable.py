@@ -359,3 +359,29 @@ async def test_recovery_gives_up_after_the_maximum_attempts(store):
     report = await Recovery(store, settings=RecoverySettings("resume", 2), start=start).tick()
     assert report.left_stalled == (run_id,) and started == []
     assert (await store.get_run(run_id)).status is RunStatus.STALLED
+
+
+# ------------------------------------------------------------- sub-flows
+async def test_sub_flows_travel_with_the_run_and_resume_as_recorded(tmp_path,
+                                                                           autojump_clock):
+    store = JsonStore(tmp_path / "runs")
+    child = tmp_path / "child.lua"
+    child.write_text('local f = Flow.new("child")\n'
+                     'f:step("c", function(ctx)\n'
+                     '  if env("BREAK") then error("broken", 0) end\n'
+                     '  return { from_child = ctx.n * 2 }\nend)\nreturn f\n')
+    parent = load('local f = Flow.new("parent")\n'
+                  'f:step("sub", nodes.subworkflow({ flow = "child.lua", '
+                  'input = { n = "n" } }))\nreturn f\n', str(tmp_path / "parent.lua"))
+    first = await prepare_run(parent, store=store, registry=REG, env={**ENV, "BREAK": "1"},
+                              context={"n": 21, "_flow_dir": str(tmp_path)}).run()
+    assert first.status is RunStatus.FAILED
+    origin = await store.get_origin(first.id)
+    assert list(origin.subflows) == [str(child)]
+    # The sub-flow is recorded with the run: a resume runs the recorded one, not
+    # whatever the file holds now (its path must still resolve, SUB-1).
+    child.write_text('local f = Flow.new("child")\nf:step("c", function(ctx) '
+                     'error("edited since", 0) end)\nreturn f\n')
+    record = await (await open_resume(store, first.id, registry=REG, env=ENV)).run()
+    assert record.status is RunStatus.SUCCESS, record.tasks["sub"].error
+    assert record.id == first.id and record.tasks["sub"].attempt == 2

@@ -41,3 +41,5 @@ class RunServices:
     """Per-run state that plugins keep between steps (clients, caches)."""
     cleanups: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
     """Async callbacks run when the run finishes (close clients)."""
+    subflows: Any = None
+    """``engine.subflow_sources.SubflowSources``: sub-flows travel with the run (None: files)."""

@@ -153,6 +153,11 @@ def run_server(settings: ServerSettings, *, open_store: Callable[[], StateStore]
                registry: Any, env: Mapping[str, str],
                open_queue: Callable[[], Any] | None = None) -> None:
     """Bind, open the store, serve, drain: the body of ``ironflow serve``."""
+    from ironflow_core.engine.lease import lease_ttl
+    from ironflow_core.engine.recovery import RecoverySettings
+
+    RecoverySettings.from_env(env)  # invalid recovery settings stop before binding
+    lease_ttl(env)
     queue = open_queue() if open_queue is not None else None  # a bad setting fails first
     sock = bind_listener(settings.host, settings.port)
     try:

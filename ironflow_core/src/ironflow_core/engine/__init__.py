@@ -64,7 +64,7 @@ def prepare_run(
         lua_limits=LuaLimits.from_env(env),
         overlay=dict(overlay) if overlay else None,
     )
-    services.run_child = _child_runner(registry, env, overlay, config_concurrency)
+    services.run_child = _child_runner(registry, env, overlay, config_concurrency, services)
     all_observers = [*(registry.observers if plugin_observers else ()), *observers]
     ctx = {k: v for k, v in (context or {}).items() if not (overlay and k in overlay)}
     return RunExecutor(
@@ -73,7 +73,7 @@ def prepare_run(
     )
 
 
-def _child_runner(registry, env, overlay, config_concurrency):  # type: ignore[no-untyped-def]
+def _child_runner(registry, env, overlay, config_concurrency, parent):  # type: ignore[no-untyped-def]
     """Child runs (SUB-2): in-memory store, no events, own limits, inherited overlay."""
 
     async def run_child(flow: FlowDefinition, context: dict[str, Any]) -> RunRecord:
@@ -84,6 +84,7 @@ def _child_runner(registry, env, overlay, config_concurrency):  # type: ignore[n
             plugin_observers=False, overlay=overlay, config_concurrency=config_concurrency,
             is_child=True,
         )
+        executor.services.subflows = parent.subflows  # nested sub-flows travel too
         return await executor.run()
 
     return run_child

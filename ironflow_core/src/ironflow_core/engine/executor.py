@@ -166,6 +166,8 @@ class RunExecutor:
         if services.engine_limits.max_run_seconds:
             self.cancel_scope.relative_deadline = services.engine_limits.max_run_seconds
         self.started = now_timestamp()
+        if origin is not None and not is_child:
+            self._record_subflows(origin)
 
     # ----------------------------------------------------------------- run
     def initial_record(self) -> RunRecord:
@@ -230,6 +232,13 @@ class RunExecutor:
                 flow=digest, flow_name=self.flow.name, context=dict(self.ctx),
             )
         await self.store.set_origin(self.run_id, origin, owner=self.owner)
+        self._record_subflows(origin)
+
+    def _record_subflows(self, origin: RunOrigin) -> None:
+        from ironflow_core.engine.subflow_sources import SubflowSources
+
+        self.services.subflows = SubflowSources(self.store, self.run_id, origin,
+                                                owner=lambda: self.owner)
 
     def _lease_lost(self, reason: str) -> None:
         """Another process may already have closed this run: stop it as ``stalled``."""

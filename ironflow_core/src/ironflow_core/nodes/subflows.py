@@ -72,6 +72,8 @@ async def load_child(ctx: NodeContext, path: str) -> FlowDefinition:
     from ironflow_core.loading import load_flow
 
     services = ctx.services
+    if services.subflows is not None:  # recorded with the run, so a resume needs no file
+        return await services.subflows.load(path, registry=services.registry, env=services.env)
     return await trio.to_thread.run_sync(
         partial(load_flow, path, registry=services.registry, env=services.env)
     )
