@@ -8,7 +8,9 @@ processes (``IRONFLOW_RECOVERY=resume``, short ``IRONFLOW_LEASE_TTL_SECONDS``)
 execute runs of a flow with parallel phases, ``delay`` steps and shell steps
 that append ``tag:step:nonce`` to a file and print the nonce (so the recorded
 output names the execution that counted). A driver SIGKILLs a random worker
-every ``--every`` seconds and starts a replacement each time.
+every ``--every`` seconds (one that has announced itself, so it holds runs;
+a replacement still starting is not a target) and starts a replacement each
+time.
 
 It then checks: every run ``success``; for every shell step the recorded
 nonce is in the file exactly once and is the step's last line (so no step
@@ -135,8 +137,10 @@ def storm(*, runs: int, workers: int, kills: int, every: float, ttl: float,
             finished = sum(1 for status in _statuses(client, run_ids) if status == "success")
             if finished == runs:
                 break
-            if done_kills < kills and pool.procs:
-                victim = rng.choice(sorted(pool.procs))
+            # only workers that announced themselves: they claim runs, so a kill hits work
+            ready = sorted(set(pool.procs) & set(client.hkeys("ironflow:{queue}:workers")))
+            if done_kills < kills and ready:
+                victim = rng.choice(ready)
                 pool.kill(victim)
                 pool.start()
                 done_kills += 1
