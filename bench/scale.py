@@ -29,7 +29,7 @@ from typing import Any
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import Redis, Workers, cluster_env, submit_many  # noqa: E402
+from cluster import Redis, Workers, cluster_env, submit_many
 
 FLOWS = {
     "io": """
