@@ -153,7 +153,7 @@ def cli() -> None:
 
 
 def main() -> None:
-    from ironflow_core.cli import commands, serve  # noqa: F401  (registers subcommands)
+    from ironflow_core.cli import commands, queue_commands, serve  # noqa: F401  (registers subcommands)
 
     try:
         cli.main(prog_name="ironflow")

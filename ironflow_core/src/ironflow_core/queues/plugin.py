@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ironflow_core.hookspecs import hookimpl
 from ironflow_core.queues.inline import open_inline_queue
-from ironflow_core.specs import CommandSpec, QueueSpec
+from ironflow_core.specs import QueueSpec
 
 
 @hookimpl
@@ -18,10 +18,3 @@ def ironflow_register_queues() -> list[QueueSpec]:
         )
     ]
 
-
-@hookimpl
-def ironflow_register_commands() -> list[CommandSpec]:
-    """``submit``, ``worker`` and ``workers`` (click loads only when the CLI runs)."""
-    from ironflow_core.cli.queue_commands import COMMANDS
-
-    return [CommandSpec(name=command.name or "", command=command) for command in COMMANDS]
