@@ -82,7 +82,8 @@ def ironflow_command() -> list[str]:
 def cluster_env(url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IRONFLOW_", "REDIS_"))}
     env.update(IRONFLOW_QUEUE="redis", IRONFLOW_STORE="redis", REDIS_URL=url,
-               IRONFLOW_LOG="warn", IRONFLOW_PROGRESS="off")
+               IRONFLOW_LOG="warn", IRONFLOW_PROGRESS="off", IRONFLOW_LUA_MAX_INSTRUCTIONS="0",
+               IRONFLOW_LUA_MAX_SECONDS="0")
     env.update(extra)
     return env
 

@@ -9,10 +9,11 @@ same concurrency as one worker) against the same Redis store. With workers,
 the clock runs from the first submission until the last run is ``success``;
 submission happens in the driver process and is timed apart.
 
-Round trips per run are the commands Redis processed (``INFO stats``
-``total_commands_processed``) over the measurement, divided by the runs: the
-store's and the queue's commands, heartbeats and idle ``XREADGROUP`` polls
-included. Finally one ``PUBLISH`` batch (the event channel) is compared with
+``redis_commands_per_run`` is what Redis processed (``INFO stats``
+``total_commands_processed``, which counts the commands inside scripts too)
+over the measurement, divided by the runs, idle polls and heartbeats included.
+``round_trips_io_flow`` counts what the processes sent (one command or one
+script run = one round trip), measured in-process for 20 runs. Finally one ``PUBLISH`` batch (the event channel) is compared with
 one ``XADD`` per event (a stream per run), the alternative for events.
 """
 
@@ -42,8 +43,8 @@ return flow
 """,
     "cpu": """
 local flow = Flow.new("cpu_bound")
-flow:step("a", nodes.code({ source = "local x = 0 for i = 1, 400000 do x = (x + i * 7) % 1000003 end return { a = x }" }))
-flow:step("b", nodes.code({ source = "local x = 0 for i = 1, 400000 do x = (x + i * 3) % 1000003 end return { b = x }" })):depends_on("a")
+flow:step("a", nodes.code({ source = "local x = 0 for i = 1, 3000000 do x = (x + i * 7) % 1000003 end return { a = x }" }))
+flow:step("b", nodes.code({ source = "local x = 0 for i = 1, 3000000 do x = (x + i * 3) % 1000003 end return { b = x }" })):depends_on("a")
 return flow
 """,
 }
@@ -115,6 +116,61 @@ def with_workers(redis: Redis, directory: Path, flow_path: Path, runs: int, work
         pool.stop_all()
 
 
+def client_round_trips(redis: Redis, flow_path: Path, runs: int) -> dict[str, float]:
+    """Commands and script runs each process sends per run (``RedisClient.calls``), in-process.
+
+    Inline: the executing process's store. Queued: the submitter (store and
+    queue) plus one worker (store and queue: claim, ack, event batches,
+    heartbeats). Each call is one network round trip.
+    """
+    import attrs
+
+    from ironflow_core.engine import prepare_run
+    from ironflow_core.loading import load_flow
+    from ironflow_core.queues.select import open_queue
+    from ironflow_core.queues.submit import submit_run
+    from ironflow_core.queues.worker import Worker, WorkerSettings
+    from ironflow_core.registry import default_registry
+    from ironflow_core.stores.select import open_store
+
+    registry = default_registry()
+    env = cluster_env(redis.url)
+
+    async def main() -> dict[str, float]:
+        flow = load_flow(str(flow_path), registry=registry, env=env)
+        store = open_store(registry, env)
+        for i in range(runs):
+            await prepare_run(flow, store=store, registry=registry, context={"i": i},
+                              env=env).run()
+        inline_calls = store.client.calls / runs  # type: ignore[attr-defined]
+        queue = open_queue(registry, env)
+        worker_store, worker_queue = open_store(registry, env), open_queue(registry, env)
+        worker = Worker(worker_queue, worker_store, registry=registry, env=env,
+                        settings=attrs.evolve(WorkerSettings.from_env(env, name="count"),
+                                              concurrency=4))
+        submit_before = store.client.calls  # type: ignore[attr-defined]
+        ids = [(await submit_run(prepare_run(flow, store=store, registry=registry,
+                                             context={"i": i}, env=env), queue)).id
+               for i in range(runs)]
+        submit_calls = (store.client.calls - submit_before  # type: ignore[attr-defined]
+                        + queue.client.calls) / runs  # type: ignore[attr-defined]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(worker.serve)
+            while worker.counts["finished"] < runs:
+                await trio.sleep(0.05)
+            worker.stop()
+        worker_calls = (worker_store.client.calls  # type: ignore[attr-defined]
+                        + worker_queue.client.calls) / runs  # type: ignore[attr-defined]
+        assert len(ids) == runs
+        for closing in (store, queue, worker_store, worker_queue):
+            await closing.aclose()
+        return {"inline_per_run": round(inline_calls, 1),
+                "submit_per_run": round(submit_calls, 1),
+                "worker_per_run": round(worker_calls, 1)}
+
+    return trio.run(main)
+
+
 def event_transport(redis: Redis, events: int = 2000) -> dict[str, float]:
     """µs per event: one PUBLISH script per batch of 50 vs one XADD per event (a stream per run)."""
     from ironflow_core.model import Event, EventType
@@ -147,6 +203,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--flows", default="io,cpu")
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
@@ -155,6 +212,8 @@ def main() -> None:
         client = redis.client()
         try:
             for name, text in FLOWS.items():
+                if name not in args.flows.split(","):
+                    continue
                 flow_path = directory / f"{name}.lua"
                 flow_path.write_text(text)
                 row: dict[str, Any] = {}
@@ -162,7 +221,7 @@ def main() -> None:
                 before = commands(client)
                 elapsed = inline(redis, flow_path, args.runs, args.concurrency)
                 row["inline"] = {"runs_per_s": round(args.runs / elapsed, 2),
-                                 "round_trips_per_run":
+                                 "redis_commands_per_run":
                                      round((commands(client) - before) / args.runs, 1)}
                 print(f"{name} inline: {row['inline']}", file=sys.stderr)
                 for count in (int(w) for w in args.workers.split(",")):
@@ -173,11 +232,15 @@ def main() -> None:
                     row[f"{count}_workers"] = {
                         "runs_per_s": round(args.runs / elapsed, 2),
                         "submit_s": round(submitted, 2),
-                        "round_trips_per_run": round((commands(client) - before) / args.runs, 1),
+                        "redis_commands_per_run": round((commands(client) - before) / args.runs, 1),
                     }
                     print(f"{name} {count} worker(s): {row[f'{count}_workers']}",
                           file=sys.stderr)
                 results[name] = row
+            client.flushall()
+            (directory / "io.lua").write_text(FLOWS["io"])
+            results["round_trips_io_flow"] = client_round_trips(
+                redis, directory / "io.lua", 20)
             results["events"] = event_transport(redis)
         finally:
             redis.stop()
