@@ -89,7 +89,7 @@ def test_a_killed_cli_run_shows_as_owner_gone_and_resumes_in_place(tmp_path: Pat
 
 def test_resume_of_a_run_that_still_executes_is_refused(tmp_path: Path):
     flow = tmp_path / "slowrun.lua"
-    flow.write_text(SLOW_FLOW)
+    flow.write_text(SLOW_FLOW.replace("seconds = 4", "seconds = 120"))
     store = tmp_path / "runs"
     proc = subprocess.Popen([*ironflow_command(), "run", str(flow), "--store-dir", str(store)],
                             env=clean_env(IRONFLOW_PROGRESS="off"),

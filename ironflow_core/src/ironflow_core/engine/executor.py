@@ -203,12 +203,15 @@ class RunExecutor:
             except StoreError as exc:
                 self.stall_reason = f"could not keep the execution-owner lease: {exc}"
         else:
+            # The flow first (it needs no run), then the record and at once its origin,
+            # so a process killed in between leaves the smallest possible gap.
+            digest = await self.store.save_flow(self.flow.origin) if self.flow.origin else None
             await self.store.create_run(self.initial_record())
             lease = self.lease = OwnerLease(self.store, self.run_id, self.lease_ttl)
             try:
+                await self._record_origin(digest)
                 await lease.acquire()
                 self.owner = lease.owner
-                await self._record_origin()
             except StoreError as exc:
                 self.stall_reason = f"could not take the execution-owner lease: {exc}"
                 log.error("run %s: %s", self.run_id, self.stall_reason)
@@ -222,12 +225,10 @@ class RunExecutor:
             )
         return record
 
-    async def _record_origin(self) -> None:
-        """Store the flow (once per distinct source) and the run's origin beside the record."""
+    async def _record_origin(self, digest: str | None) -> None:
+        """Record the run's origin (its stored flow, initial context) beside the record."""
         origin = self.origin
         if origin is None:
-            source = self.flow.origin
-            digest = await self.store.save_flow(source) if source is not None else None
             origin = self.origin = RunOrigin(
                 flow=digest, flow_name=self.flow.name, context=dict(self.ctx),
             )
