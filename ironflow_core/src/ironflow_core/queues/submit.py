@@ -46,8 +46,8 @@ async def submit_run(executor: RunExecutor, queue: RunQueue, *,
         )
     store = executor.store
     record = executor.initial_record()
+    digest = await store.save_flow(flow.origin)  # first: it needs no run
     await store.create_run(record)
-    digest = await store.save_flow(flow.origin)
     origin = RunOrigin(flow=digest, flow_name=flow.name, context=dict(executor.ctx))
     await store.set_origin(record.id, origin)
     await queue.enqueue(record.id, overlay=dict(overlay) if overlay else None)
