@@ -31,6 +31,19 @@ def registry():  # type: ignore[no-untyped-def]
     return build_registry({})
 
 
+@pytest.fixture
+def make_cluster(registry):  # type: ignore[no-untyped-def]
+    made: list[Cluster] = []
+
+    def make(env, flow_path):  # type: ignore[no-untyped-def]
+        made.append(Cluster(registry, env, flow_path))
+        return made[-1]
+
+    yield make
+    for cluster in made:
+        cluster.close()
+
+
 def env_for(url: str, **extra: str) -> dict[str, str]:
     return {"IRONFLOW_QUEUE": "redis", "IRONFLOW_STORE": "redis", "REDIS_URL": url,
             "IRONFLOW_LEASE_TTL_SECONDS": "1", **extra}
@@ -58,6 +71,7 @@ class Cluster:
         self.env = env
         self.store = open_store(registry, env)
         self.queue = open_queue(registry, env)
+        self.opened: list = [self.store, self.queue]
         self.flow = load_flow(str(flow_path), registry=registry, env=env)
 
     async def submit(self, **context):  # type: ignore[no-untyped-def]
@@ -69,9 +83,19 @@ class Cluster:
         base = WorkerSettings.from_env(self.env, name=name, concurrency=2)
         import attrs
 
-        return Worker(open_queue(self.registry, self.env), open_store(self.registry, self.env),
-                      registry=self.registry, env=self.env,
+        queue, store = open_queue(self.registry, self.env), open_store(self.registry, self.env)
+        self.opened += [queue, store]
+        return Worker(queue, store, registry=self.registry, env=self.env,
                       settings=attrs.evolve(base, **settings))
+
+    def close(self) -> None:
+        """Close every connection pool, so no connection outlives the test."""
+
+        async def close_all() -> None:
+            for opened in self.opened:
+                await opened.aclose()
+
+        trio.run(close_all)
 
     async def wait_status(self, run_id: str, statuses: tuple[RunStatus, ...],
                           timeout: float = 30) -> RunStatus:
@@ -84,9 +108,9 @@ class Cluster:
 
 
 def test_a_worker_executes_a_submitted_run_publishes_its_events_and_acknowledges_it(
-        registry, redis_url, redis_client, tmp_path):
+        make_cluster, redis_url, redis_client, tmp_path):
     env = env_for(redis_url)
-    cluster = Cluster(registry, env, write_flow(tmp_path, TWO_STEPS))
+    cluster = make_cluster(env, write_flow(tmp_path, TWO_STEPS))
     seen = []
 
     async def main() -> None:
@@ -128,9 +152,9 @@ def test_a_worker_executes_a_submitted_run_publishes_its_events_and_acknowledges
 
 
 def test_a_run_whose_worker_dies_every_time_goes_to_the_dead_letter_stream(
-        registry, redis_url, redis_client, tmp_path):
+        make_cluster, redis_url, redis_client, tmp_path):
     env = env_for(redis_url, IRONFLOW_RECOVERY="resume", IRONFLOW_RECOVERY_MAX_ATTEMPTS="1")
-    cluster = Cluster(registry, env, write_flow(tmp_path, TWO_STEPS))
+    cluster = make_cluster(env, write_flow(tmp_path, TWO_STEPS))
 
     async def main() -> str:
         run_id = await cluster.submit()
@@ -164,7 +188,7 @@ def test_a_run_whose_worker_dies_every_time_goes_to_the_dead_letter_stream(
 
 
 def test_stopping_hands_unfinished_runs_back_and_another_worker_finishes_them(
-        registry, redis_url, redis_client, tmp_path):
+        make_cluster, redis_url, redis_client, tmp_path):
     flow = write_flow(tmp_path, """
         local flow = Flow.new("handback")
         flow:step("a", nodes.delay({ seconds = 0.05 }))
@@ -172,7 +196,7 @@ def test_stopping_hands_unfinished_runs_back_and_another_worker_finishes_them(
         return flow
     """)
     env = env_for(redis_url, IRONFLOW_LEASE_TTL_SECONDS="5")
-    cluster = Cluster(registry, env, flow)
+    cluster = make_cluster(env, flow)
 
     async def main() -> str:
         run_id = await cluster.submit()
@@ -207,9 +231,9 @@ def test_stopping_hands_unfinished_runs_back_and_another_worker_finishes_them(
 
 
 def test_stall_mode_leaves_a_dead_workers_run_stalled_and_acknowledges_it(
-        registry, redis_url, redis_client, tmp_path):
+        make_cluster, redis_url, redis_client, tmp_path):
     env = env_for(redis_url)  # IRONFLOW_RECOVERY defaults to stall
-    cluster = Cluster(registry, env, write_flow(tmp_path, TWO_STEPS))
+    cluster = make_cluster(env, write_flow(tmp_path, TWO_STEPS))
 
     async def main() -> str:
         run_id = await cluster.submit()
