@@ -317,14 +317,13 @@ def campaign(target: StoreTarget, work: Path, *, kills: int, per_run: int, seed:
     expected, duration = uninterrupted(flow, target, work)
     rng = random.Random(seed)
     total = Counts()
-    index = 0
-    while total.kills < kills:
+    index = idle = 0
+    while total.kills < kills and idle < 3:
         result = crash_run(flow, target, work, expected, rng,
                            min(per_run, kills - total.kills), f"run{index}", duration)
         total.add(result)
         index += 1
-        if result.kills == 0 and result.errors:
-            break
+        idle = idle + 1 if result.kills == 0 else 0  # runs that end before any kill
     return total
 
 
