@@ -39,7 +39,7 @@ from cluster import Redis, Workers, cluster_env, submit_many
 SHELL_STEPS = ("start", "p1", "p2", "p3", "q1", "q2", "done")
 
 
-def storm_flow(append_file: Path) -> str:
+def storm_flow(append_file: Path, slow: float = 1.0) -> str:
     def shell(name: str) -> str:
         script = (f'n=$(date +%s%N)$$; echo "${{ctx.tag}}:{name}:$n" >> {append_file}; '
                   'printf %s "$n"')
@@ -52,11 +52,11 @@ flow:step("start", {shell("start")})
 flow:step("p1", {shell("p1")}):depends_on("start")
 flow:step("p2", {shell("p2")}):depends_on("start")
 flow:step("p3", {shell("p3")}):depends_on("start")
-flow:step("wait_a", nodes.delay({{ seconds = 0.3 }})):depends_on("start")
-flow:step("mid", nodes.delay({{ seconds = 0.2 }})):depends_on("p1", "p2", "p3", "wait_a")
+flow:step("wait_a", nodes.delay({{ seconds = {0.3 * slow} }})):depends_on("start")
+flow:step("mid", nodes.delay({{ seconds = {0.2 * slow} }})):depends_on("p1", "p2", "p3", "wait_a")
 flow:step("q1", {shell("q1")}):depends_on("mid")
 flow:step("q2", {shell("q2")}):depends_on("mid")
-flow:step("wait_b", nodes.delay({{ seconds = 0.2 }})):depends_on("mid")
+flow:step("wait_b", nodes.delay({{ seconds = {0.2 * slow} }})):depends_on("mid")
 flow:step("done", {shell("done")}):depends_on("q1", "q2", "wait_b")
 return flow
 """
@@ -108,14 +108,15 @@ def check(redis: Redis, run_ids: list[str], append_file: Path) -> dict[str, Any]
 
 
 def storm(*, runs: int, workers: int, kills: int, every: float, ttl: float,
-          directory: Path, timeout: float, quiet: bool = False) -> dict[str, Any]:
+          directory: Path, timeout: float, quiet: bool = False,
+          slow: float = 1.0) -> dict[str, Any]:
     redis = Redis(directory / "redis")
     pool: Workers | None = None
     try:
         append_file = directory / "append.txt"
         append_file.touch()
         flow_path = directory / "storm.lua"
-        flow_path.write_text(storm_flow(append_file))
+        flow_path.write_text(storm_flow(append_file, slow))
         env = cluster_env(redis.url, IRONFLOW_RECOVERY="resume",
                           IRONFLOW_RECOVERY_MAX_ATTEMPTS="1000",
                           IRONFLOW_LEASE_TTL_SECONDS=str(ttl))
