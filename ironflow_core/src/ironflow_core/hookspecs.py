@@ -29,6 +29,7 @@ from ironflow_core.specs import (
     HeaderSpec,
     LoaderSpec,
     NodeSpec,
+    QueueSpec,
     RouteSpec,
     RunObserver,
     StoreSpec,
@@ -125,6 +126,24 @@ def ironflow_register_commands() -> Iterable[CommandSpec]:  # type: ignore[empty
         @hookimpl
         def ironflow_register_commands():
             return [CommandSpec(name="hello", command=hello)]
+    """
+
+
+@hookspec
+def ironflow_register_queues() -> Iterable[QueueSpec]:  # type: ignore[empty-body]
+    """Return run queues: how an accepted run reaches the process that executes it.
+
+    ``IRONFLOW_QUEUE`` (or ``queue_backend`` in ironflow.yaml) selects one by
+    ``QueueSpec.name``; the core's ``inline`` (the accepting process executes
+    the run) is the default. ``QueueSpec.open(settings)`` builds the queue
+    without blocking I/O.
+
+    Example::
+
+        @hookimpl
+        def ironflow_register_queues():
+            return [QueueSpec(name="redis", open=open_redis_queue,
+                              summary="Redis Streams consumer group")]
     """
 
 

@@ -23,6 +23,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("core.lua", "ironflow_core.lua.plugin"),
     ("core.stores", "ironflow_core.stores.plugin"),
     ("core.nodes", "ironflow_core.nodes.plugin"),
+    ("core.queues", "ironflow_core.queues.plugin"),
 )
 """(plugin name, module) of the core's own plugins, registered like any other."""
 

@@ -20,6 +20,7 @@ from ironflow_core.specs import (
     HeaderSpec,
     LoaderSpec,
     NodeSpec,
+    QueueSpec,
     RouteSpec,
     RunObserver,
     StoreSpec,
@@ -40,6 +41,7 @@ class Registry:
     """Providers of headers for the requests nodes send (``NodeContext.outgoing_headers``)."""
     routes: tuple[RouteSpec, ...] = ()
     """HTTP routes for ``ironflow serve``, each plain route wrapped in a non-public spec."""
+    queues: Mapping[str, QueueSpec] = attrs.field(factory=dict)
 
     def loader_for(self, path: str) -> LoaderSpec | None:
         for loader in self.loaders:
@@ -189,7 +191,10 @@ def build_registry(
 
     routes = _collect_routes(pm, records)
 
+    queues = _collect_queues(pm, records)
+
     return Registry(
+        queues=queues,
         outgoing_headers=tuple(header_specs),
         nodes=dict(sorted(nodes.items())),
         stores=stores,
@@ -200,6 +205,24 @@ def build_registry(
         node_providers=providers,
         routes=tuple(routes),
     )
+
+
+def _collect_queues(pm: Any, records: dict[str, PluginRecord]) -> dict[str, QueueSpec]:
+    """Queues by name, like stores: two plugins claiming one name is an error naming both."""
+    queues: dict[str, QueueSpec] = {}
+    providers: dict[str, str] = {}
+    for plugin, spec in _collect(pm, "ironflow_register_queues", records, QueueSpec):
+        if spec.name in queues:
+            first, second = records[providers[spec.name]], records[plugin]
+            raise PluginConflictError(
+                f"Queue '{spec.name}' is registered by two plugins: {_who(first)} and "
+                f"{_who(second)}. Uninstall one, or disable it with "
+                f"IRONFLOW_DISABLED_PLUGINS={second.name}"
+            )
+        queues[spec.name] = spec
+        providers[spec.name] = plugin
+        records[plugin].provides.append(f"queue:{spec.name}")
+    return queues
 
 
 _default: Registry | None = None

@@ -292,3 +292,28 @@ class RouteSpec:
     routes: tuple[Any, ...]
     public: bool = False
     summary: str = ""
+
+
+@attrs.frozen
+class QueueSettings:
+    """What a queue factory may need: the chosen store backend and the Redis settings."""
+
+    store_backend: str = "json"
+    url: str | None = None
+    prefix: str | None = None
+    env: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class QueueSpec:
+    """How runs reach an executor, selected by ``IRONFLOW_QUEUE`` (``inline``, ``redis``).
+
+    ``open(settings)`` returns a ``RunQueue`` (``ironflow_core.queues``); it must
+    not block. ``shared_store`` says the queue hands runs to other processes,
+    so the state store must be one they reach too (not ``json``/``memory``).
+    """
+
+    name: str
+    open: Callable[[QueueSettings], Any]
+    summary: str = ""
+    shared_store: bool = True

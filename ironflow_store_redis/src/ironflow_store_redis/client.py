@@ -75,6 +75,11 @@ class RedisClient:
             script = self._scripts[text] = client.register_script(text)
         return await self._in_thread(lambda: script(keys=list(keys), args=list(args)))
 
+    async def in_thread(self, work: Callable[[Any], T]) -> T:
+        """Run ``work(redis_client)`` in the pool's thread (a pipeline, a Pub/Sub read)."""
+        client = self._client()
+        return await self._in_thread(lambda: work(client))
+
     async def aclose(self) -> None:
         """Close the pooled connections; a later command opens new ones."""
         if self._redis is not None:

@@ -7,7 +7,7 @@ Importing this module stays light: the store and its client load only when
 from __future__ import annotations
 
 from ironflow_core import hookimpl
-from ironflow_core.specs import StateStore, StoreSettings, StoreSpec
+from ironflow_core.specs import QueueSettings, QueueSpec, StateStore, StoreSettings, StoreSpec
 
 
 def open_redis_store(settings: StoreSettings) -> StateStore:
@@ -28,5 +28,27 @@ def ironflow_register_stores() -> list[StoreSpec]:
             name="redis",
             open=open_redis_store,
             summary="Runs kept in a standalone Redis server (REDIS_URL, REDIS_PREFIX, REDIS_TTL)",
+        )
+    ]
+
+
+def open_redis_queue(settings: QueueSettings) -> object:
+    """The ``redis`` queue on the same server and prefix as the store (``REDIS_URL``)."""
+    from ironflow_store_redis.address import parse_redis_url
+    from ironflow_store_redis.keys import DEFAULT_PREFIX, DEFAULT_URL
+    from ironflow_store_redis.queue import RedisQueue
+
+    address = parse_redis_url(settings.url or DEFAULT_URL)
+    prefix = settings.prefix if settings.prefix is not None else DEFAULT_PREFIX
+    return RedisQueue(address, prefix=prefix)
+
+
+@hookimpl
+def ironflow_register_queues() -> list[QueueSpec]:
+    return [
+        QueueSpec(
+            name="redis",
+            open=open_redis_queue,
+            summary="Redis Streams consumer group read by `ironflow worker` processes",
         )
     ]

@@ -154,6 +154,20 @@ def test_api_15_inline_run_waits_and_returns_the_final_status(server, client):
     assert set(record["tasks"]) == {"greet", "note"}
 
 
+def test_prefer_respond_async_answers_202_with_the_run_url_and_the_run_goes_on(server, client):
+    response = client.post("/flows/run", json={"file": "slow.lua", "context": {"seconds": 0.3}},
+                           headers={"Prefer": "handling=lenient, respond-async"})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "pending" and body["url"] == f"/runs/{body['run_id']}"
+    assert response.headers["location"] == body["url"]
+    assert response.headers["preference-applied"] == "respond-async"
+    deadline = time.monotonic() + 10
+    while client.get(body["url"]).json()["status"] != "success":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def test_api_15_client_disconnect_does_not_cancel_the_run(server, client):
     key = f"disconnect-{time.monotonic_ns()}"
     run_id = "idem-" + hashlib.sha256(key.encode()).hexdigest()

@@ -97,8 +97,11 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 
 
 def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
-              env: Mapping[str, str]) -> tuple[Any, RunManager]:
-    """The ASGI app and the run manager whose nursery the server must provide."""
+              env: Mapping[str, str], queue: Any = None) -> tuple[Any, RunManager]:
+    """The ASGI app and the run manager whose nursery the server must provide.
+
+    ``queue``: a shared run queue makes the server enqueue runs for workers.
+    """
     # Flows never see the webhook secrets (IRONFLOW_API_KEY and REDIS_URL are
     # hidden from env() everywhere, see settings.read_env_var).
     env = without_env_names(env, (hook.signature.secret_env for hook in settings.webhooks.values()
@@ -111,7 +114,7 @@ def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
     events = MemoryEventStore(settings.event_capacity)
     runs = RunManager(store, events, registry=registry, env=env,
                       max_runs=settings.max_concurrent_runs,
-                      config_concurrency=settings.config_concurrency)
+                      config_concurrency=settings.config_concurrency, queue=queue)
     loader = FlowLoader(registry, env, settings.max_flow_loads, settings.max_flow_source_bytes)
     api = Api(settings=settings, store=store, registry=registry, events=events, runs=runs,
               loader=loader)

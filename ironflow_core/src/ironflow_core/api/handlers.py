@@ -82,6 +82,15 @@ def checked_run_id(request: Request) -> str:
     return run_id
 
 
+def respond_async(request: Request) -> bool:
+    """RFC 7240 ``Prefer: respond-async`` (any of the header's comma-separated tokens)."""
+    for value in request.headers.getlist("prefer"):
+        for token in value.split(","):
+            if token.split(";", 1)[0].strip().lower() == "respond-async":
+                return True
+    return False
+
+
 def run_reply(record: RunRecord) -> dict[str, str]:
     return {"run_id": record.id, "flow_name": record.flow_name, "status": str(record.status)}
 
@@ -98,7 +107,7 @@ class Api:
     # --------------------------------------------------------------- runs
     async def _start(self, requested: Requested, file: FlowFile | None,
                      context: dict[str, Any], *, run_id: str | None = None,
-                     overlay: dict[str, Any] | None = None) -> RunHandle:
+                     overlay: dict[str, Any] | None = None, wait: bool = True) -> RunHandle:
         """API-11 steps 3-7: policy, file, admission, load, start."""
         if requested.inline and not self.settings.allow_adhoc_flows:
             raise ApiError(403, ADHOC_FORBIDDEN)
@@ -114,7 +123,7 @@ class Api:
                 context["_flow_dir"] = os.path.realpath(self.settings.flows_dir)
             try:
                 return self.runs.launch(flow, context, admission, run_id=run_id,
-                                        overlay=overlay)
+                                        overlay=overlay, wait=wait)
             except FlowValidationError as exc:
                 raise bad_request(str(exc), errors=exc.errors) from None
         except BaseException:
@@ -141,7 +150,27 @@ class Api:
             raise ApiError(409, "Idempotency-Key was already used for a different request")
         return ok(run_reply(record))
 
+    async def _accepted(self, handle: RunHandle) -> Response:
+        """``Prefer: respond-async``: 202 with the run's ID and URL once it is recorded."""
+        await handle.created.wait()
+        if self.runs.queue is not None:
+            await handle.done.wait()  # enqueued (or refused): the answer is known
+        if handle.error is not None:
+            raise handle.error
+        url = f"/runs/{handle.run_id}"
+        reply = {"run_id": handle.run_id, "flow_name": handle.executor.flow.name,
+                 "status": "pending", "url": url}
+        response = ok(reply, 202)
+        response.headers["location"] = url
+        response.headers["preference-applied"] = "respond-async"
+        return response
+
     async def run_flow(self, request: Request) -> Response:
+        if respond_async(request):
+            return await self._run_flow(request, wait=False)
+        return await self._run_flow(request, wait=True)
+
+    async def _run_flow(self, request: Request, *, wait: bool) -> Response:
         body = await read_json_object(request, self.settings.max_body)
         requested = pick_source(body)
         raw_context = body.get("context")
@@ -152,7 +181,8 @@ class Api:
             raise bad_request(f"'context' must not contain '{MARKER}'")
         keys = request.headers.getlist("idempotency-key")
         if not keys:
-            return await self._finish(await self._start(requested, None, context))
+            handle = await self._start(requested, None, context, wait=wait)
+            return await (self._finish(handle) if wait else self._accepted(handle))
         if len(keys) > 1 or not valid_key(keys[0]):
             raise bad_request(INVALID_KEY)
         run_id = run_id_for_key(keys[0])
@@ -162,8 +192,10 @@ class Api:
             if existing is not None:
                 return self._replay(existing, marker)
             context[MARKER] = marker
-            handle = await self._start(requested, None, context, run_id=run_id)
+            handle = await self._start(requested, None, context, run_id=run_id, wait=wait)
             await handle.created.wait()
+        if not wait and not isinstance(handle.error, RunConflictError):
+            return await self._accepted(handle)
         await handle.done.wait()
         if isinstance(handle.error, RunConflictError):
             # Created meanwhile by another process sharing the store.
@@ -342,6 +374,25 @@ class Api:
                 ready = True
             except Exception:
                 ready = False
+        queue = None
+        if ready and self.runs.queue is not None:
+            queue = await self._queue_status()
+            ready = queue is not None
         if not ready:
             return ok({"status": "not_ready", "version": __version__}, 503)
+        if queue is not None:
+            return ok({"status": "ready", "version": __version__, "queue": queue})
         return ok({"status": "ready", "version": __version__})
+
+    async def _queue_status(self) -> dict[str, Any] | None:
+        """A worker-backed server is ready when its queue answers (issue 16)."""
+        assert self.runs.queue is not None
+        with trio.move_on_after(READY_PROBE_SECONDS):
+            try:
+                status = (await self.runs.queue.status()).to_json()
+            except Exception:
+                return None
+            workers = status.pop("workers")
+            status["workers"] = len(workers)
+            return status
+        return None

@@ -26,7 +26,8 @@ from ironflow_core.api.events import EventRecorder, MemoryEventStore
 from ironflow_core.engine import RunExecutor, open_resume, prepare_run
 from ironflow_core.engine.events import notify
 from ironflow_core.errors import RunConflictError
-from ironflow_core.model import FlowDefinition, ProcessEventType, RunRecord
+from ironflow_core.model import Event, FlowDefinition, ProcessEventType, RunRecord
+from ironflow_core.queues.submit import CompletionWaiters, submit_run
 from ironflow_core.specs import StateStore
 
 log = logging.getLogger("ironflow.api")
@@ -111,8 +112,12 @@ class Admission:
 
 class RunManager:
     def __init__(self, store: StateStore, events: MemoryEventStore, *, registry: Any,
-                 env: Mapping[str, str], max_runs: int, config_concurrency: int | None) -> None:
+                 env: Mapping[str, str], max_runs: int, config_concurrency: int | None,
+                 queue: Any = None) -> None:
         self.store = store
+        self.queue = queue if queue is not None and queue.shared else None
+        """A shared queue (issue 16): runs are recorded and enqueued, workers execute them."""
+        self.waiters = CompletionWaiters(store)
         self.events = events
         self.registry = registry
         self.env = env
@@ -184,17 +189,21 @@ class RunManager:
 
     # ------------------------------------------------------------- running
     def launch(self, flow: FlowDefinition, context: dict[str, Any], admission: Admission, *,
-               run_id: str | None = None, overlay: Mapping[str, Any] | None = None) -> RunHandle:
+               run_id: str | None = None, overlay: Mapping[str, Any] | None = None,
+               wait: bool = True) -> RunHandle:
         """Plan the run and start it in the server nursery; owns ``admission`` on success.
 
         Planning errors (``FlowValidationError``) raise here, before any state.
+        With a shared queue the run is recorded and enqueued instead, and
+        (``wait``) its completion event awaited.
         """
         if self.cancelling or self.nursery is None:
             raise unavailable(DRAINING)
         created = trio.Event()
         executor = prepare_run(
             flow,
-            store=_CreationNotice(self.store, created),  # type: ignore[arg-type]
+            store=(self.store if self.queue is not None
+                   else _CreationNotice(self.store, created)),  # type: ignore[arg-type]
             registry=self.registry,
             context=context,
             run_id=run_id,
@@ -206,8 +215,36 @@ class RunManager:
         handle = RunHandle(executor, created=created)
         self.active[handle.run_id] = handle
         self.events.open_run(handle.run_id)
+        if self.queue is not None:
+            self.nursery.start_soon(self._submit, handle, admission, overlay, wait,
+                                    name=f"submit {handle.run_id}")
+            return handle
         self.nursery.start_soon(self._execute, handle, admission, name=f"run {handle.run_id}")
         return handle
+
+    async def _submit(self, handle: RunHandle, admission: Admission,
+                      overlay: Mapping[str, Any] | None, wait: bool) -> None:
+        """Record and enqueue (``created`` once it is queued), then await its completion."""
+        assert self.queue is not None
+        try:
+            try:
+                await submit_run(handle.executor, self.queue, overlay=overlay)
+            finally:
+                handle.created.set()
+            if wait:
+                handle.record = await self.waiters.wait(handle.run_id)
+        except Exception as exc:
+            handle.error = exc
+        finally:
+            handle.done.set()
+            if self.active.get(handle.run_id) is handle:
+                del self.active[handle.run_id]
+            admission.release()
+
+    def relay_event(self, event: Event) -> None:
+        """An event of a run executing on a worker: feed SSE and wake its waiter."""
+        self.events.append(event)
+        self.waiters.sink(event)
 
     async def resume(self, run_id: str, *, count_recovery: bool = False) -> RunHandle:
         """Resume a run in place here (issue 14); takes its lease before anything else.

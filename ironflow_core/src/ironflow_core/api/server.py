@@ -108,13 +108,18 @@ async def serve_app(
     env: Mapping[str, str],
     sock: socket.socket,
     on_listening: Callable[[str], None] | None = None,
+    queue: Any = None,
 ) -> None:
-    """Serve until a signal has drained every run; call inside ``trio.run``."""
+    """Serve until a signal has drained every run; call inside ``trio.run``.
+
+    With a shared ``queue`` (issue 16) runs go to workers: the server follows
+    their events, and recovery only reconciles (the workers resume runs).
+    """
     from ironflow_core.api.app import build_app
     from ironflow_core.api.reconcile import keep_reconciling
     from ironflow_core.engine.recovery import Recovery, RecoverySettings
 
-    app, runs = build_app(settings, store=store, registry=registry, env=env)
+    app, runs = build_app(settings, store=store, registry=registry, env=env, queue=queue)
     try:
         async with trio.open_nursery() as run_nursery:
             runs.nursery = run_nursery
@@ -128,8 +133,11 @@ async def serve_app(
                         nursery.cancel_scope.cancel()  # stops the signal watcher
 
                 nursery.start_soon(_watch_signals, settings, runs, nursery)
+                if runs.queue is not None:
+                    await nursery.start(partial(runs.queue.follow, runs.relay_event))
                 recovery = Recovery(store, settings=RecoverySettings.from_env(env),
-                                    start=runs.start_recovery, observers=registry.observers)
+                                    start=runs.start_recovery if runs.queue is None else None,
+                                    observers=registry.observers)
                 # CLI-70: before serving; resumed runs start in the run nursery
                 await nursery.start(partial(keep_reconciling, store, recovery=recovery))
                 if settings.schedules:
@@ -144,16 +152,20 @@ async def serve_app(
     finally:
         with trio.CancelScope(shield=True):
             await store.aclose()
+            if queue is not None:
+                await queue.aclose()
 
 
 def run_server(settings: ServerSettings, *, open_store: Callable[[], StateStore],
-               registry: Any, env: Mapping[str, str]) -> None:
+               registry: Any, env: Mapping[str, str],
+               open_queue: Callable[[], Any] | None = None) -> None:
     """Bind, open the store, serve, drain: the body of ``ironflow serve``."""
     from ironflow_core.engine.lease import lease_ttl
     from ironflow_core.engine.recovery import RecoverySettings
 
     RecoverySettings.from_env(env)  # invalid recovery settings stop before binding
     lease_ttl(env)
+    queue = open_queue() if open_queue is not None else None  # a bad setting fails first
     sock = bind_listener(settings.host, settings.port)
     try:
         store = open_store()
@@ -165,4 +177,4 @@ def run_server(settings: ServerSettings, *, open_store: Callable[[], StateStore]
         print(f"IronFlow API listening on {url}", file=sys.stderr, flush=True)
 
     trio.run(lambda: serve_app(settings, store=store, registry=registry, env=env, sock=sock,
-                               on_listening=announce))
+                               on_listening=announce, queue=queue))

@@ -214,7 +214,12 @@ def cli() -> None:
 
 
 def main() -> None:
-    from ironflow_core.cli import commands, schedules, serve  # noqa: F401  (registers subcommands)
+    from ironflow_core.cli import (  # noqa: F401  (registers subcommands)
+        commands,
+        queue_commands,
+        schedules,
+        serve,
+    )
 
     try:
         cli.main(prog_name="ironflow")

@@ -35,6 +35,7 @@ def serve(host: str | None, port: int | None, store_dir: str | None, flows_dir: 
     require_serve_extra()
     from ironflow_core.api.server import run_server
     from ironflow_core.api.settings import resolve_settings
+    from ironflow_core.queues.select import open_queue
     from ironflow_core.schedules.config import check_flow_loads
     from ironflow_core.stores.select import open_store
 
@@ -53,6 +54,7 @@ def serve(host: str | None, port: int | None, store_dir: str | None, flows_dir: 
                                       config=st.config),
         registry=registry,
         env=os.environ,
+        open_queue=lambda: open_queue(st.registry, os.environ, st.config),
     )
 
 

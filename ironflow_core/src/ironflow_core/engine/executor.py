@@ -298,6 +298,13 @@ class RunExecutor:
         self.services.cancelled.set()
         self.cancel_scope.cancel()
 
+    def interrupt(self, reason: str) -> None:
+        """Stop the run as ``stalled`` (not cancelled) so another process can resume it.
+
+        A worker that shuts down hands its unfinished runs back this way.
+        """
+        self._lease_lost(reason)
+
     async def _run_phases(self) -> None:
         if self.stall_reason is not None:  # the run never got its lease
             raise _Stall()
