@@ -253,3 +253,32 @@ def test_stall_mode_leaves_a_dead_workers_run_stalled_and_acknowledges_it(
 
     trio.run(main)
     assert redis_client.xlen(DEAD) == 0
+
+
+def test_metrics_scrape_reports_the_queue_depth_and_pending_runs(
+        make_cluster, redis_url, redis_client, tmp_path):
+    import httpx
+    from starlette.applications import Starlette
+
+    from ironflow_core.api.metrics import metrics_route
+    from ironflow_core.metrics import METRICS_PLUGIN_NAME, MetricsObserver, MetricsPlugin
+
+    env = env_for(redis_url, REDIS_PREFIX="metricsq:")
+    cluster = make_cluster(env, write_flow(tmp_path, TWO_STEPS))
+    observer = MetricsObserver()
+    registry = build_registry({}, extra=[(METRICS_PLUGIN_NAME, MetricsPlugin(observer))])
+
+    app = Starlette(routes=[metrics_route(registry, cluster.queue)])
+
+    async def submit_two_and_scrape() -> str:
+        await cluster.submit(x=1)
+        await cluster.submit(x=2)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return (await client.get("/metrics")).text
+
+    page = trio.run(submit_two_and_scrape)
+    assert "ironflow_queue_depth 2.0" in page
+    assert "ironflow_queue_pending 0.0" in page
+    assert "ironflow_queue_dead_letters 0.0" in page
+    assert "ironflow_workers 0.0" in page

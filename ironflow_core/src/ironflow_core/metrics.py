@@ -96,6 +96,7 @@ class MetricsObserver:
                     self.storage.labels(store, operation, kind)
         self._runs_started: dict[str, float] = {}
         self._attempts_started: dict[tuple[str, str], float] = {}
+        self._queue_gauges: dict[str, Any] | None = None
 
     # ------------------------------------------------------------- runs
     def run_started(self, event: Event) -> None:
@@ -169,6 +170,33 @@ class MetricsObserver:
         if (event.store in STORES and event.operation in OPERATIONS
                 and event.outcome in ERROR_KINDS):
             self.storage.labels(event.store, event.operation, event.outcome).inc()
+
+    # ------------------------------------------------------------ queue
+    def observe_queue(self, status: Any) -> None:
+        """Queue depth, pending runs, dead letters and live workers of a shared run queue.
+
+        ``status`` is a ``QueueStatus``; the series exist only once a queue is
+        configured (``ironflow serve`` reads the status at each scrape).
+        """
+        if self._queue_gauges is None:
+            from prometheus_client import Gauge
+
+            r = self.registry
+            self._queue_gauges = {
+                "depth": Gauge("ironflow_queue_depth", "Runs queued and not yet claimed",
+                               registry=r),
+                "pending": Gauge("ironflow_queue_pending",
+                                 "Runs claimed by a worker and not yet acknowledged", registry=r),
+                "dead": Gauge("ironflow_queue_dead_letters", "Runs in the dead-letter stream",
+                              registry=r),
+                "workers": Gauge("ironflow_workers", "Workers with a live heartbeat",
+                                 registry=r),
+            }
+        gauges = self._queue_gauges
+        gauges["depth"].set(status.depth)
+        gauges["pending"].set(status.pending)
+        gauges["dead"].set(status.dead)
+        gauges["workers"].set(len(status.workers))
 
     # ------------------------------------------------------------ output
     def exposition(self) -> bytes:

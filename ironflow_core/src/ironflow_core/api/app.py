@@ -148,7 +148,7 @@ def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
     if settings.metrics_enabled:
         from ironflow_core.api.metrics import metrics_route
 
-        routes.append(metrics_route(registry))
+        routes.append(metrics_route(registry, queue))
     public, protected = split_routes(getattr(registry, "routes", ()))
     router = Router(routes=[*routes, *protected])
 
