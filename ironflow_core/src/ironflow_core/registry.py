@@ -141,33 +141,10 @@ def build_registry(
     pm, record_list = load_plugins(env, builtins=builtins, entry_points=entry_points, extra=extra)
     records = {r.name: r for r in record_list}
 
-    nodes: dict[str, NodeSpec] = {}
-    providers: dict[str, str] = {}
-    for plugin, spec in _collect(pm, "ironflow_register_nodes", records, NodeSpec):
-        if spec.name in nodes:
-            first, second = records[providers[spec.name]], records[plugin]
-            raise PluginConflictError(
-                f"Node '{spec.name}' is registered by two plugins: {_who(first)} and "
-                f"{_who(second)}. Uninstall one, or disable it with "
-                f"IRONFLOW_DISABLED_PLUGINS={second.name}"
-            )
-        nodes[spec.name] = spec
-        providers[spec.name] = plugin
-        records[plugin].provides.append(f"node:{spec.name}")
-
-    stores: dict[str, StoreSpec] = {}
-    store_providers: dict[str, str] = {}
-    for plugin, spec in _collect(pm, "ironflow_register_stores", records, StoreSpec):
-        if spec.name in stores:
-            first, second = records[store_providers[spec.name]], records[plugin]
-            raise PluginConflictError(
-                f"State store '{spec.name}' is registered by two plugins: {_who(first)} and "
-                f"{_who(second)}. Uninstall one, or disable it with "
-                f"IRONFLOW_DISABLED_PLUGINS={second.name}"
-            )
-        stores[spec.name] = spec
-        store_providers[spec.name] = plugin
-        records[plugin].provides.append(f"store:{spec.name}")
+    nodes, providers = _collect_named(pm, "ironflow_register_nodes", records, NodeSpec,
+                                      "Node", "node")
+    stores, _ = _collect_named(pm, "ironflow_register_stores", records, StoreSpec,
+                               "State store", "store")
 
     loaders: list[LoaderSpec] = []
     for plugin, spec in _collect(pm, "ironflow_register_loaders", records, LoaderSpec):
@@ -191,7 +168,8 @@ def build_registry(
 
     routes = _collect_routes(pm, records)
 
-    queues = _collect_queues(pm, records)
+    queues, _ = _collect_named(pm, "ironflow_register_queues", records, QueueSpec,
+                               "Queue", "queue")
 
     return Registry(
         queues=queues,
@@ -207,22 +185,29 @@ def build_registry(
     )
 
 
-def _collect_queues(pm: Any, records: dict[str, PluginRecord]) -> dict[str, QueueSpec]:
-    """Queues by name, like stores: two plugins claiming one name is an error naming both."""
-    queues: dict[str, QueueSpec] = {}
+def _collect_named(
+    pm: Any, hook_name: str, records: dict[str, PluginRecord], expected: type, what: str,
+    tag: str,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Specs selected by name (nodes, stores, queues) and the plugin providing each.
+
+    Two plugins claiming one name is an error that names both and says how to
+    disable one; each spec shows in its plugin's ``provides`` as ``<tag>:<name>``.
+    """
+    specs: dict[str, Any] = {}
     providers: dict[str, str] = {}
-    for plugin, spec in _collect(pm, "ironflow_register_queues", records, QueueSpec):
-        if spec.name in queues:
+    for plugin, spec in _collect(pm, hook_name, records, expected):
+        if spec.name in specs:
             first, second = records[providers[spec.name]], records[plugin]
             raise PluginConflictError(
-                f"Queue '{spec.name}' is registered by two plugins: {_who(first)} and "
+                f"{what} '{spec.name}' is registered by two plugins: {_who(first)} and "
                 f"{_who(second)}. Uninstall one, or disable it with "
                 f"IRONFLOW_DISABLED_PLUGINS={second.name}"
             )
-        queues[spec.name] = spec
+        specs[spec.name] = spec
         providers[spec.name] = plugin
-        records[plugin].provides.append(f"queue:{spec.name}")
-    return queues
+        records[plugin].provides.append(f"{tag}:{spec.name}")
+    return specs, providers
 
 
 _default: Registry | None = None
