@@ -342,6 +342,10 @@ class Worker:
                 )
             except IronflowError as exc:
                 if "already succeeded" in str(exc):
+                    # Its worker died after the final status but before letting go: drop
+                    # that worker's expired lease too (a reconciliation pass does so for
+                    # finished runs), then the message.
+                    await self.store.reconcile_expired(clock_micros())
                     await self.queue.ack(delivery)
                     return None
                 raise
