@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -72,10 +73,6 @@ def dumps_pretty(value: JSON) -> str:
     return text.decode()
 
 
-def loads(text: str | bytes) -> JSON:
-    return json.loads(text)
-
-
 def format_timestamp(moment: _dt.datetime) -> str:
     """RFC 3339 UTC with microseconds and ``Z`` (JSON-7)."""
     moment = moment.astimezone(_dt.UTC)
@@ -125,11 +122,16 @@ back (upstream's JSON parser has the same limit); deeper input is refused at the
 edge instead of overflowing the interpreter's stack further in."""
 
 
+class JsonNestingError(ValueError):
+    """JSON nested past what the parser can walk: callers word this refusal their own way."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def finite_float(text: str) -> float:
+    """A JSON number as a float, refusing literals beyond float range (``1e999``)."""
     number = float(text)
     if not math.isfinite(number):
         raise ValueError(f"{text} is out of range for a JSON number")
@@ -163,11 +165,35 @@ def check_value(value: JSON, *, max_depth: int = MAX_DEPTH) -> None:
             raise ValueError(f"{type(item).__name__} at {path} is not a JSON value")
 
 
-def loads_strict(text: str | bytes) -> JSON:
-    """Parse JSON from outside: no ``NaN``/``Infinity``/overflowing numbers, bounded nesting."""
+def loads_strict(
+    text: str | bytes,
+    *,
+    max_depth: int | None = MAX_DEPTH,
+    parse_int: Callable[[str], Any] | None = None,
+    parse_float: Callable[[str], Any] = finite_float,
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
+) -> JSON:
+    """The one JSON reader for text from outside (files, stores, requests, Lua, HTTP bodies).
+
+    ``NaN``/``Infinity``/``-Infinity`` are not JSON and numbers beyond float
+    range are refused (``ValueError``). With ``max_depth`` the parsed value is
+    also checked with :func:`check_value`; ``max_depth=None`` leaves nesting to
+    the parser, whose overflow becomes :class:`JsonNestingError`. The hooks
+    are ``json.loads``'s, for readers that keep serde's integer range or
+    refuse duplicate members.
+    """
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=finite_float)
+        value = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=parse_float,
+            parse_int=parse_int,
+            object_pairs_hook=object_pairs_hook,
+        )
     except RecursionError:
-        raise ValueError(f"value nests deeper than {MAX_DEPTH} levels") from None
-    check_value(value)
+        if max_depth is None:
+            raise JsonNestingError("a value nests too deeply to be read") from None
+        raise JsonNestingError(f"value nests deeper than {max_depth} levels") from None
+    if max_depth is not None:
+        check_value(value, max_depth=max_depth)
     return value

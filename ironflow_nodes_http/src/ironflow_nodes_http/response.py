@@ -7,12 +7,11 @@ upstream would have refused (a non-finite number, a lone surrogate).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
 
-from ironflow_core.jsonutil import dumps
+from ironflow_core.jsonutil import dumps, loads_strict
 
 _I64_MIN, _U64_MAX = -(2**63), 2**64 - 1
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -30,10 +29,6 @@ def _json_float(text: str) -> float:
     return value
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_body(body: bytes) -> Any:
     """HTTP-4: UTF-8 (with replacement), then JSON if it parses, else the text itself.
 
@@ -42,10 +37,8 @@ def parse_body(body: bytes) -> Any:
     """
     text = body.decode("utf-8", errors="replace")
     try:
-        value = json.loads(
-            text, parse_int=_json_int, parse_float=_json_float, parse_constant=_reject_constant
-        )
-    except (ValueError, RecursionError):
+        value = loads_strict(text, max_depth=None, parse_int=_json_int, parse_float=_json_float)
+    except ValueError:
         return text
     if _SURROGATE_ESCAPE.search(text):
         try:

@@ -20,14 +20,13 @@ runs; while a run is in progress upstream sees the tasks of the last fold.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from ironflow_core.errors import StoreCorruptionError
-from ironflow_core.jsonutil import dumps, finite_float
+from ironflow_core.jsonutil import dumps, loads_strict
 from ironflow_core.model import RUN_STATUSES
 from ironflow_core.stores.cursor import is_timestamp
 from ironflow_core.stores.json_codec import check_task
@@ -38,15 +37,9 @@ TASK = "py:task:"
 CTX = "py:ctx:"
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_json(text: str) -> Any:
-    try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=finite_float)
-    except RecursionError:
-        raise ValueError("a value nests too deeply to be read") from None
+    """Strict JSON as a Redis field holds it (no ``NaN``, no out-of-range numbers)."""
+    return loads_strict(text, max_depth=None)
 
 
 def encode_info(raw: Mapping[str, Any]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ironflow_core.api.errors import ApiError, bad_request
+from ironflow_core.jsonutil import JsonNestingError, loads_strict
 
 JSON_MEDIA_TYPE = "Expected request with `Content-Type: application/json`"
 
@@ -64,10 +65,6 @@ class UnsafeJsonError(ApiError):
         super().__init__(400, message)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def json_depth(raw: bytes) -> int:
     """The deepest nesting of ``[``/``{`` outside strings (C-speed scans, no recursion)."""
     if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
@@ -85,10 +82,10 @@ def parse_json(raw: bytes) -> Any:
             f"The request body nests arrays/objects more than {MAX_JSON_DEPTH} levels deep"
         )
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        data = loads_strict(raw.decode("utf-8"), max_depth=None, parse_float=float)
     except UnicodeDecodeError:
         raise bad_request("Failed to parse the request body as JSON: invalid UTF-8") from None
-    except RecursionError:  # pragma: no cover - json_depth refuses these first
+    except JsonNestingError:  # pragma: no cover - json_depth refuses these first
         raise UnsafeJsonError("The request body is nested too deeply") from None
     except ValueError as exc:
         raise bad_request(f"Failed to parse the request body as JSON: {exc}") from None

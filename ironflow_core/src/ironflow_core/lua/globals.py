@@ -51,10 +51,6 @@ def _utf8(value: bytes, what: str) -> str:
         raise HostError(f"{what} is not valid UTF-8") from None
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -110,8 +106,8 @@ def host_functions(vm: LuaVM) -> dict[str, Callable[..., Any]]:
                     "(raise IRONFLOW_MAX_CONVERSION_NODES)"
                 )
         try:
-            value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-        except RecursionError:
+            value = jsonutil.loads_strict(text, max_depth=None, parse_float=_finite_float)
+        except jsonutil.JsonNestingError:
             raise HostError("json_parse failed: document is nested too deeply") from None
         except ValueError as exc:
             raise HostError(f"json_parse failed: {exc}") from None

@@ -8,7 +8,6 @@ flow with a wrong parameter still loads and fails only its own step.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -71,10 +70,6 @@ def _parse_int(text: str) -> int | float:
     return number if I64_MIN <= number <= U64_MAX else float(text)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -90,8 +85,8 @@ def parse_json_text(text: str) -> Any:
     by a node can always be stored and printed.
     """
     try:
-        value = json.loads(text, parse_int=_parse_int, parse_constant=_reject_constant)
-    except RecursionError:
+        value = jsonutil.loads_strict(text, max_depth=None, parse_int=_parse_int, parse_float=float)
+    except jsonutil.JsonNestingError:
         raise ValueError("recursion limit exceeded") from None
     surrogates = _SURROGATE_ESCAPE.search(text) is not None
     if surrogates or text.count("[") + text.count("{") > MAX_NESTING:

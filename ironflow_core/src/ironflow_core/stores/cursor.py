@@ -24,7 +24,12 @@ from typing import Any
 import attrs
 
 from ironflow_core.errors import InvalidInputError
-from ironflow_core.jsonutil import format_timestamp, parse_timestamp, timestamp_micros
+from ironflow_core.jsonutil import (
+    format_timestamp,
+    loads_strict,
+    parse_timestamp,
+    timestamp_micros,
+)
 from ironflow_core.model import RUN_STATUSES, RunPage, RunStatus, RunSummary
 from ironflow_core.runid import is_canonical_run_id
 
@@ -113,10 +118,6 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 _ANY_FILTER: Any = object()
 
 
@@ -138,10 +139,11 @@ def decode_cursor(text: object, status: RunStatus | None = _ANY_FILTER) -> Curso
     if base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") != text:
         raise InvalidInputError(INVALID_CURSOR)
     try:
-        data = json.loads(
+        data = loads_strict(
             raw.decode("utf-8"),
+            max_depth=None,
+            parse_float=float,
             object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
         )
     except (UnicodeDecodeError, ValueError):
         raise InvalidInputError(INVALID_CURSOR) from None

@@ -35,7 +35,7 @@ from typing import Any
 import attrs
 
 from ironflow_core.errors import StoreCorruptionError
-from ironflow_core.jsonutil import dumps, finite_float
+from ironflow_core.jsonutil import dumps, loads_strict
 from ironflow_core.model import RUN_STATUSES, TaskStatus
 from ironflow_core.runid import run_id_problem
 from ironflow_core.stores.cursor import chrono_timestamp, is_timestamp
@@ -76,16 +76,9 @@ def is_canonical_revision(value: object) -> bool:
         return False
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_json(data: bytes) -> Any:
-    """Strict JSON: UTF-8 only and no ``NaN``/``Infinity`` literals."""
-    try:
-        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_float=finite_float)
-    except RecursionError:
-        raise ValueError("a value nests too deeply to be read") from None
+    """Strict JSON (:func:`~ironflow_core.jsonutil.loads_strict`) from UTF-8 bytes only."""
+    return loads_strict(data.decode("utf-8"), max_depth=None)
 
 
 # ------------------------------------------------------------------ summaries

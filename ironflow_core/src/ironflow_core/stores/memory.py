@@ -14,7 +14,7 @@ from typing import Any
 import trio
 
 from ironflow_core.errors import InvalidInputError, RunConflictError, RunNotFoundError
-from ironflow_core.jsonutil import check_value, loads, now_timestamp
+from ironflow_core.jsonutil import check_value, loads_strict, now_timestamp
 from ironflow_core.model import (
     FlowSourceRecord,
     LeaseInfo,
@@ -183,7 +183,7 @@ class MemoryStore:
         await trio.lowlevel.checkpoint()
         self._get(run_id)
         text = self._origins.get(run_id)
-        return None if text is None else RunOrigin.from_json(loads(text))
+        return None if text is None else RunOrigin.from_json(loads_strict(text, max_depth=None))
 
     async def get_run(self, run_id: str) -> RunRecord:
         await trio.lowlevel.checkpoint()
