@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,20 @@ def dumps(value: JSON) -> str:
     return _compact(value) if text is None else text.decode()
 
 
+def compact_json(value: JSON, what: str, error: Callable[[str], Exception]) -> str:
+    """:func:`dumps`, or ``error("<what> is not JSON: ...")`` when ``value`` is not JSON.
+
+    Stores call it on what they are asked to write, so a bad value is refused
+    with the caller's error type before anything is stored.
+    """
+    try:
+        return dumps(value)
+    except RecursionError:
+        raise error(f"{what} is not JSON: it nests too deeply") from None
+    except (TypeError, ValueError) as exc:
+        raise error(f"{what} is not JSON: {exc}") from None
+
+
 def dumps_bytes(value: JSON) -> bytes:
     """:func:`dumps` as UTF-8 bytes, without a decode/encode round trip."""
     text = _fast(value, _FAST)
@@ -71,6 +86,17 @@ def dumps_pretty(value: JSON) -> str:
     if text is None:
         return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
     return text.decode()
+
+
+TIMESTAMP = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
+)
+"""An RFC 3339 date-time with 0–9 fractional digits; groups: date, time, fraction, offset."""
+
+
+def is_timestamp(text: object) -> bool:
+    """An RFC 3339 date-time with 0–9 fractional digits (JSON-7 readers)."""
+    return isinstance(text, str) and TIMESTAMP.fullmatch(text) is not None
 
 
 def format_timestamp(moment: _dt.datetime) -> str:

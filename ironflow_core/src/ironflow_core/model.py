@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
+import cattrs
+
+from ironflow_core.jsonutil import dumps, is_timestamp
 
 
 class RunStatus(enum.StrEnum):
@@ -92,23 +95,17 @@ class FlowSourceRecord:
     def digest(self) -> str:
         import hashlib
 
-        from ironflow_core.jsonutil import dumps
-
-        text = dumps({"file_name": self.file_name, "loader": self.loader, "source": self.source})
+        text = dumps(unstructure_record(self))
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def to_json(self) -> dict[str, Any]:
-        return {"digest": self.digest, "file_name": self.file_name, "loader": self.loader,
-                "source": self.source}
+        """The stored JSON, with its ``digest`` (see :func:`unstructure_record`)."""
+        return {**unstructure_record(self), "digest": self.digest}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FlowSourceRecord:
-        source, loader, file_name = data.get("source"), data.get("loader"), data.get("file_name")
-        if not isinstance(source, str) or not isinstance(loader, str) or not (
-            file_name is None or isinstance(file_name, str)
-        ):
-            raise ValueError("a stored flow needs string 'source' and 'loader' fields")
-        return cls(source=source, loader=loader, file_name=file_name)
+        """Strictly read a stored flow; ``RecordError`` names each bad field."""
+        return structure_record(data, cls)
 
 
 @attrs.define
@@ -129,21 +126,13 @@ class RunOrigin:
     recoveries: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"context": self.context, "flow": self.flow, "flow_name": self.flow_name,
-                "recoveries": self.recoveries, "subflows": self.subflows}
+        """The stored JSON (see :func:`unstructure_record`)."""
+        return unstructure_record(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunOrigin:
-        flow = data.get("flow")
-        context = data.get("context")
-        subflows = data.get("subflows") or {}
-        recoveries = data.get("recoveries", 0)
-        if not (flow is None or isinstance(flow, str)) or not isinstance(context, dict) or not (
-            isinstance(subflows, dict) and all(isinstance(v, str) for v in subflows.values())
-        ) or not isinstance(recoveries, int):
-            raise ValueError("malformed run origin record")
-        return cls(flow=flow, flow_name=str(data.get("flow_name", "")), context=dict(context),
-                   subflows=dict(subflows), recoveries=recoveries)
+        """Strictly read a stored origin; ``RecordError`` names each bad field."""
+        return structure_record(data, cls)
 
 
 @attrs.frozen
@@ -192,43 +181,19 @@ class TaskRecord:
     """The step's dependencies, so a reader can draw the graph without the flow file."""
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "name": self.name,
-            "status": str(self.status),
-            "attempt": self.attempt,
-            "node_type": self.node_type,
-        }
-        if self.input is not None:
-            data["input"] = self.input
-        if self.output is not None:
-            data["output"] = self.output
-        if self.error is not None:
-            data["error"] = self.error
-        if self.started is not None:
-            data["started"] = self.started
-        if self.finished is not None:
-            data["finished"] = self.finished
-        if self.depends_on:
-            data["depends_on"] = list(self.depends_on)
-        return data
+        """The stored JSON: unset optional fields omitted (see :func:`unstructure_record`)."""
+        return _unstructure_task(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TaskRecord:
-        return cls(
-            name=data["name"],
-            node_type=data.get("node_type", ""),
-            status=TaskStatus(data.get("status", "pending")),
-            attempt=int(data.get("attempt", 0)),
-            input=data.get("input"),
-            output=data.get("output"),
-            error=data.get("error"),
-            started=data.get("started"),
-            finished=data.get("finished"),
-            depends_on=tuple(data.get("depends_on") or ()),
-        )
+        """Strictly read a stored task; ``RecordError`` names each bad field."""
+        return structure_record(data, cls)
 
     def copy(self) -> TaskRecord:
-        # a direct constructor call: attrs.evolve costs ~10x more on the per-step path
+        """A shallow copy (input and output shared).
+
+        A direct constructor call: attrs.evolve costs ~10x more on the per-step path.
+        """
         return TaskRecord(self.name, self.node_type, self.status, self.attempt, self.input,
                           self.output, self.error, self.started, self.finished,
                           self.depends_on)
@@ -247,28 +212,13 @@ class RunRecord:
     tasks: dict[str, TaskRecord] = attrs.field(factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "flow_name": self.flow_name,
-            "status": str(self.status),
-            "started": self.started,
-            "finished": self.finished,
-            "ctx": self.ctx,
-            "tasks": {name: task.to_json() for name, task in self.tasks.items()},
-        }
+        """The stored JSON (ST-10; see :func:`unstructure_record`)."""
+        return _unstructure_run(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunRecord:
-        tasks = data.get("tasks") or {}
-        return cls(
-            id=data["id"],
-            flow_name=data.get("flow_name", ""),
-            status=RunStatus(data.get("status", "pending")),
-            started=data.get("started"),
-            finished=data.get("finished"),
-            ctx=dict(data.get("ctx") or {}),
-            tasks={name: TaskRecord.from_json(t) for name, t in tasks.items()},
-        )
+        """Strictly read a stored run; ``RecordError`` names each bad field."""
+        return structure_record(data, cls)
 
     def summary(self) -> RunSummary:
         return RunSummary(
@@ -293,25 +243,13 @@ class RunSummary:
     task_count: int
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "flow_name": self.flow_name,
-            "status": str(self.status),
-            "started": self.started,
-            "finished": self.finished,
-            "task_count": self.task_count,
-        }
+        """The listing JSON in ST-11 member order (see :func:`unstructure_record`)."""
+        return unstructure_record(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunSummary:
-        return cls(
-            id=data["id"],
-            flow_name=data.get("flow_name", ""),
-            status=RunStatus(data.get("status", "pending")),
-            started=data.get("started"),
-            finished=data.get("finished"),
-            task_count=int(data.get("task_count", 0)),
-        )
+        """Strictly read a stored summary; ``RecordError`` names each bad field."""
+        return structure_record(data, cls)
 
 
 @attrs.frozen
@@ -406,3 +344,250 @@ class ProcessEvent:
     store: str | None = None
     operation: str | None = None
     detail: str | None = None
+
+
+# ---------------------------------------------------------------- record codec
+# One cattrs converter turns the stored records into JSON and back. Every
+# store (and the API and CLI, through ``to_json``) writes the same shapes, and
+# every store reads them with the same strict rules: a field of the wrong type
+# is refused with its path (``tasks.a.status is not a task status``), never
+# coerced or defaulted.
+
+
+R = TypeVar("R")
+
+
+class RecordError(ValueError):
+    """A stored record that is not the shape a store writes; the message names each bad field."""
+
+
+class _Problem(ValueError):
+    """What a strict hook says about one field (the path is added by ``_problems``)."""
+
+
+def _string(value: Any, _type: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise _Problem("is not a string")
+
+
+def _optional_string(value: Any, _type: Any) -> str | None:
+    return None if value is None else _string(value, _type)
+
+
+def _unsigned(value: Any, _type: Any) -> int:
+    if type(value) is int and value >= 0:
+        return value
+    raise _Problem("is not an unsigned integer")
+
+
+def _attempt(value: Any, _type: Any) -> int:
+    if type(value) is int and 0 <= value <= 0xFFFFFFFF:
+        return value
+    raise _Problem("is not an unsigned integer")
+
+
+def _timestamp(value: Any, _type: Any) -> str | None:
+    if value is None or is_timestamp(value):
+        return value
+    raise _Problem("is not an RFC 3339 timestamp")
+
+
+def _object(value: Any, _type: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return dict(value)  # shallow: the caller may keep the raw dict
+    raise _Problem("is not an object")
+
+
+def _strings_object(value: Any, _type: Any) -> dict[str, str]:
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        return dict(value)
+    raise _Problem("is not an object of strings")
+
+
+def _strings(value: Any, _type: Any) -> tuple[str, ...]:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise _Problem("is not a list of strings")
+
+
+_RUN_STATUS = {s.value: s for s in RunStatus}
+_TASK_STATUS = {s.value: s for s in TaskStatus}
+
+
+def _run_status(value: Any, _type: Any) -> RunStatus:
+    status = _RUN_STATUS.get(value) if isinstance(value, str) else None
+    if status is None:
+        raise _Problem("is not a run status")
+    return status
+
+
+def _task_status(value: Any, _type: Any) -> TaskStatus:
+    status = _TASK_STATUS.get(value) if isinstance(value, str) else None
+    if status is None:
+        raise _Problem("is not a task status")
+    return status
+
+
+def _plain(status: enum.StrEnum) -> str:
+    """A status as the plain string it stands for (fast for every JSON encoder)."""
+    return status._value_
+
+
+def _same(value: Any) -> Any:
+    """Unstructure JSON values as they are: no copy on the per-step path."""
+    return value
+
+
+_STORED_MEMBERS: dict[type, tuple[str, ...]] = {
+    TaskRecord: ("name", "status", "attempt", "node_type"),
+    RunRecord: ("id", "flow_name", "status", "ctx", "tasks"),
+    RunSummary: ("id", "flow_name", "status", "task_count"),
+    FlowSourceRecord: ("source", "loader"),
+    RunOrigin: ("context",),
+}
+"""Members a stored record always has, defaults in the class notwithstanding."""
+
+
+def _make_converter() -> cattrs.Converter:
+    from cattrs.gen import (
+        make_dict_structure_fn,
+        make_dict_unstructure_fn,
+        make_mapping_structure_fn,
+        override,
+    )
+
+    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+    converter.register_structure_hook(str, _string)
+    converter.register_structure_hook_func(lambda t: t == (str | None), _optional_string)
+    converter.register_structure_hook(int, _unsigned)
+    converter.register_structure_hook(RunStatus, _run_status)
+    converter.register_structure_hook(TaskStatus, _task_status)
+    for alias, hook in ((dict[str, Any], _object), (dict[str, str], _strings_object),
+                        (tuple[str, ...], _strings)):
+        converter.register_structure_hook_func(lambda t, alias=alias: t == alias, hook)
+    converter.register_unstructure_hook(RunStatus, _plain)
+    converter.register_unstructure_hook(TaskStatus, _plain)
+    task_dict: list[Any] = []
+
+    def tasks(value: Any, type_: Any) -> dict[str, TaskRecord]:
+        if not isinstance(value, dict):
+            raise _Problem("is not an object")
+        return task_dict[0](value, type_)  # type: ignore[no-any-return]
+
+    timestamp = override(struct_hook=_timestamp)
+    structure = {
+        TaskRecord: make_dict_structure_fn(
+            TaskRecord, converter, attempt=override(struct_hook=_attempt),
+            started=timestamp, finished=timestamp,
+        ),
+        RunRecord: make_dict_structure_fn(
+            RunRecord, converter, started=timestamp, finished=timestamp,
+            tasks=override(struct_hook=tasks),
+        ),
+        RunSummary: make_dict_structure_fn(
+            RunSummary, converter, started=timestamp, finished=timestamp,
+        ),
+        FlowSourceRecord: make_dict_structure_fn(FlowSourceRecord, converter),
+        RunOrigin: make_dict_structure_fn(RunOrigin, converter),
+    }
+    for cls, fn in structure.items():
+        converter.register_structure_hook(cls, _complete(fn, _STORED_MEMBERS[cls]))
+    task_dict.append(make_mapping_structure_fn(dict[str, TaskRecord], converter))
+
+    kept = override(omit_if_default=False)
+    same = override(unstruct_hook=_same)
+    unstruct_task = make_dict_unstructure_fn(
+        TaskRecord, converter, _cattrs_omit_if_default=True,
+        name=kept, node_type=kept, status=kept, attempt=kept, input=same, output=same,
+        depends_on=override(unstruct_hook=list),
+    )
+    converter.register_unstructure_hook(TaskRecord, unstruct_task)
+    converter.register_unstructure_hook(RunRecord, make_dict_unstructure_fn(
+        RunRecord, converter, ctx=same,
+        tasks=override(unstruct_hook=lambda tasks: {n: unstruct_task(t) for n, t in tasks.items()}),
+    ))
+    converter.register_unstructure_hook(RunSummary, make_dict_unstructure_fn(RunSummary, converter))
+    converter.register_unstructure_hook(
+        FlowSourceRecord, make_dict_unstructure_fn(FlowSourceRecord, converter)
+    )
+    converter.register_unstructure_hook(RunOrigin, make_dict_unstructure_fn(
+        RunOrigin, converter, context=same, subflows=same,
+    ))
+    return converter
+
+
+def _complete(fn: Any, members: tuple[str, ...]) -> Any:
+    """Structure with every stored member present: a missing one reads as ``null``, so its
+    hook reports it the way it reports a wrong value."""
+
+    def structure(value: Any, type_: Any) -> Any:
+        if not isinstance(value, dict):
+            raise _Problem("is not an object")
+        missing = [key for key in members if key not in value]
+        if missing:
+            value = {**value, **dict.fromkeys(missing)}
+        return fn(value, type_)
+
+    return structure
+
+
+RECORDS = _make_converter()
+"""The record converter: strict structure hooks, unset optional task fields omitted."""
+
+_unstructure_task = RECORDS.get_unstructure_hook(TaskRecord)
+_unstructure_run = RECORDS.get_unstructure_hook(RunRecord)
+
+
+def _join(path: str, part: str) -> str:
+    return f"{path}.{part}" if path else part
+
+
+def _problems(exc: BaseException, path: str) -> list[str]:
+    """Flatten cattrs' validation tree into ``<path> <problem>`` lines."""
+    from cattrs.errors import AttributeValidationNote, IterableValidationNote
+
+    if isinstance(exc, cattrs.BaseValidationError):
+        found: list[str] = []
+        for sub in exc.exceptions:
+            child = path
+            for note in getattr(sub, "__notes__", ()):
+                if isinstance(note, AttributeValidationNote):
+                    child = _join(path, note.name)
+                elif isinstance(note, IterableValidationNote):
+                    child = _join(path, str(note.index))
+            found.extend(_problems(sub, child))
+        return found
+    if isinstance(exc, _Problem):
+        return [f"{path or 'the record'} {exc}"]
+    return [f"{path or 'the record'}: {exc}"]
+
+
+def structure_record(data: Any, cls: type[R], where: str = "") -> R:
+    """Read a stored record strictly; ``RecordError`` lists every bad field by its path.
+
+    ``where`` prefixes the paths (``tasks.a`` gives ``tasks.a.status is not a task status``).
+    """
+    try:
+        return RECORDS.structure(data, cls)
+    except (cattrs.BaseValidationError, _Problem) as exc:
+        raise RecordError("; ".join(_problems(exc, where))) from None
+
+
+def unstructure_record(record: Any) -> dict[str, Any]:
+    """A record as the JSON every store writes (task fields that are unset are left out)."""
+    return RECORDS.unstructure(record)  # type: ignore[no-any-return]
+
+
+def check_task_json(task: Any, where: str) -> dict[str, Any]:
+    """Check a task's stored JSON in place (journal replay keeps raw dicts); returns it."""
+    structure_record(task, TaskRecord, where)
+    return task  # type: ignore[no-any-return]
+
+
+def check_run_json(raw: dict[str, Any], where: str = "") -> RunRecord:
+    """Check a run's stored JSON; absent ``started``/``finished`` become ``null`` in ``raw``."""
+    record = structure_record(raw, RunRecord, where)
+    raw.setdefault("started", None)
+    raw.setdefault("finished", None)
+    return record

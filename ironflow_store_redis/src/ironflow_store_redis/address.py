@@ -22,8 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 
-from ironflow_core.errors import ConfigError
-from ironflow_core.redact import redact_urls
+from ironflow_core.storekit import ConfigError, redact_urls
 
 DEFAULT_PORT = 6379
 DEFAULT_CONNECT_TIMEOUT = 5.0

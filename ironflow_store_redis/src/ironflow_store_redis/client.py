@@ -27,8 +27,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from ironflow_core.errors import StoreUnavailableError
-from ironflow_core.redact import redact_urls
+from ironflow_core.storekit import StoreUnavailableError, redact_urls
 from ironflow_store_redis.address import RedisAddress
 
 Arg = str | bytes | int

@@ -17,8 +17,7 @@ import re
 
 import attrs
 
-from ironflow_core.jsonutil import timestamp_micros
-from ironflow_core.model import RUN_STATUSES
+from ironflow_core.storekit import RUN_STATUSES, timestamp_micros
 
 DEFAULT_PREFIX = "ironflow:"
 DEFAULT_URL = "redis://127.0.0.1:6379"

@@ -6,8 +6,7 @@ Importing this module stays light: the store and its client load only when
 
 from __future__ import annotations
 
-from ironflow_core import hookimpl
-from ironflow_core.specs import QueueSettings, QueueSpec, StateStore, StoreSettings, StoreSpec
+from ironflow_core import QueueSettings, QueueSpec, StateStore, StoreSettings, StoreSpec, hookimpl
 
 
 def open_redis_store(settings: StoreSettings) -> StateStore:

@@ -32,10 +32,17 @@ from typing import Any
 
 import trio
 
-from ironflow_core.jsonutil import dumps, now_timestamp
-from ironflow_core.model import Event, EventType
-from ironflow_core.queues import Delivery, EventSink, QueueStatus, WorkerInfo
-from ironflow_core.stores.leases import clock_micros
+from ironflow_core.storekit import (
+    Delivery,
+    Event,
+    EventSink,
+    EventType,
+    QueueStatus,
+    WorkerInfo,
+    clock_micros,
+    dumps,
+    now_timestamp,
+)
 from ironflow_store_redis.address import RedisAddress
 from ironflow_store_redis.client import RedisClient, RedisReplyError
 

@@ -25,11 +25,13 @@ from typing import Any
 
 import attrs
 
-from ironflow_core.errors import StoreCorruptionError
-from ironflow_core.jsonutil import dumps, loads_strict
-from ironflow_core.model import RUN_STATUSES
-from ironflow_core.stores.cursor import is_timestamp
-from ironflow_core.stores.json_codec import check_task
+from ironflow_core.storekit import (
+    StoreCorruptionError,
+    check_run_json,
+    check_task_json,
+    dumps,
+    loads_strict,
+)
 
 LAYOUT = "py:layout"
 BASE = "py:base"
@@ -92,22 +94,10 @@ def _check_record(raw: Any, run_id: str) -> dict[str, Any]:
         raise ValueError("the record is not an object")
     if raw.get("id") != run_id:
         raise ValueError("its id does not match the key")
-    if not isinstance(raw.get("flow_name"), str):
-        raise ValueError("flow_name is not a string")
-    if raw.get("status") not in RUN_STATUSES:
-        raise ValueError("status is not a run status")
-    for key in ("started", "finished"):
-        raw.setdefault(key, None)
-        if raw[key] is not None and not is_timestamp(raw[key]):
-            raise ValueError(f"{key} is not an RFC 3339 timestamp")
+    # An ``info`` field may leave out an empty context or task map.
     raw.setdefault("ctx", {})
     raw.setdefault("tasks", {})
-    if not isinstance(raw["ctx"], dict):
-        raise ValueError("ctx is not an object")
-    if not isinstance(raw["tasks"], dict):
-        raise ValueError("tasks is not an object")
-    for name, task in raw["tasks"].items():
-        check_task(task, f"tasks.{name}")
+    check_run_json(raw)
     return raw
 
 
@@ -128,7 +118,7 @@ def decode_run(run_id: str, fields: Mapping[str, str]) -> StoredRun:
                 name = field[len(TASK):]
                 marked.add(name)
                 if text:
-                    tasks[name] = check_task(parse_json(text), f"task '{name}'")
+                    tasks[name] = check_task_json(parse_json(text), f"task '{name}'")
                     folded_tasks.append((name, text))
             elif field.startswith(CTX):
                 ctx[field[len(CTX):]] = parse_json(text)

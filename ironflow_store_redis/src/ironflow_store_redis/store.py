@@ -37,44 +37,42 @@ from typing import Any
 
 import trio
 
-from ironflow_core.errors import (
-    InvalidInputError,
-    RunConflictError,
-    RunNotFoundError,
-    StoreCorruptionError,
-    StoreUnavailableError,
-)
-from ironflow_core.jsonutil import now_timestamp, timestamp_micros
-from ironflow_core.model import (
+from ironflow_core.storekit import (
     RUN_STATUSES,
     FlowSourceRecord,
+    InvalidInputError,
     LeaseInfo,
+    RunConflictError,
+    RunNotFoundError,
     RunOrigin,
     RunPage,
     RunRecord,
     RunStatus,
     RunSummary,
+    StoreCorruptionError,
+    StoreUnavailableError,
     TaskRecord,
-)
-from ironflow_core.runid import validate_run_id
-from ironflow_core.stores.cursor import (
+    check_context,
     check_limit,
+    check_new_record,
+    check_origin,
+    check_task_json,
+    clock_micros,
+    compact_json,
     cursor_for_filter,
     encode_cursor,
-    is_timestamp,
-)
-from ironflow_core.stores.json_codec import check_task, compact_json
-from ironflow_core.stores.leases import (
-    clock_micros,
     expiry_after,
     fenced,
+    is_timestamp,
     is_unfinished,
     lease_lost,
     lease_taken,
+    now_timestamp,
     stall_record,
     still_executing,
+    timestamp_micros,
+    validate_run_id,
 )
-from ironflow_core.stores.memory import check_context, check_new_record, check_origin
 from ironflow_store_redis import records
 from ironflow_store_redis.address import RedisAddress
 from ironflow_store_redis.client import Arg, RedisClient, RedisReplyError
@@ -133,7 +131,7 @@ class RedisStore:
                                               InvalidInputError))
         try:
             for name, task in raw["tasks"].items():
-                check_task(task, f"task '{name}'")
+                check_task_json(task, f"task '{name}'")
         except ValueError as exc:
             raise _invalid_task(exc) from None
         incarnation = uuid.uuid4().hex
@@ -200,7 +198,7 @@ class RedisStore:
         for task in tasks:
             data = task.to_json()
             try:
-                check_task(data, f"task '{task.name}'")
+                check_task_json(data, f"task '{task.name}'")
             except ValueError as exc:
                 raise _invalid_task(exc) from None
             args.append(task.name)

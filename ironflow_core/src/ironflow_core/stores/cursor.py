@@ -25,7 +25,9 @@ import attrs
 
 from ironflow_core.errors import InvalidInputError
 from ironflow_core.jsonutil import (
+    TIMESTAMP,
     format_timestamp,
+    is_timestamp,
     loads_strict,
     parse_timestamp,
     timestamp_micros,
@@ -38,18 +40,10 @@ MAX_CURSOR_CHARS = 1024
 INVALID_CURSOR = "invalid run-list cursor"
 FILTER_MISMATCH = "run-list cursor does not match the status filter"
 
-_TIMESTAMP = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
-)
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 OrderKey = tuple[int, int, bytes]
 """Sorts ascending in the *reverse* of ST-20 order: compare with ``>`` for "earlier"."""
-
-
-def is_timestamp(text: object) -> bool:
-    """An RFC 3339 date-time with 0–9 fractional digits (JSON-7 readers)."""
-    return isinstance(text, str) and _TIMESTAMP.fullmatch(text) is not None
 
 
 def order_key(started: str | None, run_id: str) -> OrderKey:
@@ -65,7 +59,7 @@ def summary_key(summary: RunSummary) -> OrderKey:
 
 def chrono_timestamp(text: str) -> str:
     """Re-print a timestamp as upstream does: UTC, ``Z``, 0/3/6/9 fractional digits."""
-    match = _TIMESTAMP.fullmatch(text)
+    match = TIMESTAMP.fullmatch(text)
     if match is None:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
     fraction = (match.group(3) or "").ljust(9, "0")

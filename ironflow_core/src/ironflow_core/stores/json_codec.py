@@ -35,17 +35,25 @@ from typing import Any
 import attrs
 
 from ironflow_core.errors import StoreCorruptionError
-from ironflow_core.jsonutil import dumps, loads_strict
-from ironflow_core.model import RUN_STATUSES, TaskStatus
+from ironflow_core.jsonutil import (
+    compact_json as compact_json,  # json_store calls codec.compact_json
+)
+from ironflow_core.jsonutil import loads_strict
+from ironflow_core.model import (
+    RecordError,
+    RunSummary,
+    check_run_json,
+    check_task_json,
+    structure_record,
+)
 from ironflow_core.runid import run_id_problem
-from ironflow_core.stores.cursor import chrono_timestamp, is_timestamp
+from ironflow_core.stores.cursor import chrono_timestamp
 
 REVISION_FIELD = "_ironflow_revision"
 DIGEST_FIELD = "_ironflow_summary_digest"
 HEADER_BYTES = 512
 """How much of a primary the listing reads to find its revision and digest."""
 
-_TASK_STATUSES = frozenset(s.value for s in TaskStatus)
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _HEADER = re.compile(
     rb'\s*\{\s*"_ironflow_revision"\s*:\s*"([^"\\]*)"\s*,'
@@ -245,49 +253,13 @@ def _check_stored_id(stored: object, run_id: str, name: str) -> None:
         )
 
 
-def _timestamp_field(data: Mapping[str, Any], key: str, where: str) -> None:
-    value = data.get(key)
-    if value is not None and not is_timestamp(value):
-        raise ValueError(f"{where}{key} is not an RFC 3339 timestamp")
-
-
 def check_task(task: object, where: str) -> dict[str, Any]:
     """A task record as ENG-21 shapes it; raises ``ValueError`` naming the field."""
-    if not isinstance(task, dict):
-        raise ValueError(f"{where} is not an object")
-    if not isinstance(task.get("name"), str):
-        raise ValueError(f"{where}.name is not a string")
-    if task.get("status") not in _TASK_STATUSES:
-        raise ValueError(f"{where}.status is not a task status")
-    attempt = task.get("attempt")
-    if type(attempt) is not int or not 0 <= attempt <= 0xFFFFFFFF:
-        raise ValueError(f"{where}.attempt is not an unsigned integer")
-    if not isinstance(task.get("node_type"), str):
-        raise ValueError(f"{where}.node_type is not a string")
-    error = task.get("error")
-    if error is not None and not isinstance(error, str):
-        raise ValueError(f"{where}.error is not a string")
-    _timestamp_field(task, "started", f"{where}.")
-    _timestamp_field(task, "finished", f"{where}.")
-    return task
+    return check_task_json(task, where)
 
 
 def _check_body(raw: dict[str, Any]) -> None:
-    if not isinstance(raw.get("flow_name"), str):
-        raise ValueError("flow_name is not a string")
-    if raw.get("status") not in RUN_STATUSES:
-        raise ValueError("status is not a run status")
-    _timestamp_field(raw, "started", "")
-    _timestamp_field(raw, "finished", "")
-    raw.setdefault("started", None)
-    raw.setdefault("finished", None)
-    if not isinstance(raw.get("ctx"), dict):
-        raise ValueError("ctx is not an object")
-    tasks = raw.get("tasks")
-    if not isinstance(tasks, dict):
-        raise ValueError("tasks is not an object")
-    for key, task in tasks.items():
-        check_task(task, f"tasks.{key}")
+    check_run_json(raw)
 
 
 def decode_primary(data: bytes, run_id: str, name: str) -> DecodedRun:
@@ -371,14 +343,9 @@ def decode_sidecar(data: bytes, run_id: str, name: str) -> Sidecar | None:
     digest = value.get(DIGEST_FIELD)
     summary = {key: value.get(key) for key in
                ("id", "flow_name", "status", "started", "finished", "task_count")}
-    count = summary["task_count"]
-    if (
-        not isinstance(summary["flow_name"], str)
-        or summary["status"] not in RUN_STATUSES
-        or type(count) is not int
-        or count < 0
-        or not all(v is None or is_timestamp(v) for v in (summary["started"], summary["finished"]))
-    ):
+    try:
+        structure_record(summary, RunSummary)
+    except RecordError:
         return None
     return Sidecar(
         revision if is_canonical_revision(revision) else None,
@@ -463,12 +430,3 @@ def journal_tail_count(tail: bytes, revision: str, at_start: bool) -> int | None
         return -1
     return int(match.group(1))
 
-
-def compact_json(value: Any, what: str, error: Callable[[str], Exception]) -> str:
-    """Canonical compact JSON, or ``error(...)`` when ``value`` is not JSON."""
-    try:
-        return dumps(value)
-    except RecursionError:
-        raise error(f"{what} is not JSON: it nests too deeply") from None
-    except (TypeError, ValueError) as exc:
-        raise error(f"{what} is not JSON: {exc}") from None
