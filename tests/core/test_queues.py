@@ -56,7 +56,8 @@ def test_a_plugin_queue_is_opened_with_the_store_and_redis_settings():
     queue = open_queue(registry, env)
     assert isinstance(queue, _Recording)
     assert queue.settings.store_backend == "redis"
-    assert queue.settings.url == "redis://10.0.0.1:6390/2" and queue.settings.prefix == "x:"
+    assert queue.settings.option("REDIS_URL", "redis_url") == "redis://10.0.0.1:6390/2"
+    assert queue.settings.option("REDIS_PREFIX", "redis_prefix") == "x:"
 
 
 @pytest.mark.parametrize(("store", "where"), [("json", "local files"), ("memory", "this process")])

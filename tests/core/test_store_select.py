@@ -43,34 +43,13 @@ def test_cli_15_unknown_backend_lists_the_registered_ones():
     assert str(info.value) == f"Unknown state store backend 'sqlite'. Use one of: {known}"
 
 
-def test_cli_13_redis_settings_env_then_config():
+def test_stores_get_their_own_options_env_first_then_config():
+    """The core resolves only the store directory; a backend reads its own settings."""
     settings = store_settings(
-        {"REDIS_URL": "redis://env:6379", "REDIS_TTL": "60"},
-        config={"redis_url": "redis://yaml", "redis_prefix": "p:", "redis_ttl": 5},
+        {"IRONFLOW_STORE_DIR": "", "MY_STORE_URL": "from-env", "MY_STORE_DB": ""},
+        config={"my_store_url": "from-yaml", "my_store_db": "yaml-db", "store_dir": "d"},
     )
-    assert (settings.url, settings.prefix, settings.ttl_seconds) == ("redis://env:6379", "p:", 60)
-    settings = store_settings({}, config={"redis_ttl": 99_999_999_999})
-    assert (settings.url, settings.prefix, settings.ttl_seconds) == (None, None, 99_999_999_999)
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ("0", "Redis TTL must be greater than zero"),
-        ("100000000000", "Redis TTL must not exceed 99999999999 seconds"),
-        ("ten", "REDIS_TTL must be a positive integer"),
-        ("-5", "REDIS_TTL must be a positive integer"),
-        ("1.5", "REDIS_TTL must be a positive integer"),
-    ],
-)
-def test_cli_14_invalid_redis_ttl_is_fatal(value, message):
-    with pytest.raises(ConfigError) as info:
-        open_store(REGISTRY, {"REDIS_TTL": value})
-    assert str(info.value) == message
-
-
-def test_cli_14_invalid_redis_ttl_in_config_is_fatal():
-    with pytest.raises(ConfigError):
-        store_settings({}, config={"redis_ttl": True})
-    with pytest.raises(ConfigError):
-        store_settings({}, config={"redis_ttl": 0})
+    assert settings.store_dir == "d"  # an empty environment value counts as unset
+    assert settings.option("MY_STORE_URL", "my_store_url") == "from-env"
+    assert settings.option("MY_STORE_DB", "my_store_db") == "yaml-db"
+    assert settings.option("MY_STORE_MISSING", "my_store_missing") is None

@@ -1,13 +1,17 @@
-"""Pure parts of the Redis store: key names (ST-41..43) and REDIS_URL parsing (CLI-13/14)."""
+"""Pure parts of the Redis store: key names (ST-41..43), REDIS_URL parsing and the
+Redis settings (CLI-13/14)."""
 
 from __future__ import annotations
 
 import pytest
 
 from ironflow_core.errors import ConfigError
+from ironflow_core.registry import build_registry
 from ironflow_core.stores.cursor import order_key
+from ironflow_core.stores.select import open_store, store_settings
 from ironflow_store_redis.address import parse_redis_url
 from ironflow_store_redis.keys import Keys, member_run_id, ordering_member, run_segment
+from ironflow_store_redis.settings import redis_settings
 
 
 # ------------------------------------------------------------------ ST-41..43
@@ -119,3 +123,43 @@ def test_cli_14_invalid_redis_url_is_a_config_error_without_secrets(url, reason)
         parse_redis_url(url)
     assert reason in str(caught.value)
     assert "secret" not in str(caught.value)
+
+
+# ------------------------------------------------------ CLI-13/14 settings
+def test_cli_13_redis_settings_env_then_config():
+    settings = redis_settings(store_settings(
+        {"REDIS_URL": "redis://env:6379", "REDIS_TTL": "60"},
+        config={"redis_url": "redis://yaml", "redis_prefix": "p:", "redis_ttl": 5},
+    ))
+    assert (settings.url, settings.prefix, settings.ttl_seconds) == ("redis://env:6379", "p:", 60)
+    settings = redis_settings(store_settings({}, config={"redis_ttl": 99_999_999_999}))
+    assert (settings.url, settings.prefix, settings.ttl_seconds) == (None, None, 99_999_999_999)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "Redis TTL must be greater than zero"),
+        ("100000000000", "Redis TTL must not exceed 99999999999 seconds"),
+        ("ten", "REDIS_TTL must be a positive integer"),
+        ("-5", "REDIS_TTL must be a positive integer"),
+        ("1.5", "REDIS_TTL must be a positive integer"),
+    ],
+)
+def test_cli_14_invalid_redis_ttl_is_fatal(value, message):
+    registry = build_registry({})
+    with pytest.raises(ConfigError) as info:
+        open_store(registry, {"IRONFLOW_STORE": "redis", "REDIS_TTL": value})
+    assert str(info.value) == message
+
+
+def test_cli_14_invalid_redis_settings_in_config_are_fatal():
+    for config, message in (
+        ({"redis_ttl": True}, "REDIS_TTL must be a positive integer"),
+        ({"redis_ttl": 0}, "Redis TTL must be greater than zero"),
+        ({"redis_url": 5}, "redis_url must be a string"),
+        ({"redis_prefix": ["p"]}, "redis_prefix must be a string"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            redis_settings(store_settings({}, config=config))
+        assert str(info.value) == message

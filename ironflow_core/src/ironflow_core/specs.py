@@ -65,15 +65,33 @@ class NodeSpec:
     """One line for ``ironflow nodes`` and ``GET /nodes``."""
 
 
+def plugin_setting(
+    env: Mapping[str, str], config: Mapping[str, Any], env_name: str, yaml_key: str
+) -> Any:
+    """A setting from the environment (an empty value counts as unset), else ``ironflow.yaml``."""
+    value = env.get(env_name)
+    if value is not None and value != "":
+        return value
+    return config.get(yaml_key)
+
+
 @attrs.frozen
 class StoreSettings:
-    """Everything a store factory may need, resolved from CLI > env > yaml > default."""
+    """What every store factory gets; a store reads its own options with :meth:`option`.
+
+    ``store_dir`` is resolved by the core (``--store-dir`` > ``IRONFLOW_STORE_DIR``
+    > ``store_dir`` > ``data/runs``) for stores that keep files. ``env`` and
+    ``config`` (the parsed ``ironflow.yaml``) hold everything else, so a store
+    plugin owns its settings, their names and their errors.
+    """
 
     store_dir: str = "data/runs"
-    url: str | None = None
-    prefix: str | None = None
-    ttl_seconds: int | None = None
     env: Mapping[str, str] = attrs.field(factory=dict)
+    config: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def option(self, env_name: str, yaml_key: str) -> Any:
+        """One of the store's own settings: ``env_name`` if set and non-empty, else ``yaml_key``."""
+        return plugin_setting(self.env, self.config, env_name, yaml_key)
 
 
 @runtime_checkable
@@ -296,12 +314,16 @@ class RouteSpec:
 
 @attrs.frozen
 class QueueSettings:
-    """What a queue factory may need: the chosen store backend and the Redis settings."""
+    """What every queue factory gets: the chosen store backend, the environment and the
+    ``ironflow.yaml`` settings; a queue reads its own options with :meth:`option`."""
 
     store_backend: str = "json"
-    url: str | None = None
-    prefix: str | None = None
     env: Mapping[str, str] = attrs.field(factory=dict)
+    config: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def option(self, env_name: str, yaml_key: str) -> Any:
+        """One of the queue's own settings: ``env_name`` if set and non-empty, else ``yaml_key``."""
+        return plugin_setting(self.env, self.config, env_name, yaml_key)
 
 
 @attrs.frozen

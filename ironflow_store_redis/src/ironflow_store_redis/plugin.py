@@ -10,14 +10,16 @@ from ironflow_core import QueueSettings, QueueSpec, StateStore, StoreSettings, S
 
 
 def open_redis_store(settings: StoreSettings) -> StateStore:
-    """``REDIS_URL``/``REDIS_PREFIX``/``REDIS_TTL`` (resolved by the core) to a ``RedisStore``."""
+    """A ``RedisStore`` from ``REDIS_URL``/``REDIS_PREFIX``/``REDIS_TTL`` (or their yaml keys)."""
     from ironflow_store_redis.address import parse_redis_url
     from ironflow_store_redis.keys import DEFAULT_PREFIX, DEFAULT_URL
+    from ironflow_store_redis.settings import redis_settings
     from ironflow_store_redis.store import RedisStore
 
-    address = parse_redis_url(settings.url or DEFAULT_URL)
-    prefix = settings.prefix if settings.prefix is not None else DEFAULT_PREFIX
-    return RedisStore(address, prefix=prefix, ttl_seconds=settings.ttl_seconds)
+    own = redis_settings(settings)
+    address = parse_redis_url(own.url or DEFAULT_URL)
+    prefix = own.prefix if own.prefix is not None else DEFAULT_PREFIX
+    return RedisStore(address, prefix=prefix, ttl_seconds=own.ttl_seconds)
 
 
 @hookimpl
@@ -36,9 +38,11 @@ def open_redis_queue(settings: QueueSettings) -> object:
     from ironflow_store_redis.address import parse_redis_url
     from ironflow_store_redis.keys import DEFAULT_PREFIX, DEFAULT_URL
     from ironflow_store_redis.queue import RedisQueue
+    from ironflow_store_redis.settings import redis_settings
 
-    address = parse_redis_url(settings.url or DEFAULT_URL)
-    prefix = settings.prefix if settings.prefix is not None else DEFAULT_PREFIX
+    own = redis_settings(settings)
+    address = parse_redis_url(own.url or DEFAULT_URL)
+    prefix = own.prefix if own.prefix is not None else DEFAULT_PREFIX
     return RedisQueue(address, prefix=prefix)
 
 

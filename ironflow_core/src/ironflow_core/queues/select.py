@@ -34,7 +34,7 @@ def open_queue(
     registry: Registry, env: Mapping[str, str], config: Mapping[str, Any] | None = None,
 ) -> RunQueue:
     """The configured queue; ``ConfigError`` for an unknown one or a store workers cannot reach."""
-    from ironflow_core.stores.select import backend_name, store_settings
+    from ironflow_core.stores.select import backend_name
 
     config = config or {}
     name = queue_name(env, config)
@@ -50,8 +50,7 @@ def open_queue(
             f"{'this process' if store == 'memory' else 'local files'}); "
             "set IRONFLOW_STORE=redis (or another shared store)"
         )
-    stores = store_settings(env, config=config)
-    settings = QueueSettings(store_backend=store, url=stores.url, prefix=stores.prefix, env=env)
+    settings = QueueSettings(store_backend=store, env=env, config=config)
     try:
         return spec.open(settings)  # type: ignore[no-any-return]
     except IronflowError:

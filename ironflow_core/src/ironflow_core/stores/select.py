@@ -2,8 +2,9 @@
 
 Backend: ``IRONFLOW_STORE`` > ``store_backend`` > ``json`` (CLI-13, CLI-15).
 Store directory: ``--store-dir`` > ``IRONFLOW_STORE_DIR`` > ``store_dir`` >
-``data/runs``. Redis settings come from ``REDIS_URL``/``REDIS_PREFIX``/
-``REDIS_TTL`` or their yaml keys; ``None`` leaves the backend's default.
+``data/runs``. Everything else a backend needs it reads itself from the
+environment and ``ironflow.yaml`` (``StoreSettings.option``): the core knows
+no backend's settings.
 """
 
 from __future__ import annotations
@@ -12,22 +13,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ironflow_core.errors import ConfigError, IronflowError, StoreUnavailableError
-from ironflow_core.specs import StateStore, StoreSettings
+from ironflow_core.specs import StateStore, StoreSettings, plugin_setting
 
 if TYPE_CHECKING:
     from ironflow_core.registry import Registry
 
 DEFAULT_BACKEND = "json"
 DEFAULT_STORE_DIR = "data/runs"
-MAX_REDIS_TTL_SECONDS = 99_999_999_999
-
-
-def _pick(env: Mapping[str, str], env_name: str, config: Mapping[str, Any], key: str) -> Any:
-    """Environment first, then the config file; empty environment values count as unset."""
-    value = env.get(env_name)
-    if value is not None and value != "":
-        return value
-    return config.get(key)
 
 
 def _text(value: Any, key: str) -> str | None:
@@ -38,48 +30,24 @@ def _text(value: Any, key: str) -> str | None:
     return value
 
 
-def redis_ttl(env: Mapping[str, str], config: Mapping[str, Any]) -> int | None:
-    """``REDIS_TTL``/``redis_ttl``: whole seconds in 1..=99 999 999 999, else fatal (CLI-14)."""
-    value = _pick(env, "REDIS_TTL", config, "redis_ttl")
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ConfigError("REDIS_TTL must be a positive integer")
-    if isinstance(value, str):
-        text = value.strip()
-        if not text.isascii() or not text.isdigit():
-            raise ConfigError("REDIS_TTL must be a positive integer")
-        value = int(text)
-    if not isinstance(value, int):
-        raise ConfigError("REDIS_TTL must be a positive integer")
-    if value <= 0:
-        raise ConfigError("Redis TTL must be greater than zero")
-    if value > MAX_REDIS_TTL_SECONDS:
-        raise ConfigError(f"Redis TTL must not exceed {MAX_REDIS_TTL_SECONDS} seconds")
-    return value
-
-
 def store_settings(
     env: Mapping[str, str],
     *,
     store_dir: str | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> StoreSettings:
+    """The settings every store gets; the store plugin reads its own options from them."""
     config = config or {}
     directory = store_dir
     if directory is None:
-        directory = _text(_pick(env, "IRONFLOW_STORE_DIR", config, "store_dir"), "store_dir")
-    return StoreSettings(
-        store_dir=directory or DEFAULT_STORE_DIR,
-        url=_text(_pick(env, "REDIS_URL", config, "redis_url"), "redis_url"),
-        prefix=_text(_pick(env, "REDIS_PREFIX", config, "redis_prefix"), "redis_prefix"),
-        ttl_seconds=redis_ttl(env, config),
-        env=env,
-    )
+        directory = _text(
+            plugin_setting(env, config, "IRONFLOW_STORE_DIR", "store_dir"), "store_dir"
+        )
+    return StoreSettings(store_dir=directory or DEFAULT_STORE_DIR, env=env, config=config)
 
 
 def backend_name(env: Mapping[str, str], config: Mapping[str, Any] | None = None) -> str:
-    value = _pick(env, "IRONFLOW_STORE", config or {}, "store_backend")
+    value = plugin_setting(env, config or {}, "IRONFLOW_STORE", "store_backend")
     return _text(value, "store_backend") or DEFAULT_BACKEND
 
 
