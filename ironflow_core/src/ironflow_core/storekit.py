@@ -3,8 +3,8 @@
 A store plugin imports from ``ironflow_core`` (the specs and ``hookimpl``) and
 from this module, nothing else of the core: the rules every store applies the
 same way live here, so a new store behaves like the built-in ones and keeps
-working when the core's internal modules move. ``docs/plugins.md`` ("Writing
-a state store") describes how the pieces fit together; the store conformance
+working when the core's internal modules move. ``docs/plugins.md`` ("State
+stores") describes how the pieces fit together; the store conformance
 suite (``ironflow_core.store_conformance.StoreConformance``, needs pytest)
 checks a store against all of them.
 
