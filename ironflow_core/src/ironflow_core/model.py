@@ -9,7 +9,7 @@ every store writes the same shapes.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -19,6 +19,8 @@ from ironflow_core.jsonutil import TIMESTAMP, dumps
 
 
 class RunStatus(enum.StrEnum):
+    """Where a run stands; every status but ``pending``/``running`` is final (ST-10)."""
+
     PENDING = "pending"
     RUNNING = "running"
     SUCCESS = "success"
@@ -28,10 +30,13 @@ class RunStatus(enum.StrEnum):
 
     @property
     def terminal(self) -> bool:
+        """Whether the run is over (its ``finished`` time is set once, ENG-13)."""
         return self not in (RunStatus.PENDING, RunStatus.RUNNING)
 
 
 class TaskStatus(enum.StrEnum):
+    """Where one step stands (ENG-21)."""
+
     PENDING = "pending"
     RUNNING = "running"
     SUCCESS = "success"
@@ -41,6 +46,7 @@ class TaskStatus(enum.StrEnum):
 
     @property
     def terminal(self) -> bool:
+        """Whether the step is over (it will not run again in this phase)."""
         return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
 
 
@@ -93,6 +99,7 @@ class FlowSourceRecord:
 
     @property
     def digest(self) -> str:
+        """SHA-256 of the canonical JSON of the record: its stored name, shared by equal flows."""
         import hashlib
 
         text = dumps(unstructure_record(self))
@@ -145,6 +152,8 @@ class LeaseInfo:
 
 @attrs.frozen
 class FlowDefinition:
+    """A flow as a loader produced it: its steps in declaration order, before planning."""
+
     name: str
     steps: tuple[StepSpec, ...]
     source_path: str | None = None
@@ -158,6 +167,7 @@ class FlowDefinition:
     """The source it was loaded from, so a run can store it (set by ``load_flow``)."""
 
     def step(self, name: str) -> StepSpec | None:
+        """The step named ``name``, or ``None``."""
         for step in self.steps:
             if step.name == name:
                 return step
@@ -221,6 +231,7 @@ class RunRecord:
         return structure_record(data, cls)
 
     def summary(self) -> RunSummary:
+        """The listing view of this run (ST-11)."""
         return RunSummary(
             id=self.id,
             flow_name=self.flow_name,
@@ -261,10 +272,13 @@ class RunPage:
 
     @property
     def has_more(self) -> bool:
+        """Whether another page follows (it starts after ``next_cursor``)."""
         return self.next_cursor is not None
 
 
 class EventType(enum.StrEnum):
+    """What an ``Event`` reports (ENG-160)."""
+
     RUN_STARTED = "run_started"
     RUN_FINISHED = "run_finished"
     RUN_RESUMED = "run_resumed"
@@ -300,6 +314,7 @@ class Event:
     """With ``parent_run_id``: the parent step that started the child run."""
 
     def to_json(self) -> dict[str, Any]:
+        """The event as observers and the API's event stream send it (unset fields left out)."""
         data = {"id": self.id, "run_id": self.run_id, "type": str(self.type),
                 "timestamp": self.timestamp}
         for key in ("flow_name", "run_status", "step", "node_type", "task_status",
@@ -467,9 +482,11 @@ def _make_converter(detailed: bool) -> cattrs.Converter:
     converter.register_structure_hook(int, _unsigned)
     converter.register_structure_hook(RunStatus, _run_status)
     converter.register_structure_hook(TaskStatus, _task_status)
-    for alias, hook in ((dict[str, Any], _object), (dict[str, str], _strings_object),
-                        (tuple[str, ...], _strings)):
-        converter.register_structure_hook_func(lambda t, alias=alias: t == alias, hook)
+    aliases: tuple[tuple[Any, Callable[[Any, Any], Any]], ...] = (
+        (dict[str, Any], _object), (dict[str, str], _strings_object), (tuple[str, ...], _strings),
+    )
+    for alias, hook in aliases:
+        converter.register_structure_hook_func(alias.__eq__, hook)
     converter.register_unstructure_hook(RunStatus, _plain)
     converter.register_unstructure_hook(TaskStatus, _plain)
     task_dict: list[Any] = []

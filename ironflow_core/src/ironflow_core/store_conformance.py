@@ -67,6 +67,7 @@ MINUTE = 60_000_000
 
 
 def now_micros() -> int:
+    """Wall-clock microseconds, as lease expiries are kept."""
     return time.time_ns() // 1000
 
 VALID_IDS = [
@@ -103,6 +104,7 @@ def record(
     ctx: dict[str, Any] | None = None,
     tasks: dict[str, TaskRecord] | None = None,
 ) -> RunRecord:
+    """A run record for a test, with its own copies of ``ctx`` and ``tasks``."""
     return RunRecord(
         id=run_id,
         flow_name=flow_name,
@@ -115,14 +117,18 @@ def record(
 
 
 def task(name: str, status: TaskStatus = TaskStatus.PENDING, **fields: Any) -> TaskRecord:
+    """A task record for a test (node type ``code`` unless given)."""
     return TaskRecord(name=name, node_type=fields.pop("node_type", "code"), status=status, **fields)
 
 
-def cursor_payload(cursor: str) -> str:
+def cursor_payload(cursor: str | None) -> str:
+    """The JSON text inside a cursor (a page that has one)."""
+    assert cursor is not None, "the page has no next cursor"
     return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
 
 
 def make_cursor(payload: str) -> str:
+    """A cursor made from JSON text (to try malformed ones)."""
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
@@ -130,6 +136,7 @@ class StoreConformance:
     """Behaviour every ``StateStore`` must have; subclasses provide ``make_store``."""
 
     async def make_store(self) -> StateStore:
+        """A fresh, empty store: the one thing a subclass must provide."""
         raise NotImplementedError
 
     def write_volume(self, store: StateStore) -> int | None:
@@ -142,6 +149,7 @@ class StoreConformance:
 
     @contextlib.asynccontextmanager
     async def opened(self) -> AsyncIterator[StateStore]:
+        """A fresh store, closed when the test ends."""
         store = await self.make_store()
         try:
             yield store
@@ -428,7 +436,8 @@ class StoreConformance:
             got = await store.get_run("run-1")
             assert set(got.tasks) == {"a"} and got.ctx == {"k": 1}
             assert got.status is RunStatus.RUNNING
-            assert (await store.get_origin("run-1")).flow_name == "flow"
+            origin = await store.get_origin("run-1")
+            assert origin is not None and origin.flow_name == "flow"
 
     async def test_fencing_an_owner_whose_lease_was_taken_over_cannot_write(self):
         async with self.opened() as store:
@@ -723,7 +732,7 @@ class StoreConformance:
             assert cursor_payload(page.next_cursor) == (
                 '{"version":1,"status":null,"started":"2026-01-01T00:00:00.123Z","id":"b"}'
             )
-            assert "=" not in page.next_cursor
+            assert page.next_cursor is not None and "=" not in page.next_cursor
             await store.set_status("a", RunStatus.FAILED, at=T1)
             page = await store.list_runs(limit=1, status=RunStatus.PENDING)
             assert cursor_payload(page.next_cursor) == (

@@ -24,6 +24,7 @@ def open_redis_store(settings: StoreSettings) -> StateStore:
 
 @hookimpl
 def ironflow_register_stores() -> list[StoreSpec]:
+    """Register the ``redis`` state store."""
     return [
         StoreSpec(
             name="redis",
@@ -48,6 +49,7 @@ def open_redis_queue(settings: QueueSettings) -> object:
 
 @hookimpl
 def ironflow_register_queues() -> list[QueueSpec]:
+    """Register the ``redis`` run queue."""
     return [
         QueueSpec(
             name="redis",

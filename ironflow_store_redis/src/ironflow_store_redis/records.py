@@ -64,6 +64,7 @@ def summary_head(raw: Mapping[str, Any]) -> str:
 
 
 def summary_text(raw: Mapping[str, Any]) -> str:
+    """The whole summary JSON of a record (ST-11 member order)."""
     return f"{summary_head(raw)}{len(raw['tasks'])}}}"
 
 

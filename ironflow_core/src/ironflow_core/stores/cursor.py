@@ -54,6 +54,7 @@ def order_key(started: str | None, run_id: str) -> OrderKey:
 
 
 def summary_key(summary: RunSummary) -> OrderKey:
+    """The ST-20 order key of a run summary."""
     return order_key(summary.started, summary.id)
 
 
@@ -79,6 +80,8 @@ def chrono_timestamp(text: str) -> str:
 
 @attrs.frozen
 class Cursor:
+    """A decoded cursor: the last run of the previous page and the filter it was made for."""
+
     """A decoded cursor: the ST-20 position of the last item of a page."""
 
     status: RunStatus | None
@@ -87,6 +90,7 @@ class Cursor:
 
     @property
     def key(self) -> OrderKey:
+        """The ST-20 order key of the run the cursor names."""
         return order_key(self.started, self.id)
 
 
@@ -153,7 +157,7 @@ def decode_cursor(text: object, status: RunStatus | None = _ANY_FILTER) -> Curso
     if started is not None and not is_timestamp(started):
         raise InvalidInputError(INVALID_CURSOR)
     run_id = data.get("id")
-    if not is_canonical_run_id(run_id):
+    if not isinstance(run_id, str) or not is_canonical_run_id(run_id):
         raise InvalidInputError(INVALID_CURSOR)
     cursor = Cursor(
         status=None if raw_status is None else RunStatus(raw_status), started=started, id=run_id
@@ -175,12 +179,13 @@ def coerce_status(status: object) -> RunStatus | None:
     if status is None:
         return None
     try:
-        return RunStatus(status)
+        return RunStatus(status)  # type: ignore[arg-type]  # anything else is refused below
     except ValueError:
         raise InvalidInputError(f"Invalid status filter: {status}") from None
 
 
 def check_limit(limit: int) -> None:
+    """A page size must be a positive integer (``InvalidInputError`` otherwise)."""
     if type(limit) is not int or limit <= 0:
         raise InvalidInputError("list limit must be greater than zero")
 

@@ -72,10 +72,12 @@ _ordered_compact = json.JSONEncoder(
 
 
 def corruption(what: str, detail: str) -> StoreCorruptionError:
+    """The error of a damaged file: ``<what>: <detail>`` (ST-33)."""
     return StoreCorruptionError(f"{what}: {detail}")
 
 
 def is_canonical_revision(value: object) -> bool:
+    """Whether ``value`` is a revision we (or upstream) write: a lower-case canonical UUID."""
     if not isinstance(value, str):
         return False
     try:
@@ -132,6 +134,7 @@ def digest_matches(summary: Mapping[str, Any], digest: str) -> bool:
 
 
 def sidecar_bytes(revision: str, digest: str, summary: Mapping[str, Any]) -> bytes:
+    """The summary sidecar: revision, digest and the summary, compact and in member order."""
     body = {REVISION_FIELD: revision, DIGEST_FIELD: digest, **summary}
     return _ordered_compact(body).encode()
 
@@ -139,6 +142,8 @@ def sidecar_bytes(revision: str, digest: str, summary: Mapping[str, Any]) -> byt
 # -------------------------------------------------------------------- encode
 @attrs.frozen
 class EncodedRun:
+    """A primary ready to publish, with the revision, digest and sidecar that go with it."""
+
     data: bytes
     revision: str
     digest: str
@@ -158,6 +163,7 @@ class PrettyCache:
     ctx: str | None = None
 
     def forget_task(self, name: str) -> None:
+        """Drop a task's cached text after it changed."""
         self.tasks.pop(name, None)
 
 
@@ -238,6 +244,8 @@ def encode_primary(raw: Mapping[str, Any], cache: PrettyCache | None = None) -> 
 # -------------------------------------------------------------------- decode
 @attrs.frozen
 class DecodedRun:
+    """A checked primary as its JSON dict, with the revision and digest it carried."""
+
     raw: dict[str, Any]
     revision: str | None
     digest: str | None
@@ -302,6 +310,8 @@ def decode_primary(data: bytes, run_id: str, name: str) -> DecodedRun:
 
 @attrs.frozen
 class Header:
+    """Revision and digest read from the first bytes of a primary (the listing's fast path)."""
+
     revision: str
     digest: str
 
@@ -325,6 +335,8 @@ def decode_header(prefix: bytes, run_id: str) -> Header | None:
 
 @attrs.frozen
 class Sidecar:
+    """A usable summary sidecar; ``revision``/``digest`` are ``None`` when they were damaged."""
+
     revision: str | None
     digest: str | None
     summary: dict[str, Any]
@@ -356,10 +368,12 @@ def decode_sidecar(data: bytes, run_id: str, name: str) -> Sidecar | None:
 
 # ------------------------------------------------------------------- journal
 def journal_tasks_line(revision: str, count: int, tasks_json: str) -> bytes:
+    """A journal line that upserts tasks (``tasks_json`` is their compact JSON list)."""
     return f'{{"n":{count},"rev":"{revision}","tasks":{tasks_json}}}\n'.encode()
 
 
 def journal_ctx_line(revision: str, count: int, ctx_json: str) -> bytes:
+    """A journal line that merges context keys (``ctx_json`` is a compact JSON object)."""
     return f'{{"n":{count},"rev":"{revision}","ctx":{ctx_json}}}\n'.encode()
 
 

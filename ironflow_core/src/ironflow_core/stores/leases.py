@@ -30,10 +30,12 @@ def expiry_after(ttl_s: float, now_micros: int) -> int:
 
 
 def lease_taken(run_id: str) -> RunConflictError:
+    """The conflict of taking a lease another live owner holds."""
     return RunConflictError(f"Run '{run_id}' is already owned by another live execution")
 
 
 def lease_lost(run_id: str) -> RunConflictError:
+    """The conflict of renewing a lease that was lost or taken over."""
     return RunConflictError(f"Run '{run_id}' no longer holds its execution-owner lease")
 
 

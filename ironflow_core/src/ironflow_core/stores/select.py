@@ -47,6 +47,7 @@ def store_settings(
 
 
 def backend_name(env: Mapping[str, str], config: Mapping[str, Any] | None = None) -> str:
+    """The store backend's name: ``IRONFLOW_STORE`` > ``store_backend`` > ``json`` (CLI-13)."""
     value = plugin_setting(env, config or {}, "IRONFLOW_STORE", "store_backend")
     return _text(value, "store_backend") or DEFAULT_BACKEND
 
