@@ -486,7 +486,7 @@ def _make_converter(detailed: bool) -> cattrs.Converter:
         (dict[str, Any], _object), (dict[str, str], _strings_object), (tuple[str, ...], _strings),
     )
     for alias, hook in aliases:
-        converter.register_structure_hook_func(alias.__eq__, hook)
+        converter.register_structure_hook_func(_is(alias), hook)
     converter.register_unstructure_hook(RunStatus, _plain)
     converter.register_unstructure_hook(TaskStatus, _plain)
     task_dict: list[Any] = []
@@ -540,6 +540,11 @@ def _make_converter(detailed: bool) -> cattrs.Converter:
         RunOrigin, converter, flow=same, flow_name=same, context=same, subflows=same,
     ))
     return converter
+
+
+def _is(alias: Any) -> Callable[[Any], bool]:
+    """A predicate for one generic alias (cattrs dispatches those by predicate)."""
+    return lambda type_: type_ == alias
 
 
 def _complete(fn: Any, members: tuple[str, ...]) -> Any:
