@@ -9,6 +9,7 @@ every store writes the same shapes.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -565,11 +566,16 @@ def _complete(fn: Any, members: tuple[str, ...]) -> Any:
 
 RECORDS = _make_converter(detailed=False)
 """The record converter: strict structure hooks, unset optional task fields omitted."""
-_EXPLAIN = _make_converter(detailed=True)
 _STRUCTURE = {cls: RECORDS.get_structure_hook(cls) for cls in _STORED_MEMBERS}
 
 _unstructure_task = RECORDS.get_unstructure_hook(TaskRecord)
 _unstructure_run = RECORDS.get_unstructure_hook(RunRecord)
+
+
+@functools.cache
+def _explaining_converter() -> cattrs.Converter:
+    """Built on the first refusal only: start-up does not pay for it."""
+    return _make_converter(detailed=True)
 
 
 def _join(path: str, part: str) -> str:
@@ -606,7 +612,7 @@ def structure_record(data: Any, cls: type[R], where: str = "") -> R:
     except Exception:  # a refusal (or an odd value a hook did not expect): say why
         pass
     try:
-        _EXPLAIN.structure(data, cls)
+        _explaining_converter().structure(data, cls)
     except (cattrs.BaseValidationError, _Problem) as exc:
         raise RecordError("; ".join(_problems(exc, where))) from None
     raise AssertionError("the record converters disagree")  # pragma: no cover
