@@ -176,7 +176,7 @@ def load_flow(
         source = read_flow_source(path_or_source, env, within=within)
     loader = _loader(registry, source)
     flow = loader.load(
-        source, LoadOptions(registry=registry, env=env, analyze=analyze, cancel=tuple(cancel))
+        source, LoadOptions(nodes=registry.nodes, env=env, analyze=analyze, cancel=tuple(cancel))
     )
     check_code_sources(flow, env)
     if flow.origin is None:  # the flow travels with its runs (resume needs no file)

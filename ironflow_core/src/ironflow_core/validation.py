@@ -12,6 +12,7 @@ from __future__ import annotations
 import attrs
 
 from ironflow_core.configs import missing_required, unknown_keys
+from ironflow_core.engine.planner import plan_flow
 from ironflow_core.errors import FlowValidationError
 from ironflow_core.model import Diagnostic, FlowDefinition
 from ironflow_core.registry import Registry
@@ -30,11 +31,9 @@ class ValidationReport:
 
 def validate_definition(flow: FlowDefinition, registry: Registry) -> ValidationReport:
     """Plan ``flow`` for validation and check every step config against its class."""
-    from ironflow_core.engine import plan_flow
-
     errors: list[str] = []
     try:
-        plan_flow(flow, registry, for_validation=True)
+        plan_flow(flow, registry)
     except FlowValidationError as exc:
         errors.extend(exc.errors)
     warnings = list(flow.warnings)
