@@ -18,7 +18,7 @@ from typing import Any
 from ironflow_core.errors import FlowLoadError, FlowProblem
 from ironflow_core.lua import functions
 from ironflow_core.lua.errors import LuaCompileError, LuaExecutionError
-from ironflow_core.lua.sandbox import LuaVM, compiled_chunk
+from ironflow_core.lua.state import LuaState, compiled_chunk
 from ironflow_core.model import Diagnostic, FlowDefinition, StepDefinition
 from ironflow_core.settings import LuaLimits, lenient_positive_int
 from ironflow_core.specs import FlowSource, LoadOptions
@@ -65,7 +65,7 @@ class _Loader:
     def load(self) -> FlowDefinition:
         """Evaluate the source and read the flow it returns."""
         limits = LuaLimits.from_env(self.options.env)
-        vm = LuaVM(limits, env=self.options.env, runtime=False, cancel=self.options.cancel)
+        vm = LuaState(limits, env=self.options.env, runtime=False, cancel=self.options.cancel)
         try:
             extract = self._install_dsl(vm)
             try:
@@ -88,7 +88,7 @@ class _Loader:
             vm.close()
         return self._definition(document["name"], records, warnings, deterministic is True)
 
-    def _install_dsl(self, vm: LuaVM) -> Any:
+    def _install_dsl(self, vm: LuaState) -> Any:
         record = None
         if self.options.analyze:
             def remember(first: int, last: int) -> tuple[()]:
@@ -112,7 +112,7 @@ class _Loader:
         config["_step_name"] = raw["name"]
         return raw
 
-    def _analyze(self, vm: LuaVM, records: list[dict[str, Any]]) -> list[Diagnostic]:
+    def _analyze(self, vm: LuaState, records: list[dict[str, Any]]) -> list[Diagnostic]:
         """DSL-110 (compile string code sources) and DSL-111 (undefined globals)."""
         from ironflow_core.lua import analysis  # only validate analyses: not at start-up
 
@@ -188,7 +188,7 @@ class _Loader:
                 f"names (strings){hint}")
 
 
-def compile_error(vm: LuaVM, source: str) -> str | None:
+def compile_error(vm: LuaState, source: str) -> str | None:
     """CD-3 / DSL-110: None if ``source`` compiles as ``return <src>`` or as a chunk."""
     data = source.encode("utf-8")
     try:

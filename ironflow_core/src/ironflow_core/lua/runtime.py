@@ -4,9 +4,9 @@ Each execution gets a fresh runtime *environment* (CD-2, FE-1) with the
 runtime globals of §1.7 and the run's Lua limits. Building a Lua state costs
 ~0.5 ms, so states come from a small thread-safe pool (:class:`StatePool`):
 a state serves one execution at a time, gets a brand-new environment and
-fresh limit counters for each (:meth:`LuaVM.renew`), and is thrown away
+fresh limit counters for each (:meth:`LuaState.renew`), and is thrown away
 after any limit trip, a Python exception, memory growth or
-:data:`~ironflow_core.lua.sandbox.MAX_USES` executions.
+:data:`~ironflow_core.lua.state.MAX_USES` executions.
 
 :func:`run_in_sandbox` first tries the work *inline* on the trio thread as a
 short slice (~1 ms, 100k instructions, 2 MiB of growth, no large C call):
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import threading
-import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,7 +31,7 @@ import trio
 from ironflow_core.lua import functions
 from ironflow_core.lua.convert import json_to_lua, lua_to_json
 from ironflow_core.lua.errors import LuaCompileError, LuaExecutionError
-from ironflow_core.lua.sandbox import TRIP_INSTRUCTIONS, TRIP_SLICE, TRIP_TIME, LuaVM
+from ironflow_core.lua.state import TRIP_INSTRUCTIONS, TRIP_SLICE, TRIP_TIME, LuaState
 from ironflow_core.settings import LuaLimits
 
 if TYPE_CHECKING:
@@ -56,16 +55,16 @@ class StatePool:
     def __init__(self, size: int = POOL_SIZE) -> None:
         self.size = size
         self._lock = threading.Lock()
-        self._idle: list[LuaVM] = []
+        self._idle: list[LuaState] = []
 
-    def acquire(self, limits: LuaLimits) -> LuaVM:
+    def acquire(self, limits: LuaLimits) -> LuaState:
         with self._lock:
             for i in range(len(self._idle) - 1, -1, -1):
                 if self._idle[i].limits == limits:
                     return self._idle.pop(i)
-        return LuaVM(limits, env={}, runtime=True)
+        return LuaState(limits, env={}, runtime=True)
 
-    def release(self, vm: LuaVM, *, emit: bool = True) -> None:
+    def release(self, vm: LuaState, *, emit: bool = True) -> None:
         """End ``vm``'s execution; keep it when it is reusable, close it otherwise."""
         evicted = None
         try:
@@ -97,7 +96,7 @@ atexit.register(POOL.clear)
 _long_work: dict[Hashable, None] = {}
 
 
-class Sandbox:
+class LuaExecution:
     """One execution in a runtime Lua state; every method runs Lua in the calling thread.
 
     ``inline=True`` runs it as a slice (see :func:`run_in_sandbox`). Always
@@ -183,10 +182,10 @@ def _attempt_inline(
     env: Mapping[str, str],
     cancel: threading.Event,
     deadline: float | None,
-    work: Callable[[Sandbox], T],
+    work: Callable[[LuaExecution], T],
 ) -> T:
     """Run ``work`` as a slice on this thread; raises :class:`_Redo` when it ran out."""
-    sandbox = Sandbox(limits, env=env, cancel=(cancel,), deadline=deadline, inline=True)
+    sandbox = LuaExecution(limits, env=env, cancel=(cancel,), deadline=deadline, inline=True)
     accepted = False
     try:
         try:
@@ -212,7 +211,7 @@ def _remember_long(key: Hashable) -> None:
 
 async def run_in_sandbox(
     services: RunServices,
-    work: Callable[[Sandbox], T],
+    work: Callable[[LuaExecution], T],
     *,
     label: str,
     deadline: float | None = None,
@@ -251,7 +250,7 @@ async def run_in_sandbox(
                 raise LuaExecutionError("Lua execution was cancelled")
             started = True
         try:
-            sandbox = Sandbox(limits, env=env, cancel=(cancel, services.cancelled),
+            sandbox = LuaExecution(limits, env=env, cancel=(cancel, services.cancelled),
                               deadline=deadline)
             try:
                 return work(sandbox)
@@ -275,8 +274,3 @@ async def run_in_sandbox(
             with trio.CancelScope(shield=True):
                 await finished.wait()
         raise
-
-
-def monotonic_deadline(seconds: float | None) -> float | None:
-    """A deadline for :class:`Sandbox` ``seconds`` from now (None = no deadline)."""
-    return None if seconds is None else time.monotonic() + seconds

@@ -1,6 +1,6 @@
 """One sandboxed Lua 5.4 state with the limits of DSL-92.
 
-A :class:`LuaVM` owns a fresh ``lupa.lua54.LuaRuntime``. The prelude
+A :class:`LuaState` owns a fresh ``lupa.lua54.LuaRuntime``. The prelude
 (``prelude.lua``) keeps private references to ``debug``, ``load`` and
 ``string.dump``, installs the limit hook and bounded library wrappers, builds
 the user environment (DSL-70 plus the IronFlow globals of §1.7) and empties
@@ -9,13 +9,13 @@ through ``P.call`` (a private ``pcall``), so no Lua error ever unwinds through
 lupa's unprotected API.
 
 Building a state costs far more than running a small handler, so a runtime
-state may serve several executions in turn (:meth:`LuaVM.renew`): each gets
+state may serve several executions in turn (:meth:`LuaState.renew`): each gets
 a brand-new user environment built inside Lua and fresh limit counters; a
-state that tripped a limit or grew is thrown away instead (:meth:`LuaVM.finish`).
+state that tripped a limit or grew is thrown away instead (:meth:`LuaState.finish`).
 An execution may also run as an *inline slice* (``slicing=True``): tight
 extra limits (time, instructions, memory growth, size of a single C
 operation) that end it early with ``TRIP_SLICE``, and its ``print``/``log``
-output held back until :meth:`LuaVM.finish` emits or drops it.
+output held back until :meth:`LuaState.finish` emits or drops it.
 
 Limits: an instruction hook (count and wall clock, plus cancellation events
 and a deadline) that keeps failing on every instruction once tripped, so
@@ -38,12 +38,14 @@ from typing import Any
 
 from lupa import lua54
 
+from ironflow_core.lua import globals as lua_globals
 from ironflow_core.lua import patterns
 from ironflow_core.lua.errors import (
     HostError,
     LuaCompileError,
     LuaExecutionError,
     LuaLimitError,
+    memory_message,
 )
 from ironflow_core.settings import LuaLimits
 
@@ -142,7 +144,7 @@ class LimitState:
         self.memory = memory
         self.instructions = 0
         self.counting = False
-        """Instructions are only counted while user code runs (``LuaVM.call``)."""
+        """Instructions are only counted while user code runs (``LuaState.call``)."""
         self.trusted = False
         """Trusted Lua (the loader's extraction) runs: the hook keeps its base interval."""
         self.started = time.monotonic()
@@ -309,7 +311,7 @@ class LimitState:
             return 0
 
 
-class LuaVM:
+class LuaState:
     """A fresh sandboxed Lua state (loader or runtime flavour of §1.7).
 
     Use it from one thread, and always :meth:`close` it: the Lua state holds
@@ -367,8 +369,6 @@ class LuaVM:
 
     def _start(self, lua: Any, box: list[Any], memory_limit: int) -> None:
         """Run the prelude with the host functions and settings it expects."""
-        from ironflow_core.lua import globals as lua_globals
-
         state = self.state
         hosts: dict[str, Callable[..., Any]] = {
             "on_hook": state.on_hook,
@@ -644,7 +644,7 @@ class LuaVM:
                 setattr(self, attr, None)
             self._box[0] = None
 
-    def __enter__(self) -> LuaVM:
+    def __enter__(self) -> LuaState:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -772,12 +772,6 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
-
-
-def memory_message(what: str, limit: int) -> str:
-    """The error for a value refused before it entered Lua (names the setting to raise)."""
-    return (f"not enough memory: {what} would exceed the Lua memory limit of {limit} bytes "
-            "(IRONFLOW_LUA_MAX_MEMORY_BYTES)")
 
 
 MAX_ERROR_BYTES = 16 * 1024
