@@ -6,7 +6,6 @@ lives in the async callables a spec points to, never in the hook itself.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -241,6 +240,18 @@ class FlowSource:
     path: str | None = None
 
 
+class CancelFlag(Protocol):
+    """Something Lua's hook asks whether to stop: a ``threading.Event``, or trio's request.
+
+    ``lua.state.TRIO_CANCEL`` is the flag of a trio worker thread (set when
+    the task waiting for the thread is cancelled).
+    """
+
+    def is_set(self) -> bool:  # pragma: no cover
+        """True once the work must stop."""
+        ...
+
+
 @attrs.frozen
 class LoadOptions:
     """What a loader gets besides the source: the node table, the environment, the mode.
@@ -253,8 +264,8 @@ class LoadOptions:
     env: Mapping[str, str] = attrs.field(factory=dict)
     analyze: bool = False
     """Validation mode: also compile string code sources and collect warnings."""
-    cancel: tuple[threading.Event, ...] = ()
-    """Events that stop Lua evaluation at its next hook (shutdown, a cancelled run)."""
+    cancel: tuple[CancelFlag, ...] = ()
+    """Flags that stop Lua evaluation at its next hook (shutdown, a cancelled run)."""
 
 
 @attrs.frozen

@@ -13,10 +13,11 @@ short slice (~1 ms, 100k instructions, 2 MiB of growth, no large C call):
 most handlers finish well inside it and skip the thread hop. When the slice
 runs out, that attempt is discarded (its state too, and the ``print``/``log``
 output it held back) and the work runs again from scratch in a worker thread
-with the full limits. In the thread, trio cancellation raises the thread's
-cancellation flag (polled by the instruction hook) and waits for the thread to
-stop before re-raising, so a cancelled step never leaves Lua running behind it
-(PY-1).
+with the full limits, by ``trio.to_thread.run_sync(abandon_on_cancel=False)``:
+a cancelled task waits for its thread, whose instruction hook polls
+``trio.from_thread.check_cancelled`` (:data:`~ironflow_core.lua.state.TRIO_CANCEL`)
+and stops the Lua; the thread then ends with ``Cancelled``. So a cancelled
+step never leaves Lua running behind it (PY-1).
 """
 
 from __future__ import annotations
@@ -30,9 +31,16 @@ import trio
 
 from ironflow_core.lua import functions
 from ironflow_core.lua.convert import json_to_lua, lua_to_json
-from ironflow_core.lua.errors import LuaCompileError, LuaExecutionError
-from ironflow_core.lua.state import TRIP_INSTRUCTIONS, TRIP_SLICE, TRIP_TIME, LuaState
+from ironflow_core.lua.errors import LuaCompileError
+from ironflow_core.lua.state import (
+    TRIO_CANCEL,
+    TRIP_INSTRUCTIONS,
+    TRIP_SLICE,
+    TRIP_TIME,
+    LuaState,
+)
 from ironflow_core.settings import LuaLimits
+from ironflow_core.specs import CancelFlag
 
 if TYPE_CHECKING:
     from ironflow_core.services import RunServices
@@ -108,7 +116,7 @@ class LuaExecution:
         limits: LuaLimits,
         *,
         env: Mapping[str, str],
-        cancel: Sequence[threading.Event] = (),
+        cancel: Sequence[CancelFlag] = (),
         deadline: float | None = None,
         inline: bool = False,
     ) -> None:
@@ -180,7 +188,7 @@ class _Redo(Exception):
 def _attempt_inline(
     limits: LuaLimits,
     env: Mapping[str, str],
-    cancel: threading.Event,
+    cancel: CancelFlag,
     deadline: float | None,
     work: Callable[[LuaExecution], T],
 ) -> T:
@@ -225,7 +233,7 @@ async def run_in_sandbox(
     straight to a thread next time. ``label`` names the work in thread names
     and errors. Trio cancellation and ``services.cancelled`` both stop the Lua
     code at its next hook; on cancellation the thread is awaited before
-    ``Cancelled`` propagates.
+    ``Cancelled`` propagates (the thread raises it).
     """
     await trio.lowlevel.checkpoint_if_cancelled()
     limits = services.lua_limits
@@ -237,40 +245,19 @@ async def run_in_sandbox(
             if key is not None:
                 _remember_long(key)
 
-    cancel = threading.Event()
-    lock = threading.Lock()
-    started = False
-    finished = trio.Event()
-    token = trio.lowlevel.current_trio_token()
-
     def job() -> T:
-        nonlocal started
-        with lock:
-            if cancel.is_set():
-                raise LuaExecutionError("Lua execution was cancelled")
-            started = True
+        execution = LuaExecution(limits, env=env, cancel=(TRIO_CANCEL, services.cancelled),
+                                 deadline=deadline)
         try:
-            sandbox = LuaExecution(limits, env=env, cancel=(cancel, services.cancelled),
-                              deadline=deadline)
-            try:
-                return work(sandbox)
-            finally:
-                sandbox.close()
-        finally:
-            try:
-                token.run_sync_soon(finished.set)
-            except trio.RunFinishedError:
-                pass
+            result = work(execution)
+        except BaseException:
+            execution.close()
+            trio.from_thread.check_cancelled()  # stopped by trio: Cancelled is the outcome
+            raise
+        execution.close()
+        trio.from_thread.check_cancelled()
+        return result
 
-    try:
-        return await trio.to_thread.run_sync(
-            job, abandon_on_cancel=True, thread_name=f"ironflow-lua:{label}"
-        )
-    except trio.Cancelled:
-        with lock:
-            cancel.set()
-            running = started
-        if running:
-            with trio.CancelScope(shield=True):
-                await finished.wait()
-        raise
+    return await trio.to_thread.run_sync(
+        job, abandon_on_cancel=False, thread_name=f"ironflow-lua:{label}"
+    )

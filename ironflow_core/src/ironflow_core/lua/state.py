@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import trio
 from lupa import lua54
 
 from ironflow_core.lua import globals as lua_globals
@@ -48,6 +49,7 @@ from ironflow_core.lua.errors import (
     memory_message,
 )
 from ironflow_core.settings import LuaLimits
+from ironflow_core.specs import CancelFlag
 
 TRIP_INSTRUCTIONS = 1
 TRIP_TIME = 2
@@ -81,6 +83,30 @@ HANDLE_BYTES = 256 * 1024 * 1024
 _PRIVATES = ("call", "load", "to_json", "collect", "setmetatable", "env", "null", "amt", "omt",
              "loader", "begin", "finish")
 """What the prelude returns, in this order."""
+
+
+
+class TrioCancellation:
+    """The cancel flag of a trio worker thread (``trio.to_thread.run_sync``).
+
+    Set once the trio task waiting for this thread was cancelled
+    (``trio.from_thread.check_cancelled``); with ``abandon_on_cancel=False``
+    the task then waits for the thread, which stops at the hook's next poll.
+    Only meaningful in a thread trio started.
+    """
+
+    __slots__ = ()
+
+    def is_set(self) -> bool:
+        """True once trio asked the waiting task to stop."""
+        try:
+            trio.from_thread.check_cancelled()
+        except trio.Cancelled:
+            return True
+        return False
+
+
+TRIO_CANCEL = TrioCancellation()
 
 _chunk_lock = threading.Lock()
 _chunks: dict[str, bytes] = {}
@@ -131,7 +157,7 @@ class LimitState:
         self,
         limits: LuaLimits,
         *,
-        cancel: Sequence[threading.Event],
+        cancel: Sequence[CancelFlag],
         deadline: float | None,
         memory: Callable[[], int],
     ) -> None:
@@ -157,7 +183,7 @@ class LimitState:
         self.slice_memory = 0
 
     def reset(
-        self, *, cancel: Sequence[threading.Event], deadline: float | None, slicing: bool
+        self, *, cancel: Sequence[CancelFlag], deadline: float | None, slicing: bool
     ) -> None:
         """Fresh counters for a new execution in the same state (``slicing``: inline slice).
 
@@ -324,7 +350,7 @@ class LuaState:
         *,
         env: Mapping[str, str],
         runtime: bool,
-        cancel: Sequence[threading.Event] = (),
+        cancel: Sequence[CancelFlag] = (),
         deadline: float | None = None,
     ) -> None:
         self.limits = limits
@@ -484,7 +510,7 @@ class LuaState:
         self,
         *,
         env: Mapping[str, str],
-        cancel: Sequence[threading.Event] = (),
+        cancel: Sequence[CancelFlag] = (),
         deadline: float | None = None,
         slicing: bool = False,
     ) -> None:
