@@ -21,7 +21,7 @@ import attrs
 
 from ironflow_core.configs import ConfigFieldError, structure_config
 from ironflow_core.errors import FlowProblem, FlowValidationError
-from ironflow_core.interpolate import config_template_errors
+from ironflow_core.interpolate import config_template_errors, template_errors
 from ironflow_core.model import FlowDefinition, StepDefinition
 from ironflow_core.node_hints import unknown_node_message
 from ironflow_core.registry import Registry
@@ -52,7 +52,28 @@ class Plan:
     """Recovery handler name -> the source step it recovers."""
 
 
+def _has_template_error(value: Any) -> bool:
+    """Whether any string in ``value`` has a malformed placeholder (no paths built: fast)."""
+    kind = type(value)
+    if kind is str:
+        return "${" in value and bool(template_errors(value))
+    if kind is dict:
+        return any(_has_template_error(item) for item in value.values())
+    if kind is list:
+        return any(_has_template_error(item) for item in value)
+    if isinstance(value, str):
+        return bool(template_errors(value))
+    if isinstance(value, Mapping):
+        return any(_has_template_error(item) for item in value.values())
+    if isinstance(value, tuple):
+        return any(_has_template_error(item) for item in value)
+    return False
+
+
 def _interpolation_errors(step: StepDefinition) -> list[str]:
+    """DSL-104: malformed ``${...}`` placeholders anywhere in the step config, with paths."""
+    if not _has_template_error(step.config):
+        return []
     return [
         f"Step '{step.name}' {path}: invalid context interpolation `{expr}`: {detail}"
         for path, expr, detail in config_template_errors(step.config)
@@ -60,6 +81,7 @@ def _interpolation_errors(step: StepDefinition) -> list[str]:
 
 
 def _step_errors(step: StepDefinition) -> list[str]:
+    """Retry, backoff, timeout and route limits of one step (DSL-101..103)."""
     errors = []
     if step.max_retries > MAX_RETRIES:
         errors.append(f"Step '{step.name}' retry count is too large (max {MAX_RETRIES})")
@@ -91,6 +113,7 @@ def _step_errors(step: StepDefinition) -> list[str]:
 
 
 def _recovery_errors(flow: FlowDefinition, names: Mapping[str, StepDefinition]) -> list[str]:
+    """The rules of recovery pairs (DSL-105): one handler per source, no nesting."""
     errors = []
     owner: dict[str, str] = {}
     for step in flow.steps:
