@@ -35,6 +35,7 @@ class IronflowError(Exception):
 
     @property
     def message(self) -> str:
+        """The message (``str(exc)``), for callers that read it as a field."""
         return str(self)
 
 
@@ -132,6 +133,8 @@ class InvalidInputError(StoreError):
 
 
 class RunNotFoundError(StoreError):
+    """No run has this ID (HTTP 404)."""
+
     def __init__(self, run_id: str) -> None:
         super().__init__(f"Run '{run_id}' not found")
         self.run_id = run_id

@@ -31,6 +31,7 @@ INLINE_LOADER = "lua"
 
 
 def max_source_bytes(env: Mapping[str, str]) -> int:
+    """The flow source size limit (``IRONFLOW_MAX_FLOW_SOURCE_BYTES``, default 1 MiB)."""
     return lenient_positive_int(env, MAX_SOURCE_ENV, DEFAULT_MAX_SOURCE_BYTES)
 
 

@@ -43,9 +43,6 @@ class NodeContext(Protocol):
 
     def __contains__(self, key: object) -> bool: ...  # pragma: no cover
 
-    def get(self, key: str, default: Any = None) -> Any:  # pragma: no cover
-        """The value of ``key`` in the context, or ``default``."""
-
     def to_dict(self) -> dict[str, Any]:  # pragma: no cover
         """A shallow copy with overlays applied."""
 
@@ -292,7 +289,8 @@ class RunObserver:
     ``store_failed`` (each taking a ``ProcessEvent``).
     """
 
-    def run_started(self, event: Event) -> None: ...  # pragma: no cover
+    def run_started(self, event: Event) -> None:  # pragma: no cover
+        """A run started (the first event of every run)."""
 
 
 OutgoingHeaders = Callable[[NodeContext, str], "Mapping[str, str] | None"]

@@ -22,10 +22,13 @@ UNKNOWN_CONFIG_KEY = "unknown_config_key"
 
 @attrs.frozen
 class ValidationReport:
+    """Errors and warnings of one flow, as ``validate`` and the API show them."""
+
     errors: tuple[str, ...]
     warnings: tuple[Diagnostic, ...]
 
     def failed(self, *, strict: bool) -> bool:
+        """True with errors, or with warnings under ``--strict``."""
         return bool(self.errors) or (strict and bool(self.warnings))
 
 

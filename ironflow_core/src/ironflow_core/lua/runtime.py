@@ -66,6 +66,7 @@ class StatePool:
         self._idle: list[LuaState] = []
 
     def acquire(self, limits: LuaLimits) -> LuaState:
+        """An idle state with these limits, or a new one."""
         with self._lock:
             for i in range(len(self._idle) - 1, -1, -1):
                 if self._idle[i].limits == limits:
@@ -91,6 +92,7 @@ class StatePool:
             evicted.close()
 
     def clear(self) -> None:
+        """Close every idle state (at exit, and in tests)."""
         with self._lock:
             idle, self._idle = self._idle, []
         for vm in idle:

@@ -210,6 +210,7 @@ class LimitState:
             self.slice_memory = (self.memory() or 0) + SLICE_MEMORY
 
     def messages(self) -> list[bytes]:
+        """The message of each trip code, in code order (the prelude gets them too)."""
         return [
             f"Lua execution exceeded instruction budget of {self.max_instructions}".encode(),
             f"Lua execution exceeded time budget of {self.max_seconds}s".encode(),
@@ -220,9 +221,11 @@ class LimitState:
         ]
 
     def message(self, code: int) -> str:
+        """The message of trip ``code``."""
         return self.messages()[code - 1].decode()
 
     def trip(self, code: int) -> int:
+        """Record the first limit that tripped; returns the recorded code."""
         if not self.tripped:
             self.tripped = code
         return self.tripped
@@ -293,6 +296,7 @@ class LimitState:
             return 1
 
     def on_hook(self) -> int:
+        """The instruction hook: count, poll the clocks and flags; <0 trips, >0 a new interval."""
         try:
             if self.flushing:
                 return 0
@@ -312,6 +316,7 @@ class LimitState:
             return -self.trip(TRIP_ABORTED)
 
     def on_check(self) -> int:
+        """A check from the C library wrappers during long work (no counting)."""
         try:
             code = self.poll()
             if code:
@@ -321,6 +326,7 @@ class LimitState:
             return -self.trip(TRIP_ABORTED)
 
     def on_gc(self) -> int:
+        """After a GC step: -2 closed, -1 a limit passed, >0 a shorter interval."""
         try:
             if self.closed:
                 return -2
@@ -441,6 +447,7 @@ class LuaState:
     # -- small helpers ------------------------------------------------------
     @property
     def lua(self) -> Any:
+        """The lupa runtime; ``LuaExecutionError`` once the state is closed."""
         lua = self._box[0]
         if lua is None:
             raise LuaExecutionError("the Lua state is closed")
@@ -452,9 +459,11 @@ class LuaState:
         return self._p_to_json
 
     def new_table(self) -> Any:
+        """A new empty Lua table (for conversions)."""
         return self.lua.table()
 
     def mark_array(self, table: Any) -> None:
+        """Give ``table`` the JSON array marker metatable."""
         self._p_setmetatable(table, self.array_mt)
 
     def memory_over(self, size: int) -> int:
