@@ -20,11 +20,10 @@ from ironflow_core.lua import functions
 from ironflow_core.lua.errors import LuaCompileError, LuaExecutionError
 from ironflow_core.lua.state import LuaState, compiled_chunk
 from ironflow_core.model import Diagnostic, FlowDefinition, StepDefinition
-from ironflow_core.settings import LuaLimits, lenient_positive_int
+from ironflow_core.settings import LuaLimits
 from ironflow_core.specs import FlowSource, LoadOptions
 
 INLINE_CHUNK = "=<inline>"
-DEFAULT_MAX_SOURCE_BYTES = 1_048_576
 _POSITION = re.compile(r"^[^\n]*?:(\d+): ")
 
 
@@ -114,12 +113,11 @@ class _Loader:
 
     def _analyze(self, vm: LuaState, records: list[dict[str, Any]]) -> list[Diagnostic]:
         """DSL-110 (compile string code sources) and DSL-111 (undefined globals)."""
+        from ironflow_core.loading import max_source_bytes
         from ironflow_core.lua import analysis  # only validate analyses: not at start-up
 
         warnings = analysis.analyze_handlers(self.source.text, self.ranges)
-        limit = lenient_positive_int(
-            self.options.env, "IRONFLOW_MAX_FLOW_SOURCE_BYTES", DEFAULT_MAX_SOURCE_BYTES
-        )
+        limit = max_source_bytes(self.options.env)
         total = 0
         for record in records:
             config = record["config"]
