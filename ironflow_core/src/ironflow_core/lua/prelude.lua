@@ -112,6 +112,13 @@ sentinel_mt.__gc = function()
 end
 setmetatable({}, sentinel_mt)
 
+-- Before the state is closed: the sentinel's finalizer must not call back
+-- into Python while lupa tears the state down (``lua_close`` runs it).
+P.retire = function()
+  sentinel_mt.__gc = nil
+  sethook()
+end
+
 sethook(hook, "", cfg.interval)
 
 -- The memory ceiling is armed only while user code runs; lupa's own

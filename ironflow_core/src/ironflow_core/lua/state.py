@@ -81,7 +81,7 @@ HANDLE_BYTES = 256 * 1024 * 1024
 """Subject bytes the Python matcher may hold for live ``gmatch``/``gsub`` iterations."""
 
 _PRIVATES = ("call", "load", "to_json", "collect", "setmetatable", "env", "null", "amt", "omt",
-             "loader", "begin", "finish")
+             "loader", "begin", "finish", "retire")
 """What the prelude returns, in this order."""
 
 
@@ -442,7 +442,7 @@ class LuaState:
         )
         (self._p_call, self._p_load, self._p_to_json, self._p_collect, self._p_setmetatable,
          self.globals, self.null, self.array_mt, self.object_mt, self.loader_privates,
-         self._p_begin, self._p_finish) = privates
+         self._p_begin, self._p_finish, self._p_retire) = privates
 
     # -- small helpers ------------------------------------------------------
     @property
@@ -668,13 +668,17 @@ class LuaState:
         self._closed = True
         self.state.closed = True
         self.state.trip(TRIP_ABORTED)
+        # No full collection first: closing the runtime (``lua_close``) frees
+        # all its memory at once; only the GC sentinel, which calls into
+        # Python, is retired so that nothing calls back while lupa tears down.
         try:
-            if self.limits.gc_after_execution:
-                self.collect()
+            self._p_retire()
+        except lua54.LuaError:  # pragma: no cover - retire cannot fail
+            self.collect()
         finally:
             self._handles.clear()
             for attr in ("_p_call", "_p_load", "_p_to_json", "_p_collect", "_p_setmetatable",
-                         "_p_begin", "_p_finish", "loader_privates", "globals", "null",
+                         "_p_begin", "_p_finish", "_p_retire", "loader_privates", "globals", "null",
                          "array_mt", "object_mt"):
                 setattr(self, attr, None)
             self._box[0] = None
