@@ -13,7 +13,7 @@ import pytest
 
 from ironflow_core.logtext import escape_controls
 from ironflow_core.lua.errors import LuaExecutionError, LuaLimitError
-from ironflow_core.lua.sandbox import LuaVM
+from ironflow_core.lua.state import LuaState
 from ironflow_core.settings import LuaLimits
 
 ONE_SECOND = LuaLimits(max_seconds=1, max_instructions=0)
@@ -21,7 +21,7 @@ SMALL_MEMORY = LuaLimits(max_seconds=0, max_instructions=0, max_memory_bytes=32 
 
 
 def run(limits: LuaLimits, code: str) -> tuple[object, ...]:
-    with LuaVM(limits, env={}, runtime=True) as vm:
+    with LuaState(limits, env={}, runtime=True) as vm:
         return vm.call(vm.load(code.encode(), "=bomb"))
 
 

@@ -15,7 +15,8 @@ import pytest
 import ironflow_core.lua.plugin as lua_plugin
 from ironflow_core import hookimpl
 from ironflow_core.context import NodeContext
-from ironflow_core.errors import FlowLoadError, NodeError
+from ironflow_core.engine import plan_flow
+from ironflow_core.errors import FlowLoadError, FlowValidationError, NodeError
 from ironflow_core.loading import load_flow, read_flow_source
 from ironflow_core.lua import functions
 from ironflow_core.model import FlowDefinition
@@ -66,6 +67,14 @@ def load_error(registry: Registry, source: str, **kwargs: Any) -> FlowLoadError:
     return info.value
 
 
+def flow_error(registry: Registry, source: str, **kwargs: Any) -> FlowValidationError:
+    """What planning the loaded flow reports (the loader itself checks no names or configs)."""
+    definition = load(registry, source, **kwargs)
+    with pytest.raises(FlowValidationError) as info:
+        plan_flow(definition, registry)
+    return info.value
+
+
 def flow_of(*lines: str) -> str:
     return "\n".join(["local flow = Flow.new('t')", *lines, "return flow"])
 
@@ -82,7 +91,7 @@ async def run_step(registry: Registry, definition: FlowDefinition, name: str,
     assert step is not None
     ctx = NodeContext(data or {}, step_name=name, node_type="code",
                       services=services(registry), raw_config=step.config)
-    return await run_code(ctx, step.node_config)
+    return await run_code(ctx, plan_flow(definition, registry).configs[definition.steps.index(step)])
 
 
 # -- §1.1: file contract ----------------------------------------------------------
@@ -223,7 +232,7 @@ def test_dsl_22_function_handler_becomes_code(registry: Registry) -> None:
     assert step.node_type == "code"
     assert set(step.config) == {"bytecode_b64", "_step_name"}
     assert functions.verify(step.config["bytecode_b64"])[:4] == b"\x1bLua"
-    assert isinstance(step.node_config, CodeConfig)
+    assert isinstance(plan_flow(FlowDefinition("t", (step,)), registry).configs[0], CodeConfig)
 
 
 def test_dsl_23_defaults(registry: Registry) -> None:
@@ -243,8 +252,8 @@ def test_dsl_25_names_are_arbitrary_strings(registry: Registry) -> None:
     assert definition.steps[0].name == 'with space/é."q"'
 
 
-def test_dsl_25_duplicate_names_are_a_load_error(registry: Registry) -> None:
-    error = load_error(registry, flow_of("flow:step('a', nodes.log{})", "flow:step('a', nodes.log{})"))
+def test_dsl_25_duplicate_names_are_a_planning_error(registry: Registry) -> None:
+    error = flow_error(registry, flow_of("flow:step('a', nodes.log{})", "flow:step('a', nodes.log{})"))
     assert "Duplicate step name 'a' in flow 't'. Each step must have a unique name." in str(error)
     assert error.step == "a"
 
@@ -282,14 +291,14 @@ def test_dsl_30_non_string_dependencies_are_errors(registry: Registry) -> None:
         "local a = flow:step('a', nodes.log{})",
         "flow:step('b', nodes.log{}):depends_on('a', a)",
     )
-    error = load_error(registry, source)
+    error = flow_error(registry, source)
     assert str(error) == (
         "Step 'b' depends on the builder of step 'a' at line 3, but dependencies must be "
         "step names (strings); pass its name: :depends_on(\"a\")"
     )
     assert (error.step, error.line) == ("b", 3)
     for value, what in (("5", "a number value"), ("nil", "nil (an undefined variable?)")):
-        message = str(load_error(registry, flow_of(
+        message = str(flow_error(registry, flow_of(
             "flow:step('a', nodes.log{})", f"flow:step('b', nodes.log{{}}):depends_on({value})")))
         assert f"Step 'b' depends on {what} at line 3" in message
 
@@ -309,7 +318,7 @@ def test_dsl_30_validation_collects_every_bad_dependency(registry: Registry) -> 
         "flow:step('c', nodes.log{}):depends_on({})",
     )
     definition = load_flow(FlowSource(text=source), registry=registry, env={}, analyze=True)
-    assert [p.split(" at ")[0] for p in definition.problems] == [
+    assert [p.message.split(" at ")[0] for p in definition.problems] == [
         "Step 'b' depends on the builder of step 'a'", "Step 'c' depends on a table value"]
 
 
@@ -367,7 +376,7 @@ def test_dsl_41_step_if_builder_has_no_route(registry: Registry) -> None:
 
 
 def test_dsl_43_guard_name_collides_with_user_step(registry: Registry) -> None:
-    error = load_error(registry, flow_of("flow:step('_if_a', nodes.log{})",
+    error = flow_error(registry, flow_of("flow:step('_if_a', nodes.log{})",
                                          "flow:step_if('ctx.x', 'a', nodes.log{})"))
     assert "Duplicate step name '_if_a'" in str(error)
 
@@ -387,7 +396,7 @@ def test_dsl_50_factory_mutates_and_returns_the_table(registry: Registry) -> Non
 
 def test_dsl_50_unknown_node_type_names_step_line_and_hint(registry: Registry) -> None:
     """Deviation from DSL-50 (issue 18): no Lua nil call, a message with a hint."""
-    error = load_error(registry, flow_of("flow:step('a', nodes.nope{})"))
+    error = flow_error(registry, flow_of("flow:step('a', nodes.nope{})"))
     assert str(error).startswith("Unknown node type 'nope' at line 2 (step 'a'); ")
     assert (error.step, error.line) == ("a", 2)
 
@@ -539,21 +548,22 @@ def test_os_execute_in_code_source_does_not_fail_loading(registry: Registry) -> 
 # -- config structuring ----------------------------------------------------------------------
 
 def test_config_type_error_names_step_node_and_path(registry: Registry) -> None:
-    error = load_error(registry, flow_of("flow:step('fetch', nodes.fetch{url = 5})"))
+    error = flow_error(registry, flow_of("flow:step('fetch', nodes.fetch{url = 5})"))
     message = str(error)
-    assert message.startswith("Flow source: Step 'fetch' (fetch): ")
+    assert message.startswith("line 2: Step 'fetch' (fetch): ")
     assert "@ $.url" in message
     assert (error.step, error.field, error.line) == ("fetch", "$.url", 2)
 
 
 def test_config_every_problem_is_reported(registry: Registry) -> None:
-    message = str(load_error(registry, flow_of("flow:step('f', nodes.fetch{timeout = 'slow'})")))
+    message = str(flow_error(registry, flow_of("flow:step('f', nodes.fetch{timeout = 'slow'})")))
     assert "@ $.url" in message and "@ $.timeout" in message
 
 
 def test_config_structured_into_the_node_class(registry: Registry) -> None:
-    step = load(registry, flow_of("flow:step('f', nodes.fetch{url = 'http://x', timeout = 5, extra = 1})")).steps[0]
-    assert step.node_config == FetchConfig(url="http://x", timeout=5.0)
+    definition = load(registry, flow_of("flow:step('f', nodes.fetch{url = 'http://x', timeout = 5, extra = 1})"))
+    step = definition.steps[0]
+    assert plan_flow(definition, registry).configs[0] == FetchConfig(url="http://x", timeout=5.0)
     assert step.config["extra"] == 1
 
 

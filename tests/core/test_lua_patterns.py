@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lupa import lua54
 
-from ironflow_core.lua import patterns, sandbox
+from ironflow_core.lua import patterns, state
 from ironflow_core.lua.errors import LuaExecutionError
-from ironflow_core.lua.sandbox import LuaVM
+from ironflow_core.lua.state import LuaState
 from ironflow_core.settings import LuaLimits
 
 PROGRAM = b"""
@@ -48,12 +48,12 @@ def reference() -> Any:
 
 @pytest.fixture(scope="module")
 def python_matcher() -> Iterator[Any]:
-    budget = sandbox.MATCH_BUDGET
-    sandbox.MATCH_BUDGET = -1  # every pattern call takes the Python path
+    budget = state.MATCH_BUDGET
+    state.MATCH_BUDGET = -1  # every pattern call takes the Python path
     try:
-        vm = LuaVM(LuaLimits(), env={}, runtime=True)
+        vm = LuaState(LuaLimits(), env={}, runtime=True)
     finally:
-        sandbox.MATCH_BUDGET = budget
+        state.MATCH_BUDGET = budget
     fn = vm.load(PROGRAM, "=program")
     yield lambda *args: vm.call(fn, *args)[0]
     vm.close()
@@ -128,14 +128,14 @@ def test_cost_estimate() -> None:
 
 
 def test_cheap_patterns_stay_in_c() -> None:
-    with LuaVM(LuaLimits(), env={}, runtime=True) as vm:
+    with LuaState(LuaLimits(), env={}, runtime=True) as vm:
         fn = vm.load(b"local s = string.rep('word ', 20000) "
                      b"return select(2, s:gsub('%s+', ' ')), #s:match('^%s*(.-)%s*$')", "=t")
         assert vm.call(fn) == (20000, 99999)
 
 
 def test_slow_path_errors_name_the_callers_line() -> None:
-    with LuaVM(LuaLimits(), env={}, runtime=True) as vm:
+    with LuaState(LuaLimits(), env={}, runtime=True) as vm:
         fn = vm.load(b"local s = string.rep('a', 5000)\nlocal r = s:gsub('.-.-%', 'x')", "=code")
         with pytest.raises(LuaExecutionError, match=r"^code:2: malformed pattern \(ends with '%'\)$"):
             vm.call(fn)

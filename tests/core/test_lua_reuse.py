@@ -22,10 +22,10 @@ import trio
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.lua import runtime
-from ironflow_core.lua import sandbox as sandbox_module
+from ironflow_core.lua import state as state_module
 from ironflow_core.lua.errors import LuaLimitError
-from ironflow_core.lua.runtime import Sandbox, run_in_sandbox
-from ironflow_core.lua.sandbox import LuaVM
+from ironflow_core.lua.runtime import LuaExecution, run_in_sandbox
+from ironflow_core.lua.state import LuaState
 from ironflow_core.nodes.code import CodeConfig, run_code
 from ironflow_core.registry import build_registry
 from ironflow_core.services import RunServices
@@ -37,9 +37,9 @@ LIMITS = LuaLimits(max_instructions=0, max_seconds=0)
 
 
 def execute(source: str, *, limits: LuaLimits = LIMITS, inline: bool = False,
-            ctx: Any = None) -> tuple[Any, LuaVM]:
+            ctx: Any = None) -> tuple[Any, LuaState]:
     """Run a code source in one execution; its converted result and the state it ran in."""
-    sandbox = Sandbox(limits, env={}, inline=inline)
+    sandbox = LuaExecution(limits, env={}, inline=inline)
     vm = sandbox.vm
     try:
         if ctx is not None:
@@ -218,7 +218,7 @@ class Recorder:
         self.ctx = ctx
         self.attempts: list[tuple[int, bool]] = []
 
-    def __call__(self, sandbox: Sandbox) -> Any:
+    def __call__(self, sandbox: LuaExecution) -> Any:
         self.attempts.append((threading.get_ident(), sandbox.vm.state.slicing))
         if self.ctx is not None:
             sandbox.set_global("ctx", sandbox.to_lua(self.ctx))
@@ -281,7 +281,7 @@ class FinishRecorder(Recorder):
         self.finished: list[int] = []
         self.in_thread = trio.Event()
 
-    def __call__(self, sandbox: Sandbox) -> Any:
+    def __call__(self, sandbox: LuaExecution) -> Any:
         if not sandbox.vm.state.slicing:
             trio.from_thread.run_sync(self.in_thread.set)
         try:
@@ -325,10 +325,10 @@ async def test_work_that_outgrew_a_slice_goes_straight_to_a_thread() -> None:
 async def test_a_slice_that_ends_while_the_environment_is_built_is_redone(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Under load the 1 ms slice can pass before the state's fresh environment is
-    # built (``LuaVM.renew``): the slice trip must not fire during that setup,
+    # built (``LuaState.renew``): the slice trip must not fire during that setup,
     # where it escaped ``run_in_sandbox`` as "outgrew its inline slice".
-    monkeypatch.setattr(sandbox_module, "SLICE_SECONDS", 0.0)
-    monkeypatch.setattr(sandbox_module, "SLICE_INTERVAL", 8)
+    monkeypatch.setattr(state_module, "SLICE_SECONDS", 0.0)
+    monkeypatch.setattr(state_module, "SLICE_INTERVAL", 8)
     runtime.POOL.clear()
     svc = services()
     for i in range(3):  # a new state, then reused ones
@@ -387,10 +387,10 @@ async def test_the_trio_thread_is_never_held_beyond_the_slice(name: str) -> None
 
 
 async def test_many_concurrent_steps_share_few_states() -> None:
-    created: list[LuaVM] = []
-    original: Callable[..., LuaVM] = runtime.POOL.acquire
+    created: list[LuaState] = []
+    original: Callable[..., LuaState] = runtime.POOL.acquire
 
-    def acquire(limits: LuaLimits) -> LuaVM:
+    def acquire(limits: LuaLimits) -> LuaState:
         vm = original(limits)
         if vm.uses == 0:
             created.append(vm)

@@ -23,7 +23,7 @@ from ironflow_core.context import NodeContext
 from ironflow_core.errors import FlowLoadError, NodeError
 from ironflow_core.loading import load_flow
 from ironflow_core.lua.errors import LuaError, LuaExecutionError, LuaLimitError
-from ironflow_core.lua.runtime import Sandbox
+from ironflow_core.lua.runtime import LuaExecution
 from ironflow_core.nodes.code import NODES as CODE_NODES
 from ironflow_core.nodes.code import CodeConfig, run_code
 from ironflow_core.registry import Registry, build_registry
@@ -40,7 +40,7 @@ ONE_SECOND = LuaLimits.from_env({"IRONFLOW_LUA_MAX_SECONDS": "1", "IRONFLOW_LUA_
 def evaluate(source: str, *, limits: LuaLimits = NO_BUDGETS, deadline: float | None = DEADLINE,
              ctx: Any = None) -> Any:
     """Run a code source in a fresh runtime sandbox and convert its first result."""
-    sandbox = Sandbox(limits, env={"SECRET": "s3cr3t"},
+    sandbox = LuaExecution(limits, env={"SECRET": "s3cr3t"},
                       deadline=None if deadline is None else time.monotonic() + deadline)
     try:
         if ctx is not None:
@@ -352,7 +352,7 @@ async def test_py_1_trio_cancellation_stops_lua_and_waits_for_the_thread(
     opened: list[tuple[str, Any]] = []
     in_thread = trio.Event()
 
-    class Tracked(runtime.Sandbox):  # type: ignore[misc,valid-type]
+    class Tracked(runtime.LuaExecution):  # type: ignore[misc,valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.closed_by: str | None = None
@@ -366,7 +366,7 @@ async def test_py_1_trio_cancellation_stops_lua_and_waits_for_the_thread(
             self.closed_by = threading.current_thread().name
             return result
 
-    monkeypatch.setattr(runtime, "Sandbox", Tracked)
+    monkeypatch.setattr(runtime, "LuaExecution", Tracked)
     ctx = NodeContext({}, step_name="spin", node_type="code", services=_services())
     scope = trio.CancelScope()
 

@@ -174,7 +174,7 @@ def test_every_complete_flow_in_the_docs_validates():
             checked += 1
             try:
                 flow = load_flow(FlowSource(text=block), registry=registry, env={})
-                plan_flow(flow, registry, for_validation=True)
+                plan_flow(flow, registry)
             except Exception as exc:
                 failures.append(f"{page.relative_to(ROOT)}: {exc}")
     assert checked >= 10

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from ironflow_core.context import NodeContext
+from ironflow_core.engine import plan_flow
 from ironflow_core.errors import NodeError
 from ironflow_core.loading import load_flow
 from ironflow_core.nodes.code import CodeConfig, run_code
@@ -38,7 +39,7 @@ async def code(registry: Registry, source: str, data: dict[str, Any] | None = No
 def handler(registry: Registry, body: str) -> CodeConfig:
     flow = load_flow(FlowSource(f"local f = Flow.new('t')\nf:step('s', {body})\nreturn f"),
                      registry=registry, env={})
-    config = flow.steps[0].node_config
+    config = plan_flow(flow, registry).configs[0]
     assert isinstance(config, CodeConfig)
     return config
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from ironflow_core.errors import FlowLoadError
+from ironflow_core.engine import plan_flow
+from ironflow_core.errors import FlowValidationError
 from ironflow_core.loading import load_flow
 from ironflow_core.node_hints import FIRST_PARTY_NODES, unknown_node_message
 from ironflow_core.plugins import PluginRecord
@@ -65,10 +66,11 @@ def test_first_party_table_matches_the_installed_siblings():
         assert set(names) == by_distribution[distribution], distribution
 
 
-def test_loader_reports_the_first_unknown_node_with_step_and_line(core_only):
+def test_planner_reports_an_unknown_node_with_step_and_line(core_only):
     source = ('local flow = Flow.new("x")\nflow:step("a", nodes.log{})\n'
               'flow:step("fetch",\n  nodes.http_get{ url = "u" })\nreturn flow\n')
-    with pytest.raises(FlowLoadError) as info:
-        load_flow(FlowSource(text=source), registry=core_only, env={})
+    definition = load_flow(FlowSource(text=source), registry=core_only, env={})
+    with pytest.raises(FlowValidationError) as info:
+        plan_flow(definition, core_only)
     assert str(info.value).startswith("Unknown node type 'http_get' at line 3 (step 'fetch')")
     assert (info.value.step, info.value.line) == ("fetch", 3)

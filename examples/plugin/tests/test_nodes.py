@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ironflow_core.errors import FlowLoadError
+from ironflow_core.errors import FlowValidationError
 from ironflow_core.testing import assert_plugin_installed
 from ironflow_nodes_example.nodes import count_words, slugify_text
 
@@ -83,8 +83,9 @@ def test_slugify_invalid_max_length_is_a_step_error(run_flow):
 
 
 def test_slugify_wrong_field_type_is_reported_before_the_run(run_flow):
-    # Config classes are structured when the flow loads: a wrong type is a FlowLoadError.
-    with pytest.raises(FlowLoadError) as caught:
+    # Config classes are structured when the flow is planned, before the run:
+    # a wrong type is a FlowValidationError.
+    with pytest.raises(FlowValidationError) as caught:
         run_flow(one_step("slugify", 'input = "x", separator = 1'))
     assert "$.separator" in str(caught.value)
     assert "'s'" in str(caught.value)

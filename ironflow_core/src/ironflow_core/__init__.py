@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from ironflow_core.errors import (
     FlowLoadError,
+    FlowProblem,
     FlowValidationError,
     IronflowError,
     NodeError,
@@ -27,6 +28,7 @@ from ironflow_core.model import (
     ProcessEventType,
     RunRecord,
     RunStatus,
+    StepDefinition,
     StepSpec,
     TaskRecord,
     TaskStatus,
@@ -53,6 +55,7 @@ __all__ = [
     "EventType",
     "FlowDefinition",
     "FlowLoadError",
+    "FlowProblem",
     "FlowSource",
     "FlowValidationError",
     "FsRoots",
@@ -72,6 +75,7 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "StateStore",
+    "StepDefinition",
     "StepSpec",
     "StoreError",
     "StoreSettings",

@@ -67,6 +67,7 @@ class NodeContext(Mapping[str, Any]):
 
     @property
     def run_id(self) -> str:
+        """The ID of the run the step belongs to."""
         return self.services.run_id
 
     def outgoing_headers(self, url: str) -> list[tuple[str, str]]:

@@ -6,8 +6,8 @@ Python traceback. The CLI prints ``Error: <message>``; the API maps the store
 errors onto HTTP statuses.
 
     IronflowError
-     ├── FlowLoadError            the flow file could not be evaluated / read
-     ├── FlowValidationError      planning found errors (``Invalid flow: a; b``)
+     ├── FlowLoadError            the flow source could not be read or evaluated
+     ├── FlowValidationError      the flow is wrong: every problem the planner found
      ├── ConfigError              a setting (env var, ironflow.yaml, CLI flag) is invalid
      ├── PluginError
      │    └── PluginConflictError two plugins claim one name
@@ -27,12 +27,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+
 
 class IronflowError(Exception):
     """Base of every error the engine raises on purpose."""
 
     @property
     def message(self) -> str:
+        """The message (``str(exc)``), for callers that read it as a field."""
         return str(self)
 
 
@@ -59,12 +62,54 @@ class FlowLoadError(IronflowError):
         self.field = field
 
 
-class FlowValidationError(IronflowError):
-    """Planning found one or more errors; no run state was written."""
+@attrs.frozen
+class FlowProblem:
+    """One thing wrong with a flow, with where it is when that is known.
 
-    def __init__(self, errors: Sequence[str]) -> None:
-        self.errors = list(errors)
-        super().__init__("Invalid flow: " + "; ".join(self.errors))
+    ``message`` is what ``ironflow validate`` lists; ``line``, ``step`` and
+    ``field`` (a ``$.path`` into the step config) locate it. ``placed`` says
+    the message already names the file and line itself.
+    """
+
+    message: str
+    line: int | None = None
+    step: str | None = None
+    field: str | None = None
+    placed: bool = False
+
+
+class FlowValidationError(IronflowError):
+    """The flow is wrong: the one error for every problem the planner finds.
+
+    Raised by ``plan_flow`` before any state is written, with every problem
+    of the flow (``problems``, their messages in ``errors``). A flow file that
+    cannot be read or evaluated (a Lua error, a size limit) is a
+    ``FlowLoadError`` instead: there is no flow to find problems in.
+
+    The message is ``Invalid flow: <problem>; <problem>``. A single problem
+    that has a line reads as the problem alone, prefixed by its place
+    (``flow.lua:3: ...``) unless it names its place itself. ``path``, and the
+    ``line``/``step``/``field`` of the first problem, are attributes as on
+    ``FlowLoadError``.
+    """
+
+    def __init__(self, problems: Sequence[str | FlowProblem], *, path: str | None = None) -> None:
+        self.problems = tuple(p if isinstance(p, FlowProblem) else FlowProblem(p)
+                              for p in problems)
+        self.errors = [p.message for p in self.problems]
+        self.path = path
+        first = self.problems[0] if self.problems else FlowProblem("")
+        self.line, self.step, self.field = first.line, first.step, first.field
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        if len(self.problems) == 1 and self.problems[0].line is not None:
+            problem = self.problems[0]
+            if problem.placed:
+                return problem.message
+            place = f"{self.path}:{problem.line}" if self.path else f"line {problem.line}"
+            return f"{place}: {problem.message}"
+        return "Invalid flow: " + "; ".join(self.errors)
 
 
 class ConfigError(IronflowError):
@@ -88,6 +133,8 @@ class InvalidInputError(StoreError):
 
 
 class RunNotFoundError(StoreError):
+    """No run has this ID (HTTP 404)."""
+
     def __init__(self, run_id: str) -> None:
         super().__init__(f"Run '{run_id}' not found")
         self.run_id = run_id

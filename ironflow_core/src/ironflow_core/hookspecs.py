@@ -81,9 +81,9 @@ def ironflow_register_stores() -> Iterable[StoreSpec]:  # type: ignore[empty-bod
 def ironflow_register_loaders() -> Iterable[LoaderSpec]:  # type: ignore[empty-body]
     """Return flow loaders, selected by the flow file's suffix.
 
-    ``LoaderSpec.load(source, options)`` turns flow text into a
-    ``FlowDefinition``; it raises ``FlowLoadError`` naming the file, line,
-    step and field.
+    ``LoaderSpec.load(source, options)`` turns flow text into a raw
+    ``FlowDefinition`` (``plan_flow`` checks it); it raises ``FlowLoadError``
+    naming the file and line when the source cannot be read or evaluated.
 
     Example::
 

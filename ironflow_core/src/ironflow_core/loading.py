@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -24,7 +23,7 @@ from ironflow_core.errors import FlowLoadError
 from ironflow_core.model import FlowDefinition, FlowSourceRecord
 from ironflow_core.registry import Registry
 from ironflow_core.settings import lenient_positive_int
-from ironflow_core.specs import FlowSource, LoaderSpec, LoadOptions
+from ironflow_core.specs import CancelFlag, FlowSource, LoaderSpec, LoadOptions
 
 MAX_SOURCE_ENV = "IRONFLOW_MAX_FLOW_SOURCE_BYTES"
 DEFAULT_MAX_SOURCE_BYTES = 1_048_576
@@ -32,6 +31,7 @@ INLINE_LOADER = "lua"
 
 
 def max_source_bytes(env: Mapping[str, str]) -> int:
+    """The flow source size limit (``IRONFLOW_MAX_FLOW_SOURCE_BYTES``, default 1 MiB)."""
     return lenient_positive_int(env, MAX_SOURCE_ENV, DEFAULT_MAX_SOURCE_BYTES)
 
 
@@ -160,12 +160,12 @@ def load_flow(
     registry: Registry,
     env: Mapping[str, str],
     analyze: bool = False,
-    cancel: Sequence[threading.Event] = (),
+    cancel: Sequence[CancelFlag] = (),
     within: tuple[str, ...] | None = None,
 ) -> FlowDefinition:
     """Read (for a path) and load a flow; ``analyze`` adds DSL-110/111 checks and warnings.
 
-    Setting one of the ``cancel`` events stops the flow's Lua at its next hook;
+    Setting one of the ``cancel`` flags stops the flow's Lua at its next hook;
     ``within`` confines the file read (see :func:`read_flow_source`).
     """
     if isinstance(path_or_source, FlowSource):
@@ -176,7 +176,7 @@ def load_flow(
         source = read_flow_source(path_or_source, env, within=within)
     loader = _loader(registry, source)
     flow = loader.load(
-        source, LoadOptions(registry=registry, env=env, analyze=analyze, cancel=tuple(cancel))
+        source, LoadOptions(nodes=registry.nodes, env=env, analyze=analyze, cancel=tuple(cancel))
     )
     check_code_sources(flow, env)
     if flow.origin is None:  # the flow travels with its runs (resume needs no file)
@@ -207,34 +207,27 @@ def check_code_sources(flow: FlowDefinition, env: Mapping[str, str]) -> None:
 T = TypeVar("T")
 
 
-async def in_stoppable_thread(work: Callable[[threading.Event], T], *, name: str) -> T:
-    """Run ``work(stop)`` in a worker thread; trio cancellation sets ``stop`` and waits.
+async def in_stoppable_thread(work: Callable[[CancelFlag], T], *, name: str) -> T:
+    """Run ``work(stop)`` in a worker thread that trio cancellation stops.
 
-    ``work`` passes ``stop`` to the Lua it runs (``cancel=``), which ends at its
-    next hook; the thread is awaited (shielded) before ``Cancelled`` propagates,
-    so a load stuck in a Lua loop or a pattern match never outlives its caller
-    (a draining server, a cancelled step).
+    ``work`` passes ``stop`` to the Lua it runs (``cancel=``): it is set once
+    the waiting task is cancelled (``trio.from_thread.check_cancelled``), and
+    the Lua ends at its next hook. The task waits for the thread
+    (``abandon_on_cancel=False``), so a load stuck in a Lua loop or a pattern
+    match never outlives its caller (a draining server, a cancelled step).
     """
-    stop = threading.Event()
-    finished = trio.Event()
-    token = trio.lowlevel.current_trio_token()
+    from ironflow_core.lua.state import TRIO_CANCEL
 
     def job() -> T:
         try:
-            return work(stop)
-        finally:
-            try:
-                token.run_sync_soon(finished.set)
-            except trio.RunFinishedError:  # pragma: no cover - the trio run is gone
-                pass
+            result = work(TRIO_CANCEL)
+        except BaseException:
+            trio.from_thread.check_cancelled()  # stopped by trio: Cancelled is the outcome
+            raise
+        trio.from_thread.check_cancelled()
+        return result
 
-    try:
-        return await trio.to_thread.run_sync(job, abandon_on_cancel=True, thread_name=name)
-    except trio.Cancelled:
-        stop.set()
-        with trio.CancelScope(shield=True):
-            await finished.wait()
-        raise
+    return await trio.to_thread.run_sync(job, abandon_on_cancel=False, thread_name=name)
 
 
 async def load_flow_in_thread(
@@ -243,7 +236,7 @@ async def load_flow_in_thread(
     registry: Registry,
     env: Mapping[str, str],
     analyze: bool = False,
-    cancel: Sequence[threading.Event] = (),
+    cancel: Sequence[CancelFlag] = (),
     within: tuple[str, ...] | None = None,
 ) -> FlowDefinition:
     """:func:`load_flow` in a worker thread that trio cancellation (or ``cancel``) stops."""

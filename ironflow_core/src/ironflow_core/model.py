@@ -1,6 +1,6 @@
 """The records the engine plans with and persists.
 
-``FlowDefinition``/``StepSpec`` are what a loader produces; ``RunRecord`` and
+``FlowDefinition``/``StepDefinition`` are what a loader produces; ``RunRecord`` and
 ``TaskRecord`` are what a state store keeps (CONTRACT §2.3, §8.2); ``Event``
 is what observers receive (§2.17). Conversion to and from JSON lives here so
 every store writes the same shapes.
@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
+from ironflow_core.errors import FlowProblem
 from ironflow_core.jsonutil import TIMESTAMP, dumps
 
 
@@ -55,8 +56,8 @@ RUN_STATUSES = tuple(s.value for s in RunStatus)
 
 
 @attrs.frozen
-class StepSpec:
-    """One step as declared in a flow (DSL-23 defaults)."""
+class StepDefinition:
+    """One step as declared in a flow (DSL-23 defaults), not yet checked (``plan_flow`` does)."""
 
     name: str
     node_type: str
@@ -70,8 +71,10 @@ class StepSpec:
     on_error: str | None = None
     line: int | None = None
     """Line of the declaring ``flow:step`` call in the flow file, when known."""
-    node_config: Any = None
-    """The config structured for the node (its attrs class); ``None`` = not structured yet."""
+
+
+StepSpec = StepDefinition
+"""Deprecated name of :class:`StepDefinition` (plugins may build flows with it)."""
 
 
 @attrs.frozen
@@ -156,18 +159,18 @@ class FlowDefinition:
     """A flow as a loader produced it: its steps in declaration order, before planning."""
 
     name: str
-    steps: tuple[StepSpec, ...]
+    steps: tuple[StepDefinition, ...]
     source_path: str | None = None
     warnings: tuple[Diagnostic, ...] = ()
-    problems: tuple[str, ...] = ()
-    """Errors the loader found in validation mode; the planner reports them with its own."""
+    problems: tuple[FlowProblem, ...] = ()
+    """Problems the loader found (non-string dependencies); the planner reports them."""
     deterministic: bool = attrs.field(default=False, eq=False)
     """Loading the same source again gives the same definition (no clock, random,
     UUID or output at load time), so a loaded copy may be reused (the API's cache)."""
     origin: FlowSourceRecord | None = attrs.field(default=None, eq=False, repr=False)
     """The source it was loaded from, so a run can store it (set by ``load_flow``)."""
 
-    def step(self, name: str) -> StepSpec | None:
+    def step(self, name: str) -> StepDefinition | None:
         """The step named ``name``, or ``None``."""
         for step in self.steps:
             if step.name == name:

@@ -29,6 +29,8 @@ from ironflow_core.specs import (
 
 @attrs.frozen
 class Registry:
+    """Everything the plugins provide, frozen once per process (nodes, stores, loaders...)."""
+
     nodes: Mapping[str, NodeSpec]
     stores: Mapping[str, StoreSpec]
     loaders: tuple[LoaderSpec, ...]
@@ -44,12 +46,14 @@ class Registry:
     queues: Mapping[str, QueueSpec] = attrs.field(factory=dict)
 
     def loader_for(self, path: str) -> LoaderSpec | None:
+        """The loader whose suffix ``path`` ends with, or None."""
         for loader in self.loaders:
             if path.endswith(loader.suffixes):
                 return loader
         return None
 
     def node(self, name: str) -> NodeSpec | None:
+        """The node spec named ``name``, or None."""
         return self.nodes.get(name)
 
 

@@ -27,6 +27,8 @@ ChildRunner = Callable[..., Awaitable["RunRecord"]]
 
 @attrs.define
 class RunServices:
+    """What one run shares with its nodes: registry, environment, limits, cancellation."""
+
     run_id: str
     flow_name: str
     registry: Registry

@@ -6,9 +6,8 @@ lives in the async callables a spec points to, never in the hook itself.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -24,11 +23,41 @@ from ironflow_core.model import (
     TaskRecord,
 )
 
-if TYPE_CHECKING:
-    from ironflow_core.context import NodeContext
-    from ironflow_core.registry import Registry
 
-NodeRun = Callable[["NodeContext", Any], Awaitable[Mapping[str, Any]]]
+class NodeContext(Protocol):
+    """What a node's ``run`` receives as ``ctx``: the phase snapshot and the step's place.
+
+    A read-only mapping of the context (with overlays) that also names the
+    step and reaches the run's services. The engine's implementation is
+    ``ironflow_core.context.NodeContext``; this protocol is what a node may
+    rely on, without importing the engine.
+    """
+
+    step_name: str
+    node_type: str
+    raw_config: Mapping[str, Any]
+    services: Any
+    """``ironflow_core.services.RunServices``."""
+
+    def __getitem__(self, key: str) -> Any: ...  # pragma: no cover
+
+    def __contains__(self, key: object) -> bool: ...  # pragma: no cover
+
+    def to_dict(self) -> dict[str, Any]:  # pragma: no cover
+        """A shallow copy with overlays applied."""
+
+    @property
+    def run_id(self) -> str:  # pragma: no cover
+        """The ID of the run the step belongs to."""
+
+    def interpolate(self, template: str) -> str:  # pragma: no cover
+        """Render ``${ctx...}`` placeholders against this context."""
+
+    def outgoing_headers(self, url: str) -> list[tuple[str, str]]:  # pragma: no cover
+        """Headers plugins add to a request this step sends."""
+
+
+NodeRun = Callable[[NodeContext, Any], Awaitable[Mapping[str, Any]]]
 """``async def run(ctx, config) -> outputs``.
 
 ``ctx`` is a read-only mapping of the phase snapshot (plus overlays) that also
@@ -226,14 +255,32 @@ class FlowSource:
     path: str | None = None
 
 
+class CancelFlag(Protocol):
+    """Something Lua's hook asks whether to stop: a ``threading.Event``, or trio's request.
+
+    ``lua.state.TRIO_CANCEL`` is the flag of a trio worker thread (set when
+    the task waiting for the thread is cancelled).
+    """
+
+    def is_set(self) -> bool:  # pragma: no cover
+        """True once the work must stop."""
+        ...
+
+
 @attrs.frozen
 class LoadOptions:
-    registry: Registry
+    """What a loader gets besides the source: the node table, the environment, the mode.
+
+    A loader needs the node names only (the Lua DSL makes a factory per
+    node); it does not check node types or configs: ``plan_flow`` does.
+    """
+
+    nodes: Mapping[str, NodeSpec] = attrs.field(factory=dict)
     env: Mapping[str, str] = attrs.field(factory=dict)
     analyze: bool = False
     """Validation mode: also compile string code sources and collect warnings."""
-    cancel: tuple[threading.Event, ...] = ()
-    """Events that stop Lua evaluation at its next hook (shutdown, a cancelled run)."""
+    cancel: tuple[CancelFlag, ...] = ()
+    """Flags that stop Lua evaluation at its next hook (shutdown, a cancelled run)."""
 
 
 @attrs.frozen
@@ -260,10 +307,11 @@ class RunObserver:
     ``store_failed`` (each taking a ``ProcessEvent``).
     """
 
-    def run_started(self, event: Event) -> None: ...  # pragma: no cover
+    def run_started(self, event: Event) -> None:  # pragma: no cover
+        """A run started (the first event of every run)."""
 
 
-OutgoingHeaders = Callable[["NodeContext", str], "Mapping[str, str] | None"]
+OutgoingHeaders = Callable[[NodeContext, str], "Mapping[str, str] | None"]
 """``headers(ctx, url) -> {name: value}`` for one outgoing request of a step."""
 
 

@@ -368,7 +368,7 @@ async def arun_flow(
     Load and planning errors propagate (``FlowLoadError``,
     ``FlowValidationError``), so tests can assert on them.
     """
-    from ironflow_core.engine import prepare_run
+    from ironflow_core.engine import plan_flow, prepare_run
     from ironflow_core.stores.memory import MemoryStore
 
     env = clean_env() if env is None else dict(env)
@@ -385,7 +385,7 @@ async def arun_flow(
     recorder = RunRecorder()
     flow_dir = initial.get("_flow_dir")
     executor = prepare_run(
-        flow, store=store, registry=registry, context=initial, env=env,
+        plan_flow(flow, registry), store=store, registry=registry, context=initial, env=env,
         observers=[recorder, *observers],
         # The test's own context is trusted: its _flow_dir may hold child flows.
         extra_flow_roots=(flow_dir,) if isinstance(flow_dir, str) else (),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import attrs
 
 from ironflow_core.configs import missing_required, unknown_keys
+from ironflow_core.engine.planner import plan_flow
 from ironflow_core.errors import FlowValidationError
 from ironflow_core.model import Diagnostic, FlowDefinition
 from ironflow_core.registry import Registry
@@ -21,20 +22,21 @@ UNKNOWN_CONFIG_KEY = "unknown_config_key"
 
 @attrs.frozen
 class ValidationReport:
+    """Errors and warnings of one flow, as ``validate`` and the API show them."""
+
     errors: tuple[str, ...]
     warnings: tuple[Diagnostic, ...]
 
     def failed(self, *, strict: bool) -> bool:
+        """True with errors, or with warnings under ``--strict``."""
         return bool(self.errors) or (strict and bool(self.warnings))
 
 
 def validate_definition(flow: FlowDefinition, registry: Registry) -> ValidationReport:
     """Plan ``flow`` for validation and check every step config against its class."""
-    from ironflow_core.engine import plan_flow
-
     errors: list[str] = []
     try:
-        plan_flow(flow, registry, for_validation=True)
+        plan_flow(flow, registry)
     except FlowValidationError as exc:
         errors.extend(exc.errors)
     warnings = list(flow.warnings)

@@ -8,6 +8,7 @@ admission, loading, execution.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -37,6 +38,7 @@ from ironflow_core.api.runs import RunHandle, RunManager
 from ironflow_core.api.settings import ServerSettings
 from ironflow_core.api.sources import (
     ADHOC_FORBIDDEN,
+    FILE_LOAD_FAILED,
     FlowFile,
     FlowLoader,
     FlowLoadFailed,
@@ -54,8 +56,11 @@ from ironflow_core.errors import (
 )
 from ironflow_core.jsonutil import dumps
 from ironflow_core.model import RUN_STATUSES, RunRecord, RunStatus
+from ironflow_core.redact import redact_urls
 from ironflow_core.runid import run_id_problem
 from ironflow_core.specs import StateStore
+
+log = logging.getLogger("ironflow.api")
 
 OFFSET_REJECTED = "offset pagination is not supported; use the `after` cursor"
 WEBHOOK_RESERVED_KEYS = ("_headers", "_webhook", "_flow_dir")
@@ -125,7 +130,7 @@ class Api:
                 return self.runs.launch(flow, context, admission, run_id=run_id,
                                         overlay=overlay, wait=wait)
             except FlowValidationError as exc:
-                raise bad_request(str(exc), errors=exc.errors) from None
+                raise _flow_invalid(exc, file) from None
         except BaseException:
             admission.release()
             raise
@@ -396,3 +401,20 @@ class Api:
             status["workers"] = len(workers)
             return status
         return None
+
+
+def _flow_invalid(exc: FlowValidationError, file: FlowFile | None) -> ApiError:
+    """API-12: a problem found in the flow source reads as a load failure, as it always has.
+
+    Problems placed at a line of the source (unknown node types, configs,
+    names) are reported like a flow that did not load: inline sources with
+    the ``Failed to parse flow:`` prefix, flow files without their details
+    (logged only); flow-level problems (cycles, limits) as they are.
+    """
+    if not any(problem.line is not None for problem in exc.problems):
+        return bad_request(str(exc), errors=exc.errors)
+    if file is not None:
+        log.warning("flow file %s is invalid: %s", file.path, redact_urls(str(exc)))
+        return FlowLoadFailed(FILE_LOAD_FAILED, FILE_LOAD_FAILED)
+    detail = redact_urls(str(exc))
+    return FlowLoadFailed(f"Failed to parse flow: {detail}", detail)

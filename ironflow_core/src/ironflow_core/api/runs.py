@@ -23,7 +23,7 @@ import trio
 
 from ironflow_core.api.errors import unavailable
 from ironflow_core.api.events import EventRecorder, MemoryEventStore
-from ironflow_core.engine import RunExecutor, open_resume, prepare_run
+from ironflow_core.engine import RunExecutor, open_resume, plan_flow, prepare_run
 from ironflow_core.engine.events import notify
 from ironflow_core.errors import RunConflictError
 from ironflow_core.model import Event, FlowDefinition, ProcessEventType, RunRecord
@@ -201,7 +201,7 @@ class RunManager:
             raise unavailable(DRAINING)
         created = trio.Event()
         executor = prepare_run(
-            flow,
+            plan_flow(flow, self.registry),
             store=(self.store if self.queue is not None
                    else _CreationNotice(self.store, created)),  # type: ignore[arg-type]
             registry=self.registry,

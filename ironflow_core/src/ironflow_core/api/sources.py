@@ -14,7 +14,6 @@ import base64
 import binascii
 import logging
 import os
-import threading
 from collections.abc import Mapping
 from functools import partial
 from pathlib import PurePath
@@ -30,6 +29,7 @@ from ironflow_core.errors import FlowLoadError
 from ironflow_core.loading import in_stoppable_thread
 from ironflow_core.model import FlowDefinition, ProcessEventType
 from ironflow_core.redact import redact_urls
+from ironflow_core.specs import CancelFlag
 
 log = logging.getLogger("ironflow.api")
 
@@ -234,7 +234,7 @@ class FlowLoader:
                    resource="flow_load")
 
     def _load_sync(self, text: str | None, file: FlowFile | None,
-                   analyze: bool, stop: threading.Event) -> FlowDefinition:
+                   analyze: bool, stop: CancelFlag) -> FlowDefinition:
         from ironflow_core.loading import load_flow, read_flow_source
         from ironflow_core.specs import FlowSource
 

@@ -96,7 +96,7 @@ def _initial_context(context: str | None, context_file: str | None, flow_path: s
 def run(flow: str, context: str | None, context_file: str | None, verbose: bool,
         store_dir: str | None, fmt: str) -> None:
     """Run a flow and print its result; exit 0 only when it succeeded."""
-    from ironflow_core.engine import prepare_run
+    from ironflow_core.engine import plan_flow, prepare_run
 
     st = state()
     initial = _initial_context(context, context_file, flow)
@@ -106,7 +106,8 @@ def run(flow: str, context: str | None, context_file: str | None, verbose: bool,
     try:
         progress = _progress(definition, fmt)
         executor = prepare_run(
-            definition, store=store, registry=st.registry, context=initial, env=os.environ,
+            plan_flow(definition, st.registry), store=store, registry=st.registry,
+            context=initial, env=os.environ,
             observers=[progress] if progress else (),
             config_concurrency=_config_int(st.config, "max_concurrent_tasks"),
         )

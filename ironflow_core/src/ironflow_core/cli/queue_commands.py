@@ -49,7 +49,7 @@ def submit(flow: str, context: str | None, context_file: str | None, wait: bool,
     import trio
 
     from ironflow_core.cli.commands import _config_int, _initial_context, _load
-    from ironflow_core.engine import prepare_run
+    from ironflow_core.engine import plan_flow, prepare_run
     from ironflow_core.jsonutil import dumps_pretty
     from ironflow_core.queues.submit import CompletionWaiters, submit_run
 
@@ -59,8 +59,8 @@ def submit(flow: str, context: str | None, context_file: str | None, wait: bool,
     initial = _initial_context(context, context_file, flow)
     store, queue = _open_store_and_queue("ironflow submit", store_dir)
     executor = prepare_run(  # plans the flow: a flow that cannot run is refused here
-        definition, store=store, registry=st.registry, context=initial, env=os.environ,
-        config_concurrency=_config_int(st.config, "max_concurrent_tasks"),
+        plan_flow(definition, st.registry), store=store, registry=st.registry, context=initial,
+        env=os.environ, config_concurrency=_config_int(st.config, "max_concurrent_tasks"),
     )
 
     async def main() -> Any:

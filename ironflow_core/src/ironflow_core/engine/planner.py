@@ -1,6 +1,10 @@
-"""Planning: validate a flow and compute its phases before any state exists.
+"""Planning: the one validator of a flow, and its phases, before any state exists.
 
-Every error is collected and reported together (CONTRACT §1.10). Phases come
+A loader hands over a raw ``FlowDefinition``; ``plan_flow`` alone checks it
+(duplicate names, node types, configs, dependencies, limits, recovery
+pairs, cycles) and structures each step's config into its node's config
+class. Every problem is collected and reported together in one
+``FlowValidationError`` (CONTRACT §1.10). Phases come
 from Kahn's algorithm on the *augmented* graph: dependency edges plus, for a
 recovery pair S -> H, the edge S -> H and H -> D for every other dependent D
 of S (ENG-1), so ordinary dependents of a source wait for its handler.
@@ -9,14 +13,16 @@ of S (ENG-1), so ordinary dependents of a source wait for its handler.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from ironflow_core.configs import ConfigFieldError, structure_config
-from ironflow_core.errors import FlowValidationError
-from ironflow_core.model import FlowDefinition, StepSpec
+from ironflow_core.errors import FlowProblem, FlowValidationError
+from ironflow_core.interpolate import config_template_errors, template_errors
+from ironflow_core.model import FlowDefinition, StepDefinition
 from ironflow_core.node_hints import unknown_node_message
 from ironflow_core.registry import Registry
 
@@ -27,8 +33,16 @@ value is a typo that would wait forever (``:retries(2, 1e308)``); each
 doubled backoff wait is also capped at it."""
 
 
+_FIELD = re.compile(r" @ (\$\S*)$")
+
+
 @attrs.frozen
 class Plan:
+    """A flow that passed every check, with its phases and structured configs.
+
+    What ``prepare_run`` executes; build it with :func:`plan_flow`.
+    """
+
     flow: FlowDefinition
     phases: tuple[tuple[int, ...], ...]
     """Step indices per phase, each phase in declaration order."""
@@ -38,16 +52,36 @@ class Plan:
     """Recovery handler name -> the source step it recovers."""
 
 
-def _interpolation_errors(step: StepSpec) -> list[str]:
-    from ironflow_core.interpolate import config_template_errors
+def _has_template_error(value: Any) -> bool:
+    """Whether any string in ``value`` has a malformed placeholder (no paths built: fast)."""
+    kind = type(value)
+    if kind is str:
+        return "${" in value and bool(template_errors(value))
+    if kind is dict:
+        return any(_has_template_error(item) for item in value.values())
+    if kind is list:
+        return any(_has_template_error(item) for item in value)
+    if isinstance(value, str):
+        return bool(template_errors(value))
+    if isinstance(value, Mapping):
+        return any(_has_template_error(item) for item in value.values())
+    if isinstance(value, tuple):
+        return any(_has_template_error(item) for item in value)
+    return False
 
+
+def _interpolation_errors(step: StepDefinition) -> list[str]:
+    """DSL-104: malformed ``${...}`` placeholders anywhere in the step config, with paths."""
+    if not _has_template_error(step.config):
+        return []
     return [
         f"Step '{step.name}' {path}: invalid context interpolation `{expr}`: {detail}"
         for path, expr, detail in config_template_errors(step.config)
     ]
 
 
-def _step_errors(step: StepSpec) -> list[str]:
+def _step_errors(step: StepDefinition) -> list[str]:
+    """Retry, backoff, timeout and route limits of one step (DSL-101..103)."""
     errors = []
     if step.max_retries > MAX_RETRIES:
         errors.append(f"Step '{step.name}' retry count is too large (max {MAX_RETRIES})")
@@ -78,7 +112,8 @@ def _step_errors(step: StepSpec) -> list[str]:
     return errors
 
 
-def _recovery_errors(flow: FlowDefinition, names: Mapping[str, StepSpec]) -> list[str]:
+def _recovery_errors(flow: FlowDefinition, names: Mapping[str, StepDefinition]) -> list[str]:
+    """The rules of recovery pairs (DSL-105): one handler per source, no nesting."""
     errors = []
     owner: dict[str, str] = {}
     for step in flow.steps:
@@ -151,14 +186,32 @@ def _phases(flow: FlowDefinition, index: Mapping[str, int]) -> tuple[list[list[i
     return phases, stuck
 
 
-def plan_flow(flow: FlowDefinition, registry: Registry, *, for_validation: bool = False) -> Plan:
-    """Validate ``flow`` and compute its phases; raise ``FlowValidationError`` on any error."""
-    errors: list[str] = list(flow.problems)
-    names: dict[str, StepSpec] = {}
+def _config_problems(step: StepDefinition, config_class: type | None) -> tuple[Any, list[FlowProblem]]:
+    """The step's config structured into ``config_class``, or the problems that prevent it."""
+    try:
+        return structure_config(config_class, step.config), []
+    except ConfigFieldError as exc:
+        problems = []
+        for problem in exc.problems:
+            field = _FIELD.search(problem)
+            problems.append(FlowProblem(
+                f"Step '{step.name}' ({step.node_type}): {problem}", line=step.line,
+                step=step.name, field=field.group(1) if field else None,
+            ))
+        return None, problems
+
+
+def plan_flow(flow: FlowDefinition, registry: Registry) -> Plan:
+    """Validate ``flow`` and compute its phases; ``FlowValidationError`` lists every problem."""
+    problems: list[FlowProblem | str] = list(flow.problems)
+    names: dict[str, StepDefinition] = {}
     index: dict[str, int] = {}
     for i, step in enumerate(flow.steps):
         if step.name in names:
-            errors.append(f"Duplicate step name '{step.name}'")
+            problems.append(FlowProblem(
+                f"Duplicate step name '{step.name}' in flow '{flow.name}'. "
+                "Each step must have a unique name.", line=step.line, step=step.name,
+            ))
             continue
         names[step.name] = step
         index[step.name] = i
@@ -166,50 +219,36 @@ def plan_flow(flow: FlowDefinition, registry: Registry, *, for_validation: bool 
     for step in flow.steps:
         for dep in step.dependencies:
             if dep not in names:
-                errors.append(f"Step '{step.name}' depends on '{dep}', which does not exist")
-        errors.extend(_step_errors(step))
-    errors.extend(_recovery_errors(flow, names))
+                problems.append(f"Step '{step.name}' depends on '{dep}', which does not exist")
+        problems.extend(_step_errors(step))
+    problems.extend(_recovery_errors(flow, names))
 
     configs: list[Any] = []
-    unknown: list[StepSpec] = []
+    unknown: list[FlowProblem] = []
     for step in flow.steps:
         spec = registry.nodes.get(step.node_type)
         if spec is None:
-            unknown.append(step)
             configs.append(None)
+            unknown.append(FlowProblem(
+                unknown_node_message(registry, step.node_type, path=flow.source_path,
+                                     line=step.line, step=step.name),
+                line=step.line, step=step.name, placed=True,
+            ))
             continue
-        errors.extend(_interpolation_errors(step))
-        if step.node_config is not None:
-            configs.append(step.node_config)
-            continue
-        try:
-            configs.append(structure_config(spec.config, step.config))
-        except ConfigFieldError as exc:
-            configs.append(None)
-            errors.extend(
-                f"Step '{step.name}' ({step.node_type}): {problem}" for problem in exc.problems
-            )
-    if unknown:
-        if for_validation:
-            errors.extend(
-                unknown_node_message(registry, s.node_type, path=flow.source_path,
-                                     line=s.line, step=s.name)
-                for s in unknown
-            )
-        else:
-            errors.append(
-                "Flow contains steps with unknown node types: "
-                + ", ".join(f"'{s.name}' ({s.node_type})" for s in unknown)
-            )
+        problems.extend(_interpolation_errors(step))
+        config, config_problems = _config_problems(step, spec.config)
+        configs.append(config)
+        problems.extend(config_problems)
+    problems.extend(unknown)
 
     phases, stuck = _phases(flow, index)
     if stuck:
-        errors.append(
+        problems.append(
             "Cycle detected in flow DAG involving steps: "
             + ", ".join(flow.steps[i].name for i in stuck)
         )
-    if errors:
-        raise FlowValidationError(errors)
+    if problems:
+        raise FlowValidationError(problems, path=flow.source_path)
     handler_source = {s.on_error: s.name for s in flow.steps if s.on_error is not None}
     return Plan(
         flow=flow,

@@ -29,6 +29,7 @@ import trio
 from ironflow_core.engine.executor import RunExecutor
 from ironflow_core.engine.lease import OwnerLease, lease_ttl
 from ironflow_core.engine.planner import Plan, plan_flow
+from ironflow_core.engine.run import prepare_run
 from ironflow_core.errors import IronflowError, StoreCorruptionError
 from ironflow_core.model import (
     FlowDefinition,
@@ -45,9 +46,7 @@ from ironflow_core.specs import FlowSource, StateStore
 log = logging.getLogger("ironflow.engine")
 
 
-def kept_steps(
-    previous: RunRecord, flow: FlowDefinition, plan: Plan
-) -> tuple[dict[str, TaskRecord], dict[str, int]]:
+def kept_steps(previous: RunRecord, plan: Plan) -> tuple[dict[str, TaskRecord], dict[str, int]]:
     """The recorded completions a resume keeps, and the attempts the others already made.
 
     A ``success`` is kept, unless its recorded output was truncated (it cannot
@@ -55,7 +54,7 @@ def kept_steps(
     resolved is kept with the handler, so the pair stays resolved.
     """
     kept: dict[str, TaskRecord] = {}
-    for step in flow.steps:
+    for step in plan.flow.steps:
         task = previous.tasks.get(step.name)
         if task is None or task.status is not TaskStatus.SUCCESS:
             continue
@@ -100,19 +99,18 @@ def prepare_resume(
     ``context`` is the run's initial context (its ``RunOrigin``); without it
     the stored context stands in, as for runs recorded before origins were.
     """
-    from ironflow_core.engine import prepare_run
-
     _check_resumable(previous, flow)
     plan = plan_flow(flow, registry)
-    completed, _ = kept_steps(previous, flow, plan)
+    completed, _ = kept_steps(previous, plan)
     return prepare_run(
-        flow, store=store, registry=registry,
+        plan, store=store, registry=registry,
         context=dict(previous.ctx if context is None else context), env=env,
         observers=observers, config_concurrency=config_concurrency, completed=completed,
     )
 
 
 def _check_resumable(previous: RunRecord, flow: FlowDefinition) -> None:
+    """A run that succeeded, or belongs to another flow, cannot be resumed."""
     if previous.status is RunStatus.SUCCESS:
         raise IronflowError(f"Run '{previous.id}' already succeeded; nothing to resume")
     if previous.flow_name != flow.name:
@@ -162,8 +160,6 @@ async def open_resume(
     ``RunConflictError`` naming the holder and the expiry. ``count_recovery``
     (automatic recovery) adds one to the origin's ``recoveries``.
     """
-    from ironflow_core.engine import prepare_run
-
     validate_run_id(run_id)
     lease = None
     if not as_new:
@@ -183,7 +179,7 @@ async def open_resume(
             )
         assert lease is not None
         plan = plan_flow(flow, registry)
-        completed, attempts = kept_steps(previous, flow, plan)
+        completed, attempts = kept_steps(previous, plan)
         if origin is None:  # a run recorded before origins: record one now
             digest = await store.save_flow(flow.origin) if flow.origin is not None else None
             origin = RunOrigin(flow=digest, flow_name=flow.name, context=dict(previous.ctx))
@@ -191,7 +187,7 @@ async def open_resume(
             origin.recoveries += 1
         await store.set_origin(run_id, origin, owner=lease.owner)
         return prepare_run(
-            flow, store=store, registry=registry, context=origin.context, env=env,
+            plan, store=store, registry=registry, context=origin.context, env=env,
             run_id=run_id, observers=observers, config_concurrency=config_concurrency,
             completed=completed, resume_lease=lease, previous_attempts=attempts, origin=origin,
         )

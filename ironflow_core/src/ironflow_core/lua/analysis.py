@@ -57,6 +57,8 @@ class ParseError(Exception):
 
 @attrs.define(slots=True)
 class Token:
+    """One lexical token with its position (1-based line and column)."""
+
     kind: str  # name | keyword | number | string | op | eof
     value: str
     line: int
@@ -64,6 +66,7 @@ class Token:
 
 
 def tokenize(source: str) -> list[Token]:
+    """Split Lua source into tokens; ``ParseError`` for what the analyser does not read."""
     tokens: list[Token] = []
     i, line, line_start = 0, 1, 0
     n = len(source)
@@ -171,6 +174,8 @@ class Function:
 
 @attrs.define(slots=True)
 class Read:
+    """A name read, with the scope that declares it (``declared_depth`` -1: a global)."""
+
     name: str
     line: int
     column: int
@@ -180,6 +185,8 @@ class Read:
 
 @attrs.define(slots=True)
 class Assignment:
+    """An assignment to a name no local declares (a global it defines)."""
+
     name: str
     functions: tuple[int, ...]
 
@@ -330,8 +337,8 @@ class _Parser:
                     self.attrib()
                 if self.accept("="):
                     self.explist()
-                for name in names:
-                    self.declare(name)
+                for declared in names:
+                    self.declare(declared)
         else:
             self.expression_statement()
 

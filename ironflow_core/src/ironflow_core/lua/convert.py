@@ -13,13 +13,40 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ironflow_core.lua.errors import LuaConversionError
-from ironflow_core.lua.sandbox import memory_message
+from ironflow_core.lua.errors import LuaConversionError, memory_message
+from ironflow_core.settings import LuaLimits
 
-if TYPE_CHECKING:
-    from ironflow_core.lua.sandbox import LuaVM
+
+class HostState(Protocol):
+    """What conversions and host functions use of a ``lua.state.LuaState``.
+
+    A protocol, so that the state (which installs the host functions) and
+    the modules it installs do not import each other.
+    """
+
+    limits: LuaLimits
+    env: Mapping[str, str]
+    runtime: bool
+    state: Any
+    """The state's ``LimitState`` (``slicing``, ``check_slice``)."""
+    null: Any
+
+    def new_table(self) -> Any:
+        """A new empty Lua table."""
+
+    def mark_array(self, table: Any) -> None:
+        """Mark ``table`` as a JSON array."""
+
+    def memory_over(self, size: int) -> int:
+        """0 when ``size`` more bytes fit under the memory ceiling, else the ceiling."""
+
+    def reserve(self, size: int, what: str) -> None:
+        """Refuse a host result of ``size`` bytes that would pass the ceiling."""
+
+    def to_json_text(self, value: Any, path: str) -> tuple[bool, bytes]:
+        """The prelude's Lua -> JSON walker."""
 
 I64_MIN = -(2**63)
 I64_MAX = 2**63 - 1
@@ -43,7 +70,7 @@ def _path(root: str, segments: list[str | int]) -> str:
     return path
 
 
-def json_to_lua(vm: LuaVM, value: Any, *, path: str = "$") -> Any:
+def json_to_lua(vm: HostState, value: Any, *, path: str = "$") -> Any:
     """Build the Lua value for a JSON value (depth and node budgets apply)."""
     max_depth = vm.limits.max_conversion_depth
     max_nodes = vm.limits.max_conversion_nodes
@@ -130,7 +157,7 @@ def json_to_lua(vm: LuaVM, value: Any, *, path: str = "$") -> Any:
         ) from None
 
 
-def lua_to_json(vm: LuaVM, value: Any, *, path: str = "$") -> Any:
+def lua_to_json(vm: HostState, value: Any, *, path: str = "$") -> Any:
     """Convert a Lua value (as lupa returns it) to JSON; errors name the ``path``."""
     ok, text = vm.to_json_text(value, path)
     if not ok:
@@ -139,11 +166,3 @@ def lua_to_json(vm: LuaVM, value: Any, *, path: str = "$") -> Any:
         return json.loads(text)
     except RecursionError:
         raise LuaConversionError(f"value at {path} is nested too deeply") from None
-
-
-def json_text_from_lua(vm: LuaVM, value: Any, *, path: str = "$") -> bytes:
-    """The walker's raw JSON text (keys unsorted, floats in ``%.17g``)."""
-    ok, text = vm.to_json_text(value, path)
-    if not ok:
-        raise LuaConversionError(text.decode("utf-8", "replace"))
-    return text

@@ -320,18 +320,22 @@ local function extract(flow, max_depth, max_nodes)
     if type(step) ~= "table" then
       error(format("Flow step %d is not a table (it is %s)", i, typename(step)), 0)
     end
-    local step_name = as_string(get(step, "name"))
+    -- A plain table (the DSL's own) is read directly; one with a metatable
+    -- through `get`, which counts the user code its metamethods run.
+    local plain = d_getmetatable(step) == nil
+    local step_name = as_string(plain and step.name or get(step, "name"))
     if step_name == nil then error(format("Flow step %d has no name", i), 0) end
     local quoted = string_json(step_name, "Flow step %d name", i)
-    local node_type = as_string(get(step, "node_type"))
+    local node_type = as_string(plain and step.node_type or get(step, "node_type"))
     if node_type == nil then error(format("Step '%s' has no node type", step_name), 0) end
-    local dep_table = get(step, "dependencies")
+    local dep_table = plain and step.dependencies or get(step, "dependencies")
     if type(dep_table) ~= "table" then
       error(format("Step '%s' dependencies must be a table", step_name), 0)
     end
     local deps = {}
-    for j = 1, len(dep_table) do
-      local dep = as_string(get(dep_table, j))
+    local plain_deps = d_getmetatable(dep_table) == nil
+    for j = 1, plain_deps and #dep_table or len(dep_table) do
+      local dep = as_string(plain_deps and dep_table[j] or get(dep_table, j))
       if dep == nil then error(format("Step '%s' has a dependency that is not a string", step_name), 0) end
       deps[j] = string_json(dep, "Step '%s' dependency %d", step_name, j)
     end
@@ -346,32 +350,58 @@ local function extract(flow, max_depth, max_nodes)
           .. (bad_line and ',"line":' .. tostring(bad_line) or "") .. "}"
       end
     end
-    local config = get(step, "config")
+    local config = plain and step.config or get(step, "config")
     if type(config) ~= "table" then error(format("Step '%s' config must be a table", step_name), 0) end
     local ok, text = to_json(config, "$.steps[" .. quoted .. "].config", max_depth, max_nodes)
     if not ok then error(text, 0) end
-    local retries = m_tointeger(get(step, "max_retries"))
+    local retries = m_tointeger(plain and step.max_retries or get(step, "max_retries"))
     if retries == nil or retries < 0 or retries > 0xFFFFFFFF then retries = 0 end
-    local backoff = tonumber(get(step, "backoff_s"))
-    local timeout = tonumber(get(step, "timeout_s"))
-    local route = as_string(get(step, "route"))
-    local on_error = as_string(get(step, "on_error"))
+    local backoff = tonumber(plain and step.backoff_s or get(step, "backoff_s"))
+    local timeout = tonumber(plain and step.timeout_s or get(step, "timeout_s"))
+    local route = as_string(plain and step.route or get(step, "route"))
+    local on_error = as_string(plain and step.on_error or get(step, "on_error"))
     local line = m_tointeger(rawget(step, "line"))
-    n = n + 1
-    out[n] = t_concat({
-      i > 1 and "," or "", '{"name":', quoted,
-      ',"node_type":', string_json(node_type, "Step '%s' node type", step_name),
-      ',"dependencies":[', t_concat(deps, ","), ']',
-      ',"max_retries":', tostring(retries),
-      ',"backoff_s":', backoff and float_json(backoff + 0.0, i, "backoff_s") or "1.0",
-      timeout and ',"timeout_s":' .. float_json(timeout + 0.0, i, "timeout_s") or "",
-      route and ',"route":' .. string_json(route, "Step '%s' route", step_name) or "",
-      on_error and ',"on_error":' .. string_json(on_error, "Step '%s' on_error", step_name)
-        or "",
-      line and ',"line":' .. tostring(line) or "",
-      #bad > 0 and ',"bad_dependencies":[' .. t_concat(bad, ",") .. "]" or "",
-      ',"config":', text, "}",
-    })
+    out[n + 1] = i > 1 and ',{"name":' or '{"name":'
+    out[n + 2] = quoted
+    out[n + 3] = ',"node_type":'
+    out[n + 4] = string_json(node_type, "Step '%s' node type", step_name)
+    out[n + 5] = ',"dependencies":['
+    out[n + 6] = t_concat(deps, ",")
+    out[n + 7] = '],"max_retries":'
+    out[n + 8] = tostring(retries)
+    out[n + 9] = ',"backoff_s":'
+    out[n + 10] = backoff and float_json(backoff + 0.0, i, "backoff_s") or "1.0"
+    n = n + 10
+    if timeout then
+      out[n + 1] = ',"timeout_s":'
+      out[n + 2] = float_json(timeout + 0.0, i, "timeout_s")
+      n = n + 2
+    end
+    if route then
+      out[n + 1] = ',"route":'
+      out[n + 2] = string_json(route, "Step '%s' route", step_name)
+      n = n + 2
+    end
+    if on_error then
+      out[n + 1] = ',"on_error":'
+      out[n + 2] = string_json(on_error, "Step '%s' on_error", step_name)
+      n = n + 2
+    end
+    if line then
+      out[n + 1] = ',"line":'
+      out[n + 2] = tostring(line)
+      n = n + 2
+    end
+    if #bad > 0 then
+      out[n + 1] = ',"bad_dependencies":['
+      out[n + 2] = t_concat(bad, ",")
+      out[n + 3] = "]"
+      n = n + 3
+    end
+    out[n + 1] = ',"config":'
+    out[n + 2] = text
+    out[n + 3] = "}"
+    n = n + 3
   end
   n = n + 1
   out[n] = "]}"

@@ -39,3 +39,9 @@ class LuaConversionError(LuaError):
 
 class HostError(Exception):
     """Raised by a host function to fail the calling Lua code with ``message``."""
+
+
+def memory_message(what: str, limit: int) -> str:
+    """The error for a value refused before it entered Lua (names the setting to raise)."""
+    return (f"not enough memory: {what} would exceed the Lua memory limit of {limit} bytes "
+            "(IRONFLOW_LUA_MAX_MEMORY_BYTES)")

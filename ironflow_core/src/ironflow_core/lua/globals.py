@@ -19,16 +19,13 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ironflow_core import jsonutil
 from ironflow_core.logtext import escape_controls
-from ironflow_core.lua.convert import json_to_lua
+from ironflow_core.lua.convert import HostState, json_to_lua
 from ironflow_core.lua.errors import HostError, LuaConversionError
 from ironflow_core.settings import read_env_var
-
-if TYPE_CHECKING:
-    from ironflow_core.lua.sandbox import LuaVM
 
 logger = logging.getLogger("ironflow.lua")
 
@@ -71,7 +68,7 @@ def format_number(value: int | float) -> str:
     return repr(value)
 
 
-def host_functions(vm: LuaVM) -> dict[str, Callable[..., Any]]:
+def host_functions(vm: HostState) -> dict[str, Callable[..., Any]]:
     """The host functions the prelude wraps into Lua globals."""
     max_nodes = vm.limits.max_conversion_nodes
 

@@ -2,9 +2,11 @@
 
 The flow file is evaluated once, top to bottom, in a fresh sandboxed loader
 state with the limits of DSL-92; the returned table is read by fields
-(``dsl.lua``'s ``extract``), each step config is converted to JSON with paths
-rooted at ``$.steps["<name>"].config`` and finally structured into the node's
-config class, so a wrong field type is reported at load time with its path.
+(``dsl.lua``'s ``extract``) and each step config is converted to JSON with
+paths rooted at ``$.steps["<name>"].config``. The result is a raw
+``FlowDefinition``: node types, names and configs are checked by the planner
+alone (``engine.planner.plan_flow``), which reports every problem at once.
+A Lua error while the file is evaluated is a ``FlowLoadError``.
 """
 
 from __future__ import annotations
@@ -13,21 +15,16 @@ import json
 import re
 from typing import Any
 
-from ironflow_core.configs import ConfigFieldError, structure_config
-from ironflow_core.errors import FlowLoadError
+from ironflow_core.errors import FlowLoadError, FlowProblem
 from ironflow_core.lua import functions
 from ironflow_core.lua.errors import LuaCompileError, LuaExecutionError
-from ironflow_core.lua.sandbox import LuaVM, compiled_chunk
-from ironflow_core.model import Diagnostic, FlowDefinition, StepSpec
-from ironflow_core.node_hints import unknown_node_message
-from ironflow_core.registry import Registry
-from ironflow_core.settings import LuaLimits, lenient_positive_int
+from ironflow_core.lua.state import LuaState, compiled_chunk
+from ironflow_core.model import Diagnostic, FlowDefinition, StepDefinition
+from ironflow_core.settings import LuaLimits
 from ironflow_core.specs import FlowSource, LoadOptions
 
 INLINE_CHUNK = "=<inline>"
-DEFAULT_MAX_SOURCE_BYTES = 1_048_576
 _POSITION = re.compile(r"^[^\n]*?:(\d+): ")
-_FIELD = re.compile(r" @ (\$\S*)$")
 
 
 def load_lua_flow(source: FlowSource, options: LoadOptions) -> FlowDefinition:
@@ -39,7 +36,7 @@ class _Loader:
     def __init__(self, source: FlowSource, options: LoadOptions) -> None:
         self.source = source
         self.options = options
-        self.registry: Registry = options.registry
+        self.nodes = options.nodes
         self.path = source.path
         if self.path is not None:
             self.prefix = f"Failed to evaluate flow file '{self.path}': "
@@ -52,9 +49,11 @@ class _Loader:
         self.ranges: list[tuple[int, int]] = []
 
     def error(self, message: str, **where: Any) -> FlowLoadError:
+        """A load error in this source."""
         return FlowLoadError(message, path=self.path, **where)
 
     def lua_error(self, message: str) -> FlowLoadError:
+        """A Lua error message as a load error naming the file in full and the line."""
         match = _POSITION.match(message)
         line = int(match.group(1)) if match else None
         if match and self.path is not None:
@@ -63,8 +62,9 @@ class _Loader:
         return self.error(self.prefix + message, line=line)
 
     def load(self) -> FlowDefinition:
+        """Evaluate the source and read the flow it returns."""
         limits = LuaLimits.from_env(self.options.env)
-        vm = LuaVM(limits, env=self.options.env, runtime=False, cancel=self.options.cancel)
+        vm = LuaState(limits, env=self.options.env, runtime=False, cancel=self.options.cancel)
         try:
             extract = self._install_dsl(vm)
             try:
@@ -87,14 +87,14 @@ class _Loader:
             vm.close()
         return self._definition(document["name"], records, warnings, deterministic is True)
 
-    def _install_dsl(self, vm: LuaVM) -> Any:
+    def _install_dsl(self, vm: LuaState) -> Any:
         record = None
         if self.options.analyze:
             def remember(first: int, last: int) -> tuple[()]:
                 self.ranges.append((first, last))
                 return ()
             record = vm.host(remember)
-        names = ",".join(name for name in self.registry.nodes if "," not in name)
+        names = ",".join(name for name in self.nodes if "," not in name)
         return vm.lua.execute(
             compiled_chunk("dsl.lua"), vm.loader_privates, vm.host(functions.sign), record,
             names.encode(), vm.to_json_function,
@@ -111,14 +111,13 @@ class _Loader:
         config["_step_name"] = raw["name"]
         return raw
 
-    def _analyze(self, vm: LuaVM, records: list[dict[str, Any]]) -> list[Diagnostic]:
+    def _analyze(self, vm: LuaState, records: list[dict[str, Any]]) -> list[Diagnostic]:
         """DSL-110 (compile string code sources) and DSL-111 (undefined globals)."""
+        from ironflow_core.loading import max_source_bytes
         from ironflow_core.lua import analysis  # only validate analyses: not at start-up
 
         warnings = analysis.analyze_handlers(self.source.text, self.ranges)
-        limit = lenient_positive_int(
-            self.options.env, "IRONFLOW_MAX_FLOW_SOURCE_BYTES", DEFAULT_MAX_SOURCE_BYTES
-        )
+        limit = max_source_bytes(self.options.env)
         total = 0
         for record in records:
             config = record["config"]
@@ -147,24 +146,28 @@ class _Loader:
         self, name: str, records: list[dict[str, Any]], warnings: list[Diagnostic],
         deterministic: bool,
     ) -> FlowDefinition:
-        steps: list[StepSpec] = []
-        seen: set[str] = set()
-        problems: list[str] = []
+        steps: list[StepDefinition] = []
+        problems: list[FlowProblem] = []
         for record in records:
-            for bad in record.get("bad_dependencies") or ():
-                problem = self._bad_dependency(record["name"], bad)
-                if not self.options.analyze:
-                    raise self.error(problem, step=record["name"], line=bad.get("line"))
-                problems.append(problem)
             step_name = record["name"]
-            if step_name in seen:
-                raise self.error(
-                    self.prefix + f"Duplicate step name '{step_name}' in flow '{name}'. "
-                    "Each step must have a unique name.",
-                    step=step_name, line=record.get("line"),
-                )
-            seen.add(step_name)
-            steps.append(self._step(record))
+            for bad in record.get("bad_dependencies") or ():
+                problems.append(FlowProblem(
+                    self._bad_dependency(step_name, bad), line=bad.get("line"),
+                    step=step_name, placed=True,
+                ))
+            timeout = record.get("timeout_s")
+            steps.append(StepDefinition(
+                name=step_name,
+                node_type=record["node_type"],
+                config=record["config"],
+                dependencies=tuple(record["dependencies"]),
+                max_retries=int(record["max_retries"]),
+                backoff_s=float(record["backoff_s"]),
+                timeout_s=None if timeout is None else float(timeout),
+                route=record.get("route"),
+                on_error=record.get("on_error"),
+                line=record.get("line"),
+            ))
         return FlowDefinition(
             name=name, steps=tuple(steps), source_path=self.path, warnings=tuple(warnings),
             problems=tuple(problems), deterministic=deterministic,
@@ -182,45 +185,8 @@ class _Loader:
         return (f"Step '{step}' depends on {what}{where}, but dependencies must be step "
                 f"names (strings){hint}")
 
-    def _step(self, record: dict[str, Any]) -> StepSpec:
-        name, node_type, config = record["name"], record["node_type"], record["config"]
-        spec = self.registry.node(node_type)
-        node_config = None
-        if spec is None and not self.options.analyze:
-            raise self.error(
-                unknown_node_message(self.registry, node_type, path=self.path,
-                                     line=record.get("line"), step=name),
-                step=name, line=record.get("line"),
-            )
-        # Validation (analyze) leaves unknown types and config errors to the
-        # planner, which reports every problem of the flow at once.
-        if spec is not None and not self.options.analyze:
-            try:
-                node_config = structure_config(spec.config, config)
-            except ConfigFieldError as exc:
-                field = _FIELD.search(exc.problems[0]) if exc.problems else None
-                raise self.error(
-                    f"{self.where}: Step '{name}' ({node_type}): " + "; ".join(exc.problems),
-                    step=name, line=record.get("line"),
-                    field=field.group(1) if field else None,
-                ) from None
-        timeout = record.get("timeout_s")
-        return StepSpec(
-            name=name,
-            node_type=node_type,
-            config=config,
-            dependencies=tuple(record["dependencies"]),
-            max_retries=int(record["max_retries"]),
-            backoff_s=float(record["backoff_s"]),
-            timeout_s=None if timeout is None else float(timeout),
-            route=record.get("route"),
-            on_error=record.get("on_error"),
-            line=record.get("line"),
-            node_config=node_config,
-        )
 
-
-def compile_error(vm: LuaVM, source: str) -> str | None:
+def compile_error(vm: LuaState, source: str) -> str | None:
     """CD-3 / DSL-110: None if ``source`` compiles as ``return <src>`` or as a chunk."""
     data = source.encode("utf-8")
     try:

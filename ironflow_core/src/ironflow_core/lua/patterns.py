@@ -228,6 +228,7 @@ class Matcher:
 
     # -- the matcher ----------------------------------------------------
     def match(self, s: int, p: int) -> int | None:
+        """``match``: where the pattern from ``p`` matching at ``s`` ends, or None."""
         if self.matchdepth == 0:
             raise PatternError("pattern too complex")
         self.matchdepth -= 1
@@ -382,6 +383,7 @@ class Matcher:
 
     # -- results --------------------------------------------------------
     def reset(self) -> None:
+        """Forget the captures of the last attempt (before matching at a new position)."""
         self.level = 0
         self.matchdepth = MAXCCALLS
 

@@ -16,6 +16,7 @@ def _load(source: FlowSource, options: LoadOptions) -> FlowDefinition:
 
 @hookimpl
 def ironflow_register_loaders() -> list[LoaderSpec]:
+    """The Lua flow loader, for ``.lua`` files and inline sources."""
     return [
         LoaderSpec(
             name="lua",

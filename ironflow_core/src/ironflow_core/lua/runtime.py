@@ -4,26 +4,26 @@ Each execution gets a fresh runtime *environment* (CD-2, FE-1) with the
 runtime globals of §1.7 and the run's Lua limits. Building a Lua state costs
 ~0.5 ms, so states come from a small thread-safe pool (:class:`StatePool`):
 a state serves one execution at a time, gets a brand-new environment and
-fresh limit counters for each (:meth:`LuaVM.renew`), and is thrown away
+fresh limit counters for each (:meth:`LuaState.renew`), and is thrown away
 after any limit trip, a Python exception, memory growth or
-:data:`~ironflow_core.lua.sandbox.MAX_USES` executions.
+:data:`~ironflow_core.lua.state.MAX_USES` executions.
 
 :func:`run_in_sandbox` first tries the work *inline* on the trio thread as a
 short slice (~1 ms, 100k instructions, 2 MiB of growth, no large C call):
 most handlers finish well inside it and skip the thread hop. When the slice
 runs out, that attempt is discarded (its state too, and the ``print``/``log``
 output it held back) and the work runs again from scratch in a worker thread
-with the full limits. In the thread, trio cancellation raises the thread's
-cancellation flag (polled by the instruction hook) and waits for the thread to
-stop before re-raising, so a cancelled step never leaves Lua running behind it
-(PY-1).
+with the full limits, by ``trio.to_thread.run_sync(abandon_on_cancel=False)``:
+a cancelled task waits for its thread, whose instruction hook polls
+``trio.from_thread.check_cancelled`` (:data:`~ironflow_core.lua.state.TRIO_CANCEL`)
+and stops the Lua; the thread then ends with ``Cancelled``. So a cancelled
+step never leaves Lua running behind it (PY-1).
 """
 
 from __future__ import annotations
 
 import atexit
 import threading
-import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,9 +31,16 @@ import trio
 
 from ironflow_core.lua import functions
 from ironflow_core.lua.convert import json_to_lua, lua_to_json
-from ironflow_core.lua.errors import LuaCompileError, LuaExecutionError
-from ironflow_core.lua.sandbox import TRIP_INSTRUCTIONS, TRIP_SLICE, TRIP_TIME, LuaVM
+from ironflow_core.lua.errors import LuaCompileError
+from ironflow_core.lua.state import (
+    TRIO_CANCEL,
+    TRIP_INSTRUCTIONS,
+    TRIP_SLICE,
+    TRIP_TIME,
+    LuaState,
+)
 from ironflow_core.settings import LuaLimits
+from ironflow_core.specs import CancelFlag
 
 if TYPE_CHECKING:
     from ironflow_core.services import RunServices
@@ -56,16 +63,17 @@ class StatePool:
     def __init__(self, size: int = POOL_SIZE) -> None:
         self.size = size
         self._lock = threading.Lock()
-        self._idle: list[LuaVM] = []
+        self._idle: list[LuaState] = []
 
-    def acquire(self, limits: LuaLimits) -> LuaVM:
+    def acquire(self, limits: LuaLimits) -> LuaState:
+        """An idle state with these limits, or a new one."""
         with self._lock:
             for i in range(len(self._idle) - 1, -1, -1):
                 if self._idle[i].limits == limits:
                     return self._idle.pop(i)
-        return LuaVM(limits, env={}, runtime=True)
+        return LuaState(limits, env={}, runtime=True)
 
-    def release(self, vm: LuaVM, *, emit: bool = True) -> None:
+    def release(self, vm: LuaState, *, emit: bool = True) -> None:
         """End ``vm``'s execution; keep it when it is reusable, close it otherwise."""
         evicted = None
         try:
@@ -84,6 +92,7 @@ class StatePool:
             evicted.close()
 
     def clear(self) -> None:
+        """Close every idle state (at exit, and in tests)."""
         with self._lock:
             idle, self._idle = self._idle, []
         for vm in idle:
@@ -97,7 +106,7 @@ atexit.register(POOL.clear)
 _long_work: dict[Hashable, None] = {}
 
 
-class Sandbox:
+class LuaExecution:
     """One execution in a runtime Lua state; every method runs Lua in the calling thread.
 
     ``inline=True`` runs it as a slice (see :func:`run_in_sandbox`). Always
@@ -109,7 +118,7 @@ class Sandbox:
         limits: LuaLimits,
         *,
         env: Mapping[str, str],
-        cancel: Sequence[threading.Event] = (),
+        cancel: Sequence[CancelFlag] = (),
         deadline: float | None = None,
         inline: bool = False,
     ) -> None:
@@ -181,12 +190,12 @@ class _Redo(Exception):
 def _attempt_inline(
     limits: LuaLimits,
     env: Mapping[str, str],
-    cancel: threading.Event,
+    cancel: CancelFlag,
     deadline: float | None,
-    work: Callable[[Sandbox], T],
+    work: Callable[[LuaExecution], T],
 ) -> T:
     """Run ``work`` as a slice on this thread; raises :class:`_Redo` when it ran out."""
-    sandbox = Sandbox(limits, env=env, cancel=(cancel,), deadline=deadline, inline=True)
+    sandbox = LuaExecution(limits, env=env, cancel=(cancel,), deadline=deadline, inline=True)
     accepted = False
     try:
         try:
@@ -212,7 +221,7 @@ def _remember_long(key: Hashable) -> None:
 
 async def run_in_sandbox(
     services: RunServices,
-    work: Callable[[Sandbox], T],
+    work: Callable[[LuaExecution], T],
     *,
     label: str,
     deadline: float | None = None,
@@ -226,7 +235,7 @@ async def run_in_sandbox(
     straight to a thread next time. ``label`` names the work in thread names
     and errors. Trio cancellation and ``services.cancelled`` both stop the Lua
     code at its next hook; on cancellation the thread is awaited before
-    ``Cancelled`` propagates.
+    ``Cancelled`` propagates (the thread raises it).
     """
     await trio.lowlevel.checkpoint_if_cancelled()
     limits = services.lua_limits
@@ -238,45 +247,19 @@ async def run_in_sandbox(
             if key is not None:
                 _remember_long(key)
 
-    cancel = threading.Event()
-    lock = threading.Lock()
-    started = False
-    finished = trio.Event()
-    token = trio.lowlevel.current_trio_token()
-
     def job() -> T:
-        nonlocal started
-        with lock:
-            if cancel.is_set():
-                raise LuaExecutionError("Lua execution was cancelled")
-            started = True
+        execution = LuaExecution(limits, env=env, cancel=(TRIO_CANCEL, services.cancelled),
+                                 deadline=deadline)
         try:
-            sandbox = Sandbox(limits, env=env, cancel=(cancel, services.cancelled),
-                              deadline=deadline)
-            try:
-                return work(sandbox)
-            finally:
-                sandbox.close()
-        finally:
-            try:
-                token.run_sync_soon(finished.set)
-            except trio.RunFinishedError:
-                pass
+            result = work(execution)
+        except BaseException:
+            execution.close()
+            trio.from_thread.check_cancelled()  # stopped by trio: Cancelled is the outcome
+            raise
+        execution.close()
+        trio.from_thread.check_cancelled()
+        return result
 
-    try:
-        return await trio.to_thread.run_sync(
-            job, abandon_on_cancel=True, thread_name=f"ironflow-lua:{label}"
-        )
-    except trio.Cancelled:
-        with lock:
-            cancel.set()
-            running = started
-        if running:
-            with trio.CancelScope(shield=True):
-                await finished.wait()
-        raise
-
-
-def monotonic_deadline(seconds: float | None) -> float | None:
-    """A deadline for :class:`Sandbox` ``seconds`` from now (None = no deadline)."""
-    return None if seconds is None else time.monotonic() + seconds
+    return await trio.to_thread.run_sync(
+        job, abandon_on_cancel=False, thread_name=f"ironflow-lua:{label}"
+    )

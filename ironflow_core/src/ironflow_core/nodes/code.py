@@ -32,7 +32,7 @@ class CodeConfig:
 async def run_code(ctx: NodeContext, config: CodeConfig) -> dict[str, Any]:
     from ironflow_core.lua.errors import LuaError
     from ironflow_core.lua.functions import FunctionAuthError
-    from ironflow_core.lua.runtime import Sandbox, run_in_sandbox
+    from ironflow_core.lua.runtime import LuaExecution, run_in_sandbox
 
     bytecode = config.bytecode_b64 if isinstance(config.bytecode_b64, str) else None
     source = config.source if isinstance(config.source, str) else None
@@ -41,7 +41,7 @@ async def run_code(ctx: NodeContext, config: CodeConfig) -> dict[str, Any]:
     prefix = FUNCTION_PREFIX if bytecode is not None else SOURCE_PREFIX
     data = ctx.to_dict()
 
-    def work(sandbox: Sandbox) -> dict[str, Any]:
+    def work(sandbox: LuaExecution) -> dict[str, Any]:
         try:
             lua_ctx = sandbox.to_lua(data)
             sandbox.set_global("ctx", lua_ctx)

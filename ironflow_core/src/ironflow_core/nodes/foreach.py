@@ -23,7 +23,7 @@ from ironflow_core.specs import NodeSpec
 
 if TYPE_CHECKING:
     from ironflow_core.context import NodeContext
-    from ironflow_core.lua.runtime import Sandbox
+    from ironflow_core.lua.runtime import LuaExecution
 
 
 @attrs.frozen
@@ -53,7 +53,7 @@ async def foreach(ctx: NodeContext, config: ForeachConfig) -> dict[str, Any]:
 
     context = ctx.to_dict()
 
-    def loop(sandbox: Sandbox) -> list[Any]:
+    def loop(sandbox: LuaExecution) -> list[Any]:
         try:
             sandbox.set_global("ctx", sandbox.to_lua(context))
             try:

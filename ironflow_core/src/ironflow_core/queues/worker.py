@@ -390,7 +390,7 @@ async def open_claimed(
     The record and origin exist already (``submit_run``); the run starts from
     its origin's context as a fresh run (``run_started``, status ``running``).
     """
-    from ironflow_core.engine import prepare_run
+    from ironflow_core.engine import plan_flow, prepare_run
 
     lease = OwnerLease(store, run_id, lease_ttl(env))
     await lease.acquire()
@@ -399,7 +399,8 @@ async def open_claimed(
         flow = await stored_flow(store, run_id, origin, registry=registry, env=env)
         assert origin is not None
         executor = prepare_run(
-            flow, store=store, registry=registry, context=origin.context, env=env,
+            plan_flow(flow, registry), store=store, registry=registry, context=origin.context,
+            env=env,
             run_id=run_id, observers=observers, config_concurrency=config_concurrency,
             overlay=overlay, resume_lease=lease, origin=origin,
         )

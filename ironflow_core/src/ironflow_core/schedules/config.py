@@ -170,11 +170,12 @@ def parse_schedules(raw: Any, flows_dir: str | None, *, registry: Any = None,
 
 
 def check_flow_loads(schedule: Schedule, registry: Any, env: Mapping[str, str]) -> None:
-    from ironflow_core.errors import FlowLoadError
+    from ironflow_core.engine.planner import plan_flow
+    from ironflow_core.errors import FlowLoadError, FlowValidationError
     from ironflow_core.loading import load_flow
 
     try:
-        load_flow(schedule.path, registry=registry, env=env)
-    except (FlowLoadError, OSError) as exc:
+        plan_flow(load_flow(schedule.path, registry=registry, env=env), registry)
+    except (FlowLoadError, FlowValidationError, OSError) as exc:
         raise ConfigError(f"schedule '{schedule.name}': flow '{schedule.flow}' does not load: "
                           f"{exc}") from None

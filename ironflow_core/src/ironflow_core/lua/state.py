@@ -1,6 +1,6 @@
 """One sandboxed Lua 5.4 state with the limits of DSL-92.
 
-A :class:`LuaVM` owns a fresh ``lupa.lua54.LuaRuntime``. The prelude
+A :class:`LuaState` owns a fresh ``lupa.lua54.LuaRuntime``. The prelude
 (``prelude.lua``) keeps private references to ``debug``, ``load`` and
 ``string.dump``, installs the limit hook and bounded library wrappers, builds
 the user environment (DSL-70 plus the IronFlow globals of §1.7) and empties
@@ -9,13 +9,13 @@ through ``P.call`` (a private ``pcall``), so no Lua error ever unwinds through
 lupa's unprotected API.
 
 Building a state costs far more than running a small handler, so a runtime
-state may serve several executions in turn (:meth:`LuaVM.renew`): each gets
+state may serve several executions in turn (:meth:`LuaState.renew`): each gets
 a brand-new user environment built inside Lua and fresh limit counters; a
-state that tripped a limit or grew is thrown away instead (:meth:`LuaVM.finish`).
+state that tripped a limit or grew is thrown away instead (:meth:`LuaState.finish`).
 An execution may also run as an *inline slice* (``slicing=True``): tight
 extra limits (time, instructions, memory growth, size of a single C
 operation) that end it early with ``TRIP_SLICE``, and its ``print``/``log``
-output held back until :meth:`LuaVM.finish` emits or drops it.
+output held back until :meth:`LuaState.finish` emits or drops it.
 
 Limits: an instruction hook (count and wall clock, plus cancellation events
 and a deadline) that keeps failing on every instruction once tripped, so
@@ -36,16 +36,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import trio
 from lupa import lua54
 
+from ironflow_core.lua import globals as lua_globals
 from ironflow_core.lua import patterns
 from ironflow_core.lua.errors import (
     HostError,
     LuaCompileError,
     LuaExecutionError,
     LuaLimitError,
+    memory_message,
 )
 from ironflow_core.settings import LuaLimits
+from ironflow_core.specs import CancelFlag
 
 TRIP_INSTRUCTIONS = 1
 TRIP_TIME = 2
@@ -77,8 +81,32 @@ HANDLE_BYTES = 256 * 1024 * 1024
 """Subject bytes the Python matcher may hold for live ``gmatch``/``gsub`` iterations."""
 
 _PRIVATES = ("call", "load", "to_json", "collect", "setmetatable", "env", "null", "amt", "omt",
-             "loader", "begin", "finish")
+             "loader", "begin", "finish", "retire")
 """What the prelude returns, in this order."""
+
+
+
+class TrioCancellation:
+    """The cancel flag of a trio worker thread (``trio.to_thread.run_sync``).
+
+    Set once the trio task waiting for this thread was cancelled
+    (``trio.from_thread.check_cancelled``); with ``abandon_on_cancel=False``
+    the task then waits for the thread, which stops at the hook's next poll.
+    Only meaningful in a thread trio started.
+    """
+
+    __slots__ = ()
+
+    def is_set(self) -> bool:
+        """True once trio asked the waiting task to stop."""
+        try:
+            trio.from_thread.check_cancelled()
+        except trio.Cancelled:
+            return True
+        return False
+
+
+TRIO_CANCEL = TrioCancellation()
 
 _chunk_lock = threading.Lock()
 _chunks: dict[str, bytes] = {}
@@ -129,7 +157,7 @@ class LimitState:
         self,
         limits: LuaLimits,
         *,
-        cancel: Sequence[threading.Event],
+        cancel: Sequence[CancelFlag],
         deadline: float | None,
         memory: Callable[[], int],
     ) -> None:
@@ -142,7 +170,7 @@ class LimitState:
         self.memory = memory
         self.instructions = 0
         self.counting = False
-        """Instructions are only counted while user code runs (``LuaVM.call``)."""
+        """Instructions are only counted while user code runs (``LuaState.call``)."""
         self.trusted = False
         """Trusted Lua (the loader's extraction) runs: the hook keeps its base interval."""
         self.started = time.monotonic()
@@ -155,7 +183,7 @@ class LimitState:
         self.slice_memory = 0
 
     def reset(
-        self, *, cancel: Sequence[threading.Event], deadline: float | None, slicing: bool
+        self, *, cancel: Sequence[CancelFlag], deadline: float | None, slicing: bool
     ) -> None:
         """Fresh counters for a new execution in the same state (``slicing``: inline slice).
 
@@ -182,6 +210,7 @@ class LimitState:
             self.slice_memory = (self.memory() or 0) + SLICE_MEMORY
 
     def messages(self) -> list[bytes]:
+        """The message of each trip code, in code order (the prelude gets them too)."""
         return [
             f"Lua execution exceeded instruction budget of {self.max_instructions}".encode(),
             f"Lua execution exceeded time budget of {self.max_seconds}s".encode(),
@@ -192,9 +221,11 @@ class LimitState:
         ]
 
     def message(self, code: int) -> str:
+        """The message of trip ``code``."""
         return self.messages()[code - 1].decode()
 
     def trip(self, code: int) -> int:
+        """Record the first limit that tripped; returns the recorded code."""
         if not self.tripped:
             self.tripped = code
         return self.tripped
@@ -265,6 +296,7 @@ class LimitState:
             return 1
 
     def on_hook(self) -> int:
+        """The instruction hook: count, poll the clocks and flags; <0 trips, >0 a new interval."""
         try:
             if self.flushing:
                 return 0
@@ -284,6 +316,7 @@ class LimitState:
             return -self.trip(TRIP_ABORTED)
 
     def on_check(self) -> int:
+        """A check from the C library wrappers during long work (no counting)."""
         try:
             code = self.poll()
             if code:
@@ -293,6 +326,7 @@ class LimitState:
             return -self.trip(TRIP_ABORTED)
 
     def on_gc(self) -> int:
+        """After a GC step: -2 closed, -1 a limit passed, >0 a shorter interval."""
         try:
             if self.closed:
                 return -2
@@ -309,7 +343,7 @@ class LimitState:
             return 0
 
 
-class LuaVM:
+class LuaState:
     """A fresh sandboxed Lua state (loader or runtime flavour of §1.7).
 
     Use it from one thread, and always :meth:`close` it: the Lua state holds
@@ -322,7 +356,7 @@ class LuaVM:
         *,
         env: Mapping[str, str],
         runtime: bool,
-        cancel: Sequence[threading.Event] = (),
+        cancel: Sequence[CancelFlag] = (),
         deadline: float | None = None,
     ) -> None:
         self.limits = limits
@@ -367,8 +401,6 @@ class LuaVM:
 
     def _start(self, lua: Any, box: list[Any], memory_limit: int) -> None:
         """Run the prelude with the host functions and settings it expects."""
-        from ironflow_core.lua import globals as lua_globals
-
         state = self.state
         hosts: dict[str, Callable[..., Any]] = {
             "on_hook": state.on_hook,
@@ -410,11 +442,12 @@ class LuaVM:
         )
         (self._p_call, self._p_load, self._p_to_json, self._p_collect, self._p_setmetatable,
          self.globals, self.null, self.array_mt, self.object_mt, self.loader_privates,
-         self._p_begin, self._p_finish) = privates
+         self._p_begin, self._p_finish, self._p_retire) = privates
 
     # -- small helpers ------------------------------------------------------
     @property
     def lua(self) -> Any:
+        """The lupa runtime; ``LuaExecutionError`` once the state is closed."""
         lua = self._box[0]
         if lua is None:
             raise LuaExecutionError("the Lua state is closed")
@@ -426,9 +459,11 @@ class LuaVM:
         return self._p_to_json
 
     def new_table(self) -> Any:
+        """A new empty Lua table (for conversions)."""
         return self.lua.table()
 
     def mark_array(self, table: Any) -> None:
+        """Give ``table`` the JSON array marker metatable."""
         self._p_setmetatable(table, self.array_mt)
 
     def memory_over(self, size: int) -> int:
@@ -484,7 +519,7 @@ class LuaVM:
         self,
         *,
         env: Mapping[str, str],
-        cancel: Sequence[threading.Event] = (),
+        cancel: Sequence[CancelFlag] = (),
         deadline: float | None = None,
         slicing: bool = False,
     ) -> None:
@@ -633,18 +668,22 @@ class LuaVM:
         self._closed = True
         self.state.closed = True
         self.state.trip(TRIP_ABORTED)
+        # No full collection first: closing the runtime (``lua_close``) frees
+        # all its memory at once; only the GC sentinel, which calls into
+        # Python, is retired so that nothing calls back while lupa tears down.
         try:
-            if self.limits.gc_after_execution:
-                self.collect()
+            self._p_retire()
+        except lua54.LuaError:  # pragma: no cover - retire cannot fail
+            self.collect()
         finally:
             self._handles.clear()
             for attr in ("_p_call", "_p_load", "_p_to_json", "_p_collect", "_p_setmetatable",
-                         "_p_begin", "_p_finish", "loader_privates", "globals", "null",
+                         "_p_begin", "_p_finish", "_p_retire", "loader_privates", "globals", "null",
                          "array_mt", "object_mt"):
                 setattr(self, attr, None)
             self._box[0] = None
 
-    def __enter__(self) -> LuaVM:
+    def __enter__(self) -> LuaState:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -772,12 +811,6 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
-
-
-def memory_message(what: str, limit: int) -> str:
-    """The error for a value refused before it entered Lua (names the setting to raise)."""
-    return (f"not enough memory: {what} would exceed the Lua memory limit of {limit} bytes "
-            "(IRONFLOW_LUA_MAX_MEMORY_BYTES)")
 
 
 MAX_ERROR_BYTES = 16 * 1024
