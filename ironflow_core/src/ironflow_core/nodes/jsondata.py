@@ -16,39 +16,26 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ironflow_core import jsonutil
+from ironflow_core._compat.numbers import serde_int_text
+from ironflow_core._compat.whitespace import RUST_WHITESPACE
+from ironflow_core.configs import lenient, run_required
 from ironflow_core.errors import NodeError
-from ironflow_core.params import lenient_bool, source_value, strict_u64
+from ironflow_core.params import (
+    ABSENT,
+    BoolParam,
+    CountParam,
+    JsonValue,
+    lenient_bool,
+    required_str,
+    source_value,
+    strict_u64,
+)
 from ironflow_core.specs import NodeSpec
 
 if TYPE_CHECKING:
     from ironflow_core.context import NodeContext
 
-I64_MIN, U64_MAX = -(2**63), 2**64 - 1
-RUST_WHITESPACE = (
-    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-"""What Rust's ``str::trim`` strips (Unicode White_Space), narrower than ``str.strip()``."""
-
-
-class _Missing:
-    """Marks a parameter that is absent, where absent and JSON null differ."""
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-
-
 # -- shared parameter and source helpers (also used by csvdata and schema) --------------
-
-
-def required_str(node: str, name: str, value: Any) -> str:
-    """NODE-4: a missing or non-string required parameter fails with its name."""
-    if not isinstance(value, str):
-        raise NodeError(f"{node} requires '{name}'")
-    return value
 
 
 def source_array(ctx: Mapping[str, Any], key: str) -> list[Any]:
@@ -63,12 +50,6 @@ def source_object(ctx: Mapping[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise NodeError(f"Value at '{key}' is not an object")
     return value
-
-
-def _parse_int(text: str) -> int | float:
-    # serde_json keeps integers only within i64/u64; wider literals become floats.
-    number = int(text)
-    return number if I64_MIN <= number <= U64_MAX else float(text)
 
 
 def _reject_constant(name: str) -> Any:
@@ -90,7 +71,7 @@ def parse_json_text(text: str) -> Any:
     by a node can always be stored and printed.
     """
     try:
-        value = json.loads(text, parse_int=_parse_int, parse_constant=_reject_constant)
+        value = json.loads(text, parse_int=serde_int_text, parse_constant=_reject_constant)
     except RecursionError:
         raise ValueError("recursion limit exceeded") from None
     surrogates = _SURROGATE_ESCAPE.search(text) is not None
@@ -150,8 +131,8 @@ def json_equal(left: Any, right: Any) -> bool:
 
 @attrs.frozen
 class JsonParseConfig:
-    source_key: Any = None
-    output_key: Any = None
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
 
 
 async def json_parse(ctx: NodeContext, config: JsonParseConfig) -> dict[str, Any]:
@@ -169,8 +150,8 @@ async def json_parse(ctx: NodeContext, config: JsonParseConfig) -> dict[str, Any
 
 @attrs.frozen
 class JsonStringifyConfig:
-    source_key: Any = None
-    output_key: Any = None
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
 
 
 async def json_stringify(ctx: NodeContext, config: JsonStringifyConfig) -> dict[str, Any]:
@@ -184,12 +165,12 @@ async def json_stringify(ctx: NodeContext, config: JsonStringifyConfig) -> dict[
 
 @attrs.frozen
 class JsonExtractPathConfig:
-    source_key: Any = None
-    path: Any = None
-    output_key: Any = None
-    required: Any = None
+    source_key: str | None = run_required(lenient=True)
+    path: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
+    required: BoolParam = None
     default: Any = None
-    parse_json: Any = None
+    parse_json: BoolParam = None
 
 
 _INDEX = re.compile(r"\+?[0-9]+")
@@ -257,8 +238,8 @@ async def json_extract_path(ctx: NodeContext, config: JsonExtractPathConfig) -> 
 
 @attrs.frozen
 class SelectFieldsConfig:
-    source_key: Any = None
-    output_key: Any = None
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
     fields: Any = None
 
 
@@ -276,8 +257,8 @@ async def select_fields(ctx: NodeContext, config: SelectFieldsConfig) -> dict[st
 
 @attrs.frozen
 class RenameFieldsConfig:
-    source_key: Any = None
-    output_key: Any = None
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
     mapping: Any = None
 
 
@@ -298,8 +279,8 @@ async def rename_fields(ctx: NodeContext, config: RenameFieldsConfig) -> dict[st
 
 @attrs.frozen
 class DataTransformConfig:
-    source_key: Any = None
-    output_key: Any = None
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
     mapping: Any = None
 
 
@@ -335,11 +316,11 @@ async def data_transform(ctx: NodeContext, config: DataTransformConfig) -> dict[
 
 @attrs.frozen
 class DataFilterConfig:
-    source_key: Any = None
-    output_key: Any = None
-    field: Any = None
-    op: Any = None
-    value: Any = MISSING
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
+    field: str | None = run_required(lenient=True)
+    op: str | None = lenient()
+    value: JsonValue = ABSENT
     """Absent and JSON null differ: ``eq`` against null keeps items whose field is null."""
 
 
@@ -372,7 +353,7 @@ def filter_match(item: Any, field: str, op: str, expected: Any) -> bool:
         return present and actual is not None
     if op == "not_exists":
         return actual is None
-    if not present or expected is MISSING:
+    if not present or expected is ABSENT:
         return False
     if op == "eq":
         return json_equal(actual, expected)
@@ -390,7 +371,7 @@ async def data_filter(ctx: NodeContext, config: DataFilterConfig) -> dict[str, A
     source_key = required_str("data_filter", "source_key", config.source_key)
     output_key = required_str("data_filter", "output_key", config.output_key)
     field = required_str("data_filter", "field", config.field)
-    if not isinstance(config.op, str):
+    if config.op is None:
         raise NodeError("data_filter requires 'op' (eq, neq, gt, lt, gte, lte, contains, exists)")
     items = source_array(ctx, source_key)
     kept = [item for item in items if filter_match(item, field, config.op, config.value)]
@@ -402,9 +383,9 @@ async def data_filter(ctx: NodeContext, config: DataFilterConfig) -> dict[str, A
 
 @attrs.frozen
 class BatchConfig:
-    source_key: Any = None
-    output_key: Any = None
-    size: Any = None
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
+    size: CountParam = None
 
 
 async def batch(ctx: NodeContext, config: BatchConfig) -> dict[str, Any]:
@@ -422,9 +403,9 @@ async def batch(ctx: NodeContext, config: BatchConfig) -> dict[str, Any]:
 
 @attrs.frozen
 class DeduplicateConfig:
-    source_key: Any = None
-    output_key: Any = None
-    key: Any = None
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
+    key: str | None = lenient()
 
 
 def _identity(item: Any, key: str | None) -> str:
@@ -438,12 +419,11 @@ def _identity(item: Any, key: str | None) -> str:
 async def deduplicate(ctx: NodeContext, config: DeduplicateConfig) -> dict[str, Any]:
     source_key = required_str("deduplicate", "source_key", config.source_key)
     output_key = required_str("deduplicate", "output_key", config.output_key)
-    key = config.key if isinstance(config.key, str) else None
     items = source_array(ctx, source_key)
     seen: set[str] = set()
     unique = []
     for item in items:
-        identity = _identity(item, key)
+        identity = _identity(item, config.key)
         if identity not in seen:
             seen.add(identity)
             unique.append(item)
