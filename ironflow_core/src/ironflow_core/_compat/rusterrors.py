@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 
 def os_error_text(exc: OSError) -> str:
     """An OS error worded like Rust's ``io::Error`` display."""
-    if exc.errno is not None and exc.strerror:
-        return f"{exc.strerror} (os error {exc.errno})"
-    return str(exc)
+    if exc.errno is None:
+        return str(exc)
+    return f"{exc.strerror or os.strerror(exc.errno)} (os error {exc.errno})"
 
 
 def utf8_error_text(exc: UnicodeDecodeError) -> str:
