@@ -1,12 +1,21 @@
 """IronFlow: Lua-defined workflows on a trio engine, extended through pluggy plugins.
 
-The public surface for plugin authors and embedders lives here.
+The public surface for plugin authors and embedders lives here. A node
+plugin needs nothing else from the core: ``NodeSpec`` and ``hookimpl`` to
+register, ``NodeContext`` for the step, the config wrappers (``lenient``,
+``run_required``, ``Interpolated``, the ``*Param`` aliases, ``ABSENT``), the
+params readers, the errors, ``FsRoots`` for confined file access and a few
+upstream-compatible helpers (``json_dumps``, ``format_seconds``, redaction,
+interpolation of nested values). Store plugins use ``ironflow_core.storekit``.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from ironflow_core.conditions import parse_rust_f64, resolve_path
+from ironflow_core.configs import Interpolated, lenient, run_required
+from ironflow_core.context import NodeContext
 from ironflow_core.errors import (
     FlowLoadError,
     FlowValidationError,
@@ -19,6 +28,9 @@ from ironflow_core.fsroots import FsRoots, split_leaf
 from ironflow_core.fsroots import open_dir as open_confined_dir
 from ironflow_core.fsroots import open_parent as open_confined_parent
 from ironflow_core.hookspecs import hookimpl
+from ironflow_core.interpolate import interpolate_deep
+from ironflow_core.jsonutil import dumps as json_dumps
+from ironflow_core.jsonutil import format_seconds
 from ironflow_core.model import (
     Event,
     EventType,
@@ -31,6 +43,24 @@ from ironflow_core.model import (
     TaskRecord,
     TaskStatus,
 )
+from ironflow_core.params import (
+    ABSENT,
+    Absent,
+    BoolParam,
+    CountParam,
+    JsonValue,
+    NumberParam,
+    lenient_bool,
+    lenient_u64,
+    required_str,
+    source_value,
+    strict_bool,
+    strict_float,
+    strict_u64,
+)
+from ironflow_core.redact import redact_url, redact_urls
+from ironflow_core.services import RunServices
+from ironflow_core.settings import child_process_env, lenient_positive_int
 from ironflow_core.specs import (
     CommandSpec,
     FlowSource,
@@ -48,7 +78,11 @@ from ironflow_core.specs import (
 )
 
 __all__ = [
+    "ABSENT",
+    "Absent",
+    "BoolParam",
     "CommandSpec",
+    "CountParam",
     "Event",
     "EventType",
     "FlowDefinition",
@@ -57,12 +91,16 @@ __all__ = [
     "FlowValidationError",
     "FsRoots",
     "HeaderSpec",
+    "Interpolated",
     "IronflowError",
+    "JsonValue",
     "LoadOptions",
     "LoaderSpec",
+    "NodeContext",
     "NodeError",
     "NodeFailure",
     "NodeSpec",
+    "NumberParam",
     "ProcessEvent",
     "ProcessEventType",
     "QueueSettings",
@@ -70,6 +108,7 @@ __all__ = [
     "RouteSpec",
     "RunObserver",
     "RunRecord",
+    "RunServices",
     "RunStatus",
     "StateStore",
     "StepSpec",
@@ -79,8 +118,26 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
     "__version__",
+    "child_process_env",
+    "format_seconds",
     "hookimpl",
+    "interpolate_deep",
+    "json_dumps",
+    "lenient",
+    "lenient_bool",
+    "lenient_positive_int",
+    "lenient_u64",
     "open_confined_dir",
     "open_confined_parent",
+    "parse_rust_f64",
+    "redact_url",
+    "redact_urls",
+    "required_str",
+    "resolve_path",
+    "run_required",
+    "source_value",
     "split_leaf",
+    "strict_bool",
+    "strict_float",
+    "strict_u64",
 ]

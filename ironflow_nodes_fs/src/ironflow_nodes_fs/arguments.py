@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ironflow_core.errors import NodeError
+from ironflow_core import NodeError
 
 
 def required_str(value: Any, message: str) -> str:

@@ -19,9 +19,7 @@ from typing import Any
 import attrs
 import trio
 
-from ironflow_core.context import NodeContext
-from ironflow_core.errors import NodeError
-from ironflow_core.params import source_value, strict_bool
+from ironflow_core import NodeContext, NodeError, source_value, strict_bool
 from ironflow_nodes_fs.arguments import optional_str, required_str
 from ironflow_nodes_fs.limits import max_file_bytes
 from ironflow_nodes_fs.policy import FsRoots, open_confined_parent, split_leaf

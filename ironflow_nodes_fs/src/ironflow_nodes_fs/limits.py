@@ -13,8 +13,7 @@ from typing import Any
 
 import attrs
 
-from ironflow_core.params import lenient_u64
-from ironflow_core.settings import lenient_positive_int
+from ironflow_core import lenient_positive_int, lenient_u64
 
 DEFAULT_FILE_BYTES = 52_428_800
 DEFAULT_DIRECTORY_ENTRIES = 10_000

@@ -21,7 +21,7 @@ import stat
 import uuid
 from typing import BinaryIO
 
-from ironflow_core.errors import NodeError
+from ironflow_core import NodeError
 from ironflow_nodes_fs.policy import FsRoots, open_confined_dir, open_confined_parent
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

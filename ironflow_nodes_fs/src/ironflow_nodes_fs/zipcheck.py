@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import attrs
 
-from ironflow_core.errors import NodeError
+from ironflow_core import NodeError
 from ironflow_nodes_fs.limits import ZipLimits
 
 _EOCD = struct.Struct("<4s4H2LH")

@@ -21,9 +21,7 @@ from typing import Any, BinaryIO
 import attrs
 import trio
 
-from ironflow_core.context import NodeContext
-from ironflow_core.errors import NodeError
-from ironflow_core.params import lenient_bool
+from ironflow_core import NodeContext, NodeError, lenient_bool
 from ironflow_nodes_fs.arguments import key_or, required_str
 from ironflow_nodes_fs.limits import ZipLimits, zip_limits
 from ironflow_nodes_fs.policy import (

@@ -13,10 +13,14 @@ from typing import Any
 
 import attrs
 
-from ironflow_core.errors import NodeError
-from ironflow_core.params import strict_bool, strict_float, strict_u64
-from ironflow_core.redact import redact_url
-from ironflow_core.settings import lenient_positive_int
+from ironflow_core import (
+    NodeError,
+    lenient_positive_int,
+    redact_url,
+    strict_bool,
+    strict_float,
+    strict_u64,
+)
 from ironflow_nodes_http.policy import RedirectPolicy, is_private_host
 from ironflow_nodes_http.transport import parse_target
 

@@ -5,8 +5,7 @@ Importing this module stays light: httpx loads on the first request.
 
 from __future__ import annotations
 
-from ironflow_core import hookimpl
-from ironflow_core.specs import NodeSpec
+from ironflow_core import NodeSpec, hookimpl
 
 
 @hookimpl

@@ -11,11 +11,14 @@ from typing import Any
 
 import trio
 
-from ironflow_core.conditions import parse_rust_f64
-from ironflow_core.errors import NodeError
-from ironflow_core.jsonutil import format_seconds
-from ironflow_core.redact import redact_url, redact_urls
-from ironflow_core.specs import NodeSpec
+from ironflow_core import (
+    NodeError,
+    NodeSpec,
+    format_seconds,
+    parse_rust_f64,
+    redact_url,
+    redact_urls,
+)
 from ironflow_nodes_http import transport
 from ironflow_nodes_http.encoding import HeaderList, apply_auth, apply_headers, encode_body
 from ironflow_nodes_http.options import ABSENT, HttpConfig, RequestOptions, read_options

@@ -11,11 +11,7 @@ from typing import Any
 
 import attrs
 
-from ironflow_core.conditions import resolve_path
-from ironflow_core.errors import NodeError
-from ironflow_core.jsonutil import dumps
-from ironflow_core.params import lenient_bool
-from ironflow_core.specs import NodeSpec
+from ironflow_core import NodeError, NodeSpec, json_dumps, lenient_bool, resolve_path
 
 _U16_TEXT = re.compile(r"\+?[0-9]+")
 
@@ -115,7 +111,7 @@ async def run_if_body_contains(ctx: Any, config: IfBodyContainsConfig) -> dict[s
             raise NodeError(f"if_body_contains requires '{key}' to exist in context")
         matched = False
     else:
-        text = value if isinstance(value, str) else dumps(value)
+        text = value if isinstance(value, str) else json_dumps(value)
         matched = contains(text, config.pattern, case_sensitive)
     step = ctx.step_name
     route = (

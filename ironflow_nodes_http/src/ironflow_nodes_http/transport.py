@@ -26,7 +26,7 @@ from ironflow_nodes_http.policy import DEFAULT_PORTS, REFUSED_PRIVATE, RedirectP
 if TYPE_CHECKING:
     import httpx
 
-    from ironflow_core.services import RunServices
+    from ironflow_core import RunServices
 
 _CLIENT_KEY = "ironflow_nodes_http.client"
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

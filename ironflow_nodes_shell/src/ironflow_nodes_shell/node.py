@@ -13,11 +13,16 @@ from typing import Any
 import attrs
 import trio
 
-from ironflow_core.context import NodeContext
-from ironflow_core.errors import NodeError, NodeFailure
-from ironflow_core.jsonutil import format_seconds
-from ironflow_core.params import strict_bool, strict_float
-from ironflow_core.settings import child_process_env, lenient_positive_int
+from ironflow_core import (
+    NodeContext,
+    NodeError,
+    NodeFailure,
+    child_process_env,
+    format_seconds,
+    lenient_positive_int,
+    strict_bool,
+    strict_float,
+)
 from ironflow_nodes_shell.policy import (
     ShellAllowList,
     check_flow_env,

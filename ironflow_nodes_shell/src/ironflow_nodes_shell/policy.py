@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from ironflow_core.errors import NodeError
+from ironflow_core import NodeError
 
 ALLOW_VAR = "IRONFLOW_SHELL_ALLOW"
 ENV_ALLOW_VAR = "IRONFLOW_SHELL_ENV_ALLOW"
