@@ -12,6 +12,7 @@ from typing import Any
 import trio
 
 from ironflow_core import (
+    ABSENT,
     NodeError,
     NodeSpec,
     format_seconds,
@@ -21,7 +22,7 @@ from ironflow_core import (
 )
 from ironflow_nodes_http import transport
 from ironflow_nodes_http.encoding import HeaderList, apply_auth, apply_headers, encode_body
-from ironflow_nodes_http.options import ABSENT, HttpConfig, RequestOptions, read_options
+from ironflow_nodes_http.options import HttpConfig, RequestOptions, read_options
 from ironflow_nodes_http.response import parse_body
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
@@ -133,8 +134,7 @@ async def perform(ctx: Any, config: HttpConfig, method: str) -> dict[str, Any]:
 
 
 async def run_http_request(ctx: Any, config: HttpConfig) -> dict[str, Any]:
-    method = config.method if isinstance(config.method, str) else "GET"
-    return await perform(ctx, config, method)
+    return await perform(ctx, config, config.method)
 
 
 def _fixed(method: str) -> Any:

@@ -11,7 +11,16 @@ from typing import Any
 
 import attrs
 
-from ironflow_core import NodeError, NodeSpec, json_dumps, lenient_bool, resolve_path
+from ironflow_core import (
+    BoolParam,
+    JsonValue,
+    NodeError,
+    NodeSpec,
+    json_dumps,
+    lenient,
+    lenient_bool,
+    resolve_path,
+)
 
 _U16_TEXT = re.compile(r"\+?[0-9]+")
 
@@ -22,11 +31,11 @@ def _text_or(value: Any, default: str) -> str:
 
 @attrs.frozen
 class IfHttpStatusConfig:
-    status_key: Any = None
-    success_route: Any = None
-    error_route: Any = None
-    default_route: Any = None
-    routes: Any = None
+    status_key: str | None = lenient()
+    success_route: JsonValue = None
+    error_route: JsonValue = None
+    default_route: JsonValue = None
+    routes: JsonValue = None
 
 
 def _status(value: Any, key: str) -> int:
@@ -56,7 +65,7 @@ def pick_status_route(routes: dict[str, Any], status: int, default_route: str) -
 
 
 async def run_if_http_status(ctx: Any, config: IfHttpStatusConfig) -> dict[str, Any]:
-    if not isinstance(config.status_key, str):
+    if config.status_key is None:
         raise NodeError("if_http_status requires 'status_key'")
     key = config.status_key
     success_route = _text_or(config.success_route, "success")
@@ -80,12 +89,12 @@ async def run_if_http_status(ctx: Any, config: IfHttpStatusConfig) -> dict[str, 
 
 @attrs.frozen
 class IfBodyContainsConfig:
-    source_key: Any = None
-    pattern: Any = None
-    true_route: Any = None
-    false_route: Any = None
-    case_sensitive: Any = None
-    required: Any = None
+    source_key: str | None = lenient()
+    pattern: str | None = lenient()
+    true_route: JsonValue = None
+    false_route: JsonValue = None
+    case_sensitive: BoolParam = None
+    required: BoolParam = None
 
 
 def contains(text: str, pattern: str, case_sensitive: bool) -> bool:
@@ -98,9 +107,9 @@ def contains(text: str, pattern: str, case_sensitive: bool) -> bool:
 
 
 async def run_if_body_contains(ctx: Any, config: IfBodyContainsConfig) -> dict[str, Any]:
-    if not isinstance(config.source_key, str):
+    if config.source_key is None:
         raise NodeError("if_body_contains requires 'source_key'")
-    if not isinstance(config.pattern, str):
+    if config.pattern is None:
         raise NodeError("if_body_contains requires 'pattern'")
     key = config.source_key
     required = lenient_bool(ctx, config.required, False)
