@@ -159,18 +159,16 @@ def _config_hook(converter: cattrs.Converter) -> Callable[[type], Any]:
 
     def factory(cls: type) -> Any:
         base = cattrs.gen.make_dict_structure_fn(cls, converter)
-        checks = _lenient_checks(converter, cls)
+        checks = {key: fits for key, _default, fits in _lenient_checks(converter, cls)}
         if not checks:
             return base
 
         def structure(data: Mapping[str, Any], _type: Any) -> Any:
-            kept = data
-            for key, _default, fits in checks:
-                if key in kept and not fits(kept[key]):
-                    if kept is data:
-                        kept = dict(data)
-                    del kept[key]
-            return base(kept, cls)
+            wrong = [key for key, value in data.items()
+                     if key in checks and not checks[key](value)]
+            if wrong:
+                data = {k: v for k, v in data.items() if k not in wrong}
+            return base(data, cls)
 
         return structure
 
