@@ -158,7 +158,8 @@ def _config_hook(converter: cattrs.Converter) -> Callable[[type], Any]:
     """Build a class's structure function once: lenient fields first drop a wrong value."""
 
     def factory(cls: type) -> Any:
-        base = cattrs.gen.make_dict_structure_fn(cls, converter)
+        base: Callable[[Mapping[str, Any], Any], Any] = cattrs.gen.make_dict_structure_fn(
+            cls, converter)
         checks = {key: fits for key, _default, fits in _lenient_checks(converter, cls)}
         if not checks:
             return base

@@ -30,7 +30,7 @@ def _pick(env: Mapping[str, str], env_name: str, config: Mapping[str, Any], key:
     return config.get(key)
 
 
-def _text(value: Any, key: str) -> str | None:
+def _optional_str_setting(value: Any, key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -68,11 +68,11 @@ def store_settings(
     config = config or {}
     directory = store_dir
     if directory is None:
-        directory = _text(_pick(env, "IRONFLOW_STORE_DIR", config, "store_dir"), "store_dir")
+        directory = _optional_str_setting(_pick(env, "IRONFLOW_STORE_DIR", config, "store_dir"), "store_dir")
     return StoreSettings(
         store_dir=directory or DEFAULT_STORE_DIR,
-        url=_text(_pick(env, "REDIS_URL", config, "redis_url"), "redis_url"),
-        prefix=_text(_pick(env, "REDIS_PREFIX", config, "redis_prefix"), "redis_prefix"),
+        url=_optional_str_setting(_pick(env, "REDIS_URL", config, "redis_url"), "redis_url"),
+        prefix=_optional_str_setting(_pick(env, "REDIS_PREFIX", config, "redis_prefix"), "redis_prefix"),
         ttl_seconds=redis_ttl(env, config),
         env=env,
     )
@@ -80,7 +80,7 @@ def store_settings(
 
 def backend_name(env: Mapping[str, str], config: Mapping[str, Any] | None = None) -> str:
     value = _pick(env, "IRONFLOW_STORE", config or {}, "store_backend")
-    return _text(value, "store_backend") or DEFAULT_BACKEND
+    return _optional_str_setting(value, "store_backend") or DEFAULT_BACKEND
 
 
 def open_store(
