@@ -56,6 +56,8 @@ async def _close(fd: int) -> None:
 
 @attrs.frozen
 class ReadFileConfig:
+    """``read_file``'s parameters, as the flow's table gives them."""
+
     path: str | None = lenient()
     output_key: JsonValue = None
     encoding: JsonValue = None
@@ -133,6 +135,8 @@ async def run_read_file(ctx: NodeContext, config: ReadFileConfig) -> dict[str, A
 
 @attrs.frozen
 class WriteFileConfig:
+    """``write_file``'s parameters, as the flow's table gives them."""
+
     path: JsonValue = None
     content: JsonValue = None
     source_key: JsonValue = None
@@ -344,12 +348,16 @@ async def run_write_file(ctx: NodeContext, config: WriteFileConfig) -> dict[str,
 
 @attrs.frozen
 class TransferConfig:
+    """The parameters of ``copy_file``, ``move_file``."""
+
     source: str | None = lenient()
     destination: str | None = lenient()
 
 
 @attrs.frozen
 class DeleteFileConfig:
+    """``delete_file``'s parameters, as the flow's table gives them."""
+
     path: str | None = lenient()
 
 

@@ -26,6 +26,8 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 @attrs.frozen
 class ListDirectoryConfig:
+    """``list_directory``'s parameters, as the flow's table gives them."""
+
     path: str | None = lenient()
     output_key: str = lenient("files")
     recursive: BoolParam = None

@@ -209,6 +209,7 @@ class RootedDir:
         return fd
 
     def close(self) -> None:
+        """Close the directory descriptor (idempotent)."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

@@ -52,6 +52,8 @@ _STORED_MODE = (stat.S_IFREG | 0o600) << 16  # ZC-5: entries carry Unix mode 060
 
 @attrs.frozen
 class ZipCreateConfig:
+    """``zip_create``'s parameters, as the flow's table gives them."""
+
     source: str | None = lenient()
     zip_path: str | None = lenient()
     include_root: BoolParam = None
@@ -63,6 +65,8 @@ class ZipCreateConfig:
 
 @attrs.frozen
 class ZipListConfig:
+    """``zip_list``'s parameters, as the flow's table gives them."""
+
     path: str | None = lenient()
     output_key: str = lenient("zip_entries")
     max_entries: CountParam = None
@@ -72,6 +76,8 @@ class ZipListConfig:
 
 @attrs.frozen
 class ZipExtractConfig:
+    """``zip_extract``'s parameters, as the flow's table gives them."""
+
     path: str | None = lenient()
     destination: str | None = lenient()
     output_key: str = lenient("extracted_files")

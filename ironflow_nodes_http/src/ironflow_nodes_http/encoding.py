@@ -29,14 +29,17 @@ class HeaderList:
         self.items: list[tuple[str, str]] = []
 
     def has(self, name: str) -> bool:
+        """Whether a header of this name (any case) is present."""
         lowered = name.lower()
         return any(key.lower() == lowered for key, _ in self.items)
 
     def append(self, name: str, value: str) -> None:
+        """Add a header, keeping any of the same name."""
         _check_header(name, value)
         self.items.append((name, value))
 
     def replace(self, name: str, value: str) -> None:
+        """Set a header, dropping any of the same name (any case)."""
         _check_header(name, value)
         lowered = name.lower()
         self.items = [(k, v) for k, v in self.items if k.lower() != lowered]

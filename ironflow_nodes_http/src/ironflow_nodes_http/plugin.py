@@ -10,6 +10,7 @@ from ironflow_core import NodeSpec, hookimpl
 
 @hookimpl
 def ironflow_register_nodes() -> list[NodeSpec]:
+    """The node types this plugin provides (the pluggy hook)."""
     from ironflow_nodes_http import request_node, routing
 
     return [*request_node.NODES, *routing.NODES]

@@ -134,6 +134,7 @@ async def perform(ctx: Any, config: HttpConfig, method: str) -> dict[str, Any]:
 
 
 async def run_http_request(ctx: Any, config: HttpConfig) -> dict[str, Any]:
+    """The ``http_request`` node: generic HTTP request with configurable method."""
     return await perform(ctx, config, config.method)
 
 

@@ -31,6 +31,8 @@ def _text_or(value: Any, default: str) -> str:
 
 @attrs.frozen
 class IfHttpStatusConfig:
+    """``if_http_status``'s parameters, as the flow's table gives them."""
+
     status_key: str | None = lenient()
     success_route: JsonValue = None
     error_route: JsonValue = None
@@ -52,6 +54,7 @@ def _status(value: Any, key: str) -> int:
 
 
 def status_class(status: int) -> str:
+    """``1xx``..``5xx``: the route key of a status family (IHS-2)."""
     return f"{status // 100}xx"
 
 
@@ -65,6 +68,7 @@ def pick_status_route(routes: dict[str, Any], status: int, default_route: str) -
 
 
 async def run_if_http_status(ctx: Any, config: IfHttpStatusConfig) -> dict[str, Any]:
+    """The ``if_http_status`` node: route execution based on an HTTP status code."""
     if config.status_key is None:
         raise NodeError("if_http_status requires 'status_key'")
     key = config.status_key
@@ -89,6 +93,8 @@ async def run_if_http_status(ctx: Any, config: IfHttpStatusConfig) -> dict[str, 
 
 @attrs.frozen
 class IfBodyContainsConfig:
+    """``if_body_contains``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = lenient()
     pattern: str | None = lenient()
     true_route: JsonValue = None
@@ -107,6 +113,7 @@ def contains(text: str, pattern: str, case_sensitive: bool) -> bool:
 
 
 async def run_if_body_contains(ctx: Any, config: IfBodyContainsConfig) -> dict[str, Any]:
+    """The ``if_body_contains`` node: route execution based on whether context content contains a pattern."""
     if config.source_key is None:
         raise NodeError("if_body_contains requires 'source_key'")
     if config.pattern is None:

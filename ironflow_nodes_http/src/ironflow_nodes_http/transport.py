@@ -42,6 +42,8 @@ Headers = tuple[tuple[str, str], ...]
 
 @attrs.frozen
 class Outgoing:
+    """One HTTP request as the transport sends it."""
+
     method: str
     url: str
     headers: Headers
@@ -50,6 +52,8 @@ class Outgoing:
 
 @attrs.frozen
 class Reply:
+    """One HTTP response as the transport received it (body capped)."""
+
     status: int
     headers: Headers
     """Lower-case names in arrival order; a value that is not visible ASCII is ``""``."""

@@ -41,6 +41,8 @@ DEFAULT_MAX_OUTPUT = 10_485_760
 
 @attrs.frozen
 class ShellCommandConfig:
+    """``shell_command``'s parameters, as the flow's table gives them."""
+
     cmd: str | None = lenient()
     args: JsonValue = None
     cwd: JsonValue = None

@@ -53,6 +53,8 @@ LOADER_PREFIXES = (
 
 @attrs.frozen
 class ShellAllowList:
+    """The commands ``IRONFLOW_SHELL_ALLOW`` lets ``shell_command`` run."""
+
     names: frozenset[str]
     paths: frozenset[str]
 
@@ -110,6 +112,7 @@ def resolve_allowed_program(
 
 
 def is_loader_name(name: str) -> bool:
+    """Whether an environment variable steers the dynamic loader (never passed on)."""
     upper = name.upper()
     return upper in LOADER_NAMES or upper.startswith(LOADER_PREFIXES)
 

@@ -49,6 +49,8 @@ BAD_FORMAT = "bad or unsupported format string"
 
 @attrs.frozen
 class Moment:
+    """A moment as chrono's ``DateTime<FixedOffset>`` holds it."""
+
     local: dt.datetime
     """Naive wall-clock time at ``offset``, whole seconds."""
     nanos: int
@@ -56,10 +58,12 @@ class Moment:
     """Seconds east of UTC."""
 
     def timestamp(self) -> int:
+        """Whole seconds since the Unix epoch (``<output_key>_unix``)."""
         delta = self.local - _EPOCH
         return delta.days * 86_400 + delta.seconds - self.offset
 
     def at_offset(self, offset: int) -> Moment:
+        """The same instant seen at another fixed offset (``timezone``)."""
         try:
             local = self.local + dt.timedelta(seconds=offset - self.offset)
         except OverflowError:
@@ -212,6 +216,8 @@ def strftime_items(pattern: str) -> list[Item]:
 
 
 class FormatError(Exception):
+    """A pattern chrono refuses to format with (``bad or unsupported format string``)."""
+
     pass
 
 
@@ -344,6 +350,7 @@ def _format_fixed(moment: Moment, kind: str) -> str:
 
 
 def format_moment(moment: Moment, items: list[Item]) -> str:
+    """Format ``moment`` with tokenized strftime ``items``, as chrono does."""
     out: list[str] = []
     for item in items:
         tag = item[0]
@@ -368,6 +375,7 @@ class Parsed:
     fields: dict[str, int] = attrs.field(factory=dict)
 
     def set(self, name: str, value: int, low: int | None = None, high: int | None = None) -> None:
+        """Record a parsed field; a value out of range or in conflict is chrono's error."""
         if (low is not None and value < low) or (high is not None and value > high):
             raise ChronoError(OUT_OF_RANGE)
         old = self.fields.get(name)
@@ -376,6 +384,7 @@ class Parsed:
         self.fields[name] = value
 
     def get(self, name: str) -> int | None:
+        """A parsed field, or None when the input did not give it."""
         return self.fields.get(name)
 
 
@@ -664,6 +673,7 @@ def _parse_items(parsed: Parsed, s: str, items: list[Item]) -> str:
 
 
 def parse_fields(text: str, items: list[Item]) -> Parsed:
+    """Parse ``text`` against ``items`` into fields (chrono's ``parse``)."""
     parsed = Parsed()
     rest = _parse_items(parsed, text, items)
     if rest:
@@ -1022,6 +1032,7 @@ def parse_timezone(zone: str) -> int:
 
 
 def now_utc() -> Moment:
+    """The current time at offset zero (``input = "now"``)."""
     nanos_total = time.time_ns()
     seconds, nanos = divmod(nanos_total, 1_000_000_000)
     return Moment(_EPOCH + dt.timedelta(seconds=seconds), nanos, 0)

@@ -70,6 +70,7 @@ class MemoryCache:
             return len(self._entries)
 
     def clear(self) -> None:
+        """Forget every entry (tests and a fresh process start empty)."""
         with self._lock:
             self._entries.clear()
             self._expiries.clear()
@@ -142,6 +143,7 @@ def safe_key(key: str) -> str:
 
 
 def cache_file(cache_dir: str, key: str) -> str:
+    """The file of ``key`` under ``cache_dir``; the key is made safe for a file name."""
     return os.path.join(cache_dir, f"{safe_key(key)}.json")
 
 

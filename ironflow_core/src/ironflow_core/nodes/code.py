@@ -24,6 +24,8 @@ FUNCTION_PREFIX = "Function execution failed: "
 
 @attrs.frozen
 class CodeConfig:
+    """``code``'s parameters, as the flow's table gives them."""
+
     source: str | None = lenient()
     """Lua source (string), or a function the loader turned into ``bytecode_b64``."""
     bytecode_b64: str | None = lenient()
@@ -31,6 +33,7 @@ class CodeConfig:
 
 
 async def run_code(ctx: NodeContext, config: CodeConfig) -> dict[str, Any]:
+    """The ``code`` node: execute inline Lua code with access to the workflow context."""
     from ironflow_core.lua.errors import LuaError
     from ironflow_core.lua.functions import FunctionAuthError
     from ironflow_core.lua.runtime import Sandbox, run_in_sandbox

@@ -138,6 +138,8 @@ def infer_value(text: str) -> Any:
 
 @attrs.frozen
 class CsvParseConfig:
+    """``csv_parse``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = run_required(lenient=True)
     output_key: str | None = run_required(lenient=True)
     has_header: BoolParam = None
@@ -149,6 +151,7 @@ class CsvParseConfig:
 
 
 async def csv_parse(ctx: NodeContext, config: CsvParseConfig) -> dict[str, Any]:
+    """The ``csv_parse`` node: parse CSV text from context into structured JSON data."""
     source_key = required_str("csv_parse", "source_key", config.source_key)
     output_key = required_str("csv_parse", "output_key", config.output_key)
     has_header = lenient_bool(ctx, config.has_header, True)
@@ -231,6 +234,8 @@ class _Writer:
 
 @attrs.frozen
 class CsvStringifyConfig:
+    """``csv_stringify``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = run_required(lenient=True)
     output_key: str | None = run_required(lenient=True)
     include_headers: BoolParam = None
@@ -267,6 +272,7 @@ def _write_array(writer: _Writer, values: list[Any], headers: bool) -> None:
 
 
 async def csv_stringify(ctx: NodeContext, config: CsvStringifyConfig) -> dict[str, Any]:
+    """The ``csv_stringify`` node: serialize JSON data to CSV text."""
     source_key = required_str("csv_stringify", "source_key", config.source_key)
     output_key = required_str("csv_stringify", "output_key", config.output_key)
     headers = lenient_bool(ctx, config.include_headers, True)

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class ForeachConfig:
+    """``foreach``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = run_required(lenient=True)
     transform_bytecode_b64: Any = None
     """What the ``nodes.foreach`` factory makes of a ``transform`` function."""
@@ -36,6 +38,7 @@ class ForeachConfig:
 
 
 async def foreach(ctx: NodeContext, config: ForeachConfig) -> dict[str, Any]:
+    """The ``foreach`` node: iterate over an array, execute a Lua function per item, and collect results."""
     if config.source_key is None:
         raise NodeError("foreach requires 'source_key'")
     bytecode = config.transform_bytecode_b64

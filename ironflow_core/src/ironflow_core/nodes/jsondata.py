@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 
 def source_array(ctx: Mapping[str, Any], key: str) -> list[Any]:
+    """The context value at ``key``, which must be an array (NODE-3)."""
     value = source_value(ctx, key)
     if not isinstance(value, list):
         raise NodeError(f"Value at '{key}' is not an array")
@@ -46,6 +47,7 @@ def source_array(ctx: Mapping[str, Any], key: str) -> list[Any]:
 
 
 def source_object(ctx: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The context value at ``key``, which must be an object (NODE-3)."""
     value = source_value(ctx, key)
     if not isinstance(value, dict):
         raise NodeError(f"Value at '{key}' is not an object")
@@ -131,11 +133,14 @@ def json_equal(left: Any, right: Any) -> bool:
 
 @attrs.frozen
 class JsonParseConfig:
+    """``json_parse``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = run_required(lenient=True)
     output_key: str | None = run_required(lenient=True)
 
 
 async def json_parse(ctx: NodeContext, config: JsonParseConfig) -> dict[str, Any]:
+    """The ``json_parse`` node: parse a JSON string from context into a value."""
     source_key = required_str("json_parse", "source_key", config.source_key)
     output_key = required_str("json_parse", "output_key", config.output_key)
     text = source_value(ctx, source_key)
@@ -150,11 +155,14 @@ async def json_parse(ctx: NodeContext, config: JsonParseConfig) -> dict[str, Any
 
 @attrs.frozen
 class JsonStringifyConfig:
+    """``json_stringify``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = run_required(lenient=True)
     output_key: str | None = run_required(lenient=True)
 
 
 async def json_stringify(ctx: NodeContext, config: JsonStringifyConfig) -> dict[str, Any]:
+    """The ``json_stringify`` node: serialize a context value to a JSON string."""
     source_key = required_str("json_stringify", "source_key", config.source_key)
     output_key = required_str("json_stringify", "output_key", config.output_key)
     return {output_key: jsonutil.dumps(source_value(ctx, source_key))}
@@ -165,6 +173,8 @@ async def json_stringify(ctx: NodeContext, config: JsonStringifyConfig) -> dict[
 
 @attrs.frozen
 class JsonExtractPathConfig:
+    """``json_extract_path``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = run_required(lenient=True)
     path: str | None = run_required(lenient=True)
     output_key: str | None = run_required(lenient=True)
@@ -210,6 +220,7 @@ def resolve_json_path(value: Any, path: str) -> tuple[bool, Any]:
 
 
 async def json_extract_path(ctx: NodeContext, config: JsonExtractPathConfig) -> dict[str, Any]:
+    """The ``json_extract_path`` node: extract a value from JSON data using a dotted path with optional array indexes."""
     source_key = required_str("json_extract_path", "source_key", config.source_key)
     path = required_str("json_extract_path", "path", config.path)
     output_key = required_str("json_extract_path", "output_key", config.output_key)
@@ -238,12 +249,15 @@ async def json_extract_path(ctx: NodeContext, config: JsonExtractPathConfig) -> 
 
 @attrs.frozen
 class SelectFieldsConfig:
+    """``select_fields``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = run_required(lenient=True)
     output_key: str | None = run_required(lenient=True)
     fields: Any = None
 
 
 async def select_fields(ctx: NodeContext, config: SelectFieldsConfig) -> dict[str, Any]:
+    """The ``select_fields`` node: select specific fields from a context object."""
     source_key = required_str("select_fields", "source_key", config.source_key)
     output_key = required_str("select_fields", "output_key", config.output_key)
     if not isinstance(config.fields, list):
@@ -257,6 +271,8 @@ async def select_fields(ctx: NodeContext, config: SelectFieldsConfig) -> dict[st
 
 @attrs.frozen
 class RenameFieldsConfig:
+    """``rename_fields``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = run_required(lenient=True)
     output_key: str | None = run_required(lenient=True)
     mapping: Any = None
@@ -279,6 +295,8 @@ async def rename_fields(ctx: NodeContext, config: RenameFieldsConfig) -> dict[st
 
 @attrs.frozen
 class DataTransformConfig:
+    """``data_transform``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = run_required(lenient=True)
     output_key: str | None = run_required(lenient=True)
     mapping: Any = None
@@ -316,6 +334,8 @@ async def data_transform(ctx: NodeContext, config: DataTransformConfig) -> dict[
 
 @attrs.frozen
 class DataFilterConfig:
+    """``data_filter``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = run_required(lenient=True)
     output_key: str | None = run_required(lenient=True)
     field: str | None = run_required(lenient=True)
@@ -368,6 +388,7 @@ def filter_match(item: Any, field: str, op: str, expected: Any) -> bool:
 
 
 async def data_filter(ctx: NodeContext, config: DataFilterConfig) -> dict[str, Any]:
+    """The ``data_filter`` node: filter array items by a condition."""
     source_key = required_str("data_filter", "source_key", config.source_key)
     output_key = required_str("data_filter", "output_key", config.output_key)
     field = required_str("data_filter", "field", config.field)
@@ -383,12 +404,15 @@ async def data_filter(ctx: NodeContext, config: DataFilterConfig) -> dict[str, A
 
 @attrs.frozen
 class BatchConfig:
+    """``batch``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = run_required(lenient=True)
     output_key: str | None = run_required(lenient=True)
     size: CountParam = None
 
 
 async def batch(ctx: NodeContext, config: BatchConfig) -> dict[str, Any]:
+    """The ``batch`` node: split an array into chunks of a specified size."""
     source_key = required_str("batch", "source_key", config.source_key)
     output_key = required_str("batch", "output_key", config.output_key)
     if config.size is None:
@@ -403,6 +427,8 @@ async def batch(ctx: NodeContext, config: BatchConfig) -> dict[str, Any]:
 
 @attrs.frozen
 class DeduplicateConfig:
+    """``deduplicate``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = run_required(lenient=True)
     output_key: str | None = run_required(lenient=True)
     key: str | None = lenient()
@@ -417,6 +443,7 @@ def _identity(item: Any, key: str | None) -> str:
 
 
 async def deduplicate(ctx: NodeContext, config: DeduplicateConfig) -> dict[str, Any]:
+    """The ``deduplicate`` node: remove duplicate items from an array."""
     source_key = required_str("deduplicate", "source_key", config.source_key)
     output_key = required_str("deduplicate", "output_key", config.output_key)
     items = source_array(ctx, source_key)

@@ -126,6 +126,7 @@ def _comrak_shape(tokens: list[Any]) -> None:
 
 
 def render_markdown(text: str) -> str:
+    """CommonMark + GFM to HTML, shaped like upstream's comrak output."""
     md = _markdown_renderer()
     env: dict[str, Any] = {}
     tokens = md.parse(text, env)
@@ -138,6 +139,8 @@ def render_markdown(text: str) -> str:
 
 @attrs.frozen
 class MarkdownToHtmlConfig:
+    """``markdown_to_html``'s parameters, as the flow's table gives them."""
+
     input: Interpolated | None = lenient()
     source_key: str | None = lenient()
     output_key: str = lenient("html")
@@ -161,6 +164,8 @@ async def markdown_to_html(ctx: NodeContext, config: MarkdownToHtmlConfig) -> di
 
 @attrs.frozen
 class HtmlSanitizeConfig:
+    """``html_sanitize``'s parameters, as the flow's table gives them."""
+
     input: Interpolated | None = lenient()
     source_key: str | None = lenient()
     output_key: str = lenient("sanitized_html")
@@ -446,6 +451,7 @@ def _wrap(marker: str, content: str) -> str:
 
 
 def html_to_markdown_text(html: str) -> str:
+    """Best-effort Markdown of an HTML fragment (MD-2)."""
     builder = _TreeBuilder()
     builder.feed(html)
     builder.close()
@@ -454,6 +460,8 @@ def html_to_markdown_text(html: str) -> str:
 
 @attrs.frozen
 class HtmlToMarkdownConfig:
+    """``html_to_markdown``'s parameters, as the flow's table gives them."""
+
     input: Interpolated | None = lenient()
     source_key: str | None = lenient()
     output_key: str = lenient("markdown")

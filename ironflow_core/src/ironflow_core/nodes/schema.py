@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class SchemaConfig:
+    """The parameters of ``json_validate``, ``validate_schema``."""
+
     source_key: str | None = run_required(lenient=True)
     schema: JsonValue = ABSENT
     """Inline schema; wins over ``schema_key`` whenever present, whatever its type."""
@@ -116,6 +118,7 @@ def _finish(errors: list[str]) -> dict[str, Any]:
 
 
 async def validate_schema(ctx: NodeContext, config: SchemaConfig) -> dict[str, Any]:
+    """The ``validate_schema`` node: validate context data against a JSON Schema."""
     source_key = required_str("validate_schema", "source_key", config.source_key)
     schema = _schema(ctx, config, "validate_schema")
     data = source_value(ctx, source_key)

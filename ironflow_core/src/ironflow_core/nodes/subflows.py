@@ -130,6 +130,7 @@ def flow_roots_of(ctx: NodeContext) -> tuple[str, ...] | None:
 
 
 def child_runner(ctx: NodeContext) -> ChildRunner:
+    """The engine's way to run a child flow for this step's run."""
     runner = ctx.services.run_child
     if runner is None:  # pragma: no cover - the engine always wires it
         raise NodeError(f"{ctx.node_type}: this run cannot start child runs")
@@ -151,6 +152,7 @@ def public_keys(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def status_text(record: RunRecord) -> str:
+    """A child run's status as the step's messages print it."""
     return str(record.status)
 
 
@@ -182,6 +184,7 @@ class SubworkflowConfig:
 
 
 async def subworkflow(ctx: NodeContext, config: SubworkflowConfig) -> dict[str, Any]:
+    """The ``subworkflow`` node: load and execute another .lua flow as a reusable module."""
     node = "subworkflow"
     if config.flow is None:
         raise NodeError("subworkflow requires 'flow' parameter")
@@ -266,6 +269,7 @@ detached_slots = _DetachedSlots()
 
 
 def detached_capacity(env: Mapping[str, str]) -> int:
+    """``IRONFLOW_MAX_DETACHED_SUBWORKFLOWS``: how many detached children may run at once."""
     return lenient_positive_int(env, "IRONFLOW_MAX_DETACHED_SUBWORKFLOWS", DEFAULT_MAX_DETACHED)
 
 
@@ -343,6 +347,7 @@ class _Child:
 async def parallel_subworkflows(
     ctx: NodeContext, config: ParallelSubworkflowsConfig
 ) -> dict[str, Any]:
+    """The ``parallel_subworkflows`` node: execute multiple subworkflows concurrently and collect their results."""
     node = "parallel_subworkflows"
     entries = _flow_entries(ctx, config)
     fail_fast = _error_policy(node, config.on_error, True)
@@ -590,6 +595,7 @@ def _repeat_settings(ctx: NodeContext, config: RepeatSubworkflowConfig) -> _Repe
 async def repeat_subworkflow(
     ctx: NodeContext, config: RepeatSubworkflowConfig
 ) -> dict[str, Any]:
+    """The ``repeat_subworkflow`` node: repeat a child workflow with explicit bounded state until it completes."""
     node = "repeat_subworkflow"
     settings = _repeat_settings(ctx, config)
     path = resolve_flow_path(node, settings.flow, ctx.get("_flow_dir"), flow_roots_of(ctx))

@@ -280,6 +280,8 @@ def dump_yaml(value: Any) -> str:
 
 @attrs.frozen
 class YamlParseConfig:
+    """``yaml_parse``'s parameters, as the flow's table gives them."""
+
     input: Interpolated | None = lenient()
     source_key: str | None = lenient()
     output_key: str = lenient("yaml_data")
@@ -299,6 +301,8 @@ async def yaml_parse(ctx: NodeContext, config: YamlParseConfig) -> dict[str, Any
 
 @attrs.frozen
 class YamlStringifyConfig:
+    """``yaml_stringify``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = lenient()
     output_key: str = lenient("yaml")
 
@@ -539,6 +543,8 @@ def dump_xml(value: Any, root_tag: str, pretty: bool) -> str:
 
 @attrs.frozen
 class XmlParseConfig:
+    """``xml_parse``'s parameters, as the flow's table gives them."""
+
     input: Interpolated | None = lenient()
     source_key: str | None = lenient()
     output_key: str = lenient("xml_data")
@@ -558,6 +564,8 @@ async def xml_parse(ctx: NodeContext, config: XmlParseConfig) -> dict[str, Any]:
 
 @attrs.frozen
 class XmlStringifyConfig:
+    """``xml_stringify``'s parameters, as the flow's table gives them."""
+
     source_key: str | None = lenient()
     output_key: str = lenient("xml")
     root_tag: str = lenient("root")
