@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 I64_MIN = -(2**63)
@@ -23,6 +24,23 @@ def parse_rust_f64(text: str) -> float | None:
     if _RUST_F64.match(text) is None:
         return None
     return float(text)
+
+
+def rust_f64_display(value: int | float) -> str:
+    """A number as Rust's ``f64`` Display prints it: ``2``, ``0.05``, ``NaN``, ``inf``.
+
+    Used wherever upstream prints a number into text: timeouts in error
+    messages (``timed out after 2s``), ``env(1)`` keys, ``log`` arguments.
+    """
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == int(value) and abs(value) < 1e16:
+        return str(int(value))
+    return repr(float(value))
 
 
 def serde_int(number: int) -> int | float:
