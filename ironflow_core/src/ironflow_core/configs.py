@@ -130,8 +130,10 @@ def _fits(converter: cattrs.Converter, type_: Any) -> _Check:
     }
     if type_ in simple:
         return simple[type_]
-    args = typing.get_args(type_)
-    if typing.get_origin(type_) in (typing.Union, types.UnionType) and type(None) in args:
+    origin, args = typing.get_origin(type_), typing.get_args(type_)
+    if origin in (dict, list) and all(a is Any for a in args[1 if origin is dict else 0:]):
+        return simple[origin]  # dict[str, JsonValue], list[JsonValue]: the shape is the check
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
         rest = [a for a in args if a is not type(None)]
         inner = _fits(converter, rest[0] if len(rest) == 1 else typing.Union[tuple(rest)])  # noqa: UP007
         return lambda v: v is None or inner(v)

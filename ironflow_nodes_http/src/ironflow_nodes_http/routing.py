@@ -25,19 +25,17 @@ from ironflow_core import (
 _U16_TEXT = re.compile(r"\+?[0-9]+")
 
 
-def _text_or(value: Any, default: str) -> str:
-    return value if isinstance(value, str) else default
-
-
 @attrs.frozen
 class IfHttpStatusConfig:
     """``if_http_status``'s parameters, as the flow's table gives them."""
 
     status_key: str | None = lenient()
-    success_route: JsonValue = None
-    error_route: JsonValue = None
-    default_route: JsonValue = None
-    routes: JsonValue = None
+    success_route: str = lenient("success")
+    error_route: str = lenient("error")
+    default_route: str | None = lenient()
+    """Default: ``error_route``."""
+    routes: dict[str, JsonValue] | None = lenient()
+    """Status (``"404"``), class (``"4xx"``) or ``default`` -> route."""
 
 
 def _status(value: Any, key: str) -> int:
@@ -72,17 +70,15 @@ async def run_if_http_status(ctx: Any, config: IfHttpStatusConfig) -> dict[str, 
     if config.status_key is None:
         raise NodeError("if_http_status requires 'status_key'")
     key = config.status_key
-    success_route = _text_or(config.success_route, "success")
-    error_route = _text_or(config.error_route, "error")
-    default_route = _text_or(config.default_route, error_route)
+    default_route = config.error_route if config.default_route is None else config.default_route
     found, raw = resolve_path(ctx, key)
     if not found:
         raise NodeError(f"Key '{key}' not found in context")
     status = _status(raw, key)
-    if isinstance(config.routes, dict):
+    if config.routes is not None:
         route = pick_status_route(config.routes, status, default_route)
     else:
-        route = success_route if 200 <= status <= 299 else error_route
+        route = config.success_route if 200 <= status <= 299 else config.error_route
     step = ctx.step_name
     return {
         f"_route_{step}": route,
@@ -97,8 +93,8 @@ class IfBodyContainsConfig:
 
     source_key: str | None = lenient()
     pattern: str | None = lenient()
-    true_route: JsonValue = None
-    false_route: JsonValue = None
+    true_route: str = lenient("true")
+    false_route: str = lenient("false")
     case_sensitive: BoolParam = None
     required: BoolParam = None
 
@@ -130,9 +126,7 @@ async def run_if_body_contains(ctx: Any, config: IfBodyContainsConfig) -> dict[s
         text = value if isinstance(value, str) else json_dumps(value)
         matched = contains(text, config.pattern, case_sensitive)
     step = ctx.step_name
-    route = (
-        _text_or(config.true_route, "true") if matched else _text_or(config.false_route, "false")
-    )
+    route = config.true_route if matched else config.false_route
     return {f"_route_{step}": route, f"_contains_{step}": matched}
 
 
