@@ -54,9 +54,9 @@ BoolParam = Annotated[JsonValue, "bool, or a string read by strict_bool/lenient_
 """A JSON boolean or a ``true|yes|on|1`` / ``false|no|off|0`` string, interpolated
 when the step runs; read with ``strict_bool`` or ``lenient_bool``."""
 
-NumberParam = Annotated[JsonValue, "number, or a string read by strict_float"]
+NumberParam = Annotated[JsonValue, "number, or a string read by strict_float/lenient_float"]
 """A finite JSON number or a numeric string, interpolated when the step runs;
-read with ``strict_float``."""
+read with ``strict_float`` or ``lenient_float``."""
 
 CountParam = Annotated[JsonValue, "u64, or a string read by strict_u64/lenient_u64"]
 """A non-negative whole number or such a string, interpolated when the step runs;
@@ -122,6 +122,14 @@ def strict_float(ctx: Any, name: str, value: Any, default: float) -> float:
     if parsed is None:
         raise NodeError(f"'{name}' must be a finite number")
     return parsed
+
+
+def lenient_float(ctx: Any, value: Any, default: float) -> float:
+    """A finite number or numeric string; anything else means ``default``."""
+    if value is None:
+        return default
+    parsed = _parse_float(ctx, value)
+    return default if parsed is None else parsed
 
 
 def _parse_u64(ctx: Any, value: Any) -> int | None:
