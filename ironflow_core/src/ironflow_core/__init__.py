@@ -11,6 +11,8 @@ interpolation of nested values). Store plugins use ``ironflow_core.storekit``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
 from ironflow_core.conditions import parse_rust_f64, resolve_path
@@ -60,7 +62,6 @@ from ironflow_core.params import (
     strict_u64,
 )
 from ironflow_core.redact import redact_url, redact_urls
-from ironflow_core.services import RunServices
 from ironflow_core.settings import child_process_env, lenient_positive_int
 from ironflow_core.specs import (
     CommandSpec,
@@ -77,6 +78,19 @@ from ironflow_core.specs import (
     StoreSettings,
     StoreSpec,
 )
+
+if TYPE_CHECKING:
+    from ironflow_core.services import RunServices
+
+
+def __getattr__(name: str) -> Any:
+    """``RunServices`` is imported on first use: only type annotations need it."""
+    if name == "RunServices":
+        from ironflow_core.services import RunServices
+
+        return RunServices
+    raise AttributeError(f"module 'ironflow_core' has no attribute {name!r}")
+
 
 __all__ = [
     "ABSENT",

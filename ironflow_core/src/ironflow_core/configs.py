@@ -23,7 +23,6 @@ Strings that are interpolated when the step runs are typed ``Interpolated``.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 import types
@@ -259,6 +258,8 @@ def unknown_keys(config_class: type | None, raw: Mapping[str, Any]) -> list[tupl
     """Keys the config class does not declare, each with the nearest declared name."""
     if config_class is None or not attrs.has(config_class):
         return []
+    import difflib  # only validate needs it; keep it off every command's start-up
+
     declared = list(_declared_keys(config_class))
     found: list[tuple[str, str | None]] = []
     for key in raw:
