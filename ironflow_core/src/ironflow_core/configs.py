@@ -147,12 +147,28 @@ def _fits(converter: cattrs.Converter, type_: Any) -> _Check:
     return structures
 
 
+@attrs.frozen
+class _Schema:
+    """What the converter and ``validate`` need to know of a config class."""
+
+    declared: frozenset[str]
+    required: tuple[str, ...]
+    """``run_required`` keys, in declaration order."""
+    lenient: dict[str, tuple[Any, _Check]]
+    """Lenient key -> (default, fits), in declaration order."""
+
+
 @functools.cache
-def _lenient_checks(converter: cattrs.Converter, cls: type) -> list[tuple[str, Any, _Check]]:
-    """(key, default, fits) for each lenient field of ``cls``, computed once per class."""
+def _schema(converter: cattrs.Converter, cls: type) -> _Schema:
+    """The class's keys, required keys and lenient checks, worked out once per class."""
     attrs.resolve_types(cls)
-    return [((f.alias or f.name), f.default, _fits(converter, f.type))
-            for f in attrs.fields(cls) if f.metadata.get(LENIENT)]
+    fields = {(f.alias or f.name): f for f in attrs.fields(cls)}
+    return _Schema(
+        declared=frozenset(fields),
+        required=tuple(k for k, f in fields.items() if f.metadata.get(RUN_REQUIRED)),
+        lenient={k: (f.default, _fits(converter, f.type))
+                 for k, f in fields.items() if f.metadata.get(LENIENT)},
+    )
 
 
 def _config_hook(converter: cattrs.Converter) -> Callable[[type], Any]:
@@ -161,7 +177,7 @@ def _config_hook(converter: cattrs.Converter) -> Callable[[type], Any]:
     def factory(cls: type) -> Any:
         base: Callable[[Mapping[str, Any], Any], Any] = cattrs.gen.make_dict_structure_fn(
             cls, converter)
-        checks = {key: fits for key, _default, fits in _lenient_checks(converter, cls)}
+        checks = {key: fits for key, (_default, fits) in _schema(converter, cls).lenient.items()}
         if not checks:
             return base
 
@@ -226,45 +242,44 @@ def run_required(*, lenient: bool = False) -> Any:
     return attrs.field(default=None, metadata={RUN_REQUIRED: True, LENIENT: lenient})
 
 
-def _declared_keys(config_class: type) -> dict[str, Any]:
-    return {(f.alias or f.name): f for f in attrs.fields(config_class)}
-
-
-def _falls_back(config_class: type, raw: Mapping[str, Any]) -> set[str]:
-    """Lenient keys whose present, non-null value is of the wrong type."""
-    return {key for key, _default, fits in _lenient_checks(converter, config_class)
-            if raw.get(key) is not None and not fits(raw[key])}
+def _wrong_type(schema: _Schema, key: str, raw: Mapping[str, Any]) -> bool:
+    """A lenient key whose present, non-null value does not fit (so the default is used)."""
+    value = raw.get(key)
+    return value is not None and key in schema.lenient and not schema.lenient[key][1](value)
 
 
 def missing_required(config_class: type | None, raw: Mapping[str, Any]) -> list[str]:
     """Fields marked ``run_required`` that the config leaves out, sets to null or mistypes."""
     if config_class is None or not attrs.has(config_class):
         return []
-    wrong = _falls_back(config_class, raw)
-    return [key for key, field in _declared_keys(config_class).items()
-            if field.metadata.get(RUN_REQUIRED) and (raw.get(key) is None or key in wrong)]
+    schema = _schema(converter, config_class)
+    return [key for key in schema.required
+            if raw.get(key) is None or _wrong_type(schema, key, raw)]
 
 
 def lenient_fallbacks(config_class: type | None, raw: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """Optional lenient fields whose value has the wrong type, each with the default used."""
     if config_class is None or not attrs.has(config_class):
         return []
-    wrong = _falls_back(config_class, raw)
-    return [(key, field.default) for key, field in _declared_keys(config_class).items()
-            if key in wrong and not field.metadata.get(RUN_REQUIRED)]
+    schema = _schema(converter, config_class)
+    wrong = {key for key in raw if _wrong_type(schema, key, raw)}
+    if not wrong:
+        return []
+    return [(key, default) for key, (default, _fits) in schema.lenient.items()
+            if key in wrong and key not in schema.required]
 
 
 def unknown_keys(config_class: type | None, raw: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     """Keys the config class does not declare, each with the nearest declared name."""
     if config_class is None or not attrs.has(config_class):
         return []
-    import difflib  # only validate needs it; keep it off every command's start-up
-
-    declared = list(_declared_keys(config_class))
+    declared = _schema(converter, config_class).declared
     found: list[tuple[str, str | None]] = []
     for key in raw:
         if key.startswith("_") or key in declared:
             continue
-        close = difflib.get_close_matches(key, declared, n=1, cutoff=0.6)
+        import difflib  # only a misspelled key needs it; keep it off every command's start-up
+
+        close = difflib.get_close_matches(key, sorted(declared), n=1, cutoff=0.6)
         found.append((key, close[0] if close else None))
     return found
