@@ -172,25 +172,45 @@ def _schema(converter: cattrs.Converter, cls: type) -> _Schema:
 
 
 def _config_hook(converter: cattrs.Converter) -> Callable[[type], Any]:
-    """Build a class's structure function once: lenient fields first drop a wrong value."""
+    """Build a class's structure function once; each lenient field gets a keep-or-default hook.
+
+    The hook runs only for keys the step sets, inside the generated function,
+    so a lenient field costs one type check and no extra pass over the config.
+    """
 
     def factory(cls: type) -> Any:
-        base: Callable[[Mapping[str, Any], Any], Any] = cattrs.gen.make_dict_structure_fn(
-            cls, converter)
-        checks = {key: fits for key, (_default, fits) in _schema(converter, cls).lenient.items()}
-        if not checks:
-            return base
-
-        def structure(data: Mapping[str, Any], _type: Any) -> Any:
-            wrong = [key for key, value in data.items()
-                     if key in checks and not checks[key](value)]
-            if wrong:
-                data = {k: v for k, v in data.items() if k not in wrong}
-            return base(data, cls)
-
-        return structure
+        fields = {(f.alias or f.name): f for f in attrs.fields(cls)}
+        overrides: dict[str, Any] = {
+            fields[key].name: cattrs.gen.override(
+                struct_hook=_keep_or_default(converter, fields[key].type, fits, default))
+            for key, (default, fits) in _schema(converter, cls).lenient.items()
+        }
+        return cattrs.gen.make_dict_structure_fn(cls, converter, **overrides)
 
     return factory
+
+
+def _keep_or_default(converter: cattrs.Converter, type_: Any, fits: _Check,
+                     default: Any) -> Callable[[Any, Any], Any]:
+    """A lenient field's hook: the value (structured) when it fits, else the default.
+
+    ``str`` and ``bool`` fields (optional or ``Interpolated`` too) keep a fitting
+    value as it is, which is what their strict hooks would return anyway.
+    """
+    bare = [a for a in (typing.get_args(type_) if typing.get_origin(type_) in (
+        typing.Union, types.UnionType) else (type_,)) if a is not type(None)]
+    bare = [typing.get_args(a)[0] if typing.get_origin(a) is Annotated else a for a in bare]
+    as_is = all(a in (str, bool) for a in bare)
+    if as_is:
+        def keep(value: Any, _type: Any) -> Any:
+            return value if fits(value) else default
+
+        return keep
+
+    def structure(value: Any, _type: Any) -> Any:
+        return converter.structure(value, type_) if fits(value) else default
+
+    return structure
 
 
 def make_converter() -> cattrs.Converter:
