@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from ironflow_core.configs import structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.engine import plan_flow
 from ironflow_core.errors import NodeError
@@ -54,7 +55,7 @@ async def test_cd_1_neither_source_nor_function(registry: Registry) -> None:
     with pytest.raises(NodeError, match=r"^code node requires 'source' or a function handler$"):
         await run_code(context(registry), CodeConfig())
     with pytest.raises(NodeError, match="requires 'source'"):
-        await run_code(context(registry), CodeConfig(source=5))
+        await run_code(context(registry), structure_config(CodeConfig, {"source": 5}))
 
 
 async def test_cd_1_bytecode_wins_over_source(registry: Registry) -> None:

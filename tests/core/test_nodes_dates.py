@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from ironflow_core._compat import chrono as dates
 from ironflow_core.configs import structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
-from ironflow_core.nodes import dates
 from ironflow_core.registry import build_registry
 from ironflow_core.services import RunServices
 from ironflow_core.settings import EngineLimits, LuaLimits

@@ -8,10 +8,11 @@ numerically, and ``0`` or ``""`` are truthy. The one deliberate difference
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from ironflow_core._compat.numbers import parse_rust_f64
+from ironflow_core._compat.whitespace import rust_trim
 from ironflow_core.jsonutil import dumps
 
 __all__ = ["evaluate_condition", "parse_rust_f64", "resolve_path", "switch_value"]
@@ -20,33 +21,6 @@ _OPERATORS = ("==", "!=", ">=", "<=", ">", "<")
 _EXISTS = " exists"
 _EPSILON = 2.220446049250313e-16  # f64::EPSILON
 _BOOLEANS = {"true": True, "false": False}
-
-# Rust's `char::is_whitespace` (Unicode White_Space); Python's str.strip()
-# also strips U+001C..U+001F, which Rust keeps.
-_RUST_WHITESPACE = (
-    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-
-# What `str::parse::<f64>` accepts: a sign, then digits with an optional
-# fraction and exponent (at least one digit before or after the point), or
-# inf / infinity / nan in any case. No spaces, underscores or hex.
-_RUST_F64 = re.compile(
-    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))\Z"
-)
-
-
-def rust_trim(text: str) -> str:
-    """Trim as Rust's ``str::trim`` does."""
-    return text.strip(_RUST_WHITESPACE)
-
-
-def parse_rust_f64(text: str) -> float | None:
-    """Parse ``text`` with Rust ``f64`` syntax, or None when Rust would reject it."""
-    if _RUST_F64.match(text) is None:
-        return None
-    return float(text)
-
 
 def resolve_path(ctx: Mapping[str, Any], path: str) -> tuple[bool, Any]:
     """Resolve ``[ctx.]key.sub.sub`` through objects only (CND-1, CND-2).

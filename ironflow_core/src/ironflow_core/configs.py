@@ -1,24 +1,49 @@
 """Structuring a step's JSON config into its node's attrs config class.
 
-One cattrs converter, configured once. Primitives are strict (a Lua number is
-not silently a string, ``"false"`` is not ``True``); a Lua integer is accepted
-where a float is expected and an integral float where an integer is. Keys the
-class does not declare are ignored, as upstream nodes ignore them, and keys
-starting with ``_`` (``_step_name``) never reach the class. Errors come back
-as ``<what> @ $.path`` lines via ``cattrs.transform_error``.
+One cattrs converter, configured once, with one prebuilt structure function
+per config class. Primitives are strict (a Lua number is not silently a
+string, ``"false"`` is not ``True``); a Lua integer is accepted where a float
+is expected and an integral float where an integer is. Keys the class does not
+declare are ignored, as upstream nodes ignore them, and keys starting with
+``_`` (``_step_name``) never reach the class. Errors come back as
+``<what> @ $.path`` lines via ``cattrs.transform_error``.
+
+Two field wrappers say what the DSL needs beyond a plain type:
+
+* ``lenient(default)``: upstream reads the field with ``as_str().unwrap_or``
+  (or the like), so a value of the wrong type means the default; ``validate``
+  warns about it;
+* ``run_required()``: the node cannot run without the field, but a missing
+  one fails the step when it runs (upstream's wording), and ``validate``
+  reports it as an error. ``run_required(lenient=True)`` also counts a value
+  of the wrong type as missing (NODE-4).
+
+Strings that are interpolated when the step runs are typed ``Interpolated``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import types
 import typing
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
 
 import attrs
 import cattrs
+import cattrs.gen
 import cattrs.v
 from cattrs.strategies import configure_union_passthrough
+
+Interpolated = Annotated[str, "interpolated against the step's context when it runs"]
+"""A string the node renders with ``ctx.interpolate`` when the step runs."""
+
+LENIENT = "ironflow.lenient"
+"""attrs field metadata: a value of the wrong type means the field's default."""
+
+RUN_REQUIRED = "ironflow.run_required"
+"""attrs field metadata: the node fails at run time without this field."""
 
 
 class ConfigFieldError(Exception):
@@ -87,8 +112,111 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
+_Check = Callable[[Any], bool]
+
+
+def _fits(converter: cattrs.Converter, type_: Any) -> _Check:
+    """A cheap test that ``type_`` structures a value; the common shapes skip cattrs."""
+    if typing.get_origin(type_) is Annotated:
+        type_ = typing.get_args(type_)[0]
+    simple: dict[Any, _Check] = {
+        str: lambda v: isinstance(v, str),
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (
+            isinstance(v, float) and math.isfinite(v) and v == int(v)),
+        dict: lambda v: isinstance(v, dict),
+        list: lambda v: isinstance(v, list),
+    }
+    if type_ in simple:
+        return simple[type_]
+    origin, args = typing.get_origin(type_), typing.get_args(type_)
+    if origin in (dict, list) and all(a is Any for a in args[1 if origin is dict else 0:]):
+        return simple[origin]  # dict[str, JsonValue], list[JsonValue]: the shape is the check
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        inner = _fits(converter, rest[0] if len(rest) == 1 else typing.Union[tuple(rest)])  # noqa: UP007
+        return lambda v: v is None or inner(v)
+
+    def structures(value: Any) -> bool:
+        try:
+            converter.structure(value, type_)
+        except Exception:
+            return False
+        return True
+
+    return structures
+
+
+@attrs.frozen
+class _Schema:
+    """What the converter and ``validate`` need to know of a config class."""
+
+    declared: frozenset[str]
+    required: tuple[str, ...]
+    """``run_required`` keys, in declaration order."""
+    lenient: dict[str, tuple[Any, _Check]]
+    """Lenient key -> (default, fits), in declaration order."""
+
+
+@functools.cache
+def _schema(converter: cattrs.Converter, cls: type) -> _Schema:
+    """The class's keys, required keys and lenient checks, worked out once per class."""
+    attrs.resolve_types(cls)
+    fields = {(f.alias or f.name): f for f in attrs.fields(cls)}
+    return _Schema(
+        declared=frozenset(fields),
+        required=tuple(k for k, f in fields.items() if f.metadata.get(RUN_REQUIRED)),
+        lenient={k: (f.default, _fits(converter, f.type))
+                 for k, f in fields.items() if f.metadata.get(LENIENT)},
+    )
+
+
+def _config_hook(converter: cattrs.Converter) -> Callable[[type], Any]:
+    """Build a class's structure function once; each lenient field gets a keep-or-default hook.
+
+    The hook runs only for keys the step sets, inside the generated function,
+    so a lenient field costs one type check and no extra pass over the config.
+    """
+
+    def factory(cls: type) -> Any:
+        fields = {(f.alias or f.name): f for f in attrs.fields(cls)}
+        overrides: dict[str, Any] = {
+            fields[key].name: cattrs.gen.override(
+                struct_hook=_keep_or_default(converter, fields[key].type, fits, default))
+            for key, (default, fits) in _schema(converter, cls).lenient.items()
+        }
+        return cattrs.gen.make_dict_structure_fn(cls, converter, **overrides)
+
+    return factory
+
+
+def _keep_or_default(converter: cattrs.Converter, type_: Any, fits: _Check,
+                     default: Any) -> Callable[[Any, Any], Any]:
+    """A lenient field's hook: the value (structured) when it fits, else the default.
+
+    ``str`` and ``bool`` fields (optional or ``Interpolated`` too) keep a fitting
+    value as it is, which is what their strict hooks would return anyway.
+    """
+    bare = [a for a in (typing.get_args(type_) if typing.get_origin(type_) in (
+        typing.Union, types.UnionType) else (type_,)) if a is not type(None)]
+    bare = [typing.get_args(a)[0] if typing.get_origin(a) is Annotated else a for a in bare]
+    as_is = all(a in (str, bool) for a in bare)
+    if as_is:
+        def keep(value: Any, _type: Any) -> Any:
+            return value if fits(value) else default
+
+        return keep
+
+    def structure(value: Any, _type: Any) -> Any:
+        return converter.structure(value, type_) if fits(value) else default
+
+    return structure
+
+
 def make_converter() -> cattrs.Converter:
+    """The configured converter; ``converter`` below is the one every caller shares."""
     converter = cattrs.Converter(forbid_extra_keys=False)
+    converter.register_structure_hook_factory(attrs.has, _config_hook(converter))
     converter.register_structure_hook(str, _strict_str)
     converter.register_structure_hook(bool, _strict_bool)
     converter.register_structure_hook(int, _strict_int)
@@ -118,43 +246,60 @@ def structure_config(config_class: type | None, raw: Mapping[str, Any]) -> Any:
         raise ConfigFieldError(problems) from None
 
 
-RUN_REQUIRED = "ironflow.run_required"
-"""attrs field metadata: the node fails at run time without this field."""
+def lenient(default: Any = None) -> Any:
+    """A field whose value of the wrong type means ``default`` (upstream's ``unwrap_or``)."""
+    return attrs.field(default=default, metadata={LENIENT: True})
 
 
-def run_required(default: Any = None) -> Any:
+def run_required(*, lenient: bool = False) -> Any:
     """A field the node cannot run without, though a missing one only fails at run time.
 
     Upstream reports these when the step runs (``template_render requires
     'output_key'``), and ``run`` keeps doing so; ``validate`` reports the
-    missing field before anything runs.
+    missing field before anything runs. With ``lenient=True`` a value of the
+    wrong type is structured as ``None``, i.e. counts as missing (NODE-4).
     """
-    return attrs.field(default=default, metadata={RUN_REQUIRED: True})
+    return attrs.field(default=None, metadata={RUN_REQUIRED: True, LENIENT: lenient})
 
 
-def _declared_keys(config_class: type) -> dict[str, Any]:
-    return {(f.alias or f.name): f for f in attrs.fields(config_class)}
+def _wrong_type(schema: _Schema, key: str, raw: Mapping[str, Any]) -> bool:
+    """A lenient key whose present, non-null value does not fit (so the default is used)."""
+    value = raw.get(key)
+    return value is not None and key in schema.lenient and not schema.lenient[key][1](value)
 
 
 def missing_required(config_class: type | None, raw: Mapping[str, Any]) -> list[str]:
-    """Fields marked ``run_required`` that the step's config leaves out (or sets to null)."""
+    """Fields marked ``run_required`` that the config leaves out, sets to null or mistypes."""
     if config_class is None or not attrs.has(config_class):
         return []
-    return [key for key, field in _declared_keys(config_class).items()
-            if field.metadata.get(RUN_REQUIRED) and raw.get(key) is None]
+    schema = _schema(converter, config_class)
+    return [key for key in schema.required
+            if raw.get(key) is None or _wrong_type(schema, key, raw)]
+
+
+def lenient_fallbacks(config_class: type | None, raw: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Optional lenient fields whose value has the wrong type, each with the default used."""
+    if config_class is None or not attrs.has(config_class):
+        return []
+    schema = _schema(converter, config_class)
+    wrong = {key for key in raw if _wrong_type(schema, key, raw)}
+    if not wrong:
+        return []
+    return [(key, default) for key, (default, _fits) in schema.lenient.items()
+            if key in wrong and key not in schema.required]
 
 
 def unknown_keys(config_class: type | None, raw: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     """Keys the config class does not declare, each with the nearest declared name."""
     if config_class is None or not attrs.has(config_class):
         return []
-    import difflib
-
-    declared = list(_declared_keys(config_class))
+    declared = _schema(converter, config_class).declared
     found: list[tuple[str, str | None]] = []
     for key in raw:
         if key.startswith("_") or key in declared:
             continue
-        close = difflib.get_close_matches(key, declared, n=1, cutoff=0.6)
+        import difflib  # only a misspelled key needs it; keep it off every command's start-up
+
+        close = difflib.get_close_matches(key, sorted(declared), n=1, cutoff=0.6)
         found.append((key, close[0] if close else None))
     return found

@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from ironflow_core._compat.numbers import rust_f64_display
+
 JSON = Any
 """A JSON value: dict[str, JSON] | list[JSON] | str | int | float | bool | None."""
 
@@ -135,11 +137,8 @@ def timestamp_micros(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def format_seconds(value: float) -> str:
-    """Print a float like Rust's ``f64`` Display: ``2``, ``0.05``, ``2.5`` (ENG-74)."""
-    if math.isfinite(value) and value == int(value) and abs(value) < 1e16:
-        return str(int(value))
-    return repr(float(value))
+format_seconds = rust_f64_display
+"""Seconds in messages (``timed out after 2s``), printed as upstream prints them (ENG-74)."""
 
 
 MAX_DEPTH = 128

@@ -33,6 +33,7 @@ installed; a test checks it against the installed workspace.
 
 
 def distribution_for(node_type: str) -> str | None:
+    """The first-party distribution that provides ``node_type``, if any."""
     for distribution, names in FIRST_PARTY_NODES.items():
         if node_type in names:
             return distribution
@@ -86,5 +87,6 @@ def unknown_node_message(
     line: int | None = None,
     step: str | None = None,
 ) -> str:
+    """The one message validate, run and the API give for an unregistered node type."""
     return (f"Unknown node type '{node_type}'{_location(path, line, step)}; "
             + unknown_node_hint(registry, node_type))

@@ -4,20 +4,24 @@ The loader, run in validation mode, collects what it finds instead of
 stopping at the first problem; the planner adds its own errors; on top, each
 step's config is checked against its node's config class: a key the class does
 not declare is a warning naming the nearest declared key (``outptu_key`` ->
-``output_key``), and a field the node cannot run without is an error.
+``output_key``), a lenient field whose value has the wrong type (so the node
+uses its default) is a warning, and a field the node cannot run without is an
+error.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from ironflow_core.configs import missing_required, unknown_keys
+from ironflow_core import jsonutil
+from ironflow_core.configs import lenient_fallbacks, missing_required, unknown_keys
 from ironflow_core.engine.planner import plan_flow
 from ironflow_core.errors import FlowValidationError
 from ironflow_core.model import Diagnostic, FlowDefinition
 from ironflow_core.registry import Registry
 
 UNKNOWN_CONFIG_KEY = "unknown_config_key"
+LENIENT_DEFAULT_USED = "lenient_default_used"
 
 
 @attrs.frozen
@@ -53,5 +57,11 @@ def validate_definition(flow: FlowDefinition, registry: Registry) -> ValidationR
                 code=UNKNOWN_CONFIG_KEY, line=step.line, step=step.name,
                 message=f"Step '{step.name}' ({step.node_type}): unknown config key "
                         f"'{key}'{hint}",
+            ))
+        for key, default in lenient_fallbacks(spec.config, step.config):
+            warnings.append(Diagnostic(
+                code=LENIENT_DEFAULT_USED, line=step.line, step=step.name,
+                message=f"Step '{step.name}' ({step.node_type}): config key '{key}' has the "
+                        f"wrong type; the node uses its default {jsonutil.dumps(default)}",
             ))
     return ValidationReport(errors=tuple(errors), warnings=tuple(warnings))

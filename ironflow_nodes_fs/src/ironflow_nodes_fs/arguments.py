@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ironflow_core.errors import NodeError
+from ironflow_core import NodeError
 
 
 def required_str(value: Any, message: str) -> str:
@@ -19,8 +19,3 @@ def optional_str(value: Any, node: str, name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise NodeError(f"{node}: '{name}' must be a string")
-
-
-def key_or(value: Any, default: str) -> str:
-    """An ``output_key``: a non-string silently means the default, as upstream."""
-    return value if isinstance(value, str) else default

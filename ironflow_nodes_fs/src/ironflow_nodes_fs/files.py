@@ -19,9 +19,15 @@ from typing import Any
 import attrs
 import trio
 
-from ironflow_core.context import NodeContext
-from ironflow_core.errors import NodeError
-from ironflow_core.params import source_value, strict_bool
+from ironflow_core import (
+    BoolParam,
+    JsonValue,
+    NodeContext,
+    NodeError,
+    lenient,
+    source_value,
+    strict_bool,
+)
 from ironflow_nodes_fs.arguments import optional_str, required_str
 from ironflow_nodes_fs.limits import max_file_bytes
 from ironflow_nodes_fs.policy import FsRoots, open_confined_parent, split_leaf
@@ -50,10 +56,12 @@ async def _close(fd: int) -> None:
 
 @attrs.frozen
 class ReadFileConfig:
-    path: Any = None
-    output_key: Any = None
-    encoding: Any = None
-    mime_type: Any = None
+    """``read_file``'s parameters, as the flow's table gives them."""
+
+    path: str | None = lenient()
+    output_key: JsonValue = None
+    encoding: JsonValue = None
+    mime_type: JsonValue = None
 
 
 def _utf8_problem(error: UnicodeDecodeError) -> str:
@@ -127,12 +135,14 @@ async def run_read_file(ctx: NodeContext, config: ReadFileConfig) -> dict[str, A
 
 @attrs.frozen
 class WriteFileConfig:
-    path: Any = None
-    content: Any = None
-    source_key: Any = None
-    artifact: Any = None
-    encoding: Any = None
-    append: Any = None
+    """``write_file``'s parameters, as the flow's table gives them."""
+
+    path: JsonValue = None
+    content: JsonValue = None
+    source_key: JsonValue = None
+    artifact: JsonValue = None
+    encoding: JsonValue = None
+    append: BoolParam = None
 
 
 def _admit(size: int, max_bytes: int) -> None:
@@ -338,13 +348,17 @@ async def run_write_file(ctx: NodeContext, config: WriteFileConfig) -> dict[str,
 
 @attrs.frozen
 class TransferConfig:
-    source: Any = None
-    destination: Any = None
+    """The parameters of ``copy_file``, ``move_file``."""
+
+    source: str | None = lenient()
+    destination: str | None = lenient()
 
 
 @attrs.frozen
 class DeleteFileConfig:
-    path: Any = None
+    """``delete_file``'s parameters, as the flow's table gives them."""
+
+    path: str | None = lenient()
 
 
 def _transfer_paths(ctx: NodeContext, node: str, config: TransferConfig) -> tuple[str, str]:

@@ -13,8 +13,7 @@ from typing import Any
 
 import attrs
 
-from ironflow_core.params import lenient_u64
-from ironflow_core.settings import lenient_positive_int
+from ironflow_core import lenient_positive_int, lenient_u64
 
 DEFAULT_FILE_BYTES = 52_428_800
 DEFAULT_DIRECTORY_ENTRIES = 10_000
@@ -24,6 +23,7 @@ DEFAULT_ZIP_UNCOMPRESSED_BYTES = 536_870_912
 
 
 def max_file_bytes(env: Mapping[str, str]) -> int:
+    """``IRONFLOW_MAX_FILE_BYTES``: the most a file node reads or writes."""
     return lenient_positive_int(env, "IRONFLOW_MAX_FILE_BYTES", DEFAULT_FILE_BYTES)
 
 
@@ -41,11 +41,14 @@ def _depth(ctx: Any, value: Any, cap: int) -> int:
 
 @attrs.frozen
 class DirectoryLimits:
+    """How many entries and how deep ``list_directory`` may walk."""
+
     max_entries: int
     max_depth: int
 
 
 def directory_limits(ctx: Any, max_entries: Any, max_depth: Any) -> DirectoryLimits:
+    """The step's directory limits, capped by the operator's settings."""
     env = ctx.services.env
     default_entries = lenient_positive_int(
         env, "IRONFLOW_MAX_DIRECTORY_ENTRIES", DEFAULT_DIRECTORY_ENTRIES
@@ -58,6 +61,8 @@ def directory_limits(ctx: Any, max_entries: Any, max_depth: Any) -> DirectoryLim
 
 @attrs.frozen
 class ZipLimits:
+    """The bounds a zip node enforces on an archive (entries, depth, bytes)."""
+
     max_entries: int
     max_depth: int
     max_total_uncompressed_bytes: int
@@ -66,6 +71,7 @@ class ZipLimits:
 def zip_limits(
     ctx: Any, max_entries: Any, max_depth: Any, max_total_uncompressed_bytes: Any
 ) -> ZipLimits:
+    """The step's zip limits, capped by the operator's settings."""
     env = ctx.services.env
     return ZipLimits(
         max_entries=_positive_or(

@@ -15,10 +15,8 @@ from typing import Any
 import attrs
 import trio
 
-from ironflow_core.context import NodeContext
-from ironflow_core.errors import NodeError
-from ironflow_core.params import lenient_bool
-from ironflow_nodes_fs.arguments import key_or, required_str
+from ironflow_core import BoolParam, CountParam, NodeContext, NodeError, lenient, lenient_bool
+from ironflow_nodes_fs.arguments import required_str
 from ironflow_nodes_fs.limits import DirectoryLimits, directory_limits
 from ironflow_nodes_fs.policy import FsRoots, open_confined_dir
 from ironflow_nodes_fs.safeio import lossy, os_text
@@ -28,11 +26,13 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 @attrs.frozen
 class ListDirectoryConfig:
-    path: Any = None
-    output_key: Any = None
-    recursive: Any = None
-    max_entries: Any = None
-    max_depth: Any = None
+    """``list_directory``'s parameters, as the flow's table gives them."""
+
+    path: str | None = lenient()
+    output_key: str = lenient("files")
+    recursive: BoolParam = None
+    max_entries: CountParam = None
+    max_depth: CountParam = None
 
 
 @attrs.frozen
@@ -128,7 +128,6 @@ async def _list(
 async def run_list_directory(ctx: NodeContext, config: ListDirectoryConfig) -> dict[str, Any]:
     """List ``path`` (pre-order when ``recursive``) as ``{name, type, path}`` objects."""
     path = ctx.interpolate(required_str(config.path, "list_directory requires 'path' parameter"))
-    key = key_or(config.output_key, "files")
     recursive = lenient_bool(ctx, config.recursive, False)
     limits = directory_limits(ctx, config.max_entries, config.max_depth)
     roots = FsRoots.from_env(ctx.services.env)
@@ -139,4 +138,4 @@ async def run_list_directory(ctx: NodeContext, config: ListDirectoryConfig) -> d
         await _list(fd, path, 0, recursive, limits, out)
     finally:
         os.close(fd)
-    return {key: out}
+    return {config.output_key: out}

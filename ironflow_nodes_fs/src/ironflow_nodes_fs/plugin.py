@@ -11,6 +11,7 @@ from ironflow_core import NodeSpec, hookimpl
 
 @hookimpl
 def ironflow_register_nodes() -> list[NodeSpec]:
+    """The node types this plugin provides (the pluggy hook)."""
     from ironflow_nodes_fs import files, listing, zipnodes
 
     return [

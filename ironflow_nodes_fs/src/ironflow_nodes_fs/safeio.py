@@ -21,7 +21,7 @@ import stat
 import uuid
 from typing import BinaryIO
 
-from ironflow_core.errors import NodeError
+from ironflow_core import NodeError
 from ironflow_nodes_fs.policy import FsRoots, open_confined_dir, open_confined_parent
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -209,6 +209,7 @@ class RootedDir:
         return fd
 
     def close(self) -> None:
+        """Close the directory descriptor (idempotent)."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

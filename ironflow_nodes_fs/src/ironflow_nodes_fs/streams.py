@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from ironflow_core.errors import NodeError
+from ironflow_core import NodeError
 from ironflow_nodes_fs.safeio import os_text
 
 CHUNK = 65536

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import attrs
 
-from ironflow_core.errors import NodeError
+from ironflow_core import NodeError
 from ironflow_nodes_fs.limits import ZipLimits
 
 _EOCD = struct.Struct("<4s4H2LH")
@@ -68,6 +68,7 @@ def declared_entry_count(fp: BinaryIO) -> int | None:
 
 
 def check_entry_count(operation: str, count: int, limits: ZipLimits) -> None:
+    """Refuse an archive with more entries than the limit."""
     if count > limits.max_entries:
         raise NodeError(
             f"{operation}: archive has {count} entries, exceeds limit {limits.max_entries}"
@@ -75,6 +76,7 @@ def check_entry_count(operation: str, count: int, limits: ZipLimits) -> None:
 
 
 def add_declared_size(operation: str, total: int, size: int, limits: ZipLimits) -> int:
+    """Add an entry's declared size; refuse when the total passes the limit."""
     total += size
     if total > limits.max_total_uncompressed_bytes:
         raise NodeError(
@@ -99,6 +101,8 @@ def list_entry(info: zipfile.ZipInfo) -> dict[str, object]:
 
 @attrs.frozen
 class EntryPlan:
+    """One checked archive entry and where it lands."""
+
     index: int
     name: str
     """The entry name exactly as stored (what ``zip_extract`` reports)."""

@@ -21,10 +21,8 @@ from typing import Any, BinaryIO
 import attrs
 import trio
 
-from ironflow_core.context import NodeContext
-from ironflow_core.errors import NodeError
-from ironflow_core.params import lenient_bool
-from ironflow_nodes_fs.arguments import key_or, required_str
+from ironflow_core import BoolParam, CountParam, NodeContext, NodeError, lenient, lenient_bool
+from ironflow_nodes_fs.arguments import required_str
 from ironflow_nodes_fs.limits import ZipLimits, zip_limits
 from ironflow_nodes_fs.policy import (
     FsRoots,
@@ -54,33 +52,39 @@ _STORED_MODE = (stat.S_IFREG | 0o600) << 16  # ZC-5: entries carry Unix mode 060
 
 @attrs.frozen
 class ZipCreateConfig:
-    source: Any = None
-    zip_path: Any = None
-    include_root: Any = None
-    compression: Any = None
-    max_entries: Any = None
-    max_depth: Any = None
-    max_total_uncompressed_bytes: Any = None
+    """``zip_create``'s parameters, as the flow's table gives them."""
+
+    source: str | None = lenient()
+    zip_path: str | None = lenient()
+    include_root: BoolParam = None
+    compression: str = lenient("deflated")
+    max_entries: CountParam = None
+    max_depth: CountParam = None
+    max_total_uncompressed_bytes: CountParam = None
 
 
 @attrs.frozen
 class ZipListConfig:
-    path: Any = None
-    output_key: Any = None
-    max_entries: Any = None
-    max_depth: Any = None
-    max_total_uncompressed_bytes: Any = None
+    """``zip_list``'s parameters, as the flow's table gives them."""
+
+    path: str | None = lenient()
+    output_key: str = lenient("zip_entries")
+    max_entries: CountParam = None
+    max_depth: CountParam = None
+    max_total_uncompressed_bytes: CountParam = None
 
 
 @attrs.frozen
 class ZipExtractConfig:
-    path: Any = None
-    destination: Any = None
-    output_key: Any = None
-    overwrite: Any = None
-    max_entries: Any = None
-    max_depth: Any = None
-    max_total_uncompressed_bytes: Any = None
+    """``zip_extract``'s parameters, as the flow's table gives them."""
+
+    path: str | None = lenient()
+    destination: str | None = lenient()
+    output_key: str = lenient("extracted_files")
+    overwrite: BoolParam = None
+    max_entries: CountParam = None
+    max_depth: CountParam = None
+    max_total_uncompressed_bytes: CountParam = None
 
 
 def _limits(ctx: NodeContext, config: Any) -> ZipLimits:
@@ -132,13 +136,12 @@ def _list_archive(path: str, limits: ZipLimits, roots: FsRoots | None) -> list[d
 async def run_zip_list(ctx: NodeContext, config: ZipListConfig) -> dict[str, Any]:
     """List entries in central-directory order with sizes, CRC and method (ZL-1, ZL-2)."""
     path = ctx.interpolate(required_str(config.path, "zip_list requires 'path' parameter"))
-    key = key_or(config.output_key, "zip_entries")
     limits = _limits(ctx, config)
     roots = FsRoots.from_env(ctx.services.env)
     entries = await trio.to_thread.run_sync(_list_archive, path, limits, roots)
     return {
-        key: entries,
-        f"{key}_count": len(entries),
+        config.output_key: entries,
+        f"{config.output_key}_count": len(entries),
         "zip_list_path": path,
         "zip_list_success": True,
     }
@@ -212,7 +215,6 @@ async def run_zip_extract(ctx: NodeContext, config: ZipExtractConfig) -> dict[st
     """Preflight every entry, then extract below ``destination`` without following symlinks."""
     path = required_str(config.path, "zip_extract requires 'path' parameter")
     destination = required_str(config.destination, "zip_extract requires 'destination' parameter")
-    key = key_or(config.output_key, "extracted_files")
     overwrite = lenient_bool(ctx, config.overwrite, True)
     path = ctx.interpolate(path)
     destination = ctx.interpolate(destination)
@@ -241,8 +243,8 @@ async def run_zip_extract(ctx: NodeContext, config: ZipExtractConfig) -> dict[st
     finally:
         await _shielded(archive.close)
     return {
-        key: extracted,
-        f"{key}_count": len(extracted),
+        config.output_key: extracted,
+        f"{config.output_key}_count": len(extracted),
         "zip_extract_path": path,
         "zip_extract_destination": destination,
         "zip_extract_success": True,
@@ -499,12 +501,11 @@ async def run_zip_create(ctx: NodeContext, config: ZipCreateConfig) -> dict[str,
     source = ctx.interpolate(source)
     zip_path = ctx.interpolate(zip_path)
     include_root = lenient_bool(ctx, config.include_root, False)
-    method = config.compression if isinstance(config.compression, str) else "deflated"
-    if method not in _COMPRESSION:
+    if config.compression not in _COMPRESSION:
         raise NodeError(
-            f"zip_create: unsupported compression '{method}'. Use 'stored' or 'deflated'."
+            f"zip_create: unsupported compression '{config.compression}'. Use 'stored' or 'deflated'."
         )
-    compression = _COMPRESSION[method]
+    compression = _COMPRESSION[config.compression]
     limits = _limits(ctx, config)
     roots = FsRoots.from_env(ctx.services.env)
 

@@ -12,9 +12,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from ironflow_core.errors import NodeError
-from ironflow_core.interpolate import interpolate_deep
-from ironflow_core.jsonutil import dumps
+from ironflow_core import NodeError, interpolate_deep, json_dumps
 
 BODY_TYPES = ("json", "form", "text")
 
@@ -31,14 +29,17 @@ class HeaderList:
         self.items: list[tuple[str, str]] = []
 
     def has(self, name: str) -> bool:
+        """Whether a header of this name (any case) is present."""
         lowered = name.lower()
         return any(key.lower() == lowered for key, _ in self.items)
 
     def append(self, name: str, value: str) -> None:
+        """Add a header, keeping any of the same name."""
         _check_header(name, value)
         self.items.append((name, value))
 
     def replace(self, name: str, value: str) -> None:
+        """Set a header, dropping any of the same name (any case)."""
         _check_header(name, value)
         lowered = name.lower()
         self.items = [(k, v) for k, v in self.items if k.lower() != lowered]
@@ -96,7 +97,7 @@ def stringify(value: Any) -> str:
         return value
     if value is None:
         return ""
-    return dumps(value)
+    return json_dumps(value)
 
 
 def _percent(text: str) -> str:
@@ -115,7 +116,7 @@ def encode_body(
     if kind == "json":
         if not into.has("content-type"):
             into.append("Content-Type", "application/json")
-        return dumps(rendered).encode("utf-8")
+        return json_dumps(rendered).encode("utf-8")
     if kind == "form":
         if not isinstance(rendered, dict):
             raise NodeError("body_type='form' requires 'body' to be an object")

@@ -13,10 +13,20 @@ from typing import Any
 
 import attrs
 
-from ironflow_core.errors import NodeError
-from ironflow_core.params import strict_bool, strict_float, strict_u64
-from ironflow_core.redact import redact_url
-from ironflow_core.settings import lenient_positive_int
+from ironflow_core import (
+    ABSENT,
+    BoolParam,
+    CountParam,
+    JsonValue,
+    NodeError,
+    NumberParam,
+    lenient,
+    lenient_positive_int,
+    redact_url,
+    strict_bool,
+    strict_float,
+    strict_u64,
+)
 from ironflow_nodes_http.policy import RedirectPolicy, is_private_host
 from ironflow_nodes_http.transport import parse_target
 
@@ -28,38 +38,30 @@ _DURATION_LIMIT = float(2**64)
 _STATUS_TEXT = re.compile(r"\+?[0-9]+")
 
 
-class _Absent:
-    """Marks a parameter that was not given (``body = json_null`` is a real JSON null)."""
-
-    def __repr__(self) -> str:
-        return "<absent>"
-
-
-ABSENT: Any = _Absent()
 
 
 @attrs.frozen
 class HttpConfig:
     """``nodes.http_request{...}`` and the fixed-method variants (§5.1)."""
 
-    url: Any = None
-    method: Any = None
-    headers: Any = None
-    auth: Any = None
-    body: Any = ABSENT
-    body_type: Any = None
-    timeout: Any = None
-    output_key: Any = None
-    fail_on_status: Any = None
-    retry_statuses: Any = None
-    status_retries: Any = None
-    max_status_retries: Any = None
-    status_retry_backoff: Any = None
-    respect_retry_after: Any = None
-    max_retry_after: Any = None
-    max_redirects: Any = None
-    allow_cross_origin_redirects: Any = None
-    block_private_network: Any = None
+    url: str | None = lenient()
+    method: str = lenient("GET")
+    headers: JsonValue = None
+    auth: JsonValue = None
+    body: JsonValue = ABSENT
+    body_type: JsonValue = None
+    timeout: NumberParam = None
+    output_key: str = lenient("http")
+    fail_on_status: BoolParam = None
+    retry_statuses: JsonValue = None
+    status_retries: CountParam = None
+    max_status_retries: CountParam = None
+    status_retry_backoff: NumberParam = None
+    respect_retry_after: BoolParam = None
+    max_retry_after: NumberParam = None
+    max_redirects: CountParam = None
+    allow_cross_origin_redirects: JsonValue = None
+    block_private_network: BoolParam = None
 
 
 @attrs.frozen
@@ -124,13 +126,12 @@ def carries_sensitive_data(config: HttpConfig, url: str) -> bool:
 
 def read_options(ctx: Any, config: HttpConfig) -> RequestOptions:
     """Validate every parameter in upstream's order; raise ``NodeError`` on the first problem."""
-    if not isinstance(config.url, str):
+    if config.url is None:
         raise NodeError("HTTP node requires 'url' parameter")
     url = ctx.interpolate(config.url)
     timeout = _duration(
         strict_float(ctx, "timeout", config.timeout, 30.0), "HTTP timeout", positive=True
     )
-    output_key = config.output_key if isinstance(config.output_key, str) else "http"
     fail_on_status = strict_bool(ctx, "fail_on_status", config.fail_on_status, True)
     retry_statuses = _retry_statuses(ctx, config.retry_statuses)
     if config.status_retries is not None:
@@ -174,7 +175,7 @@ def read_options(ctx: Any, config: HttpConfig) -> RequestOptions:
     return RequestOptions(
         url=url,
         timeout=timeout,
-        output_key=output_key,
+        output_key=config.output_key,
         fail_on_status=fail_on_status,
         retry_statuses=retry_statuses,
         status_retries=retries,

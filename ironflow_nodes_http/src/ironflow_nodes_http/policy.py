@@ -59,6 +59,7 @@ class Target:
 
     @property
     def origin(self) -> tuple[str, str, int | None]:
+        """Scheme, host and port: what decides whether a redirect crosses origins."""
         return (self.scheme, self.host, self.port)
 
 

@@ -11,14 +11,18 @@ from typing import Any
 
 import trio
 
-from ironflow_core.conditions import parse_rust_f64
-from ironflow_core.errors import NodeError
-from ironflow_core.jsonutil import format_seconds
-from ironflow_core.redact import redact_url, redact_urls
-from ironflow_core.specs import NodeSpec
+from ironflow_core import (
+    ABSENT,
+    NodeError,
+    NodeSpec,
+    format_seconds,
+    parse_rust_f64,
+    redact_url,
+    redact_urls,
+)
 from ironflow_nodes_http import transport
 from ironflow_nodes_http.encoding import HeaderList, apply_auth, apply_headers, encode_body
-from ironflow_nodes_http.options import ABSENT, HttpConfig, RequestOptions, read_options
+from ironflow_nodes_http.options import HttpConfig, RequestOptions, read_options
 from ironflow_nodes_http.response import parse_body
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
@@ -130,8 +134,8 @@ async def perform(ctx: Any, config: HttpConfig, method: str) -> dict[str, Any]:
 
 
 async def run_http_request(ctx: Any, config: HttpConfig) -> dict[str, Any]:
-    method = config.method if isinstance(config.method, str) else "GET"
-    return await perform(ctx, config, method)
+    """The ``http_request`` node: generic HTTP request with configurable method."""
+    return await perform(ctx, config, config.method)
 
 
 def _fixed(method: str) -> Any:

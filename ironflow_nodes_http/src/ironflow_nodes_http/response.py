@@ -11,7 +11,7 @@ import math
 import re
 from typing import Any
 
-from ironflow_core.jsonutil import dumps, loads_strict
+from ironflow_core import json_dumps, loads_strict
 
 _I64_MIN, _U64_MAX = -(2**63), 2**64 - 1
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -42,7 +42,7 @@ def parse_body(body: bytes) -> Any:
         return text
     if _SURROGATE_ESCAPE.search(text):
         try:
-            dumps(value).encode("utf-8")
+            json_dumps(value).encode("utf-8")
         except UnicodeEncodeError:
             return text
     return value

@@ -11,26 +11,31 @@ from typing import Any
 
 import attrs
 
-from ironflow_core.conditions import resolve_path
-from ironflow_core.errors import NodeError
-from ironflow_core.jsonutil import dumps
-from ironflow_core.params import lenient_bool
-from ironflow_core.specs import NodeSpec
+from ironflow_core import (
+    BoolParam,
+    JsonValue,
+    NodeError,
+    NodeSpec,
+    json_dumps,
+    lenient,
+    lenient_bool,
+    resolve_path,
+)
 
 _U16_TEXT = re.compile(r"\+?[0-9]+")
 
 
-def _text_or(value: Any, default: str) -> str:
-    return value if isinstance(value, str) else default
-
-
 @attrs.frozen
 class IfHttpStatusConfig:
-    status_key: Any = None
-    success_route: Any = None
-    error_route: Any = None
-    default_route: Any = None
-    routes: Any = None
+    """``if_http_status``'s parameters, as the flow's table gives them."""
+
+    status_key: str | None = lenient()
+    success_route: str = lenient("success")
+    error_route: str = lenient("error")
+    default_route: str | None = lenient()
+    """Default: ``error_route``."""
+    routes: dict[str, JsonValue] | None = lenient()
+    """Status (``"404"``), class (``"4xx"``) or ``default`` -> route."""
 
 
 def _status(value: Any, key: str) -> int:
@@ -47,6 +52,7 @@ def _status(value: Any, key: str) -> int:
 
 
 def status_class(status: int) -> str:
+    """``1xx``..``5xx``: the route key of a status family (IHS-2)."""
     return f"{status // 100}xx"
 
 
@@ -60,20 +66,19 @@ def pick_status_route(routes: dict[str, Any], status: int, default_route: str) -
 
 
 async def run_if_http_status(ctx: Any, config: IfHttpStatusConfig) -> dict[str, Any]:
-    if not isinstance(config.status_key, str):
+    """The ``if_http_status`` node: route execution based on an HTTP status code."""
+    if config.status_key is None:
         raise NodeError("if_http_status requires 'status_key'")
     key = config.status_key
-    success_route = _text_or(config.success_route, "success")
-    error_route = _text_or(config.error_route, "error")
-    default_route = _text_or(config.default_route, error_route)
+    default_route = config.error_route if config.default_route is None else config.default_route
     found, raw = resolve_path(ctx, key)
     if not found:
         raise NodeError(f"Key '{key}' not found in context")
     status = _status(raw, key)
-    if isinstance(config.routes, dict):
+    if config.routes is not None:
         route = pick_status_route(config.routes, status, default_route)
     else:
-        route = success_route if 200 <= status <= 299 else error_route
+        route = config.success_route if 200 <= status <= 299 else config.error_route
     step = ctx.step_name
     return {
         f"_route_{step}": route,
@@ -84,12 +89,14 @@ async def run_if_http_status(ctx: Any, config: IfHttpStatusConfig) -> dict[str, 
 
 @attrs.frozen
 class IfBodyContainsConfig:
-    source_key: Any = None
-    pattern: Any = None
-    true_route: Any = None
-    false_route: Any = None
-    case_sensitive: Any = None
-    required: Any = None
+    """``if_body_contains``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = lenient()
+    pattern: str | None = lenient()
+    true_route: str = lenient("true")
+    false_route: str = lenient("false")
+    case_sensitive: BoolParam = None
+    required: BoolParam = None
 
 
 def contains(text: str, pattern: str, case_sensitive: bool) -> bool:
@@ -102,9 +109,10 @@ def contains(text: str, pattern: str, case_sensitive: bool) -> bool:
 
 
 async def run_if_body_contains(ctx: Any, config: IfBodyContainsConfig) -> dict[str, Any]:
-    if not isinstance(config.source_key, str):
+    """The ``if_body_contains`` node: route execution based on whether context content contains a pattern."""
+    if config.source_key is None:
         raise NodeError("if_body_contains requires 'source_key'")
-    if not isinstance(config.pattern, str):
+    if config.pattern is None:
         raise NodeError("if_body_contains requires 'pattern'")
     key = config.source_key
     required = lenient_bool(ctx, config.required, False)
@@ -115,12 +123,10 @@ async def run_if_body_contains(ctx: Any, config: IfBodyContainsConfig) -> dict[s
             raise NodeError(f"if_body_contains requires '{key}' to exist in context")
         matched = False
     else:
-        text = value if isinstance(value, str) else dumps(value)
+        text = value if isinstance(value, str) else json_dumps(value)
         matched = contains(text, config.pattern, case_sensitive)
     step = ctx.step_name
-    route = (
-        _text_or(config.true_route, "true") if matched else _text_or(config.false_route, "false")
-    )
+    route = config.true_route if matched else config.false_route
     return {f"_route_{step}": route, f"_contains_{step}": matched}
 
 

@@ -26,7 +26,7 @@ from ironflow_nodes_http.policy import DEFAULT_PORTS, REFUSED_PRIVATE, RedirectP
 if TYPE_CHECKING:
     import httpx
 
-    from ironflow_core.services import RunServices
+    from ironflow_core import RunServices
 
 _CLIENT_KEY = "ironflow_nodes_http.client"
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -42,6 +42,8 @@ Headers = tuple[tuple[str, str], ...]
 
 @attrs.frozen
 class Outgoing:
+    """One HTTP request as the transport sends it."""
+
     method: str
     url: str
     headers: Headers
@@ -50,6 +52,8 @@ class Outgoing:
 
 @attrs.frozen
 class Reply:
+    """One HTTP response as the transport received it (body capped)."""
+
     status: int
     headers: Headers
     """Lower-case names in arrival order; a value that is not visible ASCII is ``""``."""

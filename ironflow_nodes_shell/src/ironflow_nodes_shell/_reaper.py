@@ -103,7 +103,7 @@ def _spawn(executable, argv, cwd, env):
 
 def _descendants(root):
     """Every live process below ``root``, found through ``/proc`` parent links."""
-    children = {}
+    children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -168,6 +168,7 @@ def _wait_command(command_pid, wakeup):
 
 
 def main():
+    """Reap the command's process group when the engine dies, then report its status."""
     status_fd = int(sys.argv[1])
     wakeup, wakeup_write = os.pipe()
     os.set_blocking(wakeup_write, False)

@@ -13,11 +13,20 @@ from typing import Any
 import attrs
 import trio
 
-from ironflow_core.context import NodeContext
-from ironflow_core.errors import NodeError, NodeFailure
-from ironflow_core.jsonutil import format_seconds
-from ironflow_core.params import strict_bool, strict_float
-from ironflow_core.settings import child_process_env, lenient_positive_int
+from ironflow_core import (
+    BoolParam,
+    JsonValue,
+    NodeContext,
+    NodeError,
+    NodeFailure,
+    NumberParam,
+    child_process_env,
+    format_seconds,
+    lenient,
+    lenient_positive_int,
+    strict_bool,
+    strict_float,
+)
 from ironflow_nodes_shell.policy import (
     ShellAllowList,
     check_flow_env,
@@ -32,17 +41,19 @@ DEFAULT_MAX_OUTPUT = 10_485_760
 
 @attrs.frozen
 class ShellCommandConfig:
-    cmd: Any = None
-    args: Any = None
-    cwd: Any = None
-    env: Any = None
-    timeout: Any = None
-    output_key: Any = None
-    fail_on_nonzero: Any = None
+    """``shell_command``'s parameters, as the flow's table gives them."""
+
+    cmd: str | None = lenient()
+    args: JsonValue = None
+    cwd: JsonValue = None
+    env: JsonValue = None
+    timeout: NumberParam = None
+    output_key: str = lenient("shell")
+    fail_on_nonzero: BoolParam = None
 
 
 def _command(ctx: NodeContext, config: ShellCommandConfig) -> str:
-    if not isinstance(config.cmd, str):
+    if config.cmd is None:
         raise NodeError("shell_command requires 'cmd' parameter")
     return ctx.interpolate(config.cmd)
 
@@ -92,7 +103,6 @@ async def run_shell_command(ctx: NodeContext, config: ShellCommandConfig) -> dic
     if timeout <= 0:
         raise NodeError("shell_command timeout must be greater than zero seconds")
     fail_on_nonzero = strict_bool(ctx, "fail_on_nonzero", config.fail_on_nonzero, True)
-    key = config.output_key if isinstance(config.output_key, str) else "shell"
 
     run_env = ctx.services.env
     max_output = lenient_positive_int(
@@ -122,13 +132,13 @@ async def run_shell_command(ctx: NodeContext, config: ShellCommandConfig) -> dic
         )
 
     output: dict[str, Any] = {
-        f"{key}_stdout": completed.stdout.decode("utf-8", errors="replace"),
-        f"{key}_stderr": completed.stderr.decode("utf-8", errors="replace"),
-        f"{key}_code": completed.returncode,
-        f"{key}_success": completed.returncode == 0,
+        f"{config.output_key}_stdout": completed.stdout.decode("utf-8", errors="replace"),
+        f"{config.output_key}_stderr": completed.stderr.decode("utf-8", errors="replace"),
+        f"{config.output_key}_code": completed.returncode,
+        f"{config.output_key}_success": completed.returncode == 0,
     }
     if completed.truncated:
-        output[f"{key}_output_truncated"] = True
+        output[f"{config.output_key}_output_truncated"] = True
     if fail_on_nonzero and completed.returncode != 0:
         raise NodeFailure(f"Command '{cmd}' exited with code {completed.returncode}", output)
     return output

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from ironflow_core.errors import NodeError
+from ironflow_core import NodeError
 
 ALLOW_VAR = "IRONFLOW_SHELL_ALLOW"
 ENV_ALLOW_VAR = "IRONFLOW_SHELL_ENV_ALLOW"
@@ -53,6 +53,8 @@ LOADER_PREFIXES = (
 
 @attrs.frozen
 class ShellAllowList:
+    """The commands ``IRONFLOW_SHELL_ALLOW`` lets ``shell_command`` run."""
+
     names: frozenset[str]
     paths: frozenset[str]
 
@@ -110,6 +112,7 @@ def resolve_allowed_program(
 
 
 def is_loader_name(name: str) -> bool:
+    """Whether an environment variable steers the dynamic loader (never passed on)."""
     upper = name.upper()
     return upper in LOADER_NAMES or upper.startswith(LOADER_PREFIXES)
 

@@ -34,6 +34,8 @@ SUPERVISED = sys.platform == "linux"
 
 @attrs.frozen
 class Completed:
+    """A finished command: its captured output and exit status."""
+
     stdout: bytes
     stderr: bytes
     returncode: int

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ironflow_core import jsonutil
+from ironflow_core._compat.numbers import rust_f64_display
 from ironflow_core.logtext import escape_controls
 from ironflow_core.lua.convert import HostState, json_to_lua
 from ironflow_core.lua.errors import HostError, LuaConversionError
@@ -55,19 +56,6 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def format_number(value: int | float) -> str:
-    """Numbers as upstream's ``log`` prints them (integral floats without ``.0``)."""
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if value == int(value) and abs(value) < 1e16:
-        return str(int(value))
-    return repr(value)
-
-
 def host_functions(vm: HostState) -> dict[str, Callable[..., Any]]:
     """The host functions the prelude wraps into Lua globals."""
     max_nodes = vm.limits.max_conversion_nodes
@@ -76,7 +64,7 @@ def host_functions(vm: HostState) -> dict[str, Callable[..., Any]]:
         if isinstance(key, bytes):
             name = _utf8(key, "env() key")
         elif isinstance(key, (int, float)) and not isinstance(key, bool):
-            name = format_number(key)
+            name = rust_f64_display(key)
         else:
             raise HostError("bad argument #1 to 'env' (string expected)")
         value = read_env_var(vm.env, name)  # the current execution's (a state is reused)
@@ -126,7 +114,7 @@ def host_functions(vm: HostState) -> dict[str, Callable[..., Any]]:
             if kind == b"s":
                 words.append(value.decode("utf-8", "replace"))
             elif kind == b"n":
-                words.append(format_number(value))
+                words.append(rust_f64_display(value))
             elif kind == b"b":
                 words.append("true" if value else "false")
             elif kind == b"z":

@@ -591,7 +591,7 @@ class LuaState:
         except lua54.LuaError as exc:  # a limit tripped by the hook (not a compile error)
             raise self._failure(exc.args[0] if exc.args else None) from None
         if isinstance(result, tuple):
-            raise LuaCompileError(_text(result[1]))
+            raise LuaCompileError(_lua_error_text(result[1]))
         if result is None:
             raise LuaCompileError("chunk did not compile")
         return result
@@ -807,7 +807,7 @@ def _posrelat(pos: int, length: int) -> int:
     return length + pos + 1
 
 
-def _text(value: Any) -> str:
+def _lua_error_text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)

@@ -28,18 +28,18 @@ import attrs
 import trio
 
 from ironflow_core import jsonutil
-from ironflow_core.configs import run_required
+from ironflow_core._compat.numbers import U64_MAX, serde_int_text
+from ironflow_core._compat.rusterrors import os_error_text
+from ironflow_core.configs import lenient, run_required
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.fsroots import FsRoots, open_dir
-from ironflow_core.nodes.encoding import MISSING, os_error_text, str_or
-from ironflow_core.params import source_value, strict_u64
+from ironflow_core.params import ABSENT, CountParam, JsonValue, source_value, strict_u64
 from ironflow_core.settings import lenient_positive_int
 from ironflow_core.specs import NodeSpec
 
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_CACHE_DIR = ".ironflow_cache"
-U64_MAX = 2**64 - 1
 
 
 def now_seconds() -> int:
@@ -70,6 +70,7 @@ class MemoryCache:
             return len(self._entries)
 
     def clear(self) -> None:
+        """Forget every entry (tests and a fresh process start empty)."""
         with self._lock:
             self._entries.clear()
             self._expiries.clear()
@@ -124,15 +125,14 @@ MEMORY_CACHE = MemoryCache()
 """The process-wide store behind ``backend = "memory"``."""
 
 
-def _backend(node: str, value: Any) -> str:
-    backend = str_or(value, "memory")
+def _backend(node: str, backend: str) -> str:
     if backend not in ("memory", "file"):
         raise NodeError(f"{node}: unsupported backend '{backend}'. Must be 'memory' or 'file'.")
     return backend
 
 
-def _cache_dir(ctx: NodeContext, value: Any) -> str:
-    if isinstance(value, str):
+def _cache_dir(ctx: NodeContext, value: str | None) -> str:
+    if value is not None:
         return value
     return ctx.services.env.get("IRONFLOW_CACHE_DIR") or DEFAULT_CACHE_DIR
 
@@ -143,6 +143,7 @@ def safe_key(key: str) -> str:
 
 
 def cache_file(cache_dir: str, key: str) -> str:
+    """The file of ``key`` under ``cache_dir``; the key is made safe for a file name."""
     return os.path.join(cache_dir, f"{safe_key(key)}.json")
 
 
@@ -172,12 +173,6 @@ def _write_entry(
         raise NodeError(f"Failed to write cache file '{path}': {os_error_text(exc)}") from None
     finally:
         os.close(dir_fd)
-
-
-def _json_int(text: str) -> int | float:
-    # serde_json keeps integers only within i64/u64; wider literals become floats.
-    number = int(text)
-    return number if -(2**63) <= number <= U64_MAX else float(text)
 
 
 def _no_constant(name: str) -> Any:
@@ -219,7 +214,7 @@ def _read_entry_at(
         detail = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
         raise NodeError(f"Failed to read cache file '{path}': {detail}") from None
     try:
-        entry = json.loads(text, parse_int=_json_int, parse_constant=_no_constant)
+        entry = json.loads(text, parse_int=serde_int_text, parse_constant=_no_constant)
     except ValueError as exc:
         raise NodeError(f"Corrupt cache file '{path}': {exc}") from None
     if not isinstance(entry, dict) or "value" not in entry:
@@ -242,22 +237,26 @@ def _read_entry_at(
 
 @attrs.frozen
 class CacheSetConfig:
-    key: Any = run_required()
-    source_key: Any = None
-    value: Any = MISSING
-    ttl: Any = None
-    backend: Any = None
-    cache_dir: Any = None
+    """``cache_set``'s parameters (CA-1..4)."""
+
+    key: str | None = run_required(lenient=True)
+    source_key: str | None = lenient()
+    value: JsonValue = ABSENT
+    ttl: CountParam = None
+    backend: str = lenient("memory")
+    """``memory`` or ``file``."""
+    cache_dir: str | None = lenient()
+    """Where ``file`` entries live; default ``IRONFLOW_CACHE_DIR``."""
 
 
 async def cache_set(ctx: NodeContext, config: CacheSetConfig) -> dict[str, Any]:
     """CA-1..4: store the ``source_key`` value (wins) or the literal ``value``."""
-    if not isinstance(config.key, str):
+    if config.key is None:
         raise NodeError("cache_set requires 'key'")
     key = ctx.interpolate(config.key)
-    if isinstance(config.source_key, str):
+    if config.source_key is not None:
         value = source_value(ctx, config.source_key)
-    elif config.value is not MISSING:
+    elif config.value is not ABSENT:
         value = config.value
     else:
         raise NodeError("cache_set requires 'source_key' or 'value'")
@@ -284,18 +283,21 @@ async def cache_set(ctx: NodeContext, config: CacheSetConfig) -> dict[str, Any]:
 
 @attrs.frozen
 class CacheGetConfig:
-    key: Any = run_required()
-    output_key: Any = None
-    backend: Any = None
-    cache_dir: Any = None
+    """``cache_get``'s parameters (CA-4)."""
+
+    key: str | None = run_required(lenient=True)
+    output_key: str = lenient("cached_value")
+    backend: str = lenient("memory")
+    """``memory`` or ``file``."""
+    cache_dir: str | None = lenient()
+    """Where ``file`` entries live; default ``IRONFLOW_CACHE_DIR``."""
 
 
 async def cache_get(ctx: NodeContext, config: CacheGetConfig) -> dict[str, Any]:
     """CA-4: ``<output_key>`` (the value or null) and ``cache_hit``."""
-    if not isinstance(config.key, str):
+    if config.key is None:
         raise NodeError("cache_get requires 'key'")
     key = ctx.interpolate(config.key)
-    output_key = str_or(config.output_key, "cached_value")
     backend = _backend("cache_get", config.backend)
     if backend == "memory":
         hit, value = MEMORY_CACHE.get(key)
@@ -305,7 +307,7 @@ async def cache_get(ctx: NodeContext, config: CacheGetConfig) -> dict[str, Any]:
         hit, value = await trio.to_thread.run_sync(
             _read_entry, cache_dir, key, now_seconds(), roots
         )
-    return {output_key: value if hit else None, "cache_hit": hit}
+    return {config.output_key: value if hit else None, "cache_hit": hit}
 
 
 NODES: list[NodeSpec] = [

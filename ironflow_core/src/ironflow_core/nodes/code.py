@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from ironflow_core.configs import lenient
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.specs import NodeSpec
@@ -23,32 +24,33 @@ FUNCTION_PREFIX = "Function execution failed: "
 
 @attrs.frozen
 class CodeConfig:
-    source: Any = None
+    """``code``'s parameters, as the flow's table gives them."""
+
+    source: str | None = lenient()
     """Lua source (string), or a function the loader turned into ``bytecode_b64``."""
-    bytecode_b64: Any = None
+    bytecode_b64: str | None = lenient()
     """A signed handler produced by the loader (wins over ``source``)."""
 
 
 async def run_code(ctx: NodeContext, config: CodeConfig) -> dict[str, Any]:
+    """The ``code`` node: execute inline Lua code with access to the workflow context."""
     from ironflow_core.lua.errors import LuaError
     from ironflow_core.lua.functions import FunctionAuthError
     from ironflow_core.lua.runtime import LuaExecution, run_in_sandbox
 
-    bytecode = config.bytecode_b64 if isinstance(config.bytecode_b64, str) else None
-    source = config.source if isinstance(config.source, str) else None
-    if bytecode is None and source is None:
+    if config.bytecode_b64 is None and config.source is None:
         raise NodeError("code node requires 'source' or a function handler")
-    prefix = FUNCTION_PREFIX if bytecode is not None else SOURCE_PREFIX
+    prefix = FUNCTION_PREFIX if config.bytecode_b64 is not None else SOURCE_PREFIX
     data = ctx.to_dict()
 
     def work(sandbox: LuaExecution) -> dict[str, Any]:
         try:
             lua_ctx = sandbox.to_lua(data)
             sandbox.set_global("ctx", lua_ctx)
-            if bytecode is not None:
-                value = sandbox.call(sandbox.load_function(bytecode), lua_ctx)
+            if config.bytecode_b64 is not None:
+                value = sandbox.call(sandbox.load_function(config.bytecode_b64), lua_ctx)
             else:
-                value = sandbox.call(sandbox.compile_source(source or ""))
+                value = sandbox.call(sandbox.compile_source(config.source or ""))
             if value is None:
                 return {}
             converted = sandbox.from_lua(value)
@@ -61,7 +63,7 @@ async def run_code(ctx: NodeContext, config: CodeConfig) -> dict[str, Any]:
         return {"result": converted}
 
     return await run_in_sandbox(ctx.services, work, label=ctx.step_name,
-                                key=("code", bytecode if bytecode is not None else source))
+                                key=("code", config.bytecode_b64 if config.bytecode_b64 is not None else config.source))
 
 
 NODES = [

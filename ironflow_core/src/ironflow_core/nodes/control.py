@@ -21,12 +21,15 @@ from ironflow_core.specs import NodeSpec
 
 @attrs.frozen
 class IfConfig:
+    """``if_node``'s parameters, as the flow's table gives them."""
+
     condition: str | None = run_required()
     true_route: str | None = None
     false_route: str | None = None
 
 
 async def if_node(ctx: NodeContext, config: IfConfig) -> dict[str, Any]:
+    """The ``if_node`` node: evaluate a condition and set a route."""
     if config.condition is None:
         raise NodeError("if_node requires 'condition' parameter")
     result = evaluate_condition(config.condition, ctx)
@@ -42,6 +45,8 @@ async def if_node(ctx: NodeContext, config: IfConfig) -> dict[str, Any]:
 
 @attrs.frozen
 class SwitchConfig:
+    """``switch_node``'s parameters, as the flow's table gives them."""
+
     value: str | None = run_required()
     cases: dict[str, Any] | None = run_required()
     """Value text -> route; a non-string route is ignored (CND-20)."""
@@ -49,6 +54,7 @@ class SwitchConfig:
 
 
 async def switch_node(ctx: NodeContext, config: SwitchConfig) -> dict[str, Any]:
+    """The ``switch_node`` node: multi-case routing based on a value."""
     if config.value is None:
         raise NodeError("switch_node requires 'value' parameter")
     if config.cases is None:

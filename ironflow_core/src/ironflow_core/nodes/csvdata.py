@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ironflow_core import jsonutil
+from ironflow_core._compat.whitespace import RUST_WHITESPACE
+from ironflow_core.configs import run_required
 from ironflow_core.errors import NodeError
-from ironflow_core.nodes.jsondata import RUST_WHITESPACE, required_str
-from ironflow_core.params import lenient_bool, source_value
+from ironflow_core.params import BoolParam, lenient_bool, required_str, source_value
 from ironflow_core.specs import NodeSpec
 
 if TYPE_CHECKING:
@@ -137,17 +138,20 @@ def infer_value(text: str) -> Any:
 
 @attrs.frozen
 class CsvParseConfig:
-    source_key: Any = None
-    output_key: Any = None
-    has_header: Any = None
+    """``csv_parse``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
+    has_header: BoolParam = None
     delimiter: Any = None
     quote_char: Any = None
-    trim: Any = None
-    skip_empty_lines: Any = None
-    infer_types: Any = None
+    trim: BoolParam = None
+    skip_empty_lines: BoolParam = None
+    infer_types: BoolParam = None
 
 
 async def csv_parse(ctx: NodeContext, config: CsvParseConfig) -> dict[str, Any]:
+    """The ``csv_parse`` node: parse CSV text from context into structured JSON data."""
     source_key = required_str("csv_parse", "source_key", config.source_key)
     output_key = required_str("csv_parse", "output_key", config.output_key)
     has_header = lenient_bool(ctx, config.has_header, True)
@@ -230,10 +234,12 @@ class _Writer:
 
 @attrs.frozen
 class CsvStringifyConfig:
-    source_key: Any = None
-    output_key: Any = None
-    include_headers: Any = None
-    quote_all: Any = None
+    """``csv_stringify``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
+    include_headers: BoolParam = None
+    quote_all: BoolParam = None
     delimiter: Any = None
     quote_char: Any = None
 
@@ -266,6 +272,7 @@ def _write_array(writer: _Writer, values: list[Any], headers: bool) -> None:
 
 
 async def csv_stringify(ctx: NodeContext, config: CsvStringifyConfig) -> dict[str, Any]:
+    """The ``csv_stringify`` node: serialize JSON data to CSV text."""
     source_key = required_str("csv_stringify", "source_key", config.source_key)
     output_key = required_str("csv_stringify", "output_key", config.output_key)
     headers = lenient_bool(ctx, config.include_headers, True)

@@ -1,13 +1,11 @@
 """Hashing and base64 nodes: ``hash``, ``base64_encode``, ``base64_decode`` (CONTRACT §5.8).
 
-Also home of the small input helpers the text-format nodes share (``input`` or
-``source_key``, a non-string context value read as its compact JSON) and of
-the bounded regular-file read that ``base64_encode.file`` needs.
+Also home of the bounded regular-file read that ``base64_encode.file`` needs.
 
-Fields are ``Any`` because upstream reads them leniently at run time (a
-non-string ``output_key`` means the default), so a flow that loads upstream
-loads here; presence-sensitive inputs default to ``MISSING`` so an explicit
-``json_null`` still counts as given.
+Upstream reads these parameters leniently (a non-string ``output_key`` means
+the default), so the fields are ``lenient``; ``base64_encode``/``_decode``
+count any present value (even ``json_null``) in their "only one of" check, so
+those inputs default to ``ABSENT``.
 """
 
 from __future__ import annotations
@@ -23,11 +21,13 @@ from typing import Any
 import attrs
 import trio
 
-from ironflow_core import jsonutil
+from ironflow_core._compat.rusterrors import os_error_text, utf8_error_text
+from ironflow_core.configs import Interpolated, lenient
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.fsroots import FsRoots, open_parent
-from ironflow_core.params import lenient_bool, source_value
+from ironflow_core.nodes.textinput import value_text
+from ironflow_core.params import ABSENT, BoolParam, JsonValue, lenient_bool, source_value
 from ironflow_core.settings import lenient_positive_int
 from ironflow_core.specs import NodeSpec
 
@@ -35,51 +35,9 @@ DEFAULT_MAX_FILE_BYTES = 52_428_800
 _READ_CHUNK = 64 * 1024
 
 
-class _Missing:
-    """An absent parameter, where absent and JSON null differ (presence counts)."""
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-
-
-# -- shared helpers --------------------------------------------------------------------
-
-
-def str_or(value: Any, default: str) -> str:
-    """Upstream's ``as_str().unwrap_or(default)``: a non-string means the default."""
-    return value if isinstance(value, str) else default
-
-
-def value_text(value: Any) -> str:
-    """A context value as text: strings as they are, anything else as compact JSON."""
-    return value if isinstance(value, str) else jsonutil.dumps(value)
-
-
-def text_input(ctx: NodeContext, input_: Any, source_key: Any, *, both: str, neither: str) -> str:
-    """``input`` (interpolated) or the value at ``source_key``; only strings count as given."""
-    has_input = isinstance(input_, str)
-    has_source = isinstance(source_key, str)
-    if has_input and has_source:
-        raise NodeError(both)
-    if has_input:
-        return ctx.interpolate(input_)
-    if has_source:
-        return value_text(source_value(ctx, source_key))
-    raise NodeError(neither)
-
-
 def max_file_bytes(env: Mapping[str, str]) -> int:
+    """``IRONFLOW_MAX_FILE_BYTES``: the most a node reads from or writes to one file."""
     return lenient_positive_int(env, "IRONFLOW_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES)
-
-
-def os_error_text(exc: OSError) -> str:
-    """An OS error worded like Rust's ``io::Error`` display (no Python class names)."""
-    if exc.errno is not None and exc.strerror:
-        return f"{exc.strerror} (os error {exc.errno})"
-    return str(exc)
 
 
 def read_regular_file(path: str, limit: int, what: str, roots: FsRoots | None = None) -> bytes:
@@ -149,29 +107,29 @@ _ALGORITHMS = {
 
 @attrs.frozen
 class HashConfig:
-    algorithm: Any = None
-    input: Any = None
-    source_key: Any = None
-    output_key: Any = None
+    """``hash``'s parameters (HS-1..3)."""
+
+    algorithm: str = lenient("sha256")
+    input: Interpolated | None = lenient()
+    source_key: str | None = lenient()
+    output_key: str = lenient("hash")
 
 
 async def hash_node(ctx: NodeContext, config: HashConfig) -> dict[str, Any]:
     """HS-1..3: hex digest of ``input`` (wins when a string) or of the ``source_key`` value."""
-    algorithm = str_or(config.algorithm, "sha256")
-    output_key = str_or(config.output_key, "hash")
-    if isinstance(config.input, str):
+    if config.input is not None:
         text = ctx.interpolate(config.input)
-    elif isinstance(config.source_key, str):
+    elif config.source_key is not None:
         text = value_text(source_value(ctx, config.source_key))
     else:
         raise NodeError("hash requires either 'input' string or 'source_key'")
-    name = _ALGORITHMS.get(algorithm.lower())
+    name = _ALGORITHMS.get(config.algorithm.lower())
     if name is None:
         raise NodeError(
-            f"Unsupported hash algorithm '{algorithm}'. Use: sha256, sha384, sha512, md5"
+            f"Unsupported hash algorithm '{config.algorithm}'. Use: sha256, sha384, sha512, md5"
         )
     digest = hashlib.new(name, text.encode("utf-8", "surrogatepass")).hexdigest()
-    return {output_key: digest, f"{output_key}_algorithm": algorithm}
+    return {config.output_key: digest, f"{config.output_key}_algorithm": config.algorithm}
 
 
 # -- base64 ----------------------------------------------------------------------------
@@ -179,18 +137,19 @@ async def hash_node(ctx: NodeContext, config: HashConfig) -> dict[str, Any]:
 
 @attrs.frozen
 class Base64EncodeConfig:
-    input: Any = MISSING
-    source_key: Any = MISSING
-    file: Any = MISSING
-    url_safe: Any = None
-    output_key: Any = None
+    """``base64_encode``'s parameters (B64E-1/2); only a string input is used."""
+
+    input: JsonValue = ABSENT
+    source_key: JsonValue = ABSENT
+    file: JsonValue = ABSENT
+    url_safe: BoolParam = None
+    output_key: str = lenient("base64_encoded")
 
 
 async def base64_encode(ctx: NodeContext, config: Base64EncodeConfig) -> dict[str, Any]:
     """B64E-1/2: padded base64 of a string, a context value or a file's bytes."""
-    output_key = str_or(config.output_key, "base64_encoded")
     url_safe = lenient_bool(ctx, config.url_safe, False)
-    given = [v is not MISSING for v in (config.input, config.source_key, config.file)]
+    given = [v is not ABSENT for v in (config.input, config.source_key, config.file)]
     if sum(given) > 1:
         raise NodeError("base64_encode: provide only one of 'input', 'source_key', or 'file'")
     if isinstance(config.input, str):
@@ -205,7 +164,7 @@ async def base64_encode(ctx: NodeContext, config: Base64EncodeConfig) -> dict[st
     else:
         raise NodeError("base64_encode requires one of 'input', 'source_key', or 'file'")
     encoded = base64.urlsafe_b64encode(data) if url_safe else base64.b64encode(data)
-    return {output_key: encoded.decode("ascii")}
+    return {config.output_key: encoded.decode("ascii")}
 
 
 _STANDARD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
@@ -243,19 +202,15 @@ def strict_b64decode(text: str, url_safe: bool) -> bytes:
     return decoded
 
 
-def utf8_error_text(exc: UnicodeDecodeError) -> str:
-    if exc.reason == "unexpected end of data":
-        return f"incomplete utf-8 byte sequence from index {exc.start}"
-    return f"invalid utf-8 sequence of {exc.end - exc.start} bytes from index {exc.start}"
-
-
 @attrs.frozen
 class Base64DecodeConfig:
-    input: Any = MISSING
-    source_key: Any = MISSING
-    url_safe: Any = None
-    output_key: Any = None
-    output_file: Any = None
+    """``base64_decode``'s parameters (B64D-1..3); only a string input is used."""
+
+    input: JsonValue = ABSENT
+    source_key: JsonValue = ABSENT
+    url_safe: BoolParam = None
+    output_key: str = lenient("base64_decoded")
+    output_file: Interpolated | None = lenient()
 
 
 def _write_bytes(path: str, data: bytes, roots: FsRoots | None) -> None:
@@ -281,9 +236,8 @@ def _write_bytes(path: str, data: bytes, roots: FsRoots | None) -> None:
 
 async def base64_decode(ctx: NodeContext, config: Base64DecodeConfig) -> dict[str, Any]:
     """B64D-1..3: strict decode to UTF-8 text, or to a file (size-capped)."""
-    output_key = str_or(config.output_key, "base64_decoded")
     url_safe = lenient_bool(ctx, config.url_safe, False)
-    if config.input is not MISSING and config.source_key is not MISSING:
+    if config.input is not ABSENT and config.source_key is not ABSENT:
         raise NodeError("base64_decode: provide only one of 'input' or 'source_key'")
     if isinstance(config.input, str):
         encoded = ctx.interpolate(config.input)
@@ -295,7 +249,7 @@ async def base64_decode(ctx: NodeContext, config: Base64DecodeConfig) -> dict[st
         decoded = strict_b64decode(encoded, url_safe)
     except ValueError as exc:
         raise NodeError(f"Failed to decode base64: {exc}") from None
-    if isinstance(config.output_file, str):
+    if config.output_file is not None:
         limit = max_file_bytes(ctx.services.env)
         if len(decoded) > limit:
             raise NodeError(
@@ -305,12 +259,12 @@ async def base64_decode(ctx: NodeContext, config: Base64DecodeConfig) -> dict[st
         path = ctx.interpolate(config.output_file)
         roots = FsRoots.from_env(ctx.services.env)
         await trio.to_thread.run_sync(_write_bytes, path, decoded, roots)
-        return {f"{output_key}_path": path}
+        return {f"{config.output_key}_path": path}
     try:
         text = decoded.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise NodeError(f"Decoded bytes are not valid UTF-8: {utf8_error_text(exc)}") from None
-    return {output_key: text}
+    return {config.output_key: text}
 
 
 NODES: list[NodeSpec] = [

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ironflow_core.configs import run_required
+from ironflow_core.configs import lenient, run_required
 from ironflow_core.errors import NodeError
-from ironflow_core.params import lenient_bool, source_value
+from ironflow_core.params import BoolParam, lenient_bool, source_value
 from ironflow_core.specs import NodeSpec
 
 if TYPE_CHECKING:
@@ -28,17 +28,19 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class ForeachConfig:
-    source_key: Any = run_required()
+    """``foreach``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = run_required(lenient=True)
     transform_bytecode_b64: Any = None
     """What the ``nodes.foreach`` factory makes of a ``transform`` function."""
-    output_key: Any = None
-    filter_nulls: Any = None
+    output_key: str = lenient("foreach_results")
+    filter_nulls: BoolParam = None
 
 
 async def foreach(ctx: NodeContext, config: ForeachConfig) -> dict[str, Any]:
-    if not isinstance(config.source_key, str):
+    """The ``foreach`` node: iterate over an array, execute a Lua function per item, and collect results."""
+    if config.source_key is None:
         raise NodeError("foreach requires 'source_key'")
-    output_key = config.output_key if isinstance(config.output_key, str) else "foreach_results"
     bytecode = config.transform_bytecode_b64
     if not isinstance(bytecode, str):
         # DSL-51: a string ``transform`` is not supported at run time.
@@ -79,7 +81,7 @@ async def foreach(ctx: NodeContext, config: ForeachConfig) -> dict[str, Any]:
 
     results = await run_in_sandbox(ctx.services, loop, label=f"foreach step '{ctx.step_name}'",
                                    key=("foreach", bytecode, len(items).bit_length()))
-    return {output_key: results, f"{output_key}_count": len(results)}
+    return {config.output_key: results, f"{config.output_key}_count": len(results)}
 
 
 NODES: list[NodeSpec] = [

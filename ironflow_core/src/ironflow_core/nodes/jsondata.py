@@ -15,42 +15,30 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ironflow_core import jsonutil
+from ironflow_core._compat.numbers import serde_int_text
+from ironflow_core._compat.whitespace import RUST_WHITESPACE
+from ironflow_core.configs import lenient, run_required
 from ironflow_core.errors import NodeError
-from ironflow_core.params import lenient_bool, source_value, strict_u64
+from ironflow_core.params import (
+    ABSENT,
+    BoolParam,
+    CountParam,
+    JsonValue,
+    lenient_bool,
+    required_str,
+    source_value,
+    strict_u64,
+)
 from ironflow_core.specs import NodeSpec
 
 if TYPE_CHECKING:
     from ironflow_core.context import NodeContext
 
-I64_MIN, U64_MAX = -(2**63), 2**64 - 1
-RUST_WHITESPACE = (
-    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-"""What Rust's ``str::trim`` strips (Unicode White_Space), narrower than ``str.strip()``."""
-
-
-class _Missing:
-    """Marks a parameter that is absent, where absent and JSON null differ."""
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-
-
 # -- shared parameter and source helpers (also used by csvdata and schema) --------------
 
 
-def required_str(node: str, name: str, value: Any) -> str:
-    """NODE-4: a missing or non-string required parameter fails with its name."""
-    if not isinstance(value, str):
-        raise NodeError(f"{node} requires '{name}'")
-    return value
-
-
 def source_array(ctx: Mapping[str, Any], key: str) -> list[Any]:
+    """The context value at ``key``, which must be an array (NODE-3)."""
     value = source_value(ctx, key)
     if not isinstance(value, list):
         raise NodeError(f"Value at '{key}' is not an array")
@@ -58,16 +46,11 @@ def source_array(ctx: Mapping[str, Any], key: str) -> list[Any]:
 
 
 def source_object(ctx: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The context value at ``key``, which must be an object (NODE-3)."""
     value = source_value(ctx, key)
     if not isinstance(value, dict):
         raise NodeError(f"Value at '{key}' is not an object")
     return value
-
-
-def _parse_int(text: str) -> int | float:
-    # serde_json keeps integers only within i64/u64; wider literals become floats.
-    number = int(text)
-    return number if I64_MIN <= number <= U64_MAX else float(text)
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -85,7 +68,9 @@ def parse_json_text(text: str) -> Any:
     by a node can always be stored and printed.
     """
     try:
-        value = jsonutil.loads_strict(text, max_depth=None, parse_int=_parse_int, parse_float=float)
+        value = jsonutil.loads_strict(
+            text, max_depth=None, parse_int=serde_int_text, parse_float=float
+        )
     except jsonutil.JsonNestingError:
         raise ValueError("recursion limit exceeded") from None
     surrogates = _SURROGATE_ESCAPE.search(text) is not None
@@ -145,11 +130,14 @@ def json_equal(left: Any, right: Any) -> bool:
 
 @attrs.frozen
 class JsonParseConfig:
-    source_key: Any = None
-    output_key: Any = None
+    """``json_parse``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
 
 
 async def json_parse(ctx: NodeContext, config: JsonParseConfig) -> dict[str, Any]:
+    """The ``json_parse`` node: parse a JSON string from context into a value."""
     source_key = required_str("json_parse", "source_key", config.source_key)
     output_key = required_str("json_parse", "output_key", config.output_key)
     text = source_value(ctx, source_key)
@@ -164,11 +152,14 @@ async def json_parse(ctx: NodeContext, config: JsonParseConfig) -> dict[str, Any
 
 @attrs.frozen
 class JsonStringifyConfig:
-    source_key: Any = None
-    output_key: Any = None
+    """``json_stringify``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
 
 
 async def json_stringify(ctx: NodeContext, config: JsonStringifyConfig) -> dict[str, Any]:
+    """The ``json_stringify`` node: serialize a context value to a JSON string."""
     source_key = required_str("json_stringify", "source_key", config.source_key)
     output_key = required_str("json_stringify", "output_key", config.output_key)
     return {output_key: jsonutil.dumps(source_value(ctx, source_key))}
@@ -179,12 +170,14 @@ async def json_stringify(ctx: NodeContext, config: JsonStringifyConfig) -> dict[
 
 @attrs.frozen
 class JsonExtractPathConfig:
-    source_key: Any = None
-    path: Any = None
-    output_key: Any = None
-    required: Any = None
+    """``json_extract_path``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = run_required(lenient=True)
+    path: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
+    required: BoolParam = None
     default: Any = None
-    parse_json: Any = None
+    parse_json: BoolParam = None
 
 
 _INDEX = re.compile(r"\+?[0-9]+")
@@ -224,6 +217,7 @@ def resolve_json_path(value: Any, path: str) -> tuple[bool, Any]:
 
 
 async def json_extract_path(ctx: NodeContext, config: JsonExtractPathConfig) -> dict[str, Any]:
+    """The ``json_extract_path`` node: extract a value from JSON data using a dotted path with optional array indexes."""
     source_key = required_str("json_extract_path", "source_key", config.source_key)
     path = required_str("json_extract_path", "path", config.path)
     output_key = required_str("json_extract_path", "output_key", config.output_key)
@@ -252,12 +246,15 @@ async def json_extract_path(ctx: NodeContext, config: JsonExtractPathConfig) -> 
 
 @attrs.frozen
 class SelectFieldsConfig:
-    source_key: Any = None
-    output_key: Any = None
+    """``select_fields``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
     fields: Any = None
 
 
 async def select_fields(ctx: NodeContext, config: SelectFieldsConfig) -> dict[str, Any]:
+    """The ``select_fields`` node: select specific fields from a context object."""
     source_key = required_str("select_fields", "source_key", config.source_key)
     output_key = required_str("select_fields", "output_key", config.output_key)
     if not isinstance(config.fields, list):
@@ -271,8 +268,10 @@ async def select_fields(ctx: NodeContext, config: SelectFieldsConfig) -> dict[st
 
 @attrs.frozen
 class RenameFieldsConfig:
-    source_key: Any = None
-    output_key: Any = None
+    """``rename_fields``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
     mapping: Any = None
 
 
@@ -293,8 +292,10 @@ async def rename_fields(ctx: NodeContext, config: RenameFieldsConfig) -> dict[st
 
 @attrs.frozen
 class DataTransformConfig:
-    source_key: Any = None
-    output_key: Any = None
+    """``data_transform``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
     mapping: Any = None
 
 
@@ -330,11 +331,13 @@ async def data_transform(ctx: NodeContext, config: DataTransformConfig) -> dict[
 
 @attrs.frozen
 class DataFilterConfig:
-    source_key: Any = None
-    output_key: Any = None
-    field: Any = None
-    op: Any = None
-    value: Any = MISSING
+    """``data_filter``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
+    field: str | None = run_required(lenient=True)
+    op: str | None = lenient()
+    value: JsonValue = ABSENT
     """Absent and JSON null differ: ``eq`` against null keeps items whose field is null."""
 
 
@@ -367,7 +370,7 @@ def filter_match(item: Any, field: str, op: str, expected: Any) -> bool:
         return present and actual is not None
     if op == "not_exists":
         return actual is None
-    if not present or expected is MISSING:
+    if not present or expected is ABSENT:
         return False
     if op == "eq":
         return json_equal(actual, expected)
@@ -382,10 +385,11 @@ def filter_match(item: Any, field: str, op: str, expected: Any) -> bool:
 
 
 async def data_filter(ctx: NodeContext, config: DataFilterConfig) -> dict[str, Any]:
+    """The ``data_filter`` node: filter array items by a condition."""
     source_key = required_str("data_filter", "source_key", config.source_key)
     output_key = required_str("data_filter", "output_key", config.output_key)
     field = required_str("data_filter", "field", config.field)
-    if not isinstance(config.op, str):
+    if config.op is None:
         raise NodeError("data_filter requires 'op' (eq, neq, gt, lt, gte, lte, contains, exists)")
     items = source_array(ctx, source_key)
     kept = [item for item in items if filter_match(item, field, config.op, config.value)]
@@ -397,12 +401,15 @@ async def data_filter(ctx: NodeContext, config: DataFilterConfig) -> dict[str, A
 
 @attrs.frozen
 class BatchConfig:
-    source_key: Any = None
-    output_key: Any = None
-    size: Any = None
+    """``batch``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
+    size: CountParam = None
 
 
 async def batch(ctx: NodeContext, config: BatchConfig) -> dict[str, Any]:
+    """The ``batch`` node: split an array into chunks of a specified size."""
     source_key = required_str("batch", "source_key", config.source_key)
     output_key = required_str("batch", "output_key", config.output_key)
     if config.size is None:
@@ -417,9 +424,11 @@ async def batch(ctx: NodeContext, config: BatchConfig) -> dict[str, Any]:
 
 @attrs.frozen
 class DeduplicateConfig:
-    source_key: Any = None
-    output_key: Any = None
-    key: Any = None
+    """``deduplicate``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = run_required(lenient=True)
+    output_key: str | None = run_required(lenient=True)
+    key: str | None = lenient()
 
 
 def _identity(item: Any, key: str | None) -> str:
@@ -431,14 +440,14 @@ def _identity(item: Any, key: str | None) -> str:
 
 
 async def deduplicate(ctx: NodeContext, config: DeduplicateConfig) -> dict[str, Any]:
+    """The ``deduplicate`` node: remove duplicate items from an array."""
     source_key = required_str("deduplicate", "source_key", config.source_key)
     output_key = required_str("deduplicate", "output_key", config.output_key)
-    key = config.key if isinstance(config.key, str) else None
     items = source_array(ctx, source_key)
     seen: set[str] = set()
     unique = []
     for item in items:
-        identity = _identity(item, key)
+        identity = _identity(item, config.key)
         if identity not in seen:
             seen.add(identity)
             unique.append(item)

@@ -21,10 +21,11 @@ from typing import Any
 
 import attrs
 
+from ironflow_core.configs import Interpolated, lenient
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
-from ironflow_core.nodes.encoding import str_or, text_input
-from ironflow_core.params import lenient_bool
+from ironflow_core.nodes.textinput import text_input
+from ironflow_core.params import BoolParam, JsonValue, lenient_bool
 from ironflow_core.specs import NodeSpec
 
 DEFAULT_LINK_REL = "noopener noreferrer"
@@ -33,7 +34,7 @@ _CONTENT_TAGS = frozenset({"script", "style"})
 """Tags ammonia always removes with their content; they can never be allowed."""
 
 
-def _markup_input(ctx: NodeContext, node: str, input_: Any, source_key: Any) -> str:
+def _markup_input(ctx: NodeContext, node: str, input_: str | None, source_key: str | None) -> str:
     return text_input(
         ctx,
         input_,
@@ -125,6 +126,7 @@ def _comrak_shape(tokens: list[Any]) -> None:
 
 
 def render_markdown(text: str) -> str:
+    """CommonMark + GFM to HTML, shaped like upstream's comrak output."""
     md = _markdown_renderer()
     env: dict[str, Any] = {}
     tokens = md.parse(text, env)
@@ -137,15 +139,16 @@ def render_markdown(text: str) -> str:
 
 @attrs.frozen
 class MarkdownToHtmlConfig:
-    input: Any = None
-    source_key: Any = None
-    output_key: Any = None
-    sanitize: Any = None
+    """``markdown_to_html``'s parameters, as the flow's table gives them."""
+
+    input: Interpolated | None = lenient()
+    source_key: str | None = lenient()
+    output_key: str = lenient("html")
+    sanitize: BoolParam = None
 
 
 async def markdown_to_html(ctx: NodeContext, config: MarkdownToHtmlConfig) -> dict[str, Any]:
     """MD-1: CommonMark + GFM to HTML, optionally through the ammonia default policy."""
-    output_key = str_or(config.output_key, "html")
     sanitize = lenient_bool(ctx, config.sanitize, False)
     text = _markup_input(ctx, "markdown_to_html", config.input, config.source_key)
     html = render_markdown(text)
@@ -153,7 +156,7 @@ async def markdown_to_html(ctx: NodeContext, config: MarkdownToHtmlConfig) -> di
         import nh3
 
         html = nh3.clean(html)
-    return {output_key: html}
+    return {config.output_key: html}
 
 
 # -- html_sanitize ---------------------------------------------------------------------
@@ -161,19 +164,20 @@ async def markdown_to_html(ctx: NodeContext, config: MarkdownToHtmlConfig) -> di
 
 @attrs.frozen
 class HtmlSanitizeConfig:
-    input: Any = None
-    source_key: Any = None
-    output_key: Any = None
-    allowed_tags: Any = None
-    strip_comments: Any = None
-    link_rel: Any = None
+    """``html_sanitize``'s parameters, as the flow's table gives them."""
+
+    input: Interpolated | None = lenient()
+    source_key: str | None = lenient()
+    output_key: str = lenient("sanitized_html")
+    allowed_tags: JsonValue = None
+    """An array of tag names (non-strings are skipped); anything else means ammonia's default."""
+    strip_comments: BoolParam = None
+    link_rel: str = lenient(DEFAULT_LINK_REL)
 
 
 async def html_sanitize(ctx: NodeContext, config: HtmlSanitizeConfig) -> dict[str, Any]:
     """MD-3: ammonia's default cleaner, or its builder with the given overrides."""
-    output_key = str_or(config.output_key, "sanitized_html")
     strip_comments = lenient_bool(ctx, config.strip_comments, True)
-    link_rel = str_or(config.link_rel, DEFAULT_LINK_REL)
     text = _markup_input(ctx, "html_sanitize", config.input, config.source_key)
     tags: set[str] | None = None
     if isinstance(config.allowed_tags, list):
@@ -187,7 +191,7 @@ async def html_sanitize(ctx: NodeContext, config: HtmlSanitizeConfig) -> dict[st
     import nh3
 
     return {
-        output_key: nh3.clean(text, tags=tags, strip_comments=strip_comments, link_rel=link_rel)
+        config.output_key: nh3.clean(text, tags=tags, strip_comments=strip_comments, link_rel=config.link_rel)
     }
 
 
@@ -447,6 +451,7 @@ def _wrap(marker: str, content: str) -> str:
 
 
 def html_to_markdown_text(html: str) -> str:
+    """Best-effort Markdown of an HTML fragment (MD-2)."""
     builder = _TreeBuilder()
     builder.feed(html)
     builder.close()
@@ -455,16 +460,17 @@ def html_to_markdown_text(html: str) -> str:
 
 @attrs.frozen
 class HtmlToMarkdownConfig:
-    input: Any = None
-    source_key: Any = None
-    output_key: Any = None
+    """``html_to_markdown``'s parameters, as the flow's table gives them."""
+
+    input: Interpolated | None = lenient()
+    source_key: str | None = lenient()
+    output_key: str = lenient("markdown")
 
 
 async def html_to_markdown(ctx: NodeContext, config: HtmlToMarkdownConfig) -> dict[str, Any]:
     """MD-2: best-effort Markdown of the HTML (empty input gives empty output)."""
-    output_key = str_or(config.output_key, "markdown")
     text = _markup_input(ctx, "html_to_markdown", config.input, config.source_key)
-    return {output_key: html_to_markdown_text(text)}
+    return {config.output_key: html_to_markdown_text(text)}
 
 
 NODES: list[NodeSpec] = [

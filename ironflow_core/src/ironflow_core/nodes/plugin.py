@@ -27,6 +27,7 @@ NODE_MODULES: tuple[str, ...] = (
 
 @hookimpl
 def ironflow_register_nodes() -> list[NodeSpec]:
+    """The node types this plugin provides (the pluggy hook)."""
     specs: list[NodeSpec] = []
     for module_name in NODE_MODULES:
         specs.extend(importlib.import_module(module_name).NODES)

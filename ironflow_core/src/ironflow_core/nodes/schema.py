@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ironflow_core import jsonutil
+from ironflow_core.configs import run_required
 from ironflow_core.errors import NodeError, NodeFailure
-from ironflow_core.nodes.jsondata import MISSING, parse_json_text, required_str
-from ironflow_core.params import source_value
+from ironflow_core.nodes.jsondata import parse_json_text
+from ironflow_core.params import ABSENT, JsonValue, required_str, source_value
 from ironflow_core.specs import NodeSpec
 
 if TYPE_CHECKING:
@@ -27,14 +28,16 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class SchemaConfig:
-    source_key: Any = None
-    schema: Any = MISSING
+    """The parameters of ``json_validate``, ``validate_schema``."""
+
+    source_key: str | None = run_required(lenient=True)
+    schema: JsonValue = ABSENT
     """Inline schema; wins over ``schema_key`` whenever present, whatever its type."""
     schema_key: Any = None
 
 
 def _schema(ctx: Any, config: SchemaConfig, node: str) -> Any:
-    if config.schema is not MISSING:
+    if config.schema is not ABSENT:
         return config.schema
     key = config.schema_key
     if not isinstance(key, str):
@@ -115,6 +118,7 @@ def _finish(errors: list[str]) -> dict[str, Any]:
 
 
 async def validate_schema(ctx: NodeContext, config: SchemaConfig) -> dict[str, Any]:
+    """The ``validate_schema`` node: validate context data against a JSON Schema."""
     source_key = required_str("validate_schema", "source_key", config.source_key)
     schema = _schema(ctx, config, "validate_schema")
     data = source_value(ctx, source_key)

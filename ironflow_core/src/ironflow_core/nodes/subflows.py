@@ -24,10 +24,20 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ironflow_core.configs import run_required
+from ironflow_core._compat.rusterrors import os_error_text
+from ironflow_core.configs import lenient, run_required
 from ironflow_core.errors import IronflowError, NodeError
 from ironflow_core.model import RunStatus
-from ironflow_core.params import lenient_bool, strict_float, strict_u64
+from ironflow_core.params import (
+    ABSENT,
+    BoolParam,
+    CountParam,
+    JsonValue,
+    NumberParam,
+    lenient_bool,
+    strict_float,
+    strict_u64,
+)
 from ironflow_core.settings import lenient_positive_int
 from ironflow_core.specs import NodeSpec
 
@@ -38,8 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ironflow.node")
 
-_ABSENT: Any = object()
-"""A key that is not there, where absent and JSON null differ."""
 
 
 # -- child-run conventions (SUB-1..3) -------------------------------------------------
@@ -68,7 +76,7 @@ def resolve_flow_path(
     try:
         real = os.path.realpath(joined, strict=True)
     except OSError as exc:
-        raise NodeError(f"{node}: cannot find '{joined}': {_os_error_text(exc)}") from None
+        raise NodeError(f"{node}: cannot find '{joined}': {os_error_text(exc)}") from None
     if roots is not None:
         _confine(node, flow_file, real, roots)
     return real
@@ -90,12 +98,6 @@ def _confine(node: str, flow_file: str, path: str, roots: tuple[str, ...]) -> No
         f"{node}: flow '{flow_file}' is outside the flows directory (allowed: the flow's own "
         "directory and FLOWS_DIR)"
     )
-
-
-def _os_error_text(exc: OSError) -> str:
-    if exc.errno is None:
-        return str(exc)
-    return f"{exc.strerror or os.strerror(exc.errno)} (os error {exc.errno})"
 
 
 _SNIPPET = re.compile(r" near '.*'$", re.DOTALL)
@@ -128,6 +130,7 @@ def flow_roots_of(ctx: NodeContext) -> tuple[str, ...] | None:
 
 
 def child_runner(ctx: NodeContext) -> ChildRunner:
+    """The engine's way to run a child flow for this step's run."""
     runner = ctx.services.run_child
     if runner is None:  # pragma: no cover - the engine always wires it
         raise NodeError(f"{ctx.node_type}: this run cannot start child runs")
@@ -149,6 +152,7 @@ def public_keys(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def status_text(record: RunRecord) -> str:
+    """A child run's status as the step's messages print it."""
     return str(record.status)
 
 
@@ -168,19 +172,24 @@ def _error_policy(node: str, value: Any, default: bool) -> bool:
 
 @attrs.frozen
 class SubworkflowConfig:
-    flow: Any = run_required()
-    wait: Any = None
-    input: Any = None
-    output_key: Any = None
-    on_error: Any = None
+    """``subworkflow``'s parameters (SWF-1..5)."""
+
+    flow: str | None = run_required(lenient=True)
+    wait: BoolParam = None
+    input: JsonValue = None
+    """An object mapping child keys to parent keys or values."""
+    output_key: str | None = lenient()
+    on_error: JsonValue = None
+    """``fail`` or ``continue``; checked when the step runs."""
 
 
 async def subworkflow(ctx: NodeContext, config: SubworkflowConfig) -> dict[str, Any]:
+    """The ``subworkflow`` node: load and execute another .lua flow as a reusable module."""
     node = "subworkflow"
-    if not isinstance(config.flow, str):
+    if config.flow is None:
         raise NodeError("subworkflow requires 'flow' parameter")
     wait = lenient_bool(ctx, config.wait, True)
-    output_key = config.output_key if isinstance(config.output_key, str) else None
+    output_key = config.output_key
     fail_fast = _error_policy(node, config.on_error, output_key is None)  # SWF-2
     path = resolve_flow_path(node, config.flow, ctx.get("_flow_dir"), flow_roots_of(ctx))
     child_ctx = _subworkflow_input(ctx, config.input)
@@ -260,6 +269,7 @@ detached_slots = _DetachedSlots()
 
 
 def detached_capacity(env: Mapping[str, str]) -> int:
+    """``IRONFLOW_MAX_DETACHED_SUBWORKFLOWS``: how many detached children may run at once."""
     return lenient_positive_int(env, "IRONFLOW_MAX_DETACHED_SUBWORKFLOWS", DEFAULT_MAX_DETACHED)
 
 
@@ -305,16 +315,24 @@ MAX_PARALLEL_CAP = 1024
 
 @attrs.frozen
 class ParallelSubworkflowsConfig:
-    flows: Any = None
-    flow: Any = None
-    source_key: Any = None
-    input: Any = None
-    item_key: Any = None
-    index_key: Any = None
-    child_output_key: Any = None
-    output_key: Any = None
-    on_error: Any = None
-    max_concurrent: Any = None
+    """``parallel_subworkflows``'s parameters (PS-1..6).
+
+    ``flows``, ``flow`` and ``source_key`` stay raw JSON: which of them is
+    present, and with what type, picks the error the step fails with.
+    """
+
+    flows: JsonValue = None
+    flow: JsonValue = None
+    source_key: JsonValue = None
+    input: JsonValue = None
+    """Dynamic mode: an object merged into every child's input."""
+    item_key: str = lenient("item")
+    index_key: str = lenient("index")
+    child_output_key: str | None = lenient()
+    output_key: str = lenient("parallel_results")
+    on_error: JsonValue = None
+    """``fail`` or ``continue``; checked when the step runs."""
+    max_concurrent: CountParam = None
 
 
 @attrs.frozen
@@ -329,10 +347,11 @@ class _Child:
 async def parallel_subworkflows(
     ctx: NodeContext, config: ParallelSubworkflowsConfig
 ) -> dict[str, Any]:
+    """The ``parallel_subworkflows`` node: execute multiple subworkflows concurrently and collect their results."""
     node = "parallel_subworkflows"
     entries = _flow_entries(ctx, config)
     fail_fast = _error_policy(node, config.on_error, True)
-    output_key = config.output_key if isinstance(config.output_key, str) else "parallel_results"
+    output_key = config.output_key
     max_concurrent = strict_u64(ctx, "max_concurrent", config.max_concurrent, os.cpu_count() or 1)
     if max_concurrent == 0:
         raise NodeError("parallel_subworkflows: 'max_concurrent' must be greater than 0")
@@ -404,13 +423,12 @@ def _flow_entries(ctx: NodeContext, config: ParallelSubworkflowsConfig) -> list[
         raise NodeError(
             f"parallel_subworkflows: source_key '{config.source_key}' not found or not an array"
         )
-    item_key = config.item_key if isinstance(config.item_key, str) else "item"
-    index_key = config.index_key if isinstance(config.index_key, str) else "index"
+    item_key, index_key = config.item_key, config.index_key
     base = config.input if isinstance(config.input, dict) else {}
     entries = []
     for position, item in enumerate(source, start=1):
         entry: dict[str, Any] = {"flow": config.flow}
-        if isinstance(config.child_output_key, str):
+        if config.child_output_key is not None:
             entry["output_key"] = config.child_output_key
         entry["input"] = {**base, item_key: item, index_key: position}
         entries.append(entry)
@@ -461,17 +479,23 @@ _USIZE = re.compile(r"\+?[0-9]+")
 
 @attrs.frozen
 class RepeatSubworkflowConfig:
-    flow: Any = None
-    max_iterations: Any = None
-    input: Any = None
-    output_key: Any = None
-    state_key: Any = None
-    next_state_key: Any = None
-    until_key: Any = None
-    iteration_key: Any = None
-    delay_seconds: Any = None
-    backoff_factor: Any = None
-    max_delay_seconds: Any = None
+    """``repeat_subworkflow``'s parameters (RS-1..3).
+
+    The key names stay raw JSON: a present one must be a non-empty string,
+    checked (with the rest, before anything runs) when the step runs.
+    """
+
+    flow: str | None = lenient()
+    max_iterations: CountParam = None
+    input: JsonValue = None
+    output_key: JsonValue = None
+    state_key: JsonValue = None
+    next_state_key: JsonValue = None
+    until_key: JsonValue = None
+    iteration_key: JsonValue = None
+    delay_seconds: NumberParam = None
+    backoff_factor: NumberParam = None
+    max_delay_seconds: NumberParam = None
 
 
 @attrs.frozen
@@ -513,7 +537,7 @@ def repeat_cap(env: Mapping[str, str]) -> int:
 
 def _repeat_settings(ctx: NodeContext, config: RepeatSubworkflowConfig) -> _RepeatSettings:
     """Validate every parameter before anything is resolved or run (RS-1)."""
-    if not isinstance(config.flow, str) or not config.flow:
+    if not config.flow:
         raise NodeError("repeat_subworkflow requires non-empty 'flow'")
     output_key = _repeat_string(config.output_key, "output_key", "repeat_result")
     keys = {
@@ -571,6 +595,7 @@ def _repeat_settings(ctx: NodeContext, config: RepeatSubworkflowConfig) -> _Repe
 async def repeat_subworkflow(
     ctx: NodeContext, config: RepeatSubworkflowConfig
 ) -> dict[str, Any]:
+    """The ``repeat_subworkflow`` node: repeat a child workflow with explicit bounded state until it completes."""
     node = "repeat_subworkflow"
     settings = _repeat_settings(ctx, config)
     path = resolve_flow_path(node, settings.flow, ctx.get("_flow_dir"), flow_roots_of(ctx))
@@ -578,7 +603,7 @@ async def repeat_subworkflow(
     for reserved in (settings.next_state_key, settings.until_key, settings.iteration_key):
         static.pop(reserved, None)  # RS-2
     without_overlay(ctx, static)
-    state = static.pop(settings.state_key, _ABSENT)
+    state = static.pop(settings.state_key, ABSENT)
     static["_flow_dir"] = os.path.dirname(path)
     try:
         flow = await load_child(ctx, path)
@@ -588,7 +613,7 @@ async def repeat_subworkflow(
     delay = settings.delay
     for iteration in range(1, settings.max_iterations + 1):  # RS-3
         child_ctx = dict(static)
-        if state is not _ABSENT:
+        if state is not ABSENT:
             child_ctx[settings.state_key] = state
         child_ctx[settings.iteration_key] = iteration
         try:
@@ -606,18 +631,18 @@ async def repeat_subworkflow(
                 f"repeat_subworkflow: child iteration {iteration} must return boolean "
                 f"'{settings.until_key}'"
             )
-        next_state = record.ctx.get(settings.next_state_key, _ABSENT)
+        next_state = record.ctx.get(settings.next_state_key, ABSENT)
         if done:  # RS-4
-            final = next_state if next_state is not _ABSENT else state
+            final = next_state if next_state is not ABSENT else state
             out = settings.output_key
             return {
                 out: public_keys(record.ctx),
-                f"{out}_state": None if final is _ABSENT else final,
+                f"{out}_state": None if final is ABSENT else final,
                 f"{out}_iterations": iteration,
                 f"{out}_completed": True,
                 f"{out}_flow": record.flow_name,
             }
-        if next_state is _ABSENT:
+        if next_state is ABSENT:
             raise NodeError(
                 f"repeat_subworkflow: child '{flow.name}' iteration {iteration} returned false "
                 f"in '{settings.until_key}' but omitted '{settings.next_state_key}'"

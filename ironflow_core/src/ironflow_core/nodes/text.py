@@ -1,8 +1,8 @@
 """Text and pacing nodes: ``template_render``, ``log``, ``delay`` (CONTRACT §5.8).
 
-Required strings are optional in the config classes so that a missing one
-fails the step with upstream's wording; ``log`` keeps upstream's leniency (a
-non-string ``message`` renders as ``""``, LG-1).
+Required strings are ``run_required`` so that a missing one fails the step
+with upstream's wording; ``log`` keeps upstream's leniency (a non-string
+``message`` renders as ``""``, LG-1).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 import attrs
 import trio
 
-from ironflow_core.configs import run_required
+from ironflow_core.configs import Interpolated, lenient, run_required
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.logtext import escape_controls
-from ironflow_core.params import strict_float
+from ironflow_core.params import ABSENT, NumberParam, strict_float
 from ironflow_core.specs import NodeSpec
 
 logger = logging.getLogger("ironflow.node")
@@ -28,7 +28,9 @@ _MAX_DELAY = 2.0**64  # Rust's Duration cannot hold this many seconds
 
 @attrs.frozen
 class TemplateRenderConfig:
-    template: str | None = run_required()
+    """``template_render``'s parameters (TR-1)."""
+
+    template: Interpolated | None = run_required()
     output_key: str | None = run_required()
 
 
@@ -43,9 +45,11 @@ async def template_render(ctx: NodeContext, config: TemplateRenderConfig) -> dic
 
 @attrs.frozen
 class LogConfig:
-    message: Any = None
-    """Any JSON value; only a string is rendered and logged (LG-1)."""
-    level: Any = None
+    """``log``'s parameters (LG-1)."""
+
+    message: Interpolated = lenient("")
+    """Only a string is rendered and logged; anything else logs ``""``."""
+    level: str | None = lenient()
     """``debug``, ``warn``, ``error``; anything else (any type) logs at info."""
 
 
@@ -55,28 +59,27 @@ async def log(ctx: NodeContext, config: LogConfig) -> dict[str, Any]:
     The log line escapes control characters (a message cannot forge a line);
     ``log_message`` keeps the text as rendered.
     """
-    message = ctx.interpolate(config.message) if isinstance(config.message, str) else ""
+    message = ctx.interpolate(config.message)
     # Exact, lower-case names only: `trace`, `WARN` and the rest log at info.
-    level = (
-        _LEVELS.get(config.level, logging.INFO) if isinstance(config.level, str) else logging.INFO
-    )
+    level = _LEVELS.get(config.level, logging.INFO) if config.level is not None else logging.INFO
     logger.log(level, "%s", escape_controls(message), extra={"step": ctx.step_name, "run_id": ctx.run_id})
     return {"log_message": message}
 
 
 @attrs.frozen
 class DelayConfig:
-    seconds: Any = None
-    """A number or a numeric string (interpolated), NODE-6."""
+    """``delay``'s parameters (DL-1)."""
+
+    seconds: NumberParam = ABSENT
+    """A number or a numeric string (interpolated), NODE-6; absent means 1 second."""
 
 
 async def delay(ctx: NodeContext, config: DelayConfig) -> dict[str, Any]:
     """DL-1: sleep, then report the duration as a JSON float."""
-    value = config.seconds
-    if value is None and ctx.raw_config.get("seconds", 0) is None:
+    if config.seconds is None:
         # An explicit `json_null` is present but not a number (upstream errors).
         raise NodeError("'seconds' must be a finite number")
-    seconds = strict_float(ctx, "seconds", value, 1.0)
+    seconds = 1.0 if config.seconds is ABSENT else strict_float(ctx, "seconds", config.seconds, 1.0)
     if seconds < 0:
         raise NodeError("delay seconds must be a finite, non-negative number of seconds")
     if seconds >= _MAX_DELAY:

@@ -27,10 +27,12 @@ import attrs
 import trio
 
 from ironflow_core import jsonutil
+from ironflow_core._compat.numbers import serde_int
+from ironflow_core.configs import Interpolated, lenient
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
-from ironflow_core.nodes.encoding import str_or, text_input
-from ironflow_core.params import lenient_bool, source_value
+from ironflow_core.nodes.textinput import text_input
+from ironflow_core.params import BoolParam, lenient_bool, source_value
 from ironflow_core.specs import NodeSpec
 
 MAX_NESTING_DEPTH = 128
@@ -39,7 +41,6 @@ MAX_ALIAS_EXPANSION = 100_000
 """Values that YAML aliases may copy in one document; literal content is not counted."""
 THREAD_THRESHOLD = 64 * 1024
 """Inputs larger than this are parsed in a worker thread."""
-I64_MIN, U64_MAX = -(2**63), 2**64 - 1
 
 
 async def _parse(parse: Callable[[str], Any], text: str) -> Any:
@@ -63,11 +64,6 @@ _NAN = re.compile(r"\.(?:nan|NaN|NAN)\Z")
 _TAG_PREFIX = "tag:yaml.org,2002:"
 
 
-def _json_int(number: int) -> int | float:
-    # JSON integers stop at i64/u64 upstream; wider ones become floats.
-    return number if I64_MIN <= number <= U64_MAX else float(number)
-
-
 def _json_float(number: float) -> float | None:
     # Non-finite numbers are not JSON: upstream turns them into null.
     return number if math.isfinite(number) else None
@@ -82,11 +78,11 @@ def resolve_plain(text: str) -> Any:
     if text in _FALSE:
         return False
     if _INT_DEC.match(text):
-        return _json_int(int(text))
+        return serde_int(int(text))
     if _INT_OCT.match(text):
-        return _json_int(int(text[2:], 8))
+        return serde_int(int(text[2:], 8))
     if _INT_HEX.match(text):
-        return _json_int(int(text[2:], 16))
+        return serde_int(int(text[2:], 16))
     if _FLOAT.match(text):
         try:
             return _json_float(float(text))
@@ -284,9 +280,11 @@ def dump_yaml(value: Any) -> str:
 
 @attrs.frozen
 class YamlParseConfig:
-    input: Any = None
-    source_key: Any = None
-    output_key: Any = None
+    """``yaml_parse``'s parameters, as the flow's table gives them."""
+
+    input: Interpolated | None = lenient()
+    source_key: str | None = lenient()
+    output_key: str = lenient("yaml_data")
 
 
 async def yaml_parse(ctx: NodeContext, config: YamlParseConfig) -> dict[str, Any]:
@@ -298,27 +296,27 @@ async def yaml_parse(ctx: NodeContext, config: YamlParseConfig) -> dict[str, Any
         both="yaml_parse: provide either 'input' or 'source_key', not both",
         neither="yaml_parse requires either 'input' or 'source_key'",
     )
-    output_key = str_or(config.output_key, "yaml_data")
-    return {output_key: await _parse(load_yaml, text)}
+    return {config.output_key: await _parse(load_yaml, text)}
 
 
 @attrs.frozen
 class YamlStringifyConfig:
-    source_key: Any = None
-    output_key: Any = None
+    """``yaml_stringify``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = lenient()
+    output_key: str = lenient("yaml")
 
 
 async def yaml_stringify(ctx: NodeContext, config: YamlStringifyConfig) -> dict[str, Any]:
     """YS-1: block YAML of the ``source_key`` value."""
-    if not isinstance(config.source_key, str):
+    if config.source_key is None:
         raise NodeError("yaml_stringify requires 'source_key'")
-    output_key = str_or(config.output_key, "yaml")
     value = source_value(ctx, config.source_key)
     try:
         text = dump_yaml(value)
     except RecursionError:
         raise NodeError("yaml_stringify: the value is nested too deeply") from None
-    return {output_key: text}
+    return {config.output_key: text}
 
 
 # -- XML --------------------------------------------------------------------------------
@@ -545,14 +543,15 @@ def dump_xml(value: Any, root_tag: str, pretty: bool) -> str:
 
 @attrs.frozen
 class XmlParseConfig:
-    input: Any = None
-    source_key: Any = None
-    output_key: Any = None
+    """``xml_parse``'s parameters, as the flow's table gives them."""
+
+    input: Interpolated | None = lenient()
+    source_key: str | None = lenient()
+    output_key: str = lenient("xml_data")
 
 
 async def xml_parse(ctx: NodeContext, config: XmlParseConfig) -> dict[str, Any]:
     """XP-1/2: ``{root: value}`` under ``output_key``; scalars stay strings."""
-    output_key = str_or(config.output_key, "xml_data")
     text = text_input(
         ctx,
         config.input,
@@ -560,30 +559,30 @@ async def xml_parse(ctx: NodeContext, config: XmlParseConfig) -> dict[str, Any]:
         both="xml_parse accepts either 'input' or 'source_key', not both",
         neither="xml_parse requires either 'input' string or 'source_key'",
     )
-    return {output_key: await _parse(load_xml, text)}
+    return {config.output_key: await _parse(load_xml, text)}
 
 
 @attrs.frozen
 class XmlStringifyConfig:
-    source_key: Any = None
-    output_key: Any = None
-    root_tag: Any = None
-    pretty: Any = None
+    """``xml_stringify``'s parameters, as the flow's table gives them."""
+
+    source_key: str | None = lenient()
+    output_key: str = lenient("xml")
+    root_tag: str = lenient("root")
+    pretty: BoolParam = None
 
 
 async def xml_stringify(ctx: NodeContext, config: XmlStringifyConfig) -> dict[str, Any]:
     """XS-1/2: the ``source_key`` value as XML text."""
-    if not isinstance(config.source_key, str):
+    if config.source_key is None:
         raise NodeError("xml_stringify requires 'source_key'")
-    output_key = str_or(config.output_key, "xml")
-    root_tag = str_or(config.root_tag, "root")
     pretty = lenient_bool(ctx, config.pretty, False)
     value = source_value(ctx, config.source_key)
     try:
-        text = dump_xml(value, root_tag, pretty)
+        text = dump_xml(value, config.root_tag, pretty)
     except RecursionError:
         raise NodeError("xml_stringify: the value is nested too deeply") from None
-    return {output_key: text}
+    return {config.output_key: text}
 
 
 NODES: list[NodeSpec] = [

@@ -49,7 +49,7 @@ class Schedule:
         return ZoneInfo(self.timezone)
 
 
-def _text(name: str, field: str, value: Any, limit: int) -> str:
+def _nonempty_bounded_str(name: str, field: str, value: Any, limit: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"schedule '{name}': '{field}' must be a non-empty string")
     if len(value.encode("utf-8")) > limit:
@@ -71,7 +71,7 @@ def _name(value: Any) -> str:
 def _zone(name: str, value: Any) -> str:
     if value is None:
         return "UTC"
-    text = _text(name, "timezone", value, MAX_ZONE_BYTES)
+    text = _nonempty_bounded_str(name, "timezone", value, MAX_ZONE_BYTES)
     try:
         ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
@@ -136,8 +136,8 @@ def parse_schedule(name: Any, raw: Any, flows_dir: str | None) -> Schedule:
     if unknown:
         raise ConfigError(f"schedule '{name}': unknown field '{unknown[0]}' "
                           f"(known: {', '.join(FIELDS)})")
-    flow = _text(name, "flow", raw.get("flow"), MAX_FLOW_BYTES)
-    cron = _text(name, "cron", raw.get("cron"), MAX_CRON_BYTES)
+    flow = _nonempty_bounded_str(name, "flow", raw.get("flow"), MAX_FLOW_BYTES)
+    cron = _nonempty_bounded_str(name, "cron", raw.get("cron"), MAX_CRON_BYTES)
     try:
         check_cron(cron)
     except CronError as exc:

@@ -22,7 +22,7 @@ DEFAULT_BACKEND = "json"
 DEFAULT_STORE_DIR = "data/runs"
 
 
-def _text(value: Any, key: str) -> str | None:
+def _optional_str_setting(value: Any, key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -40,7 +40,7 @@ def store_settings(
     config = config or {}
     directory = store_dir
     if directory is None:
-        directory = _text(
+        directory = _optional_str_setting(
             plugin_setting(env, config, "IRONFLOW_STORE_DIR", "store_dir"), "store_dir"
         )
     return StoreSettings(store_dir=directory or DEFAULT_STORE_DIR, env=env, config=config)
@@ -49,7 +49,7 @@ def store_settings(
 def backend_name(env: Mapping[str, str], config: Mapping[str, Any] | None = None) -> str:
     """The store backend's name: ``IRONFLOW_STORE`` > ``store_backend`` > ``json`` (CLI-13)."""
     value = plugin_setting(env, config or {}, "IRONFLOW_STORE", "store_backend")
-    return _text(value, "store_backend") or DEFAULT_BACKEND
+    return _optional_str_setting(value, "store_backend") or DEFAULT_BACKEND
 
 
 def open_store(
