@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -30,6 +30,7 @@ import trio
 from ironflow_core.context import NodeContext
 from ironflow_core.engine.admission import workflow_slots
 from ironflow_core.engine.events import EventDispatcher
+from ironflow_core.engine.group_commit import GroupCommit
 from ironflow_core.engine.lease import LEASE_TTL_SECONDS, OwnerLease
 from ironflow_core.engine.planner import MAX_WAIT_SECONDS, Plan
 from ironflow_core.errors import LeaseLostError, NodeError, NodeFailure, StoreError
@@ -149,6 +150,7 @@ class RunExecutor:
         self.ctx = context
         self.overlay = dict(overlay) if overlay else None
         self.events = EventDispatcher(self.run_id, observers, parent=parent)
+        self.task_writer: GroupCommit[TaskRecord] = GroupCommit(self._write_tasks)
         self.max_concurrent = services.engine_limits.max_concurrent_tasks
         self.output_limit = services.engine_limits.max_task_output_bytes
         self.tasks: dict[str, TaskRecord] = {
@@ -382,9 +384,13 @@ class RunExecutor:
                 self.ctx.update(output)
 
     # ---------------------------------------------------------------- tasks
+    async def _write_tasks(self, tasks: Sequence[TaskRecord]) -> None:
+        await self.store.upsert_tasks(self.run_id, tasks, owner=self.owner)
+
     async def _save(self, task: TaskRecord) -> None:
+        """Persist one task update (gathered with others in flight); stall the run on failure."""
         try:
-            await self.store.upsert_tasks(self.run_id, (task,), owner=self.owner)
+            await self.task_writer.save(task)
         except StoreError as exc:
             if isinstance(exc, LeaseLostError):
                 self.lost_lease = exc
