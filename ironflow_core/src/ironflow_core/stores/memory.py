@@ -55,13 +55,22 @@ def clone_json(value: Any) -> Any:
 
 
 def clone_task(task: TaskRecord) -> TaskRecord:
+    """A task record of its own: the record is copied, its JSON values only when mutable.
+
+    Strings, numbers and ``None`` (the input and output of most updates: a
+    step recorded ``running`` has neither) are immutable and shared as they
+    are; a dict or list is copied, since the caller may change it later.
+    """
     copy = task.copy()
-    copy.input = clone_json(task.input)
-    copy.output = clone_json(task.output)
+    if isinstance(task.input, (dict, list)):
+        copy.input = clone_json(task.input)
+    if isinstance(task.output, (dict, list)):
+        copy.output = clone_json(task.output)
     return copy
 
 
 def clone_record(record: RunRecord) -> RunRecord:
+    """A run record of its own, for storing or handing out (see ``clone_task``)."""
     return RunRecord(
         id=record.id,
         flow_name=record.flow_name,
