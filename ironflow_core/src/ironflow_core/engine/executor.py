@@ -198,6 +198,7 @@ class RunExecutor:
 
     # ----------------------------------------------------------------- run
     def initial_record(self) -> RunRecord:
+        """The run as it is created: ``pending``, its initial context, every task pending."""
         return RunRecord(
             id=self.run_id,
             flow_name=self.flow.name,
