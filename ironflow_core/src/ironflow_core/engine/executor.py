@@ -172,6 +172,7 @@ class RunExecutor:
         self.overlay = dict(overlay) if overlay else None
         self.events = EventDispatcher(self.run_id, observers, parent=parent)
         self.task_writer: GroupCommit[TaskRecord] = GroupCommit(self._write_tasks)
+        """Every task update of the run goes through it (group commit, fenced by ``owner``)."""
         self.max_concurrent = services.engine_limits.max_concurrent_tasks
         self.output_limit = services.engine_limits.max_task_output_bytes
         self.tasks: dict[str, TaskRecord] = {
