@@ -37,7 +37,7 @@ class SlowLog:
 
 async def test_an_update_alone_is_written_at_once_by_its_caller():
     log = SlowLog(delay=0)
-    writer = GroupCommit(log)
+    writer = GroupCommit(log, window=1)
     await writer.save("a")
     await writer.save("b")
     assert log.writes == [["a"], ["b"]]
@@ -46,7 +46,7 @@ async def test_an_update_alone_is_written_at_once_by_its_caller():
 
 async def test_updates_meeting_a_write_in_flight_share_the_next_write(autojump_clock):
     log = SlowLog()
-    writer = GroupCommit(log)
+    writer = GroupCommit(log, window=1)
     released: dict[str, list[str]] = {}
 
     async def save(item: str) -> None:
@@ -67,7 +67,7 @@ async def test_updates_meeting_a_write_in_flight_share_the_next_write(autojump_c
 
 async def test_a_store_error_reaches_every_caller_of_its_batch_and_only_them(autojump_clock):
     log = SlowLog()
-    writer = GroupCommit(log)
+    writer = GroupCommit(log, window=1)
     outcomes: dict[str, BaseException | None] = {}
     error = LeaseLostError("Run 'r' is owned by another process")
 
@@ -94,7 +94,7 @@ async def test_a_store_error_reaches_every_caller_of_its_batch_and_only_them(aut
 
 async def test_a_caller_cancelled_while_waiting_leaves_the_others_unharmed(autojump_clock):
     log = SlowLog()
-    writer = GroupCommit(log)
+    writer = GroupCommit(log, window=1)
     done: list[str] = []
 
     async def save(item: str) -> None:
@@ -118,7 +118,7 @@ async def test_a_caller_cancelled_while_waiting_leaves_the_others_unharmed(autoj
 
 async def test_a_batch_whose_callers_all_left_is_not_written(autojump_clock):
     log = SlowLog()
-    writer = GroupCommit(log)
+    writer = GroupCommit(log, window=1)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.save, "first")
         await trio.testing.wait_all_tasks_blocked()
@@ -138,7 +138,7 @@ async def test_a_leader_cancelled_mid_write_hands_the_batch_to_another_caller(au
         leaders.append(trio.lowlevel.current_task().name)
         await write(batch)
 
-    writer = GroupCommit(recording)
+    writer = GroupCommit(recording, window=1)
     scopes = {"a": trio.CancelScope(), "b": trio.CancelScope()}
     done: list[str] = []
 
@@ -165,7 +165,7 @@ async def test_a_leader_cancelled_mid_write_hands_the_batch_to_another_caller(au
 
 async def test_updates_of_one_task_reach_the_store_in_order(autojump_clock):
     log = SlowLog()
-    writer = GroupCommit(log)
+    writer = GroupCommit(log, window=1)
 
     async def steps(name: str) -> None:
         for attempt in range(5):
@@ -178,6 +178,21 @@ async def test_updates_of_one_task_reach_the_store_in_order(autojump_clock):
         mine = [item for item in log.durable if item.startswith(name)]
         assert mine == [f"{name}:{i}" for i in range(5)]
     assert writer.batches < 20  # gathered, not one write per update
+
+
+async def test_writes_overlap_up_to_the_window_before_updates_gather(autojump_clock):
+    log = SlowLog()
+    writer = GroupCommit(log, window=2)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.save, "a")
+        nursery.start_soon(writer.save, "b")
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(map(tuple, log.writes)) == [("a",), ("b",)]  # both in flight at once
+        for item in "cde":
+            nursery.start_soon(writer.save, item)
+    assert trio.current_time() == 2  # two rounds of one write time each
+    assert [sorted(batch) for batch in log.writes[2:]] == [["c", "d", "e"]]
+    assert writer.batches == 3
 
 
 class YieldingStore(MemoryStore):

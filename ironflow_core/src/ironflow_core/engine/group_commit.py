@@ -1,12 +1,16 @@
 """Group commit: the task updates of one run that meet a write in flight share the next write.
 
-A run's steps persist their progress through one ``GroupCommit``. When no
-write is in flight, an update is written at once, alone, by its own caller:
-a store that never yields (the memory store, the JSON store's fast path)
-pays nothing extra. When a write is in flight, later updates gather in the
-next batch; once the write ends, one caller of that batch writes the whole
-batch with one call (one ``write`` of the JSON journal, one round trip and
-one thread hop to Redis), and the others wait for it.
+A run's steps persist their progress through one ``GroupCommit``. While
+fewer than ``window`` writes are in flight, an update is written at once,
+alone, by its own caller: a store that never yields (the memory store, the
+JSON store's fast path) pays nothing extra, and with the default window of
+two, a run with two workers keeps both their writes in flight at once as it
+would without group commit (one write at a time made them wait for each
+other: 40-75 % more wall time per step on Redis). When the window is full,
+later updates gather in the next batch; once a write ends, one caller of
+that batch writes the whole batch with one call (one ``write`` of the JSON
+journal, one round trip and one thread hop to Redis), and the others wait
+for it.
 
 The promises are the ones of one write per update:
 
@@ -14,9 +18,9 @@ The promises are the ones of one write per update:
   acknowledged update is never lost;
 * a store error reaches every caller of the failed batch, as the same
   exception the store raised;
-* batches are written one at a time, in the order they were opened, and a
-  caller waits for its update before making the next, so the updates of one
-  task reach the store in order;
+* a caller waits for its update before making the next, so two writes in
+  flight together never hold updates of the same task, and the updates of
+  one task reach the store in order;
 * the write function (and with it the owner token that fences the writes)
   is the caller's, unchanged.
 
@@ -36,6 +40,9 @@ from typing import Generic, TypeVar
 import trio
 
 T = TypeVar("T")
+
+WINDOW = 2
+"""Writes of one run in flight at once before updates gather (see the module docstring)."""
 
 
 class _State(enum.Enum):
@@ -76,20 +83,22 @@ class GroupCommit(Generic[T]):
     passed to ``save`` until ``save`` returns.
     """
 
-    def __init__(self, write: Callable[[Sequence[T]], Awaitable[None]]) -> None:
+    def __init__(self, write: Callable[[Sequence[T]], Awaitable[None]], *,
+                 window: int = WINDOW) -> None:
         self._write = write
-        self._busy = False
-        """A write is in flight, or a batch has its turn and is about to be written."""
+        self._window = window
+        self._in_flight = 0
+        """Writes in flight, counting a batch whose turn came and is about to be written."""
         self._next: _Batch[T] | None = None
-        """The batch gathering updates while ``_busy``."""
+        """The batch gathering updates while the window is full."""
         self.batches = 0
         """Writes made so far (tests and benchmarks read it)."""
 
     async def save(self, item: T) -> None:
         """Persist ``item``; return once it is durable, or raise the store's error."""
-        if not self._busy:
-            # Nobody writes: this update goes at once, alone (the common, uncontended case).
-            self._busy = True
+        if self._in_flight < self._window:
+            # Room in the window: this update goes at once, alone (the uncontended case).
+            self._in_flight += 1
             try:
                 self.batches += 1
                 await self._write((item,))
@@ -138,9 +147,9 @@ class GroupCommit(Generic[T]):
             self._hand_over()
 
     def _hand_over(self) -> None:
-        """The write in flight ended: give the gathered batch its turn, or go idle."""
+        """A write in flight ended: its place goes to the gathered batch, if there is one."""
         batch, self._next = self._next, None
         if batch is None:
-            self._busy = False
+            self._in_flight -= 1
         else:
             batch.notify(_State.READY)
