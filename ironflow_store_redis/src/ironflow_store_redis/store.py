@@ -126,6 +126,7 @@ class RedisStore:
 
     # ------------------------------------------------------------ public API
     async def create_run(self, record: RunRecord) -> None:
+        """Write the new run's hash and catalog entries in one script; pins its incarnation."""
         check_new_record(record)
         raw = records.parse_json(compact_json(record.to_json(), f"Run '{record.id}'",
                                               InvalidInputError))
@@ -162,6 +163,7 @@ class RedisStore:
     async def set_status(
         self, run_id: str, status: RunStatus, *, at: str | None = None, owner: str | None = None
     ) -> None:
+        """Set the status by a fold of the whole record (ST-12); retried when folds race."""
         validate_run_id(run_id)
         try:
             status = RunStatus(status)
@@ -181,6 +183,7 @@ class RedisStore:
             self._incarnations.pop(run_id, None)
 
     async def reopen_run(self, run_id: str, *, owner: str | None = None) -> None:
+        """Resume in place: back to ``running``, ``finished`` cleared, by a fold."""
         validate_run_id(run_id)
 
         def change(raw: dict[str, Any]) -> None:
@@ -192,6 +195,7 @@ class RedisStore:
     async def upsert_tasks(
         self, run_id: str, tasks: Iterable[TaskRecord], *, owner: str | None = None
     ) -> None:
+        """Write a batch of task records with one script run: one round trip, one thread hop."""
         validate_run_id(run_id)
         args: list[Arg] = [self._incarnations.get(run_id, ""), uuid.uuid4().hex, self._ttl_arg,
                            owner or ""]
@@ -214,6 +218,7 @@ class RedisStore:
     async def merge_context(
         self, run_id: str, ctx: Mapping[str, Any], *, owner: str | None = None
     ) -> None:
+        """Write context keys into their private fields with one script run."""
         validate_run_id(run_id)
         update = dict(ctx)
         check_context(update, run_id)
@@ -229,12 +234,14 @@ class RedisStore:
 
     # ------------------------------------------- what a run started from
     async def save_flow(self, flow: FlowSourceRecord) -> str:
+        """Store a flow source under its digest (``SET NX``: once per distinct source)."""
         digest = flow.digest
         text = compact_json(flow.to_json(), "Flow source", InvalidInputError)
         await self._command("SET", self.keys.flow(digest), text, "NX")
         return digest
 
     async def load_flow(self, digest: str) -> FlowSourceRecord | None:
+        """The flow source with this digest, or ``None``; a damaged one is a corruption error."""
         reply = await self._command("GET", self.keys.flow(digest))
         if reply is None:
             return None
@@ -247,12 +254,14 @@ class RedisStore:
         return flow
 
     async def set_origin(self, run_id: str, origin: RunOrigin, *, owner: str | None = None) -> None:
+        """Store the run's origin beside its record, fenced by ``owner``."""
         validate_run_id(run_id)
         text = check_origin(origin, run_id)
         reply = await self._script("set_origin", [self.keys.run(run_id)], [text, owner or ""])
         self._check_reply(run_id, "set_origin", reply)
 
     async def get_origin(self, run_id: str) -> RunOrigin | None:
+        """The run's origin, or ``None`` when none was recorded."""
         validate_run_id(run_id)
         reply = await self._command("HMGET", self.keys.run(run_id), "info", "py:origin")
         if not isinstance(reply, list) or len(reply) != 2:
@@ -267,6 +276,7 @@ class RedisStore:
             raise StoreCorruptionError(f"Failed to parse the origin of run '{run_id}': {exc}") from None
 
     async def get_run(self, run_id: str) -> RunRecord:
+        """The run as stored, decoded from one ``HGETALL``."""
         validate_run_id(run_id)
         stored = await self._read(run_id)
         try:
@@ -279,6 +289,7 @@ class RedisStore:
     async def list_runs(
         self, *, status: RunStatus | None = None, limit: int = 100, after: str | None = None
     ) -> RunPage:
+        """A page of summaries from the catalog in ST-20 order; stale entries are repaired."""
         check_limit(limit)
         if status is not None:
             try:
@@ -309,6 +320,7 @@ class RedisStore:
         return RunPage(runs=tuple(page), next_cursor=encode_cursor(page[-1], status))
 
     async def delete_run(self, run_id: str) -> None:
+        """Remove the run and its catalog entries; refused while its lease is live."""
         validate_run_id(run_id)
         now = timestamp_micros(now_timestamp())
         reply = await self._script("delete", self._catalog_keys(run_id), [run_id, now])
@@ -319,6 +331,7 @@ class RedisStore:
 
     # ------------------------------------------------------ leases (ST-50..52)
     async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> None:
+        """Take the run's lease for ``owner``, unless another owner's is still live."""
         reply = await self._lease(run_id, owner, ttl_s, "acquire")
         if reply == "held":
             raise lease_taken(run_id)
@@ -327,16 +340,19 @@ class RedisStore:
         self._check_reply(run_id, "lease", reply)
 
     async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> None:
+        """Extend ``owner``'s live lease; ``LeaseLostError`` when it is gone."""
         reply = await self._lease(run_id, owner, ttl_s, "renew")
         if reply == "lost":
             raise lease_lost(run_id)
         self._check_reply(run_id, "lease", reply)
 
     async def release_lease(self, run_id: str, owner: str) -> None:
+        """Drop ``owner``'s lease, if it still holds it."""
         validate_run_id(run_id)
         await self._release(run_id, owner)
 
     async def get_lease(self, run_id: str) -> LeaseInfo | None:
+        """The run's lease as held now, or ``None``."""
         validate_run_id(run_id)
         reply = await self._command(
             "HMGET", self.keys.run(run_id), "lease_owner", "lease_expires_micros"
@@ -348,6 +364,7 @@ class RedisStore:
         return LeaseInfo(owner=str(reply[0]), expires_micros=_micros(reply[1]))
 
     async def reconcile_expired(self, now_micros: int) -> list[str]:
+        """Stall the unfinished runs whose lease expired (ST-52); their IDs."""
         expired = await self._command(
             "ZRANGEBYSCORE", self.keys.lease_expiry, "-inf", now_micros
         )
@@ -363,6 +380,7 @@ class RedisStore:
         return stalled
 
     async def aclose(self) -> None:
+        """Close the pooled connections."""
         await self.client.aclose()
 
     # -------------------------------------------------------------- helpers

@@ -19,6 +19,7 @@ _limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("iro
 
 
 def workflow_limit(env: Mapping[str, str]) -> int:
+    """Runs allowed at once: the setting, or one per CPU when it is unset or 0."""
     value = strict_non_negative_int(env, "IRONFLOW_MAX_CONCURRENT_WORKFLOWS")
     if not value:
         return os.cpu_count() or 1

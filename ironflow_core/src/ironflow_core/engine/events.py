@@ -19,10 +19,12 @@ log = logging.getLogger("ironflow.engine")
 
 
 class EventDispatcher:
+    """Hands one run's lifecycle events to the observer methods that want them."""
+
     def __init__(self, run_id: str, observers: Iterable[Any], *,
                  parent: tuple[str, str] | None = None) -> None:
         self.run_id = run_id
-        self._parent_fields = (
+        self._parent_fields: dict[str, Any] = (
             {"parent_run_id": parent[0], "parent_step": parent[1]} if parent else {}
         )
         self._listeners: dict[EventType, list[Callable[[Event], None]]] = {}
@@ -32,10 +34,8 @@ class EventDispatcher:
                 if callable(method):
                     self._listeners.setdefault(event_type, []).append(method)
 
-    def wants(self, event_type: EventType) -> bool:
-        return event_type in self._listeners
-
     def emit(self, event_type: EventType, **fields: Any) -> None:
+        """Build the event and call its listeners; nothing is built when nobody listens."""
         listeners = self._listeners.get(event_type)
         if not listeners:
             return

@@ -1,11 +1,19 @@
 """The trio executor: runs a planned flow phase by phase (CONTRACT §2).
 
-One run is one cancel scope. Each phase opens a nursery, launches every
-eligible member (each waits for a permit of the run's ``CapacityLimiter``),
-and commits the buffered outputs in declaration order once the whole phase
-has settled (ENG-3, ENG-91). Every member of a phase reads the same context
-object: it is only mutated at the barrier, after the phase's tasks are done,
-so no per-step copy is made (ENG-30).
+One run is one cancel scope. Each phase opens a nursery with a pool of at
+most ``max_concurrent_tasks`` workers that take the eligible members in
+declaration order (a lone member runs without one), and commits the
+buffered outputs in declaration order once the whole phase has settled
+(ENG-3, ENG-91). Every member of a phase reads the same context object: it
+is only mutated at the barrier, after the phase's tasks are done, so no
+per-step copy is made (ENG-30).
+
+A step is a retry loop (``_attempts``) around single attempts
+(``_attempt``), each recorded ``running`` before its node starts. Task
+updates go through the run's ``GroupCommit``: those that meet a write in
+flight are written together, and each step goes on only once its own update
+is durable. The final record is the one the run created and kept up to
+date, not read back from the store.
 
 A resumed run starts from the run's initial context again, and a step kept
 from before (``completed``) is not run: its recorded output joins the others
@@ -21,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -30,6 +38,7 @@ import trio
 from ironflow_core.context import NodeContext
 from ironflow_core.engine.admission import workflow_slots
 from ironflow_core.engine.events import EventDispatcher
+from ironflow_core.engine.group_commit import GroupCommit
 from ironflow_core.engine.lease import LEASE_TTL_SECONDS, OwnerLease
 from ironflow_core.engine.planner import MAX_WAIT_SECONDS, Plan
 from ironflow_core.errors import LeaseLostError, NodeError, NodeFailure, StoreError
@@ -66,6 +75,19 @@ class _Failure:
     message: str
     node_type: str
     output: dict[str, Any] | None = None
+
+
+@attrs.define
+class _Outcome:
+    """How one attempt ended: an output, an error, or the deadline."""
+
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    """The failure message, URLs redacted; None when the attempt succeeded or timed out."""
+    failure_output: dict[str, Any] | None = None
+    """The structured output a ``NodeFailure`` carried (ENG-82)."""
+    timed_out: bool = False
+    duration_ms: int = 0
 
 
 class _NoScope:
@@ -149,6 +171,8 @@ class RunExecutor:
         self.ctx = context
         self.overlay = dict(overlay) if overlay else None
         self.events = EventDispatcher(self.run_id, observers, parent=parent)
+        self.task_writer: GroupCommit[TaskRecord] = GroupCommit(self._write_tasks)
+        """Every task update of the run goes through it (group commit, fenced by ``owner``)."""
         self.max_concurrent = services.engine_limits.max_concurrent_tasks
         self.output_limit = services.engine_limits.max_task_output_bytes
         self.tasks: dict[str, TaskRecord] = {
@@ -164,6 +188,8 @@ class RunExecutor:
         """Unresolved failures by step name (ENG-60)."""
         self.unavailable: set[str] = set()
         self.stall_reason: str | None = None
+        self.record: RunRecord | None = None
+        """The record as this run created it; None for a resume in place (stored before)."""
         self.cancel_scope = trio.CancelScope()
         if services.engine_limits.max_run_seconds:
             self.cancel_scope.relative_deadline = services.engine_limits.max_run_seconds
@@ -173,6 +199,7 @@ class RunExecutor:
 
     # ----------------------------------------------------------------- run
     def initial_record(self) -> RunRecord:
+        """The run as it is created: ``pending``, its initial context, every task pending."""
         return RunRecord(
             id=self.run_id,
             flow_name=self.flow.name,
@@ -193,7 +220,8 @@ class RunExecutor:
         lease already taken) reopens its record instead of creating one.
         """
         if self.is_child:
-            await self.store.create_run(self.initial_record())
+            self.record = self.initial_record()
+            await self.store.create_run(self.record)
             return await self._execute()
         slots = workflow_slots(self.services.env)
         lease = self.lease
@@ -208,7 +236,8 @@ class RunExecutor:
             # The flow first (it needs no run), then the record and at once its origin,
             # so a process killed in between leaves the smallest possible gap.
             digest = await self.store.save_flow(self.flow.origin) if self.flow.origin else None
-            await self.store.create_run(self.initial_record())
+            self.record = self.initial_record()
+            await self.store.create_run(self.record)
             lease = self.lease = OwnerLease(
                 self.store, self.run_id, self.lease_ttl,
                 observers=self.services.registry.observers)
@@ -251,6 +280,7 @@ class RunExecutor:
         self.cancel_scope.cancel()
 
     async def _execute(self) -> RunRecord:
+        """Run the phases, then finalize with the status they ended in (shielded)."""
         status = RunStatus.RUNNING
         try:
             if self.stall_reason is None:
@@ -275,7 +305,8 @@ class RunExecutor:
         else:
             status = RunStatus.SUCCESS
         with trio.CancelScope(shield=True):
-            return await self._finalize(status)
+            record = await self._finalize(status)
+        return record
 
     async def _start(self) -> None:
         if self.resume_in_place:
@@ -382,9 +413,13 @@ class RunExecutor:
                 self.ctx.update(output)
 
     # ---------------------------------------------------------------- tasks
+    async def _write_tasks(self, tasks: Sequence[TaskRecord]) -> None:
+        await self.store.upsert_tasks(self.run_id, tasks, owner=self.owner)
+
     async def _save(self, task: TaskRecord) -> None:
+        """Persist one task update (gathered with others in flight); stall the run on failure."""
         try:
-            await self.store.upsert_tasks(self.run_id, (task,), owner=self.owner)
+            await self.task_writer.save(task)
         except StoreError as exc:
             if isinstance(exc, LeaseLostError):
                 self.lost_lease = exc
@@ -479,91 +514,115 @@ class RunExecutor:
         if step.timeout_s is not None:
             deadline = trio.current_time() + step.timeout_s
         total = step.max_retries + 1
-        attempt = 0
         base = self.previous_attempts.get(step.name, 0)
-        last_output: dict[str, Any] | None = None
-        while True:
-            attempt += 1
-            began = trio.current_time()
-            task.status = TaskStatus.RUNNING
-            task.attempt = base + attempt
-            task.started = now_timestamp()
-            task.finished = None
-            await self._save(task)
-            self.events.emit(
-                EventType.TASK_STARTED, step=step.name, node_type=step.node_type,
-                task_status="running", attempt=base + attempt,
-            )
-            error: str | None = None
-            failure_output: dict[str, Any] | None = None
-            timed_out = False
-            output: Any = None
-            # no cancel scope without a deadline: it is the per-step hot path
-            scope = trio.move_on_at(deadline) if deadline != math.inf else _NO_SCOPE
-            with scope:
-                try:
-                    output = await spec.run(node_ctx, config)
-                except NodeFailure as exc:
-                    error, failure_output = str(exc), exc.output
-                except NodeError as exc:
-                    error = str(exc)
-                except trio.Cancelled:
-                    raise
-                except Exception as exc:  # a node bug is still a controlled failure
-                    error = str(exc) or type(exc).__name__
-                    log.debug("node %s raised", step.node_type, exc_info=True)
-            if scope.cancelled_caught or trio.current_time() >= deadline:
-                timed_out = True  # a result arriving after the deadline is discarded too
-            duration_ms = int((trio.current_time() - began) * 1000)
-            if timed_out:
-                return False, await self._fail(step, task, self._timeout_text(step),
-                                               base + attempt, None, duration_ms, timed_out=True)
-            if error is None:
-                if output is None:
-                    output = {}
-                elif not isinstance(output, dict):
-                    output = dict(output)
-                task.status = TaskStatus.SUCCESS
-                task.output = bound_output(output, self.output_limit, "task output exceeded "
-                                           "IRONFLOW_MAX_TASK_OUTPUT_BYTES; the full value "
-                                           "was still written to the context")
-                task.finished = now_timestamp()
-                await self._save(task)
-                self.events.emit(
-                    EventType.TASK_SUCCEEDED, step=step.name, node_type=step.node_type,
-                    task_status="success", attempt=base + attempt, duration_ms=duration_ms,
-                )
-                return True, output
-            error = redact_urls(error)
-            if attempt >= total:
-                return False, await self._fail(step, task, error, base + attempt, failure_output,
-                                               duration_ms, timed_out=False)
-            # a retry follows: record this attempt's failure, then back off
-            last_output = failure_output
-            task.status = TaskStatus.FAILED
-            task.error = error
-            task.finished = now_timestamp()
-            await self._save(task)
-            self.events.emit(
-                EventType.TASK_FAILED, step=step.name, node_type=step.node_type,
-                task_status="failed", attempt=base + attempt, duration_ms=duration_ms,
-                error=error,
-            )
-            task.status = TaskStatus.RUNNING
-            task.finished = None
-            await self._save(task)
+        for attempt in range(1, total + 1):
+            number = base + attempt
+            outcome = await self._attempt(step, spec, config, node_ctx, number, deadline)
+            if outcome.timed_out:
+                return False, await self._fail(step, task, self._timeout_text(step), number,
+                                               None, outcome.duration_ms, timed_out=True)
+            if outcome.error is None:
+                await self._succeed(step, task, outcome, number)
+                return True, outcome.output
+            if attempt == total:
+                return False, await self._fail(step, task, outcome.error, number,
+                                               outcome.failure_output, outcome.duration_ms,
+                                               timed_out=False)
             # bounded: 100 doublings of any backoff would overflow what a timer can hold
             wait = min(step.backoff_s * (2.0 ** min(attempt - 1, 1000)), MAX_WAIT_SECONDS)
-            with trio.move_on_at(deadline) as backoff:
-                await trio.sleep(wait)
-            if backoff.cancelled_caught or trio.current_time() >= deadline:
-                return False, await self._fail(step, task, self._timeout_text(step),
-                                               base + attempt, last_output, 0, timed_out=True,
+            if not await self._back_off(step, task, outcome, number, wait, deadline):
+                return False, await self._fail(step, task, self._timeout_text(step), number,
+                                               outcome.failure_output, 0, timed_out=True,
                                                emit=False)
-            self.events.emit(
-                EventType.TASK_RETRYING, step=step.name, node_type=step.node_type,
-                task_status="running", attempt=base + attempt + 1,
-            )
+        raise AssertionError("unreachable: the last attempt always returns")
+
+    async def _attempt(
+        self, step: StepSpec, spec: NodeSpec, config: Any, node_ctx: NodeContext,
+        number: int, deadline: float,
+    ) -> _Outcome:
+        """One attempt: record it ``running``, run the node, say how it ended."""
+        task = self.tasks[step.name]
+        began = trio.current_time()
+        task.status = TaskStatus.RUNNING
+        task.attempt = number
+        task.started = now_timestamp()
+        task.finished = None
+        await self._save(task)
+        self.events.emit(
+            EventType.TASK_STARTED, step=step.name, node_type=step.node_type,
+            task_status="running", attempt=number,
+        )
+        error: str | None = None
+        failure_output: dict[str, Any] | None = None
+        output: Any = None
+        # no cancel scope without a deadline: it is the per-step hot path
+        scope = trio.move_on_at(deadline) if deadline != math.inf else _NO_SCOPE
+        with scope:
+            try:
+                output = await spec.run(node_ctx, config)
+            except NodeFailure as exc:
+                error, failure_output = str(exc), exc.output
+            except NodeError as exc:
+                error = str(exc)
+            except trio.Cancelled:
+                raise
+            except Exception as exc:  # a node bug is still a controlled failure
+                error = str(exc) or type(exc).__name__
+                log.debug("node %s raised", step.node_type, exc_info=True)
+        # a result arriving after the deadline is discarded too
+        timed_out = scope.cancelled_caught or trio.current_time() >= deadline
+        duration_ms = int((trio.current_time() - began) * 1000)
+        if timed_out:
+            return _Outcome(timed_out=True, duration_ms=duration_ms)
+        if error is not None:
+            return _Outcome(error=redact_urls(error), failure_output=failure_output,
+                            duration_ms=duration_ms)
+        if output is None:
+            output = {}
+        elif not isinstance(output, dict):
+            output = dict(output)
+        return _Outcome(output=output, duration_ms=duration_ms)
+
+    async def _succeed(self, step: StepSpec, task: TaskRecord, outcome: _Outcome,
+                       number: int) -> None:
+        task.status = TaskStatus.SUCCESS
+        task.output = bound_output(outcome.output or {}, self.output_limit,
+                                   "task output exceeded IRONFLOW_MAX_TASK_OUTPUT_BYTES; "
+                                   "the full value was still written to the context")
+        task.finished = now_timestamp()
+        await self._save(task)
+        self.events.emit(
+            EventType.TASK_SUCCEEDED, step=step.name, node_type=step.node_type,
+            task_status="success", attempt=number, duration_ms=outcome.duration_ms,
+        )
+
+    async def _back_off(self, step: StepSpec, task: TaskRecord, outcome: _Outcome,
+                        number: int, wait: float, deadline: float) -> bool:
+        """Record a failed attempt that a retry follows, then wait ``wait`` s.
+
+        False when the step's deadline came first.
+        """
+        task.status = TaskStatus.FAILED
+        task.error = outcome.error
+        task.finished = now_timestamp()
+        await self._save(task)
+        self.events.emit(
+            EventType.TASK_FAILED, step=step.name, node_type=step.node_type,
+            task_status="failed", attempt=number, duration_ms=outcome.duration_ms,
+            error=outcome.error,
+        )
+        task.status = TaskStatus.RUNNING
+        task.finished = None
+        await self._save(task)
+        with trio.move_on_at(deadline) as backoff:
+            await trio.sleep(wait)
+        if backoff.cancelled_caught or trio.current_time() >= deadline:
+            return False
+        self.events.emit(
+            EventType.TASK_RETRYING, step=step.name, node_type=step.node_type,
+            task_status="running", attempt=number + 1,
+        )
+        return True
 
     def _timeout_text(self, step: StepSpec) -> str:
         return f"Task '{step.name}' timed out after {format_seconds(step.timeout_s or 0)}s total"
@@ -605,12 +664,13 @@ class RunExecutor:
         return output
 
     # ------------------------------------------------------------- finalize
-    async def _final_write(self, write: Any, *args: Any) -> StoreError | None:
+    async def _final_write(self, write: Callable[..., Awaitable[None]], *args: Any,
+                           **kwargs: Any) -> StoreError | None:
         """One fenced write of the finalization; once fenced out, nothing more is written."""
         if self.lost_lease is not None:
             return None
         try:
-            await write(self.run_id, *args, owner=self.owner)
+            await write(self.run_id, *args, owner=self.owner, **kwargs)
         except LeaseLostError as exc:
             self.lost_lease = exc
         except StoreError as exc:
@@ -623,6 +683,41 @@ class RunExecutor:
         An owner fenced out writes nothing more: the run belongs to another
         process now. When the final status cannot be written the lease is
         kept, so the run is reconciled or recovered once it expires.
+        """
+        final_ctx, status = await self._final_context(status)
+        status = await self._repair_tasks(status)
+        finished = now_timestamp()
+        status_error = await self._persist_status(status, finished)
+        reason = None
+        if status is RunStatus.CANCELLED:
+            reason = CANCELLED_ERROR
+        elif status is RunStatus.STALLED:
+            reason = STALLED_REASON
+        self.events.emit(EventType.RUN_FINISHED, flow_name=self.flow.name,
+                         run_status=str(status), reason=reason)
+        for cleanup in self.services.cleanups:
+            try:
+                await cleanup()
+            except Exception:
+                log.debug("run cleanup failed", exc_info=True)
+        record = await self._final_record(final_ctx, status, finished, status_error)
+        if self.lost_lease is not None:
+            log.error("run %s: %s; it was left as the new owner has it", self.run_id,
+                      self.lost_lease)
+        elif status_error is not None:
+            log.error("could not persist the final status of run %s: %s", self.run_id,
+                      status_error)
+            self.final_error = status_error
+            if self.lease is not None:
+                self.lease.keep = True  # let it expire: reconciliation or recovery finds the run
+            record.status = status
+        return record
+
+    async def _final_context(self, status: RunStatus) -> tuple[dict[str, Any], RunStatus]:
+        """Persist the context the run ends with (values too big become markers, ENG-25).
+
+        The overlay a parent lent is not the run's own and is left out. A
+        context that cannot be stored stalls the run.
         """
         final_ctx = {k: v for k, v in self.ctx.items() if not (self.overlay and k in self.overlay)}
         for key, value in list(final_ctx.items()):
@@ -640,6 +735,14 @@ class RunExecutor:
                 status = RunStatus.STALLED
         self.events.emit(EventType.CONTEXT_UPDATED, flow_name=self.flow.name,
                          run_status=str(status))
+        return final_ctx, status
+
+    async def _repair_tasks(self, status: RunStatus) -> RunStatus:
+        """Close the tasks the run left open: cancelled, or failed/skipped as stopped.
+
+        A run that would have ended ``success`` or ``failed`` with open tasks
+        ends ``stalled`` instead (ENG-152).
+        """
         repaired = []
         for task in self.tasks.values():
             if task.status.terminal:
@@ -658,43 +761,47 @@ class RunExecutor:
                 task.error = STOPPED_ERROR
             task.finished = now_timestamp()
             repaired.append(task)
-        if repaired and status in (RunStatus.SUCCESS, RunStatus.FAILED):
+        if not repaired:
+            return status
+        if status in (RunStatus.SUCCESS, RunStatus.FAILED):
             status = RunStatus.STALLED  # ENG-152
-        if repaired:
-            failed = await self._final_write(self.store.upsert_tasks, repaired)
-            if failed is not None:
-                self.stall_reason = str(failed)
-                status = RunStatus.STALLED
-        last_exc: StoreError | None = None
+        failed = await self._final_write(self.store.upsert_tasks, repaired)
+        if failed is not None:
+            self.stall_reason = str(failed)
+            status = RunStatus.STALLED
+        return status
+
+    async def _persist_status(self, status: RunStatus, finished: str) -> StoreError | None:
+        """Store the terminal status (three tries); the last error when it could not be."""
+        error: StoreError | None = None
         for _ in range(3):
-            last_exc = await self._final_write(self.store.set_status, status)
-            if last_exc is None:
+            error = await self._final_write(self.store.set_status, status, at=finished)
+            if error is None:
                 break
-        reason = None
-        if status is RunStatus.CANCELLED:
-            reason = CANCELLED_ERROR
-        elif status is RunStatus.STALLED:
-            reason = STALLED_REASON
-        self.events.emit(EventType.RUN_FINISHED, flow_name=self.flow.name,
-                         run_status=str(status), reason=reason)
-        for cleanup in self.services.cleanups:
-            try:
-                await cleanup()
-            except Exception:
-                log.debug("run cleanup failed", exc_info=True)
+        return error
+
+    async def _final_record(self, final_ctx: dict[str, Any], status: RunStatus, finished: str,
+                            status_error: StoreError | None) -> RunRecord:
+        """The run as stored: the record this run holds, else read back from the store.
+
+        The record this run created has seen every write, so when they all
+        succeeded it is what the store has, without reading it back. A resume
+        in place (whose stored record predates this process), a run whose
+        writes failed or that lost its lease reads the store's version.
+        """
+        record = self.record
+        if (record is not None and self.stall_reason is None and self.lost_lease is None
+                and status_error is None):
+            record.ctx.update(final_ctx)
+            record.tasks = dict(self.tasks)
+            record.status = status
+            if status.terminal and record.finished is None:
+                record.finished = finished
+            return record
         try:
-            record = await self.store.get_run(self.run_id)
+            return await self.store.get_run(self.run_id)
         except StoreError:
             record = self.initial_record()
             record.ctx.update(final_ctx)
             record.status = status
-        if self.lost_lease is not None:
-            log.error("run %s: %s; it was left as the new owner has it", self.run_id,
-                      self.lost_lease)
-        elif last_exc is not None:
-            log.error("could not persist the final status of run %s: %s", self.run_id, last_exc)
-            self.final_error = last_exc
-            if self.lease is not None:
-                self.lease.keep = True  # let it expire: reconciliation or recovery finds the run
-            record.status = status
-        return record
+            return record

@@ -55,13 +55,22 @@ def clone_json(value: Any) -> Any:
 
 
 def clone_task(task: TaskRecord) -> TaskRecord:
+    """A task record of its own: the record is copied, its JSON values only when mutable.
+
+    Strings, numbers and ``None`` (the input and output of most updates: a
+    step recorded ``running`` has neither) are immutable and shared as they
+    are; a dict or list is copied, since the caller may change it later.
+    """
     copy = task.copy()
-    copy.input = clone_json(task.input)
-    copy.output = clone_json(task.output)
+    if isinstance(task.input, (dict, list)):
+        copy.input = clone_json(task.input)
+    if isinstance(task.output, (dict, list)):
+        copy.output = clone_json(task.output)
     return copy
 
 
 def clone_record(record: RunRecord) -> RunRecord:
+    """A run record of its own, for storing or handing out (see ``clone_task``)."""
     return RunRecord(
         id=record.id,
         flow_name=record.flow_name,
@@ -128,6 +137,7 @@ class MemoryStore:
         return record
 
     async def create_run(self, record: RunRecord) -> None:
+        """Store a copy of a new run; ``RunConflictError`` if its ID exists."""
         await trio.lowlevel.checkpoint()
         check_new_record(record)
         if record.id in self._runs:
@@ -137,10 +147,12 @@ class MemoryStore:
     async def set_status(
         self, run_id: str, status: RunStatus, *, at: str | None = None, owner: str | None = None
     ) -> None:
+        """Set the status; the first terminal one also sets ``finished`` (ST-12)."""
         await trio.lowlevel.checkpoint()
         apply_status(self._get(run_id, owner), status, at)
 
     async def reopen_run(self, run_id: str, *, owner: str | None = None) -> None:
+        """Resume in place: back to ``running``, ``finished`` cleared."""
         await trio.lowlevel.checkpoint()
         record = self._get(run_id, owner)
         record.status = RunStatus.RUNNING
@@ -150,6 +162,7 @@ class MemoryStore:
         self, run_id: str, tasks: Iterable[TaskRecord], *, owner: str | None = None
     ) -> None:
         # the per-step hot path: honour cancellation without a scheduler round trip
+        """Replace tasks by name with copies; no scheduler round trip (the per-step path)."""
         await trio.lowlevel.checkpoint_if_cancelled()
         record = self._get(run_id, owner)
         for task in tasks:
@@ -158,6 +171,7 @@ class MemoryStore:
     async def merge_context(
         self, run_id: str, ctx: Mapping[str, Any], *, owner: str | None = None
     ) -> None:
+        """Add or overwrite context keys with copies of checked JSON values."""
         await trio.lowlevel.checkpoint()
         record = self._get(run_id, owner)
         update = dict(ctx)
@@ -165,33 +179,39 @@ class MemoryStore:
         record.ctx.update(clone_json(update))
 
     async def save_flow(self, flow: FlowSourceRecord) -> str:
+        """Keep a flow source under its digest, once."""
         await trio.lowlevel.checkpoint()
         digest = flow.digest
         self._flows.setdefault(digest, flow)
         return digest
 
     async def load_flow(self, digest: str) -> FlowSourceRecord | None:
+        """The flow source with this digest, or ``None``."""
         await trio.lowlevel.checkpoint()
         return self._flows.get(digest)
 
     async def set_origin(self, run_id: str, origin: RunOrigin, *, owner: str | None = None) -> None:
+        """Keep the run's origin as canonical JSON text (as the disk stores do)."""
         await trio.lowlevel.checkpoint()
         self._get(run_id, owner)
         self._origins[run_id] = check_origin(origin, run_id)
 
     async def get_origin(self, run_id: str) -> RunOrigin | None:
+        """The run's origin, or ``None`` when none was recorded."""
         await trio.lowlevel.checkpoint()
         self._get(run_id)
         text = self._origins.get(run_id)
         return None if text is None else RunOrigin.from_json(loads_strict(text, max_depth=None))
 
     async def get_run(self, run_id: str) -> RunRecord:
+        """A copy of the run, so the caller may change it freely."""
         await trio.lowlevel.checkpoint()
         return clone_record(self._get(run_id))
 
     async def list_runs(
         self, *, status: RunStatus | None = None, limit: int = 100, after: str | None = None
     ) -> RunPage:
+        """A page of run summaries in ST-20 order after the cursor."""
         await trio.lowlevel.checkpoint()
         check_limit(limit)
         status = coerce_status(status)
@@ -200,6 +220,7 @@ class MemoryStore:
         return build_page(summaries, status=status, limit=limit, after=cursor)
 
     async def delete_run(self, run_id: str) -> None:
+        """Forget a run; refused while a live lease says it still executes."""
         await trio.lowlevel.checkpoint()
         record = self._get(run_id)
         lease = self._leases.get(run_id)
@@ -211,6 +232,7 @@ class MemoryStore:
 
     # ------------------------------------------------------ leases (ST-50..52)
     async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> None:
+        """Take the run's lease for ``owner``, unless another owner's is still live."""
         await trio.lowlevel.checkpoint()
         self._get(run_id)
         now = clock_micros()
@@ -220,6 +242,7 @@ class MemoryStore:
         self._leases[run_id] = (owner, expiry_after(ttl_s, now))
 
     async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> None:
+        """Extend ``owner``'s live lease; ``LeaseLostError`` when it is gone."""
         await trio.lowlevel.checkpoint()
         validate_run_id(run_id)
         now = clock_micros()
@@ -229,6 +252,7 @@ class MemoryStore:
         self._leases[run_id] = (owner, expiry_after(ttl_s, now))
 
     async def release_lease(self, run_id: str, owner: str) -> None:
+        """Drop ``owner``'s lease, if it still holds it."""
         await trio.lowlevel.checkpoint()
         validate_run_id(run_id)
         lease = self._leases.get(run_id)
@@ -236,12 +260,14 @@ class MemoryStore:
             del self._leases[run_id]
 
     async def get_lease(self, run_id: str) -> LeaseInfo | None:
+        """The run's lease as held now, or ``None``."""
         await trio.lowlevel.checkpoint()
         validate_run_id(run_id)
         lease = self._leases.get(run_id)
         return None if lease is None else LeaseInfo(owner=lease[0], expires_micros=lease[1])
 
     async def reconcile_expired(self, now_micros: int) -> list[str]:
+        """Stall the unfinished runs whose lease expired (ST-52); their IDs."""
         await trio.lowlevel.checkpoint()
         stalled: list[str] = []
         for run_id, (_, expires) in list(self._leases.items()):
@@ -257,4 +283,5 @@ class MemoryStore:
         return stalled
 
     async def aclose(self) -> None:
+        """Nothing to release; a checkpoint like every store call."""
         await trio.lowlevel.checkpoint()
