@@ -31,6 +31,13 @@ from ironflow_core.model import (
     TaskRecord,
     TaskStatus,
 )
+from ironflow_core.regular_files import (
+    FileTooLargeError,
+    NotRegularFileError,
+    read_bounded,
+    read_regular,
+)
+from ironflow_core.regular_files import open_regular as open_regular_file
 from ironflow_core.specs import (
     CommandSpec,
     FlowSource,
@@ -51,6 +58,7 @@ __all__ = [
     "CommandSpec",
     "Event",
     "EventType",
+    "FileTooLargeError",
     "FlowDefinition",
     "FlowLoadError",
     "FlowSource",
@@ -63,6 +71,7 @@ __all__ = [
     "NodeError",
     "NodeFailure",
     "NodeSpec",
+    "NotRegularFileError",
     "ProcessEvent",
     "ProcessEventType",
     "QueueSettings",
@@ -82,5 +91,8 @@ __all__ = [
     "hookimpl",
     "open_confined_dir",
     "open_confined_parent",
+    "open_regular_file",
+    "read_bounded",
+    "read_regular",
     "split_leaf",
 ]
