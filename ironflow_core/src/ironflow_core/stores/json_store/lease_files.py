@@ -51,6 +51,8 @@ class LeaseFiles:
         self.files = files
         self._seen: dict[str, tuple[tuple[int, int, int], str]] = {}
         """Run ID -> (lease file identity, owner it held): fencing re-reads only on change."""
+        self._paths: dict[str, str] = {}
+        """Run ID -> its lease file's path, built once: fencing runs on every write."""
 
     def read(self, run_id: str) -> LeaseFile | None:
         """The run's lease, None when it has none; a damaged file is corruption."""
@@ -98,8 +100,13 @@ class LeaseFiles:
         """Refuse a write whose owner no longer holds the lease; one ``lstat`` when unchanged."""
         if owner is None:
             return
+        path = self._paths.get(run_id)
+        if path is None:
+            if len(self._paths) > 4096:
+                self._paths.clear()
+            path = self._paths[run_id] = self.files.path(lease_name(run_id))
         try:
-            info = os.lstat(self.files.path(lease_name(run_id)))
+            info = os.lstat(path)
         except FileNotFoundError:
             self._seen.pop(run_id, None)
             raise fenced(run_id) from None
