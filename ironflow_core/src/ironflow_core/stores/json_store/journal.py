@@ -234,8 +234,7 @@ def start_fold(files: StoreFiles, handle: RunHandle) -> None:
     trio.lowlevel.start_thread_soon(prepare, deliver, name="ironflow json store fold")
 
 
-def _switch(
-    files: StoreFiles, handle: RunHandle, fold: Fold, result: Any) -> None:
+def _switch(files: StoreFiles, handle: RunHandle, fold: Fold, result: Any) -> None:
     """Land a prepared fold (trio thread, between two appends); never raises."""
     try:
         encoded, temp = result.unwrap()
@@ -272,6 +271,7 @@ def _switch(
     handle.journal_size = len(lines)
     handle.revision = encoded.revision
     handle.primary_size = len(encoded.data)
+    handle.fold_at = 0
     for task in fold.changed:
         fold.pretty.forget_task(task)
     if fold.ctx_changed:
