@@ -64,6 +64,13 @@ from ironflow_core.params import (
     strict_u64,
 )
 from ironflow_core.redact import redact_url, redact_urls
+from ironflow_core.regular_files import (
+    FileTooLargeError,
+    NotRegularFileError,
+    read_bounded,
+    read_regular,
+)
+from ironflow_core.regular_files import open_regular as open_regular_file
 from ironflow_core.settings import child_process_env, lenient_positive_int
 from ironflow_core.specs import (
     CommandSpec,
@@ -102,6 +109,7 @@ __all__ = [
     "CountParam",
     "Event",
     "EventType",
+    "FileTooLargeError",
     "FlowDefinition",
     "FlowLoadError",
     "FlowProblem",
@@ -118,6 +126,7 @@ __all__ = [
     "NodeError",
     "NodeFailure",
     "NodeSpec",
+    "NotRegularFileError",
     "NumberParam",
     "ProcessEvent",
     "ProcessEventType",
@@ -150,7 +159,10 @@ __all__ = [
     "loads_strict",
     "open_confined_dir",
     "open_confined_parent",
+    "open_regular_file",
     "parse_rust_f64",
+    "read_bounded",
+    "read_regular",
     "redact_url",
     "redact_urls",
     "required_str",

@@ -12,7 +12,6 @@ subworkflows, the testing kit): they all come through :func:`load_flow`.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -22,6 +21,12 @@ import trio
 from ironflow_core.errors import FlowLoadError
 from ironflow_core.model import FlowDefinition, FlowSourceRecord
 from ironflow_core.registry import Registry
+from ironflow_core.regular_files import (
+    FileTooLargeError,
+    NotRegularFileError,
+    open_regular,
+    read_bounded,
+)
 from ironflow_core.settings import lenient_positive_int
 from ironflow_core.specs import CancelFlag, FlowSource, LoaderSpec, LoadOptions
 
@@ -35,9 +40,11 @@ def max_source_bytes(env: Mapping[str, str]) -> int:
     return lenient_positive_int(env, MAX_SOURCE_ENV, DEFAULT_MAX_SOURCE_BYTES)
 
 
-def _too_large(size: int, limit: int, what: str, path: str | None) -> FlowLoadError:
+def _too_large(size: int | None, limit: int, what: str, path: str | None) -> FlowLoadError:
+    """``size`` is None when only reading the file showed it to be too large."""
+    measured = "" if size is None else f" {size} bytes,"
     return FlowLoadError(
-        f"{what} is {size} bytes, over the limit of {limit} bytes (set {MAX_SOURCE_ENV} "
+        f"{what} is{measured} over the limit of {limit} bytes (set {MAX_SOURCE_ENV} "
         "to allow larger flows)",
         path=path,
     )
@@ -77,41 +84,25 @@ def read_flow_source(
     """
     name = os.fspath(path)
     limit = max_source_bytes(env)
+    not_regular = FlowLoadError(
+        f"Flow file '{name}' cannot be read: flow source must be a regular file", path=name
+    )
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer.
-        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-                     | (getattr(os, "O_NOFOLLOW", 0) if within is not None else 0))
+        fd, info = open_regular(name, follow_symlinks=within is None)
     except FileNotFoundError:
         raise FlowLoadError(f"Flow file '{name}' not found", path=name) from None
-    except IsADirectoryError:
-        raise FlowLoadError(
-            f"Flow file '{name}' cannot be read: flow source must be a regular file", path=name
-        ) from None
+    except (IsADirectoryError, NotRegularFileError):
+        raise not_regular from None
     except OSError as exc:
         raise FlowLoadError(
             f"Flow file '{name}' cannot be read: {exc.strerror or exc}", path=name
         ) from None
     try:
-        info = os.fstat(fd)
         if within is not None:
             _check_opened(fd, info, name, within)
-        if not stat.S_ISREG(info.st_mode):
-            raise FlowLoadError(
-                f"Flow file '{name}' cannot be read: flow source must be a regular file",
-                path=name,
-            )
-        if info.st_size > limit:
-            raise _too_large(info.st_size, limit, f"Flow file '{name}'", name)
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > limit:
-                raise _too_large(total, limit, f"Flow file '{name}'", name)
-            chunks.append(chunk)
+        data = read_bounded(fd, limit, info.st_size)
+    except FileTooLargeError as exc:
+        raise _too_large(exc.size, limit, f"Flow file '{name}'", name) from None
     except OSError as exc:
         raise FlowLoadError(
             f"Flow file '{name}' cannot be read: {exc.strerror or exc}", path=name
@@ -119,7 +110,7 @@ def read_flow_source(
     finally:
         os.close(fd)
     try:
-        text = b"".join(chunks).decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise FlowLoadError(
             f"Flow file '{name}' cannot be read: flow source is not valid UTF-8", path=name

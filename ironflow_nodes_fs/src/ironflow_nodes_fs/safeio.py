@@ -1,8 +1,9 @@
 """Blocking file primitives that never follow a symlink they were not asked to.
 
-Reads open with ``O_NOFOLLOW | O_NONBLOCK`` and check the opened handle, so a
-FIFO or a device is refused without ever blocking and without a race between a
-check and the open (RF-1). Under ``IRONFLOW_FS_ROOTS`` every path is reached by
+Reads go through the core's one safe reader (``ironflow_core.open_regular_file``:
+``O_NOFOLLOW | O_NONBLOCK``, the opened handle checked), so a FIFO or a device
+is refused without ever blocking and without a race between a check and the
+open (RF-1). Under ``IRONFLOW_FS_ROOTS`` every path is reached by
 the core's descriptor walk (``ironflow_core.fsroots``) and the leaf is opened
 relative to its parent's descriptor. Writes go through ``RootedDir``: a
 directory opened once, below which every component is opened relative to its
@@ -21,11 +22,10 @@ import stat
 import uuid
 from typing import BinaryIO
 
-from ironflow_core import NodeError
+from ironflow_core import NodeError, NotRegularFileError, open_regular_file
 from ironflow_nodes_fs.policy import FsRoots, open_confined_dir, open_confined_parent
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -57,7 +57,6 @@ def open_regular(
     descriptor the caller closes.
     """
     shown = path if shown is None else shown
-    flags = _READ_FLAGS | (0 if follow else os.O_NOFOLLOW)
     parent: int | None = None
     name = path
     if dir_fd is None and roots is not None:
@@ -67,9 +66,11 @@ def open_regular(
             raise NodeError(
                 f"{what}: failed to read '{shown}': failed to open file: {os_text(error)}"
             ) from None
-        dir_fd, flags = parent, flags | os.O_NOFOLLOW  # the walk resolved the leaf already
+        dir_fd, follow = parent, False  # the walk resolved the leaf already
     try:
-        fd = os.open(name, flags, dir_fd=dir_fd)
+        fd, _ = open_regular_file(name, dir_fd=dir_fd, follow_symlinks=follow)
+    except NotRegularFileError:
+        raise NodeError(f"{what}: '{shown}' is not a regular file") from None
     except OSError as error:
         raise NodeError(
             f"{what}: failed to read '{shown}': failed to open file: {os_text(error)}"
@@ -77,13 +78,6 @@ def open_regular(
     finally:
         if parent is not None:
             os.close(parent)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise NodeError(f"{what}: '{shown}' is not a regular file")
-    except BaseException:
-        os.close(fd)
-        raise
     return fd
 
 

@@ -28,11 +28,16 @@ from ironflow_core.errors import NodeError
 from ironflow_core.fsroots import FsRoots, open_parent
 from ironflow_core.nodes.textinput import value_text
 from ironflow_core.params import ABSENT, BoolParam, JsonValue, lenient_bool, source_value
+from ironflow_core.regular_files import (
+    FileTooLargeError,
+    NotRegularFileError,
+    open_regular,
+    read_bounded,
+)
 from ironflow_core.settings import lenient_positive_int
 from ironflow_core.specs import NodeSpec
 
 DEFAULT_MAX_FILE_BYTES = 52_428_800
-_READ_CHUNK = 64 * 1024
 
 
 def max_file_bytes(env: Mapping[str, str]) -> int:
@@ -43,49 +48,33 @@ def max_file_bytes(env: Mapping[str, str]) -> int:
 def read_regular_file(path: str, limit: int, what: str, roots: FsRoots | None = None) -> bytes:
     """Read a regular file fully, refusing symlinks, FIFOs and devices, bounded by ``limit``.
 
-    Opened non-blocking and without following a final symlink so a FIFO with
-    no writer cannot hang the worker; the size is checked on the open handle's
-    metadata and again on the bytes actually read (``/proc`` files lie). Under
-    ``IRONFLOW_FS_ROOTS`` the file is reached by the roots' descriptor walk.
+    The core's one safe reader (:mod:`ironflow_core.regular_files`) with the
+    nodes' wording; under ``IRONFLOW_FS_ROOTS`` the file is reached by the
+    roots' descriptor walk.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-    flags |= getattr(os, "O_CLOEXEC", 0)
     try:
         if roots is None:
-            fd = os.open(path, flags)
+            fd, info = open_regular(path)
         else:
             parent, leaf = open_parent(roots, path, what)
             try:
-                fd = os.open(leaf, flags, dir_fd=parent)
+                fd, info = open_regular(leaf, dir_fd=parent)
             finally:
                 os.close(parent)
+    except NotRegularFileError:
+        raise NodeError(f"{what}: '{path}' is not a regular file") from None
     except OSError as exc:
         raise NodeError(
             f"{what}: failed to read '{path}': failed to open file: {os_error_text(exc)}"
         ) from None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise NodeError(f"{what}: '{path}' is not a regular file")
-        if info.st_size > limit:
-            raise NodeError(
-                f"{what}: '{path}' is {info.st_size} bytes, exceeds the {limit} byte limit "
-                "(raise the relevant IRONFLOW_MAX_* setting)"
-            )
-        chunks: list[bytes] = []
-        total = 0
-        while total <= limit:
-            chunk = os.read(fd, min(_READ_CHUNK, limit + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:
-            raise NodeError(
-                f"{what}: '{path}' exceeds the {limit} byte limit "
-                "(raise the relevant IRONFLOW_MAX_* setting)"
-            )
-        return b"".join(chunks)
+        return read_bounded(fd, limit, info.st_size)
+    except FileTooLargeError as exc:
+        measured = "" if exc.size is None else f" is {exc.size} bytes,"
+        raise NodeError(
+            f"{what}: '{path}'{measured} exceeds the {limit} byte limit "
+            "(raise the relevant IRONFLOW_MAX_* setting)"
+        ) from None
     except OSError as exc:
         raise NodeError(f"{what}: failed to read '{path}': {os_error_text(exc)}") from None
     finally:
