@@ -24,6 +24,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("core.stores", "ironflow_core.stores.plugin"),
     ("core.nodes", "ironflow_core.nodes.plugin"),
     ("core.queues", "ironflow_core.queues.plugin"),
+    ("core.cli", "ironflow_core.cli.plugin"),
 )
 """(plugin name, module) of the core's own plugins, registered like any other."""
 

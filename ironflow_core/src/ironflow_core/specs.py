@@ -66,6 +66,52 @@ class NodeSpec:
 
 
 @attrs.frozen
+class NodeRef:
+    """A node type named now and imported on first use: a plugin's cheap stand-in for a ``NodeSpec``.
+
+    A hook may return ``NodeRef``s instead of ``NodeSpec``s so that listing the
+    names costs no import: ``load()`` runs (once) when a flow first uses the
+    node, or ``ironflow nodes`` lists it, and returns the ``NodeSpec`` named
+    ``name``. A ``load`` that fails, or returns another node, is a ``PluginError``.
+
+    Example::
+
+        def _greet() -> NodeSpec:
+            from greet_plugin.nodes import GREET   # heavy imports happen here
+            return GREET
+
+        NodeRef(name="greet", load=_greet)
+    """
+
+    name: str
+    load: Callable[[], NodeSpec]
+
+    def resolve(self) -> NodeSpec:
+        """Call ``load`` and check that it returned this node's ``NodeSpec``."""
+        from ironflow_core.errors import PluginError
+
+        try:
+            spec = self.load()
+        except Exception as exc:
+            raise PluginError(f"Node '{self.name}' could not be loaded: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(spec, NodeSpec) or spec.name != self.name:
+            raise PluginError(f"Node '{self.name}' could not be loaded: its loader returned "
+                              f"{spec!r} instead of NodeSpec(name='{self.name}', ...)")
+        return spec
+
+
+def node_from_module(module: str, name: str) -> NodeSpec:
+    """The ``NodeSpec`` called ``name`` in ``module.NODES`` (a loader for ``NodeRef``)."""
+    import importlib
+
+    for spec in importlib.import_module(module).NODES:
+        if spec.name == name:
+            return spec
+    raise LookupError(f"{module}.NODES has no node '{name}'")
+
+
+@attrs.frozen
 class StoreSettings:
     """Everything a store factory may need, resolved from CLI > env > yaml > default."""
 

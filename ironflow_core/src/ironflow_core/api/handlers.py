@@ -9,7 +9,7 @@ admission, loading, execution.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -57,6 +57,9 @@ from ironflow_core.model import RUN_STATUSES, RunRecord, RunStatus
 from ironflow_core.runid import run_id_problem
 from ironflow_core.specs import StateStore
 
+if TYPE_CHECKING:
+    from ironflow_core.registry import Registry
+
 OFFSET_REJECTED = "offset pagination is not supported; use the `after` cursor"
 WEBHOOK_RESERVED_KEYS = ("_headers", "_webhook", "_flow_dir")
 READY_PROBE_SECONDS = 2.0
@@ -99,7 +102,7 @@ def run_reply(record: RunRecord) -> dict[str, str]:
 class Api:
     settings: ServerSettings
     store: StateStore
-    registry: Any
+    registry: Registry
     events: MemoryEventStore
     runs: RunManager
     loader: FlowLoader

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -29,6 +29,9 @@ from ironflow_core.errors import RunConflictError
 from ironflow_core.model import Event, FlowDefinition, ProcessEventType, RunRecord
 from ironflow_core.queues.submit import CompletionWaiters, submit_run
 from ironflow_core.specs import StateStore
+
+if TYPE_CHECKING:
+    from ironflow_core.registry import Registry
 
 log = logging.getLogger("ironflow.api")
 
@@ -111,7 +114,7 @@ class Admission:
 
 
 class RunManager:
-    def __init__(self, store: StateStore, events: MemoryEventStore, *, registry: Any,
+    def __init__(self, store: StateStore, events: MemoryEventStore, *, registry: Registry,
                  env: Mapping[str, str], max_runs: int, config_concurrency: int | None,
                  queue: Any = None) -> None:
         self.store = store

@@ -32,9 +32,6 @@ class EventDispatcher:
                 if callable(method):
                     self._listeners.setdefault(event_type, []).append(method)
 
-    def wants(self, event_type: EventType) -> bool:
-        return event_type in self._listeners
-
     def emit(self, event_type: EventType, **fields: Any) -> None:
         listeners = self._listeners.get(event_type)
         if not listeners:
