@@ -16,6 +16,7 @@ collectors live in a registry of our own, never the library's global one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ironflow_core.hookspecs import hookimpl
@@ -97,6 +98,21 @@ class MetricsObserver:
         self._runs_started: dict[str, float] = {}
         self._attempts_started: dict[tuple[str, str], float] = {}
         self._queue_gauges: dict[str, Any] | None = None
+        self._handlers: dict[str, Callable[[Any], None]] = {
+            "run_started": self.run_started, "run_finished": self.run_finished,
+            "task_started": self.task_started, "task_succeeded": self.task_succeeded,
+            "task_failed": self.task_failed, "task_cancelled": self.task_cancelled,
+            "admission_decided": self.admission_decided,
+            "admission_released": self.admission_released,
+            "schedule_decided": self.schedule_decided, "lease_changed": self.lease_changed,
+            "store_failed": self.store_failed,
+        }
+
+    def on_event(self, event: Event | ProcessEvent) -> None:
+        """``RunObserver``: count the events that feed a series, ignore the rest."""
+        handler = self._handlers.get(event.type)
+        if handler is not None:
+            handler(event)
 
     # ------------------------------------------------------------- runs
     def run_started(self, event: Event) -> None:

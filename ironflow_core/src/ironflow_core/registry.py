@@ -139,6 +139,8 @@ def _collect(
                 raise TypeError(
                     f"returned {type(wrong[0]).__name__}, expected "
                     + " or ".join(t.__name__ for t in _as_tuple(expected))
+                    + (" (an object with an on_event(event) method)"
+                       if expected is RunObserver else "")
                 )
         except Exception as exc:
             if record is not None:
@@ -213,7 +215,7 @@ def build_registry(
         _provide(records[plugin], f"loader:{spec.name}")
 
     observers = []
-    for plugin, observer in _collect(pm, "ironflow_register_observers", records, object):
+    for plugin, observer in _collect(pm, "ironflow_register_observers", records, RunObserver):
         observers.append(observer)
         _provide(records[plugin], f"observer:{type(observer).__name__}")
 

@@ -17,6 +17,7 @@ from ironflow_core.model import (
     FlowDefinition,
     FlowSourceRecord,
     LeaseInfo,
+    ProcessEvent,
     RunOrigin,
     RunPage,
     RunRecord,
@@ -274,21 +275,28 @@ class LoaderSpec:
     summary: str = ""
 
 
-class RunObserver:
-    """Receives run and step lifecycle events; every method is optional.
+@runtime_checkable
+class RunObserver(Protocol):
+    """What receives the lifecycle events of runs and of the process: metrics, tracing, progress.
 
-    Methods are called synchronously on the engine's trio thread and must not
-    block: hand work to a channel if it is slow. An exception is logged and
-    ignored (ENG-162). Method names are the event types: ``run_started``,
-    ``run_finished``, ``context_updated``, ``task_started``, ``task_succeeded``,
-    ``task_failed``, ``task_skipped``, ``task_cancelled``, ``task_retrying``
-    (each taking an ``Event``; a child run's events carry ``parent_run_id``
-    and ``parent_step``), and the process events ``admission_decided``,
-    ``admission_released``, ``schedule_decided``, ``lease_changed`` and
-    ``store_failed`` (each taking a ``ProcessEvent``).
+    One method, ``on_event``, gets every event. Run and step events are
+    ``Event``s whose ``type`` is an ``EventType`` (``run_started``,
+    ``run_finished``, ``run_resumed``, ``context_updated``, ``task_started``,
+    ``task_succeeded``, ``task_failed``, ``task_skipped``, ``task_cancelled``,
+    ``task_retrying``; a child run's events carry ``parent_run_id`` and
+    ``parent_step``). Process events are ``ProcessEvent``s whose ``type`` is a
+    ``ProcessEventType`` (``admission_decided``, ``admission_released``,
+    ``schedule_decided``, ``lease_changed``, ``store_failed``). An observer
+    ignores the types it does not care about.
+
+    It is called synchronously on the engine's trio thread and must not block:
+    hand slow work to a channel. An exception is logged and ignored (ENG-162).
+    Registration (``ironflow_register_observers``) checks that each object has
+    ``on_event``; one without it fails its plugin with a message saying so.
     """
 
-    def run_started(self, event: Event) -> None: ...  # pragma: no cover
+    def on_event(self, event: Event | ProcessEvent) -> None:
+        """Handle one run or process event (look at ``event.type``)."""
 
 
 OutgoingHeaders = Callable[["NodeContext", str], "Mapping[str, str] | None"]

@@ -12,11 +12,20 @@ import sys
 import time
 from typing import Any
 
-from ironflow_core.model import Event
+from ironflow_core.model import Event, ProcessEvent
+
+STEP_EVENTS = frozenset({"task_started", "task_succeeded", "task_failed", "task_retrying",
+                         "task_skipped", "task_cancelled"})
+"""The event types progress displays; each has a method of that name."""
+
+
+def _call_step_method(progress: Any, event: Event | ProcessEvent) -> None:
+    if event.type in STEP_EVENTS:
+        getattr(progress, event.type)(event)
 
 
 class PlainProgress:
-    """One line per step transition, on stderr."""
+    """One line per step transition, on stderr (a ``RunObserver``)."""
 
     def __init__(self) -> None:
         self._out = sys.stderr
@@ -42,9 +51,15 @@ class PlainProgress:
     def task_cancelled(self, event: Event) -> None:
         self._line(f"[{event.step}] cancelled")
 
-    def start(self) -> None: ...
+    def on_event(self, event: Event | ProcessEvent) -> None:
+        """``RunObserver``: print the step transitions."""
+        _call_step_method(self, event)
 
-    def stop(self) -> None: ...
+    def start(self) -> None:
+        """Nothing to set up for plain lines."""
+
+    def stop(self) -> None:
+        """Nothing to tear down for plain lines."""
 
 
 class LiveProgress:
@@ -104,6 +119,10 @@ class LiveProgress:
 
     def task_cancelled(self, event: Event) -> None:
         self._set(event, "cancelled")
+
+    def on_event(self, event: Event | ProcessEvent) -> None:
+        """``RunObserver``: update the step's row."""
+        _call_step_method(self, event)
 
     def start(self) -> None:
         self._live.start()
