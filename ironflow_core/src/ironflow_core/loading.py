@@ -23,16 +23,18 @@ import trio
 from ironflow_core.errors import FlowLoadError
 from ironflow_core.model import FlowDefinition, FlowSourceRecord
 from ironflow_core.registry import Registry
-from ironflow_core.settings import lenient_positive_int
+from ironflow_core.settings import MAX_FLOW_SOURCE_BYTES
 from ironflow_core.specs import FlowSource, LoaderSpec, LoadOptions
 
-MAX_SOURCE_ENV = "IRONFLOW_MAX_FLOW_SOURCE_BYTES"
-DEFAULT_MAX_SOURCE_BYTES = 1_048_576
+MAX_SOURCE_ENV: str = MAX_FLOW_SOURCE_BYTES.env or ""
+DEFAULT_MAX_SOURCE_BYTES: int = MAX_FLOW_SOURCE_BYTES.default
 INLINE_LOADER = "lua"
 
 
 def max_source_bytes(env: Mapping[str, str]) -> int:
-    return lenient_positive_int(env, MAX_SOURCE_ENV, DEFAULT_MAX_SOURCE_BYTES)
+    """``IRONFLOW_MAX_FLOW_SOURCE_BYTES`` (invalid or 0: the 1 MiB default)."""
+    limit: int = MAX_FLOW_SOURCE_BYTES.read(env)
+    return limit
 
 
 def _too_large(size: int, limit: int, what: str, path: str | None) -> FlowLoadError:

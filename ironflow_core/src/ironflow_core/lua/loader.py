@@ -21,11 +21,10 @@ from ironflow_core.lua.sandbox import LuaVM, compiled_chunk
 from ironflow_core.model import Diagnostic, FlowDefinition, StepSpec
 from ironflow_core.node_hints import unknown_node_message
 from ironflow_core.registry import Registry
-from ironflow_core.settings import LuaLimits, lenient_positive_int
+from ironflow_core.settings import MAX_FLOW_SOURCE_BYTES, LuaLimits
 from ironflow_core.specs import FlowSource, LoadOptions
 
 INLINE_CHUNK = "=<inline>"
-DEFAULT_MAX_SOURCE_BYTES = 1_048_576
 _POSITION = re.compile(r"^[^\n]*?:(\d+): ")
 _FIELD = re.compile(r" @ (\$\S*)$")
 
@@ -116,9 +115,7 @@ class _Loader:
         from ironflow_core.lua import analysis  # only validate analyses: not at start-up
 
         warnings = analysis.analyze_handlers(self.source.text, self.ranges)
-        limit = lenient_positive_int(
-            self.options.env, "IRONFLOW_MAX_FLOW_SOURCE_BYTES", DEFAULT_MAX_SOURCE_BYTES
-        )
+        limit = MAX_FLOW_SOURCE_BYTES.read(self.options.env)
         total = 0
         for record in records:
             config = record["config"]
