@@ -18,6 +18,7 @@ from ironflow_core.errors import ConfigError
 
 
 def strict_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """``true``/``false`` exactly; anything else is a ``ConfigError`` naming the variable."""
     value = env.get(name)
     if value is None:
         return default
@@ -29,6 +30,7 @@ def strict_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 def strict_non_negative_int(env: Mapping[str, str], name: str) -> int | None:
+    """A non-negative integer or None when unset; anything else is a ``ConfigError``."""
     value = env.get(name)
     if value is None:
         return None
@@ -74,6 +76,7 @@ class LuaLimits:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LuaLimits:
+        """Read the Lua limits (invalid values fall back to the defaults)."""
         gc_text = env.get("IRONFLOW_LUA_GC_AFTER_EXECUTION")
         return cls(
             max_instructions=lenient_limit(env, "IRONFLOW_LUA_MAX_INSTRUCTIONS", 5_000_000),
@@ -101,6 +104,7 @@ class SubworkflowLimits:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SubworkflowLimits:
+        """Read the subworkflow limits through their schema settings."""
         return cls(
             max_depth=MAX_SUBWORKFLOW_DEPTH.read(env),
             max_runs=MAX_SUBWORKFLOW_RUNS.read(env),
@@ -120,6 +124,7 @@ class EngineLimits:
     def from_env(
         cls, env: Mapping[str, str], *, config_concurrency: int | None = None
     ) -> EngineLimits:
+        """Read the per-run limits; concurrency: environment > ironflow.yaml > CPU count."""
         concurrency = strict_non_negative_int(env, "IRONFLOW_MAX_CONCURRENT_TASKS")
         if concurrency is None:
             concurrency = config_concurrency
@@ -250,38 +255,45 @@ def _is_int(value: Any) -> int | None:
 
 
 def non_negative_int(value: Any) -> None:
+    """Schema check: a non-negative integer."""
     if _is_int(value) is None:
         raise SettingValueError("a non-negative integer")
 
 
 def limit(value: Any) -> None:
+    """Schema check: a Lua limit (a non-negative integer, 0 disables)."""
     if _is_int(value) is None:
         raise SettingValueError("a non-negative integer (0 disables the limit)")
 
 
 def positive_int(value: Any) -> None:
+    """Schema check: a positive integer."""
     number = _is_int(value)
     if number is None or number <= 0:
         raise SettingValueError("a positive integer")
 
 
 def port_number(value: Any) -> None:
+    """Schema check: a TCP port (0 picks a free one)."""
     number = _is_int(value)
     if number is None or number > 65535:
         raise SettingValueError("an integer between 0 and 65535")
 
 
 def boolean(value: Any) -> None:
+    """Schema check: ``true`` or ``false``."""
     if value not in (True, False, "true", "false"):
         raise SettingValueError("true or false")
 
 
 def text(value: Any) -> None:
+    """Schema check: a string (a yaml number or list is refused)."""
     if not isinstance(value, str):
         raise SettingValueError("a string")
 
 
 def one_of(*allowed: str) -> Check:
+    """Schema check: one of ``allowed`` (case-insensitive)."""
     def check(value: Any) -> None:
         if not isinstance(value, str) or value.strip().lower() not in allowed:
             raise SettingValueError("one of " + ", ".join(allowed))

@@ -28,6 +28,7 @@ class CursorGone(Exception):
 
 
 class MemoryEventStore:
+    """Recent run events in memory for SSE replay, bounded by one capacity shared by every run."""
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._seq = itertools.count(1)
@@ -45,6 +46,7 @@ class MemoryEventStore:
         self._fenced.discard(run_id)
 
     def append(self, event: Event) -> None:
+        """Keep ``event`` (dropping the oldest past capacity) and wake the run's followers."""
         if event.run_id in self._fenced:
             return
         seq = next(self._seq)

@@ -66,6 +66,7 @@ class _CreationNotice:
 
 @attrs.define(eq=False)
 class RunHandle:
+    """One run the server started: its executor and the events its request waits on."""
     executor: RunExecutor
     created: trio.Event = attrs.field(factory=trio.Event)
     done: trio.Event = attrs.field(factory=trio.Event)
@@ -74,6 +75,7 @@ class RunHandle:
 
     @property
     def run_id(self) -> str:
+        """The run's ID (fixed when the executor was prepared)."""
         return self.executor.run_id
 
 
@@ -105,15 +107,18 @@ class Admission:
             raise unavailable(DRAINING)
 
     def cancel(self) -> None:
+        """Stop the flow load this admission is preparing (shutdown)."""
         self._scope.cancel()
 
     def release(self) -> None:
+        """Give the run slot back (idempotent)."""
         if not self._released:
             self._released = True
             self._manager._release()
 
 
 class RunManager:
+    """Admits, starts, tracks and drains the server's runs, in the server nursery or through a shared queue."""
     def __init__(self, store: StateStore, events: MemoryEventStore, *, registry: Registry,
                  env: Mapping[str, str], max_runs: int, config_concurrency: int | None,
                  queue: Any = None) -> None:
@@ -161,10 +166,12 @@ class RunManager:
             self._idle = trio.Event()
 
     async def wait_idle(self) -> None:
+        """Return once no admitted run is left."""
         if self.admitted:
             await self._idle.wait()
 
     def is_active(self, run_id: str) -> bool:
+        """Whether ``run_id`` is executing in this process."""
         return run_id in self.active
 
     def cancel(self, run_id: str) -> bool:

@@ -31,6 +31,7 @@ MAX_GRACE_SECONDS = 3600
 
 @attrs.frozen
 class ServerSettings:
+    """Everything ``ironflow serve`` needs, resolved once from flags, environment and ironflow.yaml."""
     host: str = DEFAULT_HOST
     port: int = 3000
     flows_dir: str | None = None
@@ -54,6 +55,7 @@ class ServerSettings:
 
     @property
     def authenticated(self) -> bool:
+        """Whether requests must carry the API key."""
         return self.api_key is not None
 
 

@@ -71,11 +71,13 @@ class Requested:
 
     @property
     def inline(self) -> bool:
+        """Whether the flow came in the request (``source``/``source_base64``) rather than from a file."""
         return self.kind != "file"
 
 
 @attrs.frozen
 class FlowFile:
+    """A flow file resolved inside ``flows_dir``, and the directory its run sees as ``_flow_dir``."""
     path: str
     flow_dir: str
 
@@ -181,6 +183,7 @@ class FlowLoader:
         self._loading: dict[tuple[str | None, str, bool], _Loading] = {}
 
     def text_of(self, requested: Requested) -> str:
+        """The flow text of an inline request (base64 decoded within the size limit)."""
         if requested.kind == "source_base64":
             return decode_base64(requested.value, self.max_source_bytes)
         return requested.value

@@ -17,6 +17,7 @@ from ironflow_core.errors import ConfigError
 
 
 class DotenvSyntaxError(ValueError):
+    """A dotenv line that is not ``KEY=VALUE``; carries the line number for the message."""
     def __init__(self, line: int) -> None:
         super().__init__(f"line {line} is not KEY=VALUE")
         self.line = line

@@ -206,6 +206,7 @@ def _traceback(exc: BaseException) -> None:
 
 
 def fail(message: str, *, code: int = EXIT_FAILURE) -> None:
+    """Print one redacted ``Error: ...`` line on stderr and exit with ``code``."""
     click.echo(f"Error: {redact_urls(message)}", err=True)
     sys.exit(code)
 
@@ -216,4 +217,5 @@ def usage_error(message: str) -> None:
 
 
 def state() -> State:
+    """This invocation's ``State`` (created on first use by the click context)."""
     return click.get_current_context().ensure_object(State)

@@ -45,6 +45,7 @@ def lease_ttl(env: Mapping[str, str]) -> float:
 
 
 def describe_expiry(expires_micros: int) -> str:
+    """A lease expiry for people: UTC time and seconds left."""
     moment = _dt.datetime.fromtimestamp(expires_micros / 1_000_000, _dt.UTC)
     left = (expires_micros - clock_micros()) / 1_000_000
     return f"{moment.strftime('%Y-%m-%dT%H:%M:%SZ')} (in {max(left, 0):.0f}s)"
@@ -114,6 +115,7 @@ class OwnerLease:
                 await self.release()
 
     async def release(self) -> None:
+        """Drop the lease at the end of the run (unless kept for a hand-over); errors are logged."""
         if not self.held or self.keep:
             return
         self.held = False

@@ -58,6 +58,7 @@ StartResume = Callable[[str], Awaitable[Any]]
 
 @attrs.frozen
 class RecoveryReport:
+    """What one recovery tick did: runs stalled, resumed, and left stalled (over the attempt limit)."""
     stalled: tuple[str, ...] = ()
     resumed: tuple[str, ...] = ()
     left_stalled: tuple[str, ...] = ()
