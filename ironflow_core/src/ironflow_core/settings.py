@@ -7,6 +7,7 @@ their defaults when invalid (Lua limits: ``0`` disables).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -112,6 +113,13 @@ class SubworkflowLimits:
         )
 
 
+@functools.cache
+def cpu_count() -> int:
+    """The machine's CPU count, read once: ``os.cpu_count()`` reads /sys on every call,
+    and every run (each API request) asks for its default concurrency."""
+    return os.cpu_count() or 1
+
+
 @attrs.frozen
 class EngineLimits:
     """Per-run engine limits (ENG-15, ENG-25, ENG-120)."""
@@ -129,7 +137,7 @@ class EngineLimits:
         if concurrency is None:
             concurrency = config_concurrency
         if concurrency is None:
-            concurrency = os.cpu_count() or 1
+            concurrency = cpu_count()
         run_seconds = strict_non_negative_int(env, "IRONFLOW_MAX_RUN_SECONDS")
         return cls(
             max_concurrent_tasks=max(1, concurrency),
