@@ -37,6 +37,13 @@ def test_fs_names_are_exactly_its_specs():
     assert sorted(plugin.NODE_NAMES) == sorted(spec.name for spec in plugin._specs())
 
 
+def test_example_plugin_names_are_exactly_its_nodes():
+    pytest.importorskip("ironflow_nodes_example")
+    from ironflow_nodes_example import nodes, plugin
+
+    assert sorted(plugin.NODE_NAMES) == sorted(spec.name for spec in nodes.NODES)
+
+
 def test_every_ref_resolves_to_the_spec_of_its_name():
     registry = make_registry("ironflow_nodes_http.plugin", "ironflow_nodes_fs.plugin",
                              "ironflow_nodes_shell.plugin")
