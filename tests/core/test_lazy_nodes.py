@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +133,19 @@ def test_help_calls_only_the_commands_hook(tmp_path: Path):
     for heavy in ("ironflow_core.engine", "ironflow_core.nodes.text", "trio", "lupa",
                   "starlette"):
         assert heavy not in modules
+
+
+def test_broken_plugin_discovery_keeps_the_built_in_commands(monkeypatch):
+    from click.testing import CliRunner
+
+    from ironflow_core import plugins
+    from ironflow_core.cli.app import cli
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("corrupt entry-point metadata")
+
+    monkeypatch.setattr(plugins, "load_plugins", broken)
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in ("run", "validate", "serve", "worker"):
+        assert re.search(rf"^\s+{name}\s", result.output, re.M), result.output

@@ -32,8 +32,10 @@ class _Group(click.Group):
     def _hook_commands(self, ctx: click.Context) -> dict[str, click.Command]:
         try:
             specs = ctx.ensure_object(State).commands
-        except Exception:
-            return {}
+        except Exception:  # plugin discovery itself broke: keep the built-in commands
+            from ironflow_core.cli.plugin import ironflow_register_commands
+
+            specs = tuple(ironflow_register_commands())
         found: dict[str, click.Command] = {}
         for spec in specs:  # registration order: the core's built-ins win a clash
             found.setdefault(spec.name, spec.command)
