@@ -22,10 +22,8 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list = []
 
-    def __getattr__(self, name: str):
-        if name.startswith(("task_", "run_", "context_")):
-            return lambda event: self.events.append(event)
-        raise AttributeError(name)
+    def on_event(self, event) -> None:
+        self.events.append(event)
 
 
 async def run(f, *, context=None, env=ENV, observers=(), store=None):

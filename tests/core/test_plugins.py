@@ -270,8 +270,9 @@ class EveryHook:
         plugin = self
 
         class Seen:
-            def task_succeeded(self, event):
-                plugin.seen.append(event.step)
+            def on_event(self, event):
+                if event.type == "task_succeeded":
+                    plugin.seen.append(event.step)
 
         return [Seen()]
 
@@ -297,7 +298,29 @@ def test_each_hook_lands_in_the_registry_and_in_provides():
     assert registry.node_providers["ping"] == "every-hook"
     assert "scratch" in registry.stores
     assert registry.loader_for("flow.never").name == "never"
-    assert [c.name for c in registry.commands] == ["hello"]
+    # the core's own subcommands come through the same hook, registered first
+    names = [c.name for c in registry.commands]
+    assert names[-1] == "hello" and names.count("hello") == 1
+    assert {"run", "validate", "serve"} <= set(names[:-1])
+
+
+class OldStyleObserver:
+    @hookimpl
+    def ironflow_register_observers(self):
+        class PerTypeMethods:
+            def task_failed(self, event):
+                pass
+
+        return [PerTypeMethods()]
+
+
+def test_an_observer_without_on_event_fails_its_plugin_with_a_clear_error():
+    registry = make_registry(("old-style", OldStyleObserver()), strict=False)
+    record = next(r for r in registry.plugins if r.name == "old-style")
+    assert record.status == "failed"
+    assert record.error == ("ironflow_register_observers: TypeError: returned PerTypeMethods, "
+                            "expected RunObserver (an object with an on_event(event) method)")
+    assert registry.observers == ()
 
 
 def test_registered_observers_see_every_run():

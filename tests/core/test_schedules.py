@@ -282,8 +282,9 @@ class DecisionRecorder:
     def __init__(self) -> None:
         self.decisions: list[tuple[str, str]] = []
 
-    def schedule_decided(self, event: Any) -> None:
-        self.decisions.append((event.detail[11:16], event.outcome))
+    def on_event(self, event: Any) -> None:
+        if event.type == "schedule_decided":
+            self.decisions.append((event.detail[11:16], event.outcome))
 
     @hookimpl
     def ironflow_register_observers(self) -> list[Any]:

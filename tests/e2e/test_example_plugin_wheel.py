@@ -92,7 +92,7 @@ def test_minimal_install_has_http_nodes_and_no_api_stack(minimal: Path, tmp_path
     plugins = {p["name"]: p["status"] for p in json.loads(
         _run([ironflow, "plugins", "--format", "json"], tmp_path).stdout)}
     assert plugins == {"core.lua": "active", "core.stores": "active", "core.nodes": "active",
-                       "core.queues": "active", "nodes-http": "active"}
+                       "core.queues": "active", "core.cli": "active", "nodes-http": "active"}
     python = str(minimal / "bin" / "python")
     for module in ("starlette", "hypercorn", "pytest"):
         assert "No module named" in _fails([python, "-c", f"import {module}"], tmp_path).stderr

@@ -19,7 +19,8 @@ NODES = {
 def test_plugin_registers_the_http_nodes(registry):
     from ironflow_nodes_http.plugin import ironflow_register_nodes
 
-    specs = {spec.name: spec for spec in ironflow_register_nodes()}
+    # NodeRefs: the names cost no import; each resolves to its NodeSpec on first use
+    specs = {ref.name: ref.resolve() for ref in ironflow_register_nodes()}
     assert set(specs) == NODES
     assert specs["http_get"].summary == "HTTP GET request"
     assert specs["http_request"].summary == "Generic HTTP request with configurable method"

@@ -78,6 +78,7 @@ from ironflow_core.specs import (
     HeaderSpec,
     LoaderSpec,
     LoadOptions,
+    NodeRef,
     NodeSpec,
     QueueSettings,
     QueueSpec,
@@ -86,6 +87,7 @@ from ironflow_core.specs import (
     StateStore,
     StoreSettings,
     StoreSpec,
+    node_from_module,
 )
 
 if TYPE_CHECKING:
@@ -125,6 +127,7 @@ __all__ = [
     "NodeContext",
     "NodeError",
     "NodeFailure",
+    "NodeRef",
     "NodeSpec",
     "NotRegularFileError",
     "NumberParam",
@@ -157,6 +160,7 @@ __all__ = [
     "lenient_positive_int",
     "lenient_u64",
     "loads_strict",
+    "node_from_module",
     "open_confined_dir",
     "open_confined_parent",
     "open_regular_file",

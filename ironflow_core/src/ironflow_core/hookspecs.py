@@ -28,6 +28,7 @@ from ironflow_core.specs import (
     CommandSpec,
     HeaderSpec,
     LoaderSpec,
+    NodeRef,
     NodeSpec,
     QueueSpec,
     RouteSpec,
@@ -42,14 +43,16 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def ironflow_register_nodes() -> Iterable[NodeSpec]:  # type: ignore[empty-body]
+def ironflow_register_nodes() -> Iterable[NodeSpec | NodeRef]:  # type: ignore[empty-body]
     """Return the node types this plugin provides.
 
     Called once when the registry is built. Each ``NodeSpec`` names the node
     (``nodes.<name>{...}`` in Lua), its attrs config class (checked when the
     flow loads, so ``ironflow validate`` reports a wrong field with its path),
     the ``async def run(ctx, config) -> dict`` coroutine and a one-line summary.
-    Two plugins returning the same name is an error naming both.
+    Two plugins returning the same name is an error naming both. A
+    ``NodeRef(name, load)`` registers the name now and imports the node on
+    first use (``load()`` returns its ``NodeSpec``), so listing names is free.
 
     Example::
 
@@ -97,16 +100,19 @@ def ironflow_register_loaders() -> Iterable[LoaderSpec]:  # type: ignore[empty-b
 def ironflow_register_observers() -> Iterable[RunObserver]:  # type: ignore[empty-body]
     """Return observers that receive every run's lifecycle events.
 
-    An observer implements any of the methods named after event types
-    (``run_started``, ``task_failed``, ...), each taking one ``Event``. They are
-    called on the engine's thread and must return quickly; exceptions are
-    logged and ignored.
+    An observer is a ``RunObserver``: one method, ``on_event(event)``, that
+    receives every run event (``Event``) and process event (``ProcessEvent``)
+    and looks at ``event.type``. It is called on the engine's thread and must
+    return quickly; exceptions are logged and ignored. An object without
+    ``on_event`` fails its plugin, with a message saying what is missing.
 
     Example::
 
-        class Counter(RunObserver):
+        class Counter:
             def __init__(self): self.failed = 0
-            def task_failed(self, event): self.failed += 1
+            def on_event(self, event):
+                if event.type == "task_failed":
+                    self.failed += 1
 
         @hookimpl
         def ironflow_register_observers():

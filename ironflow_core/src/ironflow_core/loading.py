@@ -27,17 +27,18 @@ from ironflow_core.regular_files import (
     open_regular,
     read_bounded,
 )
-from ironflow_core.settings import lenient_positive_int
+from ironflow_core.settings import MAX_FLOW_SOURCE_BYTES
 from ironflow_core.specs import CancelFlag, FlowSource, LoaderSpec, LoadOptions
 
-MAX_SOURCE_ENV = "IRONFLOW_MAX_FLOW_SOURCE_BYTES"
-DEFAULT_MAX_SOURCE_BYTES = 1_048_576
+MAX_SOURCE_ENV: str = MAX_FLOW_SOURCE_BYTES.env or ""
+DEFAULT_MAX_SOURCE_BYTES: int = MAX_FLOW_SOURCE_BYTES.default
 INLINE_LOADER = "lua"
 
 
 def max_source_bytes(env: Mapping[str, str]) -> int:
-    """The flow source size limit (``IRONFLOW_MAX_FLOW_SOURCE_BYTES``, default 1 MiB)."""
-    return lenient_positive_int(env, MAX_SOURCE_ENV, DEFAULT_MAX_SOURCE_BYTES)
+    """``IRONFLOW_MAX_FLOW_SOURCE_BYTES`` (invalid or 0: the 1 MiB default)."""
+    limit: int = MAX_FLOW_SOURCE_BYTES.read(env)
+    return limit
 
 
 def _too_large(size: int | None, limit: int, what: str, path: str | None) -> FlowLoadError:

@@ -16,6 +16,7 @@ collectors live in a registry of our own, never the library's global one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ironflow_core.hookspecs import hookimpl
@@ -97,15 +98,30 @@ class MetricsObserver:
         self._runs_started: dict[str, float] = {}
         self._attempts_started: dict[tuple[str, str], float] = {}
         self._queue_gauges: dict[str, Any] | None = None
+        self._handlers: dict[str, Callable[[Any], None]] = {
+            "run_started": self._run_started, "run_finished": self._run_finished,
+            "task_started": self._task_started, "task_succeeded": self._task_succeeded,
+            "task_failed": self._task_failed, "task_cancelled": self._task_cancelled,
+            "admission_decided": self._admission_decided,
+            "admission_released": self._admission_released,
+            "schedule_decided": self._schedule_decided, "lease_changed": self._lease_changed,
+            "store_failed": self._store_failed,
+        }
+
+    def on_event(self, event: Event | ProcessEvent) -> None:
+        """``RunObserver``: count the events that feed a series, ignore the rest."""
+        handler = self._handlers.get(event.type)
+        if handler is not None:
+            handler(event)
 
     # ------------------------------------------------------------- runs
-    def run_started(self, event: Event) -> None:
+    def _run_started(self, event: Event) -> None:
         if event.parent_run_id is not None:
             return
         self._runs_started[event.run_id] = time.monotonic()
         self.active.labels("run").inc()
 
-    def run_finished(self, event: Event) -> None:
+    def _run_finished(self, event: Event) -> None:
         if event.parent_run_id is not None:
             return
         for key in [k for k in self._attempts_started if k[0] == event.run_id]:
@@ -119,19 +135,19 @@ class MetricsObserver:
         self.active.labels("run").dec()
 
     # ------------------------------------------------------------ tasks
-    def task_started(self, event: Event) -> None:
+    def _task_started(self, event: Event) -> None:
         if event.parent_run_id is not None or event.step is None:
             return
         self._attempts_started[(event.run_id, event.step)] = time.monotonic()
         self.active.labels("task").inc()
 
-    def task_succeeded(self, event: Event) -> None:
+    def _task_succeeded(self, event: Event) -> None:
         self._end(event, "success")
 
-    def task_failed(self, event: Event) -> None:
+    def _task_failed(self, event: Event) -> None:
         self._end(event, "timed_out" if event.reason == "timed_out" else "failed")
 
-    def task_cancelled(self, event: Event) -> None:
+    def _task_cancelled(self, event: Event) -> None:
         self._end(event, "aborted")
 
     def _end(self, event: Event, outcome: str) -> None:
@@ -148,25 +164,25 @@ class MetricsObserver:
         self.active.labels("task").dec()
 
     # ---------------------------------------------------- process events
-    def admission_decided(self, event: ProcessEvent) -> None:
+    def _admission_decided(self, event: ProcessEvent) -> None:
         if event.resource in ADMISSION_RESOURCES and event.outcome in ADMISSION_DECISIONS:
             self.admission.labels(event.resource, event.outcome).inc()
             if event.outcome == "accepted" and event.resource == "flow_load":
                 self.active.labels("flow_load").inc()
 
-    def admission_released(self, event: ProcessEvent) -> None:
+    def _admission_released(self, event: ProcessEvent) -> None:
         if event.resource == "flow_load":
             self.active.labels("flow_load").dec()
 
-    def schedule_decided(self, event: ProcessEvent) -> None:
+    def _schedule_decided(self, event: ProcessEvent) -> None:
         if event.outcome in SCHEDULER_OUTCOMES:
             self.scheduler.labels(event.outcome).inc()
 
-    def lease_changed(self, event: ProcessEvent) -> None:
+    def _lease_changed(self, event: ProcessEvent) -> None:
         if event.outcome in LEASE_OUTCOMES:
             self.leases.labels(event.outcome).inc()
 
-    def store_failed(self, event: ProcessEvent) -> None:
+    def _store_failed(self, event: ProcessEvent) -> None:
         if (event.store in STORES and event.operation in OPERATIONS
                 and event.outcome in ERROR_KINDS):
             self.storage.labels(event.store, event.operation, event.outcome).inc()
@@ -214,6 +230,7 @@ class MetricsPlugin:
 
     @hookimpl
     def ironflow_register_observers(self) -> list[Any]:
+        """The metrics observer, registered like any plugin's."""
         return [self.observer]
 
 

@@ -24,6 +24,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("core.stores", "ironflow_core.stores.plugin"),
     ("core.nodes", "ironflow_core.nodes.plugin"),
     ("core.queues", "ironflow_core.queues.plugin"),
+    ("core.cli", "ironflow_core.cli.plugin"),
 )
 """(plugin name, module) of the core's own plugins, registered like any other."""
 
@@ -43,6 +44,7 @@ class PluginRecord:
     module: Any = None
 
     def to_json(self) -> dict[str, Any]:
+        """The record as ``ironflow plugins --format json`` and ``GET /plugins`` show it."""
         data: dict[str, Any] = {
             "name": self.name,
             "distribution": self.distribution,
@@ -56,6 +58,7 @@ class PluginRecord:
 
 
 def disabled_plugins(env: Mapping[str, str]) -> frozenset[str]:
+    """The plugin names in ``IRONFLOW_DISABLED_PLUGINS`` (skipped before import)."""
     value = env.get("IRONFLOW_DISABLED_PLUGINS", "")
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 

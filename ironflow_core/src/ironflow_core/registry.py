@@ -8,7 +8,7 @@ that claim one node or store name are an error naming both.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -19,6 +19,7 @@ from ironflow_core.specs import (
     CommandSpec,
     HeaderSpec,
     LoaderSpec,
+    NodeRef,
     NodeSpec,
     QueueSpec,
     RouteSpec,
@@ -27,34 +28,89 @@ from ironflow_core.specs import (
 )
 
 
+class NodeTable(Mapping[str, NodeSpec]):
+    """Node specs by name; a ``NodeRef`` becomes its ``NodeSpec`` on first lookup.
+
+    Names (for the Lua ``nodes`` table, suggestions and conflicts) are known
+    without importing any node module; a flow imports only the modules of the
+    nodes it uses, so ``ironflow run`` of a small flow starts quickly.
+    """
+
+    def __init__(self, entries: Mapping[str, NodeSpec | NodeRef]) -> None:
+        self._entries: dict[str, NodeSpec | NodeRef] = dict(entries)
+
+    def __getitem__(self, name: str) -> NodeSpec:
+        entry = self._entries[name]
+        if isinstance(entry, NodeRef):
+            entry = entry.resolve()
+            self._entries[name] = entry
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+
 @attrs.frozen
 class Registry:
-    """Everything the plugins provide, frozen once per process (nodes, stores, loaders...)."""
+    """Everything the plugins provide, frozen once per process: the engine's single lookup.
+
+    Routes are collected on first use (only ``ironflow serve`` needs them, and
+    a route plugin imports Starlette); ``plugins`` collects them first so each
+    record's ``provides`` and status are complete.
+    """
 
     nodes: Mapping[str, NodeSpec]
     stores: Mapping[str, StoreSpec]
     loaders: tuple[LoaderSpec, ...]
     observers: tuple[RunObserver, ...]
     commands: tuple[CommandSpec, ...]
-    plugins: tuple[PluginRecord, ...]
+    _plugins: tuple[PluginRecord, ...]
     node_providers: Mapping[str, str]
     """node name -> plugin name."""
     outgoing_headers: tuple[HeaderSpec, ...] = ()
     """Providers of headers for the requests nodes send (``NodeContext.outgoing_headers``)."""
-    routes: tuple[RouteSpec, ...] = ()
-    """HTTP routes for ``ironflow serve``, each plain route wrapped in a non-public spec."""
+    _routes: tuple[RouteSpec, ...] | Callable[[], tuple[RouteSpec, ...]] = ()
+    """HTTP routes for ``ironflow serve`` (each plain route wrapped in a non-public
+    spec), or the function that collects them on first use."""
     queues: Mapping[str, QueueSpec] = attrs.field(factory=dict)
+    _collected: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @property
+    def routes(self) -> tuple[RouteSpec, ...]:
+        """The routes hook's specs, collected when first asked for."""
+        if not callable(self._routes):
+            return self._routes
+        if "routes" not in self._collected:
+            self._collected["routes"] = self._routes()
+        routes: tuple[RouteSpec, ...] = self._collected["routes"]
+        return routes
+
+    @property
+    def plugins(self) -> tuple[PluginRecord, ...]:
+        """One record per plugin seen, with everything it provides (routes included)."""
+        self.routes  # noqa: B018  (complete the records first)
+        return self._plugins
 
     def loader_for(self, path: str) -> LoaderSpec | None:
-        """The loader whose suffix ``path`` ends with, or None."""
+        """The loader registered for this flow file's suffix, if any."""
         for loader in self.loaders:
             if path.endswith(loader.suffixes):
                 return loader
         return None
 
     def node(self, name: str) -> NodeSpec | None:
-        """The node spec named ``name``, or None."""
+        """The spec of node type ``name`` (its module imported now), or None."""
         return self.nodes.get(name)
+
+
+LoadedPlugins = tuple[Any, list[PluginRecord]]
+"""A plugin manager and one record per plugin seen (``plugins.load_plugins``)."""
 
 
 def _who(record: PluginRecord) -> str:
@@ -83,6 +139,8 @@ def _collect(
                 raise TypeError(
                     f"returned {type(wrong[0]).__name__}, expected "
                     + " or ".join(t.__name__ for t in _as_tuple(expected))
+                    + (" (an object with an on_event(event) method)"
+                       if expected is RunObserver else "")
                 )
         except Exception as exc:
             if record is not None:
@@ -123,9 +181,7 @@ def _collect_routes(pm: Any, records: dict[str, PluginRecord]) -> list[RouteSpec
         for spec in plugin_specs:
             specs.append(spec)
             for route in spec.routes:
-                item = f"route:{route.path}"
-                if item not in records[plugin].provides:
-                    records[plugin].provides.append(item)
+                _provide(records[plugin], f"route:{route.path}")
     return specs
 
 
@@ -139,38 +195,36 @@ def build_registry(
     builtins: bool = True,
     entry_points: bool = True,
     extra: Iterable[tuple[str, Any]] = (),
+    plugins: LoadedPlugins | None = None,
 ) -> Registry:
-    """Discover plugins and freeze what they provide."""
+    """Discover plugins (or take the ones already ``plugins``-loaded) and freeze what they provide."""
     env = os.environ if env is None else env
-    pm, record_list = load_plugins(env, builtins=builtins, entry_points=entry_points, extra=extra)
+    if plugins is None:
+        plugins = load_plugins(env, builtins=builtins, entry_points=entry_points, extra=extra)
+    pm, record_list = plugins
     records = {r.name: r for r in record_list}
 
-    nodes, providers = _collect_named(pm, "ironflow_register_nodes", records, NodeSpec,
-                                      "Node", "node")
+    nodes, providers = _collect_named(pm, "ironflow_register_nodes", records,
+                                      (NodeSpec, NodeRef), "Node", "node")
     stores, _ = _collect_named(pm, "ironflow_register_stores", records, StoreSpec,
                                "State store", "store")
 
     loaders: list[LoaderSpec] = []
     for plugin, spec in _collect(pm, "ironflow_register_loaders", records, LoaderSpec):
         loaders.append(spec)
-        records[plugin].provides.append(f"loader:{spec.name}")
+        _provide(records[plugin], f"loader:{spec.name}")
 
     observers = []
-    for plugin, observer in _collect(pm, "ironflow_register_observers", records, object):
+    for plugin, observer in _collect(pm, "ironflow_register_observers", records, RunObserver):
         observers.append(observer)
-        records[plugin].provides.append(f"observer:{type(observer).__name__}")
+        _provide(records[plugin], f"observer:{type(observer).__name__}")
 
-    commands = []
-    for plugin, command in _collect(pm, "ironflow_register_commands", records, CommandSpec):
-        commands.append(command)
-        records[plugin].provides.append(f"command:{command.name}")
+    commands = collect_commands(plugins)
 
     header_specs = []
     for plugin, spec in _collect(pm, "ironflow_register_outgoing_headers", records, HeaderSpec):
         header_specs.append(spec)
-        records[plugin].provides.append(f"headers:{spec.name}")
-
-    routes = _collect_routes(pm, records)
+        _provide(records[plugin], f"headers:{spec.name}")
 
     queues, _ = _collect_named(pm, "ironflow_register_queues", records, QueueSpec,
                                "Queue", "queue")
@@ -178,19 +232,37 @@ def build_registry(
     return Registry(
         queues=queues,
         outgoing_headers=tuple(header_specs),
-        nodes=dict(sorted(nodes.items())),
+        nodes=NodeTable(dict(sorted(nodes.items()))),
         stores=stores,
         loaders=tuple(loaders),
         observers=tuple(observers),
-        commands=tuple(commands),
+        commands=commands,
         plugins=tuple(record_list),
         node_providers=providers,
-        routes=tuple(routes),
+        routes=lambda: tuple(_collect_routes(pm, records)),
     )
 
 
+def collect_commands(plugins: LoadedPlugins) -> tuple[CommandSpec, ...]:
+    """Only the commands hook: what ``ironflow --help`` needs, without nodes or stores."""
+    pm, record_list = plugins
+    records = {r.name: r for r in record_list}
+    commands = []
+    for plugin, command in _collect(pm, "ironflow_register_commands", records, CommandSpec):
+        commands.append(command)
+        _provide(records[plugin], f"command:{command.name}")
+    return tuple(commands)
+
+
+def _provide(record: PluginRecord, item: str) -> None:
+    """Note ``item`` in the plugin's ``provides`` once (a hook may be asked twice)."""
+    if item not in record.provides:
+        record.provides.append(item)
+
+
 def _collect_named(
-    pm: Any, hook_name: str, records: dict[str, PluginRecord], expected: type, what: str,
+    pm: Any, hook_name: str, records: dict[str, PluginRecord], expected: type | tuple[type, ...],
+    what: str,
     tag: str,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Specs selected by name (nodes, stores, queues) and the plugin providing each.
@@ -210,16 +282,20 @@ def _collect_named(
             )
         specs[spec.name] = spec
         providers[spec.name] = plugin
-        records[plugin].provides.append(f"{tag}:{spec.name}")
+        _provide(records[plugin], f"{tag}:{spec.name}")
     return specs, providers
 
 
 _default: Registry | None = None
 
 
-def default_registry() -> Registry:
-    """The process-wide registry (built on first use from ``os.environ``)."""
+def default_registry(plugins: LoadedPlugins | None = None) -> Registry:
+    """The process-wide registry, built on first use from ``os.environ``.
+
+    ``plugins`` hands over plugins the caller already loaded (the CLI loads
+    them once for its commands), so entry points are not scanned twice.
+    """
     global _default
     if _default is None:
-        _default = build_registry()
+        _default = build_registry(plugins=plugins)
     return _default

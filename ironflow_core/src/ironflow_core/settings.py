@@ -7,6 +7,8 @@ their defaults when invalid (Lua limits: ``0`` disables).
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -17,6 +19,7 @@ from ironflow_core.errors import ConfigError
 
 
 def strict_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """``true``/``false`` exactly; anything else is a ``ConfigError`` naming the variable."""
     value = env.get(name)
     if value is None:
         return default
@@ -28,6 +31,7 @@ def strict_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 def strict_non_negative_int(env: Mapping[str, str], name: str) -> int | None:
+    """A non-negative integer or None when unset; anything else is a ``ConfigError``."""
     value = env.get(name)
     if value is None:
         return None
@@ -73,6 +77,7 @@ class LuaLimits:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LuaLimits:
+        """Read the Lua limits (invalid values fall back to the defaults)."""
         gc_text = env.get("IRONFLOW_LUA_GC_AFTER_EXECUTION")
         return cls(
             max_instructions=lenient_limit(env, "IRONFLOW_LUA_MAX_INSTRUCTIONS", 5_000_000),
@@ -100,11 +105,19 @@ class SubworkflowLimits:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SubworkflowLimits:
+        """Read the subworkflow limits through their schema settings."""
         return cls(
-            max_depth=lenient_positive_int(env, "IRONFLOW_MAX_SUBWORKFLOW_DEPTH", 8),
-            max_runs=lenient_positive_int(env, "IRONFLOW_MAX_SUBWORKFLOW_RUNS", 1024),
-            max_concurrent=lenient_positive_int(env, "IRONFLOW_MAX_CONCURRENT_SUBWORKFLOWS", 16),
+            max_depth=MAX_SUBWORKFLOW_DEPTH.read(env),
+            max_runs=MAX_SUBWORKFLOW_RUNS.read(env),
+            max_concurrent=MAX_CONCURRENT_SUBWORKFLOWS.read(env),
         )
+
+
+@functools.cache
+def cpu_count() -> int:
+    """The machine's CPU count, read once: ``os.cpu_count()`` reads /sys on every call,
+    and every run (each API request) asks for its default concurrency."""
+    return os.cpu_count() or 1
 
 
 @attrs.frozen
@@ -119,11 +132,12 @@ class EngineLimits:
     def from_env(
         cls, env: Mapping[str, str], *, config_concurrency: int | None = None
     ) -> EngineLimits:
+        """Read the per-run limits; concurrency: environment > ironflow.yaml > CPU count."""
         concurrency = strict_non_negative_int(env, "IRONFLOW_MAX_CONCURRENT_TASKS")
         if concurrency is None:
             concurrency = config_concurrency
         if concurrency is None:
-            concurrency = os.cpu_count() or 1
+            concurrency = cpu_count()
         run_seconds = strict_non_negative_int(env, "IRONFLOW_MAX_RUN_SECONDS")
         return cls(
             max_concurrent_tasks=max(1, concurrency),
@@ -207,9 +221,17 @@ class SettingValueError(ValueError):
 Check = Callable[[Any], None]
 
 
+Reader = Callable[[Mapping[str, str], str, Any], Any]
+"""``reader(env, name, default)``: the setting's value with its own strictness and message."""
+
+
 @attrs.frozen
 class Setting:
-    """One setting: its environment variable and/or yaml key, and what is allowed."""
+    """One setting: its environment variable and/or yaml key, what is allowed, how it is read.
+
+    A setting with a ``reader`` is read through ``read(env)`` wherever it is
+    used, so its name, default and error message live here once.
+    """
 
     env: str | None = None
     yaml: str | None = None
@@ -217,6 +239,17 @@ class Setting:
     """Raises ``SettingValueError(<what is allowed>)``; None = any value (checked where used)."""
     secret: bool = False
     """Never echo the value in messages."""
+    default: Any = None
+    """The value when the variable is unset (what ``read`` returns then)."""
+    reader: Reader | None = None
+    """Parses the environment value (see ``Reader``); a bad one raises ``ConfigError``
+    or falls back to ``default``, as the reader decides."""
+
+    def read(self, env: Mapping[str, str]) -> Any:
+        """The value of ``env[self.env]`` through the reader, ``default`` when unset."""
+        if self.env is None or self.reader is None:
+            raise TypeError(f"setting {self.env or self.yaml} has no environment reader")
+        return self.reader(env, self.env, self.default)
 
 
 def _is_int(value: Any) -> int | None:
@@ -230,38 +263,45 @@ def _is_int(value: Any) -> int | None:
 
 
 def non_negative_int(value: Any) -> None:
+    """Schema check: a non-negative integer."""
     if _is_int(value) is None:
         raise SettingValueError("a non-negative integer")
 
 
 def limit(value: Any) -> None:
+    """Schema check: a Lua limit (a non-negative integer, 0 disables)."""
     if _is_int(value) is None:
         raise SettingValueError("a non-negative integer (0 disables the limit)")
 
 
 def positive_int(value: Any) -> None:
+    """Schema check: a positive integer."""
     number = _is_int(value)
     if number is None or number <= 0:
         raise SettingValueError("a positive integer")
 
 
 def port_number(value: Any) -> None:
+    """Schema check: a TCP port (0 picks a free one)."""
     number = _is_int(value)
     if number is None or number > 65535:
         raise SettingValueError("an integer between 0 and 65535")
 
 
 def boolean(value: Any) -> None:
+    """Schema check: ``true`` or ``false``."""
     if value not in (True, False, "true", "false"):
         raise SettingValueError("true or false")
 
 
 def text(value: Any) -> None:
+    """Schema check: a string (a yaml number or list is refused)."""
     if not isinstance(value, str):
         raise SettingValueError("a string")
 
 
 def one_of(*allowed: str) -> Check:
+    """Schema check: one of ``allowed`` (case-insensitive)."""
     def check(value: Any) -> None:
         if not isinstance(value, str) or value.strip().lower() not in allowed:
             raise SettingValueError("one of " + ", ".join(allowed))
@@ -291,7 +331,60 @@ def register_settings(*settings: Setting) -> None:
 
 
 def settings_schema() -> tuple[Setting, ...]:
+    """Every registered setting, in registration order."""
     return tuple(_SCHEMA)
+
+
+# Settings read where they are used (engine, leases, recovery, queues, loading),
+# each through ``Setting.read``: one name, one default, one message.
+
+def strict_count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A non-negative integer, ``default`` when unset; anything else is a ``ConfigError``."""
+    value = strict_non_negative_int(env, name)
+    return default if value is None else value
+
+
+def _lease_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0.5 <= value <= 86_400):
+        raise ConfigError(f"{name} must be a number of seconds from 0.5 to 86400")
+    return value
+
+
+def _recovery_mode(env: Mapping[str, str], name: str, default: str) -> str:
+    mode = env.get(name, default).strip() or default
+    if mode not in RECOVERY_MODES:
+        raise ConfigError(f"{name} must be either 'stall' or 'resume'")
+    return mode
+
+
+RECOVERY_MODES = ("stall", "resume")
+
+MAX_FLOW_SOURCE_BYTES = Setting(env="IRONFLOW_MAX_FLOW_SOURCE_BYTES", default=1_048_576,
+                                reader=lenient_positive_int)
+"""Largest flow source (file or inline), in UTF-8 bytes; invalid or 0 means the default."""
+LEASE_TTL_SECONDS = Setting(env="IRONFLOW_LEASE_TTL_SECONDS", default=90.0,
+                            reader=_lease_seconds)
+"""Lifetime of a run-owner lease, 0.5 to 86400 seconds."""
+RECOVERY = Setting(env="IRONFLOW_RECOVERY", default="stall", reader=_recovery_mode)
+"""What happens to a run whose owner died: ``stall`` (as upstream) or ``resume``."""
+RECOVERY_MAX_ATTEMPTS = Setting(env="IRONFLOW_RECOVERY_MAX_ATTEMPTS", default=3,
+                                reader=strict_count)
+"""How many times one run may be recovered over its life."""
+QUEUE = Setting(env="IRONFLOW_QUEUE", yaml="queue_backend", default="inline")
+"""The run queue by name (``queue_backend`` in ironflow.yaml); checked against the registry."""
+MAX_SUBWORKFLOW_DEPTH = Setting(env="IRONFLOW_MAX_SUBWORKFLOW_DEPTH", default=8,
+                                reader=lenient_positive_int)
+MAX_SUBWORKFLOW_RUNS = Setting(env="IRONFLOW_MAX_SUBWORKFLOW_RUNS", default=1024,
+                               reader=lenient_positive_int)
+MAX_CONCURRENT_SUBWORKFLOWS = Setting(env="IRONFLOW_MAX_CONCURRENT_SUBWORKFLOWS", default=16,
+                                      reader=lenient_positive_int)
 
 
 register_settings(
@@ -331,6 +424,15 @@ register_settings(
     Setting(env="IRONFLOW_SHUTDOWN_GRACE_SECONDS", check=non_negative_int),
     Setting(yaml="webhooks"),
     Setting(yaml="schedules"),  # checked in full by ironflow_core.schedules.config
+    # read where used, through Setting.read (their readers raise the errors)
+    MAX_FLOW_SOURCE_BYTES,
+    LEASE_TTL_SECONDS,
+    RECOVERY,
+    RECOVERY_MAX_ATTEMPTS,
+    QUEUE,
+    MAX_SUBWORKFLOW_DEPTH,
+    MAX_SUBWORKFLOW_RUNS,
+    MAX_CONCURRENT_SUBWORKFLOWS,
 )
 
 

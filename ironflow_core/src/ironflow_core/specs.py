@@ -16,6 +16,7 @@ from ironflow_core.model import (
     FlowDefinition,
     FlowSourceRecord,
     LeaseInfo,
+    ProcessEvent,
     RunOrigin,
     RunPage,
     RunRecord,
@@ -102,6 +103,52 @@ def plugin_setting(
     if value is not None and value != "":
         return value
     return config.get(yaml_key)
+
+
+@attrs.frozen
+class NodeRef:
+    """A node type named now and imported on first use: a plugin's cheap stand-in for a ``NodeSpec``.
+
+    A hook may return ``NodeRef``s instead of ``NodeSpec``s so that listing the
+    names costs no import: ``load()`` runs (once) when a flow first uses the
+    node, or ``ironflow nodes`` lists it, and returns the ``NodeSpec`` named
+    ``name``. A ``load`` that fails, or returns another node, is a ``PluginError``.
+
+    Example::
+
+        def _greet() -> NodeSpec:
+            from greet_plugin.nodes import GREET   # heavy imports happen here
+            return GREET
+
+        NodeRef(name="greet", load=_greet)
+    """
+
+    name: str
+    load: Callable[[], NodeSpec]
+
+    def resolve(self) -> NodeSpec:
+        """Call ``load`` and check that it returned this node's ``NodeSpec``."""
+        from ironflow_core.errors import PluginError
+
+        try:
+            spec = self.load()
+        except Exception as exc:
+            raise PluginError(f"Node '{self.name}' could not be loaded: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(spec, NodeSpec) or spec.name != self.name:
+            raise PluginError(f"Node '{self.name}' could not be loaded: its loader returned "
+                              f"{spec!r} instead of NodeSpec(name='{self.name}', ...)")
+        return spec
+
+
+def node_from_module(module: str, name: str) -> NodeSpec:
+    """The ``NodeSpec`` called ``name`` in ``module.NODES`` (a loader for ``NodeRef``)."""
+    import importlib
+
+    for spec in importlib.import_module(module).NODES:
+        if spec.name == name:
+            return spec
+    raise LookupError(f"{module}.NODES has no node '{name}'")
 
 
 @attrs.frozen
@@ -293,22 +340,28 @@ class LoaderSpec:
     summary: str = ""
 
 
-class RunObserver:
-    """Receives run and step lifecycle events; every method is optional.
+@runtime_checkable
+class RunObserver(Protocol):
+    """What receives the lifecycle events of runs and of the process: metrics, tracing, progress.
 
-    Methods are called synchronously on the engine's trio thread and must not
-    block: hand work to a channel if it is slow. An exception is logged and
-    ignored (ENG-162). Method names are the event types: ``run_started``,
-    ``run_finished``, ``context_updated``, ``task_started``, ``task_succeeded``,
-    ``task_failed``, ``task_skipped``, ``task_cancelled``, ``task_retrying``
-    (each taking an ``Event``; a child run's events carry ``parent_run_id``
-    and ``parent_step``), and the process events ``admission_decided``,
-    ``admission_released``, ``schedule_decided``, ``lease_changed`` and
-    ``store_failed`` (each taking a ``ProcessEvent``).
+    One method, ``on_event``, gets every event. Run and step events are
+    ``Event``s whose ``type`` is an ``EventType`` (``run_started``,
+    ``run_finished``, ``run_resumed``, ``context_updated``, ``task_started``,
+    ``task_succeeded``, ``task_failed``, ``task_skipped``, ``task_cancelled``,
+    ``task_retrying``; a child run's events carry ``parent_run_id`` and
+    ``parent_step``). Process events are ``ProcessEvent``s whose ``type`` is a
+    ``ProcessEventType`` (``admission_decided``, ``admission_released``,
+    ``schedule_decided``, ``lease_changed``, ``store_failed``). An observer
+    ignores the types it does not care about.
+
+    It is called synchronously on the engine's trio thread and must not block:
+    hand slow work to a channel. An exception is logged and ignored (ENG-162).
+    Registration (``ironflow_register_observers``) checks that each object has
+    ``on_event``; one without it fails its plugin with a message saying so.
     """
 
-    def run_started(self, event: Event) -> None:  # pragma: no cover
-        """A run started (the first event of every run)."""
+    def on_event(self, event: Event | ProcessEvent) -> None:
+        """Handle one run or process event (look at ``event.type``)."""
 
 
 OutgoingHeaders = Callable[[NodeContext, str], "Mapping[str, str] | None"]

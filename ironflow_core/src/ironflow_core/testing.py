@@ -37,6 +37,7 @@ from ironflow_core.model import (
     Event,
     EventType,
     FlowDefinition,
+    ProcessEvent,
     RunRecord,
     RunStatus,
     TaskRecord,
@@ -150,18 +151,10 @@ class RunRecorder(RunObserver):
     def __init__(self) -> None:
         self.events: list[Event] = []
 
-    def _record(self, event: Event) -> None:
-        self.events.append(event)
-
-    run_started = _record
-    run_finished = _record
-    context_updated = _record
-    task_started = _record
-    task_succeeded = _record
-    task_failed = _record
-    task_skipped = _record
-    task_cancelled = _record
-    task_retrying = _record
+    def on_event(self, event: Event | ProcessEvent) -> None:
+        """Keep the run events (process events are not a run's)."""
+        if isinstance(event, Event):
+            self.events.append(event)
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)

@@ -1,17 +1,34 @@
 """Entry point of ironflow-nodes-fs (group `ironflow`, name `nodes-fs`).
 
-The node modules are imported only when the registry is built, and they in
-turn import nothing heavier than the standard library's ``zipfile``.
+The node modules are imported when a flow first uses one of their nodes
+(listing the names imports none), and they in turn import nothing heavier
+than the standard library's ``zipfile``.
 """
 
 from __future__ import annotations
 
-from ironflow_core import NodeSpec, hookimpl
+import functools
+
+from ironflow_core import NodeRef, NodeSpec, hookimpl
+
+NODE_NAMES: tuple[str, ...] = (
+    "read_file", "write_file", "copy_file", "move_file", "delete_file", "list_directory",
+    "zip_create", "zip_list", "zip_extract",
+)
+"""Every node this plugin provides, named without importing the node modules."""
 
 
 @hookimpl
-def ironflow_register_nodes() -> list[NodeSpec]:
-    """The node types this plugin provides (the pluggy hook)."""
+def ironflow_register_nodes() -> list[NodeRef]:
+    """The file and ZIP nodes, each imported on first use."""
+    return [NodeRef(name=name, load=functools.partial(_node, name)) for name in NODE_NAMES]
+
+
+def _node(name: str) -> NodeSpec:
+    return next(spec for spec in _specs() if spec.name == name)
+
+
+def _specs() -> list[NodeSpec]:
     from ironflow_nodes_fs import files, listing, zipnodes
 
     return [

@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ironflow_core import Event
+from ironflow_core import Event, ProcessEvent
 
 TRACER_NAME = "ironflow"
 
@@ -53,6 +53,13 @@ class TracingObserver:
 
                 self._tracer = provider.get_tracer(TRACER_NAME, __version__)
         return self._tracer
+
+    # ------------------------------------------------------------- events
+    def on_event(self, event: Event | ProcessEvent) -> None:
+        """``RunObserver``: run and step events open and close spans; the rest are ignored."""
+        handler = _SPAN_EVENTS.get(event.type)
+        if handler is not None and isinstance(event, Event):
+            handler(self, event)
 
     # --------------------------------------------------------------- runs
     def run_started(self, event: Event) -> None:
@@ -175,3 +182,16 @@ class TracingObserver:
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=trace.set_span_in_context(span))
         return carrier
+
+
+_SPAN_EVENTS = {
+    "run_started": TracingObserver.run_started,
+    "run_finished": TracingObserver.run_finished,
+    "task_started": TracingObserver.task_started,
+    "task_succeeded": TracingObserver.task_succeeded,
+    "task_failed": TracingObserver.task_failed,
+    "task_cancelled": TracingObserver.task_cancelled,
+    "task_skipped": TracingObserver.task_skipped,
+    "task_retrying": TracingObserver.task_retrying,
+}
+"""Event type -> the method that turns it into span work."""

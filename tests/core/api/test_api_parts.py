@@ -197,10 +197,10 @@ def _event(run_id: str, n: int, kind: EventType = EventType.TASK_STARTED) -> Eve
 def test_api_74_memory_events_are_bounded_oldest_first():
     store = MemoryEventStore(capacity=3)
     recorder = EventRecorder(store)
-    recorder.run_started(_event("a", 1))
-    recorder.task_started(_event("b", 1))
-    recorder.task_succeeded(_event("a", 2))
-    recorder.run_finished(_event("a", 3))
+    recorder.on_event(_event("a", 1))
+    recorder.on_event(_event("b", 1))
+    recorder.on_event(_event("a", 2))
+    recorder.on_event(_event("a", 3))
     assert len(store) == 3
     assert [e.id for e in store.after("a", None)] == ["a-e2", "a-e3"]
     assert [e.id for e in store.after("a", "a-e2")] == ["a-e3"]

@@ -1,17 +1,25 @@
 """Entry point of ironflow-nodes-example (group ``ironflow``, name ``nodes-example``).
 
-IronFlow imports this module when it builds its registry, so it stays light:
-the node module is imported only when the hook is called, and anything heavy a
-node needs would be imported inside the node's ``run`` coroutine.
+IronFlow imports this module whenever it loads plugins, so it stays light:
+the hook names the nodes with ``NodeRef``s, the node module is imported the
+first time a flow uses one of them, and anything heavy a node needs would be
+imported inside the node's ``run`` coroutine.
 """
 
 from __future__ import annotations
 
-from ironflow_core import NodeSpec, hookimpl
+import functools
+
+from ironflow_core import NodeRef, hookimpl
+from ironflow_core.specs import node_from_module
+
+NODE_NAMES = ("slugify", "word_count")
+"""The names in ``ironflow_nodes_example.nodes.NODES``."""
 
 
 @hookimpl
-def ironflow_register_nodes() -> list[NodeSpec]:
-    from ironflow_nodes_example import nodes
-
-    return list(nodes.NODES)
+def ironflow_register_nodes() -> list[NodeRef]:
+    """``slugify`` and ``word_count``, imported on first use."""
+    return [NodeRef(name=name, load=functools.partial(node_from_module,
+                                                      "ironflow_nodes_example.nodes", name))
+            for name in NODE_NAMES]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
 from starlette.middleware.exceptions import ExceptionMiddleware
@@ -44,6 +44,9 @@ from ironflow_core.errors import (
 )
 from ironflow_core.settings import without_env_names
 from ironflow_core.specs import StateStore
+
+if TYPE_CHECKING:
+    from ironflow_core.registry import Registry
 
 ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("/flows/run", ("POST",)),
@@ -96,7 +99,7 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return ok(ApiError(exc.status_code, str(exc.detail)).body(), exc.status_code)
 
 
-def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
+def build_app(settings: ServerSettings, *, store: StateStore, registry: Registry,
               env: Mapping[str, str], queue: Any = None) -> tuple[Any, RunManager]:
     """The ASGI app and the run manager whose nursery the server must provide.
 
@@ -149,7 +152,7 @@ def build_app(settings: ServerSettings, *, store: StateStore, registry: Any,
         from ironflow_core.api.metrics import metrics_route
 
         routes.append(metrics_route(registry, queue))
-    public, protected = split_routes(getattr(registry, "routes", ()))
+    public, protected = split_routes(registry.routes)
     router = Router(routes=[*routes, *protected])
 
     async def routed(scope: Any, receive: Any, send: Any) -> None:

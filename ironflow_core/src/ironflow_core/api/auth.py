@@ -19,6 +19,7 @@ _CREDENTIAL_HEADERS = (b"authorization", b"x-api-key")
 
 
 class ApiKeyMiddleware:
+    """Refuses requests without the API key (constant-time compare), except POSTs to signed webhooks."""
     def __init__(self, app: Any, api_key: str,
                  signed_paths: frozenset[str] = frozenset()) -> None:
         self.app = app

@@ -36,6 +36,7 @@ def is_json_media_type(content_type: str | None) -> bool:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes (declared or streamed)."""
     too_large = ApiError(413, f"Request body exceeds the limit of {limit} bytes")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

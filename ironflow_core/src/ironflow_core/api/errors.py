@@ -45,18 +45,22 @@ class ApiError(Exception):
         self.extra = extra or {}
 
     def body(self) -> dict[str, Any]:
+        """The JSON error body: message, code and any extra fields."""
         return {"error": self.message, "code": self.code, **self.extra}
 
 
 def bad_request(message: str, **extra: Any) -> ApiError:
+    """A 400 with ``message`` (and extra fields such as the list of errors)."""
     return ApiError(400, message, extra=extra or None)
 
 
 def not_found(message: str) -> ApiError:
+    """A 404 with ``message``."""
     return ApiError(404, message)
 
 
 def unavailable(message: str) -> ApiError:
+    """A 503 with ``message`` (draining, at capacity, store unreachable)."""
     return ApiError(503, message)
 
 
@@ -78,10 +82,12 @@ def json_body(status: int, data: Any, headers: Sequence[tuple[bytes, bytes]] = (
 
 
 def new_error_id() -> str:
+    """A fresh ID tying a 500 reply to its log line."""
     return str(uuid.uuid4())
 
 
 def internal_error_body(error_id: str) -> dict[str, str]:
+    """The 500 body: no detail, only the ID to find it in the log."""
     return {"error": "Internal server error", "code": "internal_error", "error_id": error_id}
 
 

@@ -18,7 +18,7 @@ from collections import OrderedDict, deque
 
 import trio
 
-from ironflow_core.model import Event
+from ironflow_core.model import Event, ProcessEvent
 
 PAGE_SIZE = 100
 
@@ -28,6 +28,7 @@ class CursorGone(Exception):
 
 
 class MemoryEventStore:
+    """Recent run events in memory for SSE replay, bounded by one capacity shared by every run."""
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._seq = itertools.count(1)
@@ -45,6 +46,7 @@ class MemoryEventStore:
         self._fenced.discard(run_id)
 
     def append(self, event: Event) -> None:
+        """Keep ``event`` (dropping the oldest past capacity) and wake the run's followers."""
         if event.run_id in self._fenced:
             return
         seq = next(self._seq)
@@ -100,9 +102,7 @@ class EventRecorder:
     def __init__(self, store: MemoryEventStore) -> None:
         self._store = store
 
-    def _record(self, event: Event) -> None:
-        self._store.append(event)
-
-    run_started = run_resumed = run_finished = context_updated = _record
-    task_started = task_succeeded = task_failed = _record
-    task_skipped = task_cancelled = task_retrying = _record
+    def on_event(self, event: Event | ProcessEvent) -> None:
+        """Keep every run event (process events are not the run's)."""
+        if isinstance(event, Event):
+            self._store.append(event)

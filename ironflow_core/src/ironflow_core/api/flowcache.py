@@ -27,6 +27,7 @@ Key = tuple[str | None, str, bool]
 
 
 def flow_key(path: str | None, text: str, analyze: bool) -> Key:
+    """The cache key of a flow source: its path, content hash and validation mode."""
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return (path, digest, analyze)
 
@@ -42,6 +43,7 @@ class FlowCache:
         self.misses = 0
 
     def get(self, key: Key) -> FlowDefinition | None:
+        """The cached definition for ``key`` (now the most recent), or None."""
         with self._lock:
             flow = self._flows.get(key)
             if flow is None:
@@ -52,6 +54,7 @@ class FlowCache:
             return flow
 
     def put(self, key: Key, flow: FlowDefinition) -> None:
+        """Remember a deterministic definition, evicting the least recently used past the bound."""
         if not flow.deterministic or self.entries <= 0:
             return
         with self._lock:

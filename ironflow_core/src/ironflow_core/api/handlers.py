@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -61,6 +61,8 @@ from ironflow_core.runid import run_id_problem
 from ironflow_core.specs import StateStore
 
 log = logging.getLogger("ironflow.api")
+if TYPE_CHECKING:
+    from ironflow_core.registry import Registry
 
 OFFSET_REJECTED = "offset pagination is not supported; use the `after` cursor"
 WEBHOOK_RESERVED_KEYS = ("_headers", "_webhook", "_flow_dir")
@@ -71,10 +73,12 @@ class CanonicalJSON(JSONResponse):
     """Every API body is compact JSON with sorted keys (JSON-1)."""
 
     def render(self, content: Any) -> bytes:
+        """Encode with the project's JSON encoder (the same bytes as the CLI's output)."""
         return dumps(content).encode("utf-8")
 
 
 def ok(data: Any, status: int = 200) -> Response:
+    """A JSON reply with ``status``."""
     return CanonicalJSON(data, status_code=status)
 
 
@@ -97,14 +101,16 @@ def respond_async(request: Request) -> bool:
 
 
 def run_reply(record: RunRecord) -> dict[str, str]:
+    """The short answer for a run: its ID, flow name and status."""
     return {"run_id": record.id, "flow_name": record.flow_name, "status": str(record.status)}
 
 
 @attrs.define
 class Api:
+    """The REST endpoints: each method handles one route and raises ``ApiError`` for a bad request."""
     settings: ServerSettings
     store: StateStore
-    registry: Any
+    registry: Registry
     events: MemoryEventStore
     runs: RunManager
     loader: FlowLoader
@@ -171,6 +177,7 @@ class Api:
         return response
 
     async def run_flow(self, request: Request) -> Response:
+        """``POST /flows/run``: run a flow and reply with its final status (or 202 with ``Prefer: respond-async``)."""
         if respond_async(request):
             return await self._run_flow(request, wait=False)
         return await self._run_flow(request, wait=True)
@@ -210,6 +217,7 @@ class Api:
         return await self._finish(handle)
 
     async def validate_flow(self, request: Request) -> Response:
+        """``POST /flows/validate``: load and plan a flow without running it; errors and warnings listed."""
         body = await read_json_object(request, self.settings.max_body)
         requested = pick_source(body)
         strict = body.get("strict")
@@ -245,6 +253,7 @@ class Api:
 
     # ----------------------------------------------------------- webhooks
     async def webhook(self, request: Request) -> Response:
+        """``POST /webhooks/{name}``: check the signature, then run the webhook's flow with the request."""
         name = request.path_params["name"]
         hook = self.settings.webhooks.get(name)
         if hook is None:
@@ -280,6 +289,7 @@ class Api:
 
     # --------------------------------------------------------- run records
     async def list_runs(self, request: Request) -> Response:
+        """``GET /runs``: a page of run summaries after a cursor, optionally of one status."""
         query = request.query_params
         if "offset" in query:
             raise bad_request(OFFSET_REJECTED)
@@ -314,6 +324,7 @@ class Api:
         })
 
     async def get_run(self, request: Request) -> Response:
+        """``GET /runs/{id}``: the full run record (forwarded request headers removed)."""
         run_id = checked_run_id(request)
         data = (await self.store.get_run(run_id)).to_json()
         if isinstance(data.get("ctx"), dict):
@@ -334,6 +345,7 @@ class Api:
         return ok({"run_id": run_id, "status": "running"}, 202)
 
     async def delete_run(self, request: Request) -> Response:
+        """``DELETE /runs/{id}``: remove a finished run; 409 while it executes."""
         run_id = checked_run_id(request)
         if self.runs.is_active(run_id):
             raise ApiError(409, f"Run '{run_id}' is still executing")
@@ -358,18 +370,22 @@ class Api:
 
     # --------------------------------------------------------------- misc
     async def plugins(self, request: Request) -> Response:
+        """``GET /plugins``: every plugin with its status and what it provides."""
         plugins = [record.to_json() for record in self.registry.plugins]
         return ok({"plugins": plugins, "total": len(plugins)})
 
     async def nodes(self, request: Request) -> Response:
+        """``GET /nodes``: every node type with its summary."""
         nodes = [{"node_type": name, "description": spec.summary}
                  for name, spec in sorted(self.registry.nodes.items())]
         return ok({"nodes": nodes, "total": len(nodes)})
 
     async def health(self, request: Request) -> Response:
+        """``GET /health``: the process answers (liveness)."""
         return ok({"status": "ok", "version": __version__})
 
     async def ready(self, request: Request) -> Response:
+        """``GET /ready``: the store answers and the server is not draining (readiness)."""
         if self.runs.draining:
             return ok({"status": "draining", "version": __version__}, 503)
         ready = False

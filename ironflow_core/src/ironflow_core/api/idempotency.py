@@ -23,10 +23,12 @@ _KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def valid_key(key: str) -> bool:
+    """An ``Idempotency-Key`` of the allowed length and characters."""
     return _KEY.fullmatch(key) is not None
 
 
 def run_id_for_key(key: str) -> str:
+    """The deterministic run ID of an idempotency key, so a retry finds its run."""
     return "idem-" + hashlib.sha256(key.encode("ascii")).hexdigest()
 
 

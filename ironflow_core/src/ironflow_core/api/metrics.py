@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from starlette.requests import Request
@@ -12,6 +12,9 @@ from starlette.routing import Route
 
 from ironflow_core.metrics import CONTENT_TYPE, MetricsObserver
 
+if TYPE_CHECKING:
+    from ironflow_core.registry import Registry
+
 log = logging.getLogger("ironflow.api")
 
 
@@ -19,7 +22,7 @@ QUEUE_STATUS_SECONDS = 2.0
 """How long a scrape waits for a shared queue's status before serving without it."""
 
 
-def metrics_route(registry: Any, queue: Any = None) -> Route:
+def metrics_route(registry: Registry, queue: Any = None) -> Route:
     """The route serving the ``MetricsObserver`` registered in ``registry``.
 
     With a shared run queue, each scrape first reads its status (depth,

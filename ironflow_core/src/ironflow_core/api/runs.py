@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -29,6 +29,9 @@ from ironflow_core.errors import RunConflictError
 from ironflow_core.model import Event, FlowDefinition, ProcessEventType, RunRecord
 from ironflow_core.queues.submit import CompletionWaiters, submit_run
 from ironflow_core.specs import StateStore
+
+if TYPE_CHECKING:
+    from ironflow_core.registry import Registry
 
 log = logging.getLogger("ironflow.api")
 
@@ -63,6 +66,7 @@ class _CreationNotice:
 
 @attrs.define(eq=False)
 class RunHandle:
+    """One run the server started: its executor and the events its request waits on."""
     executor: RunExecutor
     created: trio.Event = attrs.field(factory=trio.Event)
     done: trio.Event = attrs.field(factory=trio.Event)
@@ -71,6 +75,7 @@ class RunHandle:
 
     @property
     def run_id(self) -> str:
+        """The run's ID (fixed when the executor was prepared)."""
         return self.executor.run_id
 
 
@@ -102,16 +107,19 @@ class Admission:
             raise unavailable(DRAINING)
 
     def cancel(self) -> None:
+        """Stop the flow load this admission is preparing (shutdown)."""
         self._scope.cancel()
 
     def release(self) -> None:
+        """Give the run slot back (idempotent)."""
         if not self._released:
             self._released = True
             self._manager._release()
 
 
 class RunManager:
-    def __init__(self, store: StateStore, events: MemoryEventStore, *, registry: Any,
+    """Admits, starts, tracks and drains the server's runs, in the server nursery or through a shared queue."""
+    def __init__(self, store: StateStore, events: MemoryEventStore, *, registry: Registry,
                  env: Mapping[str, str], max_runs: int, config_concurrency: int | None,
                  queue: Any = None) -> None:
         self.store = store
@@ -158,10 +166,12 @@ class RunManager:
             self._idle = trio.Event()
 
     async def wait_idle(self) -> None:
+        """Return once no admitted run is left."""
         if self.admitted:
             await self._idle.wait()
 
     def is_active(self, run_id: str) -> bool:
+        """Whether ``run_id`` is executing in this process."""
         return run_id in self.active
 
     def cancel(self, run_id: str) -> bool:

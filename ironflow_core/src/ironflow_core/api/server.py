@@ -18,13 +18,16 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ironflow_core.api.settings import ServerSettings
 from ironflow_core.errors import IronflowError
 from ironflow_core.specs import StateStore
+
+if TYPE_CHECKING:
+    from ironflow_core.registry import Registry
 
 log = logging.getLogger("ironflow.api")
 
@@ -104,7 +107,7 @@ async def serve_app(
     settings: ServerSettings,
     *,
     store: StateStore,
-    registry: Any,
+    registry: Registry,
     env: Mapping[str, str],
     sock: socket.socket,
     on_listening: Callable[[str], None] | None = None,
@@ -157,7 +160,7 @@ async def serve_app(
 
 
 def run_server(settings: ServerSettings, *, open_store: Callable[[], StateStore],
-               registry: Any, env: Mapping[str, str],
+               registry: Registry, env: Mapping[str, str],
                open_queue: Callable[[], Any] | None = None) -> None:
     """Bind, open the store, serve, drain: the body of ``ironflow serve``."""
     from ironflow_core.engine.lease import lease_ttl

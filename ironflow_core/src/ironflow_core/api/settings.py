@@ -17,8 +17,8 @@ from ironflow_core.engine.admission import workflow_limit
 from ironflow_core.errors import ConfigError
 from ironflow_core.schedules.config import Schedule, parse_schedules
 from ironflow_core.settings import (
+    MAX_FLOW_SOURCE_BYTES,
     EngineLimits,
-    lenient_positive_int,
     strict_bool,
     strict_non_negative_int,
 )
@@ -31,6 +31,7 @@ MAX_GRACE_SECONDS = 3600
 
 @attrs.frozen
 class ServerSettings:
+    """Everything ``ironflow serve`` needs, resolved once from flags, environment and ironflow.yaml."""
     host: str = DEFAULT_HOST
     port: int = 3000
     flows_dir: str | None = None
@@ -45,7 +46,7 @@ class ServerSettings:
     max_concurrent_runs: int = 0
     """0 = unlimited (ENG-121)."""
     max_flow_loads: int = 2
-    max_flow_source_bytes: int = 1_048_576
+    max_flow_source_bytes: int = MAX_FLOW_SOURCE_BYTES.default
     config_concurrency: int | None = None
     webhooks: Mapping[str, WebhookConfig] = attrs.field(factory=dict)
     metrics_enabled: bool = False
@@ -54,6 +55,7 @@ class ServerSettings:
 
     @property
     def authenticated(self) -> bool:
+        """Whether requests must carry the API key."""
         return self.api_key is not None
 
 
@@ -203,9 +205,7 @@ def resolve_settings(
         shutdown_grace_seconds=30 if grace is None else grace,
         max_concurrent_runs=strict_non_negative_int(env, "IRONFLOW_MAX_CONCURRENT_RUNS") or 0,
         max_flow_loads=_positive(env, "IRONFLOW_MAX_CONCURRENT_FLOW_LOADS", config, None, 2),
-        max_flow_source_bytes=lenient_positive_int(
-            env, "IRONFLOW_MAX_FLOW_SOURCE_BYTES", 1_048_576
-        ),
+        max_flow_source_bytes=MAX_FLOW_SOURCE_BYTES.read(env),
         config_concurrency=config_concurrency,
         webhooks=parse_webhooks(raw_hooks, env) if raw_hooks is not None else {},
         metrics_enabled=metrics,

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 from functools import partial
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -30,6 +30,9 @@ from ironflow_core.loading import in_stoppable_thread
 from ironflow_core.model import FlowDefinition, ProcessEventType
 from ironflow_core.redact import redact_urls
 from ironflow_core.specs import CancelFlag
+
+if TYPE_CHECKING:
+    from ironflow_core.registry import Registry
 
 log = logging.getLogger("ironflow.api")
 
@@ -68,11 +71,13 @@ class Requested:
 
     @property
     def inline(self) -> bool:
+        """Whether the flow came in the request (``source``/``source_base64``) rather than from a file."""
         return self.kind != "file"
 
 
 @attrs.frozen
 class FlowFile:
+    """A flow file resolved inside ``flows_dir``, and the directory its run sees as ``_flow_dir``."""
     path: str
     flow_dir: str
 
@@ -168,7 +173,7 @@ class FlowLoader:
     an inline source found in the cache skips the load slot and the thread.
     """
 
-    def __init__(self, registry: Any, env: Mapping[str, str], max_loads: int,
+    def __init__(self, registry: Registry, env: Mapping[str, str], max_loads: int,
                  max_source_bytes: int) -> None:
         self.registry = registry
         self.env = env
@@ -178,6 +183,7 @@ class FlowLoader:
         self._loading: dict[tuple[str | None, str, bool], _Loading] = {}
 
     def text_of(self, requested: Requested) -> str:
+        """The flow text of an inline request (base64 decoded within the size limit)."""
         if requested.kind == "source_base64":
             return decode_base64(requested.value, self.max_source_bytes)
         return requested.value
@@ -251,11 +257,12 @@ class FlowLoader:
         try:
             source = read_flow_source(file.path, self.env)
             key = flow_key(source.path, source.text, analyze)
-            flow = self.cache.get(key)
-            if flow is None:
-                flow = load_flow(source, registry=self.registry, env=self.env, analyze=analyze,
-                                 cancel=(stop,))
-                self.cache.put(key, flow)
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+            flow = load_flow(source, registry=self.registry, env=self.env, analyze=analyze,
+                             cancel=(stop,))
+            self.cache.put(key, flow)
             return flow
         except (FlowLoadError, OSError) as exc:
             log.warning("failed to load flow file %s: %s", file.path, redact_urls(str(exc)))

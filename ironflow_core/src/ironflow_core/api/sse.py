@@ -64,12 +64,14 @@ def _stream_error(code: str, message: str, *, retryable: bool,
 
 
 class EventStream:
+    """``GET /runs/{id}/events``: a run's events as server-sent events, replayed from a cursor."""
     def __init__(self, store: StateStore, events: MemoryEventStore, runs: RunManager) -> None:
         self.store = store
         self.events = events
         self.runs = runs
 
     async def handle(self, request: Request) -> StreamingResponse:
+        """Stream the run's events after ``Last-Event-ID`` until the run finishes (404 for an unknown run)."""
         run_id = checked_run_id(request)
         await self.store.get_run(run_id)  # 404 before streaming
         cursor = _cursor(request)

@@ -58,6 +58,7 @@ class WebhookRequestError(Exception):
 
 @attrs.frozen
 class SignatureConfig:
+    """How a webhook's requests are signed: header, secret, prefix, scheme and clock tolerance."""
     header: str
     secret: bytes = attrs.field(repr=False)
     prefix: str = "sha256="
@@ -69,6 +70,7 @@ class SignatureConfig:
 
 @attrs.frozen
 class WebhookConfig:
+    """One webhook of ironflow.yaml: its flow, the headers it forwards and its signature check."""
     name: str
     flow: str
     forward_headers: tuple[str, ...] = ()

@@ -1,208 +1,45 @@
-"""The click group, global options and error handling (CONTRACT §6.1, §6.2).
+"""The ``ironflow`` click group (CONTRACT §6.1, §6.2).
 
-``--dotenv`` and ``-C/--config`` are accepted before or after the subcommand.
-Every expected failure prints one ``Error: <message>`` line on stderr; no
-traceback is ever shown for bad input (``-v`` adds it for an unexpected
-failure). Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted
-(SIGINT), 143 terminated (SIGTERM).
+Every subcommand, the built-in ones included, comes from the commands hook
+(``ironflow_register_commands``): the core's own are registered by the
+``core.cli`` plugin (``cli/plugin.py``) like any plugin's. ``ironflow --help``
+calls that hook alone; nodes, stores and the rest load only for a command that
+needs them.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-import os
 import sys
-from collections.abc import Callable
-from typing import Any
 
 import click
 
 from ironflow_core import __version__
-from ironflow_core.errors import IronflowError
-from ironflow_core.redact import redact_urls
-
-
-class State:
-    """Per-invocation settings, resolved once: dotenv first, then the config file."""
-
-    def __init__(self) -> None:
-        self.dotenv: str | None = None
-        self.config_path: str | None = None
-        self._config: dict[str, Any] | None = None
-        self._registry: Any = None
-
-    def prepare(self) -> None:
-        if self._config is not None:
-            return
-        from ironflow_core.cli.config import load_config
-        from ironflow_core.cli.dotenv import apply_dotenv
-        from ironflow_core.settings import check_settings
-
-        apply_dotenv(self.dotenv)
-        config = load_config(self.config_path)
-        source = self.config_path or "ironflow.yaml"
-        warnings = check_settings(os.environ, config, config_source=source)
-        configure_logging(os.environ)
-        for warning in warnings:
-            click.echo(f"Warning: {warning}", err=True)
-        self._config = config
-
-    @property
-    def config(self) -> dict[str, Any]:
-        self.prepare()
-        assert self._config is not None
-        return self._config
-
-    @property
-    def registry(self) -> Any:
-        self.prepare()
-        if self._registry is None:
-            from ironflow_core.registry import default_registry
-
-            self._registry = default_registry()
-        return self._registry
-
-
-_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
-           "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR,
-           "off": logging.CRITICAL + 10}
-
-
-def configure_logging(env: Any) -> None:
-    """Logs (including ``log`` nodes and Lua ``log()``) go to stderr (CLI-2)."""
-    spec = (env.get("IRONFLOW_LOG") or env.get("RUST_LOG") or "info").strip().lower()
-    level = _LEVELS.get(spec.split(",")[0].split("=")[-1], logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
-    root = logging.getLogger("ironflow")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-
-
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        level = {"WARNING": "WARN"}.get(record.levelname, record.levelname)
-        return f"{level:<5} {redact_urls(record.getMessage())}"
-
-
-def _set_dotenv(ctx: click.Context, _param: Any, value: str | None) -> str | None:
-    if value is not None:
-        ctx.ensure_object(State).dotenv = value
-    return value
-
-
-def _set_config(ctx: click.Context, _param: Any, value: str | None) -> str | None:
-    if value is not None:
-        ctx.ensure_object(State).config_path = value
-    return value
-
-
-def global_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Attach ``--dotenv`` and ``-C/--config`` to a command (they are global, CLI-1)."""
-    func = click.option("--dotenv", metavar="PATH", expose_value=False, is_eager=True,
-                        callback=_set_dotenv, help="Load environment variables from PATH.")(func)
-    func = click.option("-C", "--config", metavar="PATH", expose_value=False, is_eager=True,
-                        callback=_set_config, help="Config file (default ./ironflow.yaml).")(func)
-    return func
-
-
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
-
-
-def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn every failure into one ``Error: ...`` line and its exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except KeyboardInterrupt:
-            fail("interrupted", code=EXIT_SIGINT)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except BaseException as exc:
-            report(exc, verbose=bool(kwargs.get("verbose")))
-
-    return wrapper
-
-
-def leaves(exc: BaseException) -> list[BaseException]:
-    """The exceptions inside (nested) exception groups, in order."""
-    if isinstance(exc, BaseExceptionGroup):
-        found: list[BaseException] = []
-        for inner in exc.exceptions:
-            found.extend(leaves(inner))
-        return found
-    return [exc]
-
-
-def report(exc: BaseException, *, verbose: bool = False) -> None:
-    """Print the failure as ``Error: ...`` (and the traceback under ``-v``), then exit."""
-    inner = leaves(exc)
-    if any(isinstance(e, KeyboardInterrupt) for e in inner):
-        fail("interrupted", code=EXIT_SIGINT)
-    expected = [e for e in inner if isinstance(e, (IronflowError, OSError))]
-    if expected:
-        first = expected[0]
-        message = str(first) if isinstance(first, IronflowError) else _os_message(first)
-        if verbose and not isinstance(first, IronflowError):
-            _traceback(exc)
-        fail(message)
-    if verbose:
-        _traceback(exc)
-    first = inner[0]
-    hint = "" if verbose else " (run with -v for details)"
-    fail(f"unexpected {type(first).__name__}: {first}{hint}")
-
-
-def _os_message(exc: OSError) -> str:
-    name = f" {exc.filename}" if exc.filename else ""
-    return f"{exc.strerror or exc}:{name}" if name else str(exc.strerror or exc)
-
-
-def _traceback(exc: BaseException) -> None:
-    import traceback
-
-    click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
-
-
-def fail(message: str, *, code: int = EXIT_FAILURE) -> None:
-    click.echo(f"Error: {redact_urls(message)}", err=True)
-    sys.exit(code)
-
-
-def usage_error(message: str) -> None:
-    """A bad combination of arguments: click's usage error, exit 2."""
-    raise click.UsageError(message)
-
-
-def state() -> State:
-    return click.get_current_context().ensure_object(State)
+from ironflow_core.cli.shared import EXIT_SIGINT, State, global_options
 
 
 class _Group(click.Group):
-    """Adds plugin-contributed commands when they are asked for."""
+    """Finds its subcommands through the commands hook, when they are asked for."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self._plugin_commands(ctx)})
+        return sorted({*super().list_commands(ctx), *self._hook_commands(ctx)})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
         if command is None:
-            command = self._plugin_commands(ctx).get(name)
+            command = self._hook_commands(ctx).get(name)
         return command
 
-    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+    def _hook_commands(self, ctx: click.Context) -> dict[str, click.Command]:
         try:
-            registry = ctx.ensure_object(State).registry
-        except Exception:
-            return {}
-        return {spec.name: spec.command for spec in registry.commands}
+            specs = ctx.ensure_object(State).commands
+        except Exception:  # plugin discovery itself broke: keep the built-in commands
+            from ironflow_core.cli.plugin import ironflow_register_commands
+
+            specs = tuple(ironflow_register_commands())
+        found: dict[str, click.Command] = {}
+        for spec in specs:  # registration order: the core's built-ins win a clash
+            found.setdefault(spec.name, spec.command)
+        return found
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -214,13 +51,7 @@ def cli() -> None:
 
 
 def main() -> None:
-    from ironflow_core.cli import (  # noqa: F401  (registers subcommands)
-        commands,
-        queue_commands,
-        schedules,
-        serve,
-    )
-
+    """Entry point of the ``ironflow`` script: run the group, Ctrl-C is exit 130."""
     try:
         cli.main(prog_name="ironflow")
     except KeyboardInterrupt:

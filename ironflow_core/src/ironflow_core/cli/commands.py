@@ -9,10 +9,9 @@ from typing import Any
 
 import click
 
-from ironflow_core.cli.app import (
+from ironflow_core.cli.shared import (
     EXIT_SIGINT,
     EXIT_SIGTERM,
-    cli,
     fail,
     global_options,
     handle_errors,
@@ -83,7 +82,7 @@ def _initial_context(context: str | None, context_file: str | None, flow_path: s
     return data
 
 
-@cli.command()
+@click.command()
 @click.argument("flow", type=click.Path())
 @click.option("-c", "--context", "context", metavar="JSON", help="Initial context (a JSON object).")
 @click.option("--context-file", metavar="PATH", help="Read the initial context from a JSON file.")
@@ -236,7 +235,7 @@ def _config_int(config: dict, key: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-@cli.command()
+@click.command()
 @click.argument("flow", type=click.Path())
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @global_options
@@ -279,7 +278,7 @@ def validate(flow: str, strict: bool) -> None:
          "strict warning(s) found")
 
 
-@cli.command()
+@click.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @global_options
@@ -302,7 +301,7 @@ def nodes(fmt: str) -> None:
     click.echo(f"Total: {len(registry.nodes)} node(s)")
 
 
-@cli.command()
+@click.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @global_options
@@ -323,7 +322,7 @@ def plugins(fmt: str) -> None:
             click.echo(f"{'':<16} error: {r.error}")
 
 
-@cli.command(name="list")
+@click.command(name="list")
 @click.option("-s", "--status", type=click.Choice(RUN_STATUS_NAMES), metavar="S",
               help="Only runs with this status.")
 @click.option("--store-dir", metavar="DIR")
@@ -395,7 +394,7 @@ def list_runs(status: str | None, store_dir: str | None, fmt: str, limit: int | 
         click.echo(f"More runs are available. Continue with {hint} {page.next_cursor}")
 
 
-@cli.command()
+@click.command()
 @click.argument("run_id")
 @click.option("--store-dir", metavar="DIR")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="json",
@@ -483,7 +482,7 @@ def _with_owner(data: dict, gone: str | None) -> dict:
     return data
 
 
-@cli.command()
+@click.command()
 @click.argument("run_id")
 @click.option("--flow", "flow_path", type=click.Path(dir_okay=False),
               help="Run this flow file instead of the flow stored with the run (same name).")

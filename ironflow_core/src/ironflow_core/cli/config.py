@@ -18,7 +18,7 @@ DEFAULT_CONFIG = "ironflow.yaml"
 def load_config(path: str | None) -> dict[str, Any]:
     """``-C PATH`` must exist; otherwise ``./ironflow.yaml`` is read when present."""
     explicit = path is not None
-    target = path if explicit else DEFAULT_CONFIG
+    target = DEFAULT_CONFIG if path is None else path
     if not os.path.exists(target):
         if explicit:
             raise ConfigError(f"Config file not found: {target}")

@@ -17,6 +17,7 @@ from ironflow_core.errors import ConfigError
 
 
 class DotenvSyntaxError(ValueError):
+    """A dotenv line that is not ``KEY=VALUE``; carries the line number for the message."""
     def __init__(self, line: int) -> None:
         super().__init__(f"line {line} is not KEY=VALUE")
         self.line = line
@@ -30,7 +31,7 @@ def parse_dotenv(text: str) -> dict[str, str]:
     for binding in parse_stream(io.StringIO(text)):
         if binding.key is None and not binding.error:
             continue  # blank line or comment
-        if binding.error or binding.value is None or "\0" in (binding.key or ""):
+        if binding.error or binding.key is None or binding.value is None or "\0" in binding.key:
             raise DotenvSyntaxError(binding.original.line)
         if "\0" in binding.value:
             raise DotenvSyntaxError(binding.original.line)
@@ -44,7 +45,7 @@ def apply_dotenv(
     """Apply ``path`` (required to exist) or ``./.env`` (optional); returns what was set."""
     environ = os.environ if environ is None else environ
     explicit = path is not None
-    target = path if explicit else ".env"
+    target = ".env" if path is None else path
     if not explicit and not os.path.exists(target):
         return {}
     try:

@@ -14,6 +14,7 @@ ICONS = {"success": "✓", "failed": "✗", "skipped": "⊘", "cancelled": "⊘"
 
 
 def echo_flow_header(flow: FlowDefinition, verbose: bool) -> None:
+    """Print the flow's name and step count (``-v``: each step and its dependencies)."""
     click.echo(f"Flow: {flow.name} ({len(flow.steps)} steps)")
     if not verbose:
         return
@@ -38,6 +39,7 @@ def _duration_ms(task: TaskRecord) -> int | None:
 
 
 def ordered_tasks(record: RunRecord, flow: FlowDefinition | None) -> list[TaskRecord]:
+    """The run's tasks in the flow's step order (unknown ones last), for stable output."""
     if flow is None:
         return list(record.tasks.values())
     order = [s.name for s in flow.steps if s.name in record.tasks]
@@ -46,6 +48,7 @@ def ordered_tasks(record: RunRecord, flow: FlowDefinition | None) -> list[TaskRe
 
 
 def echo_run_result(record: RunRecord, flow: FlowDefinition | None, verbose: bool) -> None:
+    """Print a finished run as text: ID, status, each task and the final context."""
     click.echo()
     click.echo(f"Run ID: {record.id}")
     click.echo(f"Status: {record.status}")
@@ -70,6 +73,7 @@ def echo_run_result(record: RunRecord, flow: FlowDefinition | None, verbose: boo
 
 
 def echo_run_table(runs: Iterable[RunSummary]) -> int:
+    """Print run summaries as a table; returns how many were printed."""
     runs = list(runs)
     if not runs:
         click.echo("No runs found.")

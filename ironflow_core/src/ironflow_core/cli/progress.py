@@ -12,11 +12,20 @@ import sys
 import time
 from typing import Any
 
-from ironflow_core.model import Event
+from ironflow_core.model import Event, ProcessEvent
+
+STEP_EVENTS = frozenset({"task_started", "task_succeeded", "task_failed", "task_retrying",
+                         "task_skipped", "task_cancelled"})
+"""The event types progress displays; each has a method ``_<type>``."""
+
+
+def _call_step_method(progress: Any, event: Event | ProcessEvent) -> None:
+    if event.type in STEP_EVENTS:
+        getattr(progress, f"_{event.type}")(event)
 
 
 class PlainProgress:
-    """One line per step transition, on stderr."""
+    """One line per step transition, on stderr (a ``RunObserver``)."""
 
     def __init__(self) -> None:
         self._out = sys.stderr
@@ -24,27 +33,33 @@ class PlainProgress:
     def _line(self, text: str) -> None:
         print(text, file=self._out, flush=True)
 
-    def task_started(self, event: Event) -> None:
+    def _task_started(self, event: Event) -> None:
         self._line(f"[{event.step}] started (attempt {event.attempt})")
 
-    def task_succeeded(self, event: Event) -> None:
+    def _task_succeeded(self, event: Event) -> None:
         self._line(f"[{event.step}] succeeded in {event.duration_ms}ms")
 
-    def task_failed(self, event: Event) -> None:
+    def _task_failed(self, event: Event) -> None:
         self._line(f"[{event.step}] failed: {event.error}")
 
-    def task_retrying(self, event: Event) -> None:
+    def _task_retrying(self, event: Event) -> None:
         self._line(f"[{event.step}] retrying (attempt {event.attempt})")
 
-    def task_skipped(self, event: Event) -> None:
+    def _task_skipped(self, event: Event) -> None:
         self._line(f"[{event.step}] skipped: {event.reason}")
 
-    def task_cancelled(self, event: Event) -> None:
+    def _task_cancelled(self, event: Event) -> None:
         self._line(f"[{event.step}] cancelled")
 
-    def start(self) -> None: ...
+    def on_event(self, event: Event | ProcessEvent) -> None:
+        """``RunObserver``: print the step transitions."""
+        _call_step_method(self, event)
 
-    def stop(self) -> None: ...
+    def start(self) -> None:
+        """Nothing to set up for plain lines."""
+
+    def stop(self) -> None:
+        """Nothing to tear down for plain lines."""
 
 
 class LiveProgress:
@@ -87,26 +102,32 @@ class LiveProgress:
         elif event.duration_ms is not None:
             entry[2] = event.duration_ms
 
-    def task_started(self, event: Event) -> None:
+    def _task_started(self, event: Event) -> None:
         self._set(event, "running")
 
-    def task_succeeded(self, event: Event) -> None:
+    def _task_succeeded(self, event: Event) -> None:
         self._set(event, "success")
 
-    def task_failed(self, event: Event) -> None:
+    def _task_failed(self, event: Event) -> None:
         self._set(event, "failed")
 
-    def task_retrying(self, event: Event) -> None:
+    def _task_retrying(self, event: Event) -> None:
         self._set(event, "retrying")
 
-    def task_skipped(self, event: Event) -> None:
+    def _task_skipped(self, event: Event) -> None:
         self._set(event, "skipped")
 
-    def task_cancelled(self, event: Event) -> None:
+    def _task_cancelled(self, event: Event) -> None:
         self._set(event, "cancelled")
 
+    def on_event(self, event: Event | ProcessEvent) -> None:
+        """``RunObserver``: update the step's row."""
+        _call_step_method(self, event)
+
     def start(self) -> None:
+        """Show the live table (until ``stop``)."""
         self._live.start()
 
     def stop(self) -> None:
+        """Remove the live table (it is transient) before the result prints."""
         self._live.stop()

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ironflow_core.cli.app import cli, fail, global_options, handle_errors, state
+from ironflow_core.cli.shared import fail, global_options, handle_errors, state
 
 NEEDS_SHARED_QUEUE = (
     "{command} needs a shared queue: set IRONFLOW_QUEUE=redis (and IRONFLOW_STORE=redis); "
@@ -32,7 +32,7 @@ def _open_store_and_queue(command: str, store_dir: str | None) -> tuple[Any, Any
     return store, queue
 
 
-@cli.command()
+@click.command()
 @click.argument("flow", type=click.Path(dir_okay=False))
 @click.option("-c", "--context", "context", metavar="JSON", help="Initial context (a JSON object).")
 @click.option("--context-file", metavar="PATH", help="Read the initial context from a JSON file.")
@@ -96,7 +96,7 @@ def submit(flow: str, context: str | None, context_file: str | None, wait: bool,
         fail(f"Workflow run {record.id} finished with status {record.status}")
 
 
-@cli.command()
+@click.command()
 @click.option("--concurrency", type=click.IntRange(1), metavar="N",
               help="Runs executed at once (default 4).")
 @click.option("--name", metavar="NAME", help="Consumer name (default HOST-PID); unique per worker.")
@@ -148,7 +148,7 @@ async def _stop_on_signal(runner: Any) -> None:
             runner.stop()
 
 
-@cli.command()
+@click.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output format.")
 @global_options

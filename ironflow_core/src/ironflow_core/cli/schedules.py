@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ironflow_core.cli.app import cli, global_options, handle_errors, state
+from ironflow_core.cli.shared import global_options, handle_errors, state
 
 NEXT_COUNT = 3
 LAST_RUN_LOOKBACK = 64
@@ -66,7 +66,7 @@ def _local(text: str, zone: Any) -> str:
     return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
-@cli.command()
+@click.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output format.")
 @click.option("--store-dir", metavar="DIR", help="JSON store directory (default data/runs).")

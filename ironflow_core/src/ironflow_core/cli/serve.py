@@ -11,15 +11,18 @@ listening on every interface is an explicit ``--host 0.0.0.0``.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ironflow_core.cli.app import cli, global_options, handle_errors, state
+from ironflow_core.cli.shared import global_options, handle_errors, state
 from ironflow_core.errors import ConfigError
 
+if TYPE_CHECKING:
+    from ironflow_core.registry import Registry
 
-@cli.command()
+
+@click.command()
 @click.option("--host", metavar="HOST", help="Address to bind (default 127.0.0.1; 0.0.0.0 for every interface).")
 @click.option("-p", "--port", type=click.IntRange(0, 65535), metavar="PORT",
               help="Port to listen on (default 3000; 0 picks a free port).")
@@ -58,7 +61,7 @@ def serve(host: str | None, port: int | None, store_dir: str | None, flows_dir: 
     )
 
 
-def with_metrics(env: Any) -> Any:
+def with_metrics(env: Any) -> Registry:
     """The registry with the metrics observer registered as a plugin, like any observer."""
     from ironflow_core.metrics import METRICS_PLUGIN_NAME, MetricsObserver, MetricsPlugin
     from ironflow_core.registry import build_registry

@@ -1,8 +1,8 @@
 """Dispatching lifecycle events to observers (CONTRACT §2.17).
 
-Observers implement only the methods they care about; the dispatcher looks
-them up once per run, so an event nobody listens to costs nothing to build.
-Publication is best-effort: an observer that raises is logged and ignored.
+Every observer has one method, ``on_event`` (``specs.RunObserver``); a run
+without observers builds no events. Publication is best-effort: an observer
+that raises is logged and ignored.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ log = logging.getLogger("ironflow.engine")
 
 
 class EventDispatcher:
-    """Hands one run's lifecycle events to the observer methods that want them."""
+    """Builds one run's lifecycle events and hands each to every observer's ``on_event``."""
 
     def __init__(self, run_id: str, observers: Iterable[Any], *,
                  parent: tuple[str, str] | None = None) -> None:
@@ -27,16 +27,11 @@ class EventDispatcher:
         self._parent_fields: dict[str, Any] = (
             {"parent_run_id": parent[0], "parent_step": parent[1]} if parent else {}
         )
-        self._listeners: dict[EventType, list[Callable[[Event], None]]] = {}
-        for observer in observers:
-            for event_type in EventType:
-                method = getattr(observer, event_type.value, None)
-                if callable(method):
-                    self._listeners.setdefault(event_type, []).append(method)
+        self._listeners: list[Callable[[Event], None]] = [o.on_event for o in observers]
 
     def emit(self, event_type: EventType, **fields: Any) -> None:
-        """Build the event and call its listeners; nothing is built when nobody listens."""
-        listeners = self._listeners.get(event_type)
+        """Build the event (only when someone listens) and publish it."""
+        listeners = self._listeners
         if not listeners:
             return
         event = Event(
@@ -56,20 +51,13 @@ class EventDispatcher:
 
 def notify(observers: Iterable[Any], event_type: ProcessEventType, outcome: str,
            **fields: Any) -> None:
-    """Hand a process event to every observer implementing ``event_type``; never raises.
-
-    Process events are rare (a few per run at most), so observers are looked
-    up per call rather than cached.
-    """
+    """Hand a process event to every observer's ``on_event``; never raises."""
     event: ProcessEvent | None = None
     for observer in observers:
-        method = getattr(observer, event_type.value, None)
-        if not callable(method):
-            continue
         if event is None:
             event = ProcessEvent(type=event_type, outcome=outcome,
                                  timestamp=now_timestamp(), **fields)
         try:
-            method(event)
+            observer.on_event(event)
         except Exception:
-            log.warning("observer %r failed on %s", method, event_type, exc_info=True)
+            log.warning("observer %r failed on %s", observer, event_type, exc_info=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -25,34 +24,28 @@ from typing import Any
 import trio
 
 from ironflow_core.engine.events import notify
-from ironflow_core.errors import ConfigError, RunConflictError, StoreError
+from ironflow_core.errors import RunConflictError, StoreError
 from ironflow_core.model import ProcessEventType
+from ironflow_core.settings import LEASE_TTL_SECONDS as LEASE_TTL_SETTING
 from ironflow_core.specs import StateStore
 from ironflow_core.stores.leases import clock_micros
 
 log = logging.getLogger("ironflow.engine")
 
-LEASE_TTL_ENV = "IRONFLOW_LEASE_TTL_SECONDS"
-LEASE_TTL_SECONDS = 90.0
+LEASE_TTL_ENV: str = LEASE_TTL_SETTING.env or ""
+LEASE_TTL_SECONDS: float = LEASE_TTL_SETTING.default
 RENEW_EVERY_SECONDS: float | None = None
 """Renewal interval override (tests park it); ``None`` = a third of the lease lifetime."""
 
 
 def lease_ttl(env: Mapping[str, str]) -> float:
     """``IRONFLOW_LEASE_TTL_SECONDS``: a positive number of seconds (default 90)."""
-    text = env.get(LEASE_TTL_ENV)
-    if text is None or not text.strip():
-        return LEASE_TTL_SECONDS
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0.5 <= value <= 86_400):
-        raise ConfigError(f"{LEASE_TTL_ENV} must be a number of seconds from 0.5 to 86400")
-    return value
+    ttl: float = LEASE_TTL_SETTING.read(env)
+    return ttl
 
 
 def describe_expiry(expires_micros: int) -> str:
+    """A lease expiry for people: UTC time and seconds left."""
     moment = _dt.datetime.fromtimestamp(expires_micros / 1_000_000, _dt.UTC)
     left = (expires_micros - clock_micros()) / 1_000_000
     return f"{moment.strftime('%Y-%m-%dT%H:%M:%SZ')} (in {max(left, 0):.0f}s)"
@@ -122,6 +115,7 @@ class OwnerLease:
                 await self.release()
 
     async def release(self) -> None:
+        """Drop the lease at the end of the run (unless kept for a hand-over); errors are logged."""
         if not self.held or self.keep:
             return
         self.held = False

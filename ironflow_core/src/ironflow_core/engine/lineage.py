@@ -45,6 +45,7 @@ class _Family:
 
 @attrs.frozen
 class Lineage:
+    """Where a run sits in its subworkflow tree: allowed flow roots, depth and the shared family counters."""
     flow_roots: tuple[str, ...]
     """Real paths of the directories child flow files must be inside."""
     depth: int = 0

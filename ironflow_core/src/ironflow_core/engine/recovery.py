@@ -28,16 +28,15 @@ import attrs
 import trio
 
 from ironflow_core.engine.events import notify
-from ironflow_core.errors import ConfigError, IronflowError
+from ironflow_core.errors import IronflowError
 from ironflow_core.model import ProcessEventType
-from ironflow_core.settings import strict_non_negative_int
+from ironflow_core.settings import RECOVERY, RECOVERY_MAX_ATTEMPTS
 from ironflow_core.specs import StateStore
 from ironflow_core.stores.leases import clock_micros
 
 log = logging.getLogger("ironflow.recovery")
 
-RECOVERY_MODES = ("stall", "resume")
-DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_MAX_ATTEMPTS: int = RECOVERY_MAX_ATTEMPTS.default
 
 
 @attrs.frozen
@@ -49,11 +48,8 @@ class RecoverySettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RecoverySettings:
-        mode = env.get("IRONFLOW_RECOVERY", "stall").strip() or "stall"
-        if mode not in RECOVERY_MODES:
-            raise ConfigError("IRONFLOW_RECOVERY must be either 'stall' or 'resume'")
-        attempts = strict_non_negative_int(env, "IRONFLOW_RECOVERY_MAX_ATTEMPTS")
-        return cls(mode=mode, max_attempts=DEFAULT_MAX_ATTEMPTS if attempts is None else attempts)
+        """Read both settings (``ConfigError`` for a bad value)."""
+        return cls(mode=RECOVERY.read(env), max_attempts=RECOVERY_MAX_ATTEMPTS.read(env))
 
 
 StartResume = Callable[[str], Awaitable[Any]]
@@ -62,6 +58,7 @@ StartResume = Callable[[str], Awaitable[Any]]
 
 @attrs.frozen
 class RecoveryReport:
+    """What one recovery tick did: runs stalled, resumed, and left stalled (over the attempt limit)."""
     stalled: tuple[str, ...] = ()
     resumed: tuple[str, ...] = ()
     left_stalled: tuple[str, ...] = ()

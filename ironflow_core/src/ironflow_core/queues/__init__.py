@@ -47,6 +47,7 @@ class WorkerInfo:
     """ISO timestamp of the last heartbeat."""
 
     def to_json(self) -> dict[str, Any]:
+        """The worker as ``ironflow workers --format json`` shows it."""
         return {"name": self.name, "host": self.host, "pid": self.pid,
                 "concurrency": self.concurrency, "runs": list(self.runs),
                 "runs_in_hand": len(self.runs), "last_heartbeat": self.heartbeat}
@@ -63,6 +64,7 @@ class QueueStatus:
     workers: tuple[WorkerInfo, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """The queue's status as ``ironflow workers --format json`` shows it."""
         return {"queue": self.name, "depth": self.depth, "pending": self.pending,
                 "dead_letters": self.dead, "workers": [w.to_json() for w in self.workers]}
 

@@ -11,12 +11,15 @@ from ironflow_core.specs import QueueSettings
 
 
 class InlineQueue:
+    """The default queue: no queue at all, the accepting process executes the run."""
     name = "inline"
     shared = False
 
     async def aclose(self) -> None:
+        """Nothing to release."""
         return None
 
 
 def open_inline_queue(settings: QueueSettings) -> InlineQueue:
+    """``QueueSpec.open`` of the inline queue."""
     return InlineQueue()

@@ -9,6 +9,7 @@ from ironflow_core.specs import QueueSpec
 
 @hookimpl
 def ironflow_register_queues() -> list[QueueSpec]:
+    """The ``inline`` queue, the default."""
     return [
         QueueSpec(
             name="inline",

@@ -11,18 +11,20 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ironflow_core.errors import ConfigError, IronflowError, StoreUnavailableError
+from ironflow_core.settings import QUEUE
 from ironflow_core.specs import QueueSettings
 
 if TYPE_CHECKING:
     from ironflow_core.queues import RunQueue
     from ironflow_core.registry import Registry
 
-DEFAULT_QUEUE = "inline"
+DEFAULT_QUEUE: str = QUEUE.default
 LOCAL_STORES = frozenset({"json", "memory"})
 
 
 def queue_name(env: Mapping[str, str], config: Mapping[str, Any] | None = None) -> str:
-    value = env.get("IRONFLOW_QUEUE") or (config or {}).get("queue_backend")
+    """``IRONFLOW_QUEUE`` > ``queue_backend`` > ``inline``; empty means the default."""
+    value = env.get(QUEUE.env or "") or (config or {}).get(QUEUE.yaml or "")
     if value is None:
         return DEFAULT_QUEUE
     if not isinstance(value, str):

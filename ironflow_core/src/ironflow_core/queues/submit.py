@@ -67,12 +67,14 @@ class CompletionWaiters:
         self._waiting: dict[str, trio.Event] = {}
 
     def sink(self, event: Event) -> None:
+        """A relayed event: wake whoever waits for that run to finish."""
         if event.type is EventType.RUN_FINISHED:
             waiter = self._waiting.get(event.run_id)
             if waiter is not None:
                 waiter.set()
 
     async def wait(self, run_id: str) -> RunRecord:
+        """The run's final record once it finishes on a worker (checks the store now and then too)."""
         settle_checked = False
         while True:
             waiter = self._waiting.setdefault(run_id, trio.Event())

@@ -41,7 +41,7 @@ from ironflow_core.engine.recovery import RecoverySettings
 from ironflow_core.engine.resume import open_resume, stored_flow
 from ironflow_core.errors import ConfigError, IronflowError, RunConflictError, RunNotFoundError
 from ironflow_core.jsonutil import now_timestamp
-from ironflow_core.model import Event, RunStatus, TaskStatus
+from ironflow_core.model import Event, ProcessEvent, RunStatus, TaskStatus
 from ironflow_core.queues import Delivery, RunQueue, WorkerInfo
 from ironflow_core.settings import strict_non_negative_int
 from ironflow_core.specs import StateStore
@@ -56,6 +56,7 @@ HANDED_BACK = "worker shutting down: run handed back to the queue"
 
 
 def dead_letter_reason(deliveries: int, max_attempts: int) -> str:
+    """Why a run was dead-lettered, for its record and the log."""
     return (
         f"run moved to the dead-letter stream: it was delivered {deliveries} times and its "
         f"worker died each time (IRONFLOW_RECOVERY_MAX_ATTEMPTS={max_attempts})"
@@ -64,6 +65,7 @@ def dead_letter_reason(deliveries: int, max_attempts: int) -> str:
 
 @attrs.frozen
 class WorkerSettings:
+    """How one ``ironflow worker`` runs: its name, concurrency, grace, lease and recovery."""
     name: str
     concurrency: int = 4
     grace_seconds: float = DEFAULT_GRACE_SECONDS
@@ -73,11 +75,13 @@ class WorkerSettings:
 
     @property
     def heartbeat_seconds(self) -> float:
+        """Heartbeat and lease renewal interval: a third of the lease lifetime."""
         return self.lease_ttl / 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, name: str | None = None,
                  concurrency: int | None = None) -> WorkerSettings:
+        """Settings from the environment and the command's flags (``ConfigError`` for bad values)."""
         grace = strict_non_negative_int(env, "IRONFLOW_SHUTDOWN_GRACE_SECONDS")
         if concurrency is not None and concurrency < 1:
             raise ConfigError("--concurrency must be at least 1")
@@ -103,15 +107,14 @@ class EventPublisher:
     def __init__(self) -> None:
         self.send, self.receive = trio.open_memory_channel[Event](10_000)
 
-    def _record(self, event: Event) -> None:
+    def on_event(self, event: Event | ProcessEvent) -> None:
+        """Queue a run event for forwarding (process events stay in this process)."""
+        if not isinstance(event, Event):
+            return
         try:
             self.send.send_nowait(event)
         except (trio.WouldBlock, trio.ClosedResourceError):
             log.warning("event of run %s dropped: the publisher is behind", event.run_id)
-
-    run_started = run_resumed = run_finished = context_updated = _record
-    task_started = task_succeeded = task_failed = _record
-    task_skipped = task_cancelled = task_retrying = _record
 
     async def forward(self, queue: RunQueue) -> None:
         """Publish until the channel closes; every event already sent is published."""

@@ -46,6 +46,7 @@ class Schedule:
 
     @property
     def zone(self) -> ZoneInfo:
+        """The schedule's time zone."""
         return ZoneInfo(self.timezone)
 
 
@@ -129,6 +130,7 @@ def _flow_path(name: str, flow: str, flows_dir: str | None) -> str:
 
 
 def parse_schedule(name: Any, raw: Any, flows_dir: str | None) -> Schedule:
+    """One schedule of ironflow.yaml, checked field by field (``ConfigError`` naming the schedule)."""
     name = _name(name)
     if not isinstance(raw, dict):
         raise ConfigError(f"schedule '{name}' must be a map with 'flow' and 'cron'")
@@ -170,6 +172,7 @@ def parse_schedules(raw: Any, flows_dir: str | None, *, registry: Any = None,
 
 
 def check_flow_loads(schedule: Schedule, registry: Any, env: Mapping[str, str]) -> None:
+    """Load the schedule's flow now, so a broken flow stops start-up instead of failing each tick."""
     from ironflow_core.engine.planner import plan_flow
     from ironflow_core.errors import FlowLoadError, FlowValidationError
     from ironflow_core.loading import load_flow

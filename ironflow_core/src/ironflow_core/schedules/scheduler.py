@@ -41,11 +41,13 @@ MAX_DUE_PER_TICK = 64
 
 
 def wall_clock() -> datetime:
+    """The current UTC time (tests substitute their own clock)."""
     return datetime.now(UTC)
 
 
 @attrs.frozen
 class Decision:
+    """What the scheduler decided for one due occurrence, and the run ID it used."""
     schedule: str
     instant: datetime
     run_id: str

@@ -103,5 +103,6 @@ def occurrence_run_id(schedule_name: str, instant: datetime) -> str:
 
 
 def utc_text(instant: datetime) -> str:
+    """An instant as ``YYYY-MM-DDTHH:MM:SSZ``."""
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -1,8 +1,8 @@
 """Telling observers about failed store operations (``store_failed`` process events).
 
 ``open_store`` wraps the configured store in ``ObservedStore`` only when some
-observer implements ``store_failed``; otherwise the store is used as is and
-the hot path pays nothing. The error kind is the class of ``StoreError``.
+observer is registered; otherwise the store is used as is and the hot path
+pays nothing. The error kind is the class of ``StoreError``.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ class ObservedStore:
 
 
 def observe_store(store: StateStore, observers: Iterable[Any]) -> StateStore:
-    """``store`` itself unless an observer wants ``store_failed`` events."""
-    interested = [o for o in observers if callable(getattr(o, "store_failed", None))]
+    """``store`` itself unless some observer may want ``store_failed`` events."""
+    interested = list(observers)
     if not interested:
         return store
     return ObservedStore(store, interested)  # type: ignore[return-value]
