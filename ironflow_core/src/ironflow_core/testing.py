@@ -175,12 +175,15 @@ class RunRecorder(RunObserver):
         return [str(e.type) for e in events]
 
     def for_step(self, step: str) -> list[Event]:
+        """The events of one step, in emission order."""
         return [e for e in self.events if e.step == step]
 
     def of_type(self, event_type: str | EventType) -> list[Event]:
+        """The events of one type, in emission order."""
         return [e for e in self.events if e.type == event_type]
 
     def clear(self) -> None:
+        """Forget the recorded events, so a test can watch a later run alone."""
         self.events.clear()
 
 
@@ -196,6 +199,7 @@ class FlowResult:
 
     @property
     def status(self) -> RunStatus:
+        """The run's final status as stored."""
         return self.record.status
 
     @property
@@ -205,10 +209,12 @@ class FlowResult:
 
     @property
     def tasks(self) -> dict[str, TaskRecord]:
+        """The stored task records by step name."""
         return self.record.tasks
 
     @property
     def run_id(self) -> str:
+        """The run's id, to look it up in the store."""
         return self.record.id
 
     def _steps(self, status: TaskStatus) -> list[str]:
@@ -222,6 +228,7 @@ class FlowResult:
 
     @property
     def skipped_steps(self) -> list[str]:
+        """Names of skipped steps, in declaration order."""
         return self._steps(TaskStatus.SKIPPED)
 
     def output(self, step: str) -> Any:
