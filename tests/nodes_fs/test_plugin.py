@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ironflow_core.testing import assert_plugin_installed
+
 SUMMARIES = {
     "copy_file": "Copy a file to a new location",
     "delete_file": "Delete a file",
@@ -16,6 +18,7 @@ SUMMARIES = {
 
 
 def test_every_file_node_is_registered_by_nodes_fs(registry):
+    assert_plugin_installed("nodes-fs", nodes=SUMMARIES)
     for name, summary in SUMMARIES.items():
         spec = registry.node(name)
         assert spec is not None, name

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from ironflow_core.testing import assert_plugin_installed
+
 NODES = {
     "http_request",
     "http_get",
@@ -17,6 +19,7 @@ NODES = {
 
 
 def test_plugin_registers_the_http_nodes(registry):
+    assert_plugin_installed("nodes-http", nodes=NODES)
     from ironflow_nodes_http.plugin import ironflow_register_nodes
 
     specs = {spec.name: spec for spec in ironflow_register_nodes()}

@@ -70,7 +70,7 @@ PluginInput = Any
 def _plugin_entry(plugin: PluginInput) -> tuple[str, Any]:
     if isinstance(plugin, tuple):
         name, obj = plugin
-        return str(name), obj
+        return str(name), importlib.import_module(obj) if isinstance(obj, str) else obj
     if isinstance(plugin, str):
         return plugin, importlib.import_module(plugin)
     name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{id(plugin):x}"
@@ -86,7 +86,8 @@ def make_registry(
     """A registry of the core's built-ins plus ``plugins``; entry points are not loaded.
 
     A plugin is a module or object carrying ``@hookimpl`` functions, a module
-    name (``"ironflow_nodes_http.plugin"``), or a ``(name, plugin)`` pair to
+    name (``"ironflow_nodes_http.plugin"``), or a ``(name, plugin)`` pair (the
+    plugin again a module, object or module name) to
     choose the name conflicts and ``ironflow plugins`` report. With ``strict``
     (the default) a plugin that fails to load or whose hook raises fails the
     test at once instead of surfacing later as an unknown node.
@@ -299,18 +300,23 @@ async def call_node(
     registry: Registry | None = None,
     env: Mapping[str, str] | None = None,
     step_name: str = "s",
+    ctx: Any | None = None,
 ) -> dict[str, Any]:
     """Structure ``config`` as the loader would and run the node once; its outputs.
 
-    ``NodeError``/``NodeFailure`` propagate, so ``pytest.raises`` can check them.
+    ``ctx`` (from ``node_context``) runs the node in a context the test made,
+    e.g. one with its own ``env`` or shared by several calls; ``data`` and
+    ``env`` then come from it. ``NodeError``/``NodeFailure`` propagate, so
+    ``pytest.raises`` can check them.
     """
     from ironflow_core.configs import structure_config
 
     registry = registry or make_registry()
     spec = registry.nodes[node_type]
     structured = structure_config(spec.config, {**config, "_step_name": step_name})
-    ctx = node_context(data, registry=registry, env=env, step_name=step_name,
-                       node_type=node_type)
+    if ctx is None:
+        ctx = node_context(data, registry=registry, env=env, step_name=step_name,
+                           node_type=node_type)
     return dict(await spec.run(ctx, structured))
 
 
