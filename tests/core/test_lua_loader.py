@@ -22,9 +22,9 @@ from ironflow_core.model import FlowDefinition
 from ironflow_core.nodes.code import NODES as CODE_NODES
 from ironflow_core.nodes.code import CodeConfig, run_code
 from ironflow_core.registry import Registry, build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.settings import LuaLimits
 from ironflow_core.specs import FlowSource, NodeSpec
+from ironflow_core.testing import node_context
 
 
 @attrs.frozen
@@ -70,10 +70,8 @@ def flow_of(*lines: str) -> str:
     return "\n".join(["local flow = Flow.new('t')", *lines, "return flow"])
 
 
-def services(registry: Registry, **limits: Any) -> RunServices:
-    return RunServices(run_id="r", flow_name="t", registry=registry, env={},
-                       engine_limits=EngineLimits(max_concurrent_tasks=2),
-                       lua_limits=LuaLimits(**limits))
+def services(registry: Registry, **limits: Any) -> Any:
+    return node_context(registry=registry, lua_limits=LuaLimits(**limits)).services
 
 
 async def run_step(registry: Registry, definition: FlowDefinition, name: str,

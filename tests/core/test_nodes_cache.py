@@ -13,11 +13,9 @@ from ironflow_core.configs import structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.nodes import cache
-from ironflow_core.registry import build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.testing import make_registry, node_context
 
-REGISTRY = build_registry()
+REGISTRY = make_registry()
 
 
 class FakeClock:
@@ -40,15 +38,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
 
 
 def make_ctx(data: dict[str, Any], env: dict[str, str], run_id: str) -> NodeContext:
-    services = RunServices(
-        run_id=run_id,
-        flow_name="t",
-        registry=REGISTRY,
-        env=env,
-        engine_limits=EngineLimits(max_concurrent_tasks=2),
-        lua_limits=LuaLimits(),
-    )
-    return NodeContext(data, step_name="s", node_type="cache", services=services)
+    return node_context(data, registry=REGISTRY, env=env, node_type="cache", run_id=run_id)
 
 
 async def run_node(

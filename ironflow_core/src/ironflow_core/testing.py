@@ -269,11 +269,17 @@ def node_context(
     step_name: str = "s",
     node_type: str = "test",
     max_concurrent_tasks: int = 2,
+    lua_limits: Any | None = None,
+    run_id: str = "r1",
+    **context: Any,
 ) -> Any:
     """A real ``NodeContext`` for calling a node's ``run`` directly in a unit test.
 
     The run sees ``clean_env()`` plus ``env`` (so ``IRONFLOW_*`` limits come
     only from the test) and the given registry (default: built-ins only).
+    ``lua_limits`` defaults to the limits that environment sets; ``context``
+    passes further ``NodeContext`` options through (e.g. an ``overlay``).
+    Its ``.services`` serves a test that needs the run's services alone.
     """
     from ironflow_core.context import NodeContext
     from ironflow_core.services import RunServices
@@ -281,15 +287,15 @@ def node_context(
 
     run_env = {**clean_env(), **(env or {})}
     services = RunServices(
-        run_id="r1",
+        run_id=run_id,
         flow_name="t",
         registry=registry or make_registry(),
         env=run_env,
         engine_limits=EngineLimits(max_concurrent_tasks=max_concurrent_tasks),
-        lua_limits=LuaLimits.from_env(run_env),
+        lua_limits=LuaLimits.from_env(run_env) if lua_limits is None else lua_limits,
     )
     return NodeContext(dict(data or {}), step_name=step_name, node_type=node_type,
-                       services=services)
+                       services=services, **context)
 
 
 async def call_node(
