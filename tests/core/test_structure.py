@@ -98,7 +98,7 @@ def test_no_reference_to_design_documents_outside_the_repository() -> None:
     ]
     assert not found, (
         "references to CONTRACT/ARCHITECTURE sections, which are not in this repository; "
-        "point them at docs/semantics.md (python3 semantics_refs.py rewrites them):\n"
+        "cite a rule ID or a section anchor of docs/semantics.md (semantics.md#engine) instead:\n"
         + "\n".join(found)
     )
 
