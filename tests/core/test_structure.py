@@ -35,7 +35,7 @@ _DEFINED = re.compile(r'<a id="([A-Z]+-\d+)"></a>\*\*\1\*\*')
 # ``DSL-30``, a range ``CD-1..6`` / ``LD-1..LD-3`` (both ends must exist) or a
 # list ``JSON-2/3/4`` (each must exist).
 _CITED = re.compile(r"\b([A-Z]{2,6})-(\d+)(?:(?:\.\.|–)(?:\1-)?(\d+)|((?:/\d+)+))?")
-_FOREIGN_DOC = re.compile("(CONTRACT|ARCHITECTURE)" + r"(\.md)?\b|" + "\u00a7")
+_FOREIGN_DOC = re.compile(r"\b(CONTRACT|ARCHITECTURE)(\.md)?\b|" + "\u00a7")
 
 
 def _scanned_files() -> Iterator[Path]:
