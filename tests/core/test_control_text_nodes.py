@@ -1,4 +1,4 @@
-"""Node-level tests for if_node, switch_node (§5.9) and template_render, log, delay (§5.8)."""
+"""Node-level tests for if_node, switch_node (semantics.md#control-nodes) and template_render, log, delay (semantics.md#text-nodes)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``${ctx...}`` interpolation (CONTRACT §3) and its plan-time check (DSL-104)."""
+"""``${ctx...}`` interpolation (semantics.md#interpolation) and its plan-time check (DSL-104)."""
 
 from __future__ import annotations
 

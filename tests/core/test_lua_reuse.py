@@ -1,4 +1,4 @@
-"""Reused Lua states and inline slices (CONTRACT CD-2, FE-1, DSL-90..92, PY-1).
+"""Reused Lua states and inline slices (CD-2, FE-1, DSL-90..92, PY-1).
 
 A runtime Lua state may serve several executions in turn, but every execution
 must see a brand-new environment: nothing one execution does is visible to the

@@ -1,4 +1,4 @@
-"""Sandbox escapes and resource bombs (CONTRACT §1.9, DSL-90..92, PY-1).
+"""Sandbox escapes and resource bombs (semantics.md#sandbox, DSL-90..92, PY-1).
 
 Every attempt must fail cleanly: a Lua error (or a harmless value), within
 the limit plus one second, and the next sandbox works as usual. Most bombs

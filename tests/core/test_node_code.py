@@ -1,4 +1,4 @@
-"""The ``code`` node (CONTRACT §5.8 CD-1..6, §9.2 "code" bullets)."""
+"""The ``code`` node (CD-1..6, semantics.md#acceptance "code" bullets)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Node-level tests for cache_set / cache_get (CONTRACT §5.8 CA-*, §9.1 09-cache)."""
+"""Node-level tests for cache_set / cache_get (CA-*, semantics.md#acceptance 09-cache)."""
 
 from __future__ import annotations
 
@@ -287,7 +287,7 @@ async def test_ca_ttl_overflow_is_rejected_for_files(tmp_path: Path) -> None:
     assert not (tmp_path / "o.json").exists()
 
 
-# -- the 09-cache examples, step by step (§9.1) ----------------------------------------
+# -- the 09-cache examples, step by step (semantics.md#acceptance) ----------------------------------------
 
 
 async def test_09_cache_memory_example() -> None:

@@ -1,4 +1,4 @@
-"""CSV nodes (CONTRACT §5.7 CSV-1..12, §10 item 22)."""
+"""CSV nodes (CSV-1..12)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Node-level tests for date_format and its chrono-compatible engine (CONTRACT §5.8, DF-*)."""
+"""Node-level tests for date_format and its chrono-compatible engine (semantics.md#text-nodes, DF-*)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Node-level tests for hash, base64_encode and base64_decode (CONTRACT §5.8)."""
+"""Node-level tests for hash, base64_encode and base64_decode (semantics.md#text-nodes)."""
 
 from __future__ import annotations
 

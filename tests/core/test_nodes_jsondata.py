@@ -1,4 +1,4 @@
-"""JSON and data-shaping nodes (CONTRACT §5.7, CND-30, JSON-1/2/5).
+"""JSON and data-shaping nodes (semantics.md#data-nodes, CND-30, JSON-1/2/5).
 
 Each node runs the way the engine runs it: the step's JSON config is
 structured into the node's config class first (so a wrong parameter type must
@@ -525,7 +525,7 @@ async def test_dd_1_errors() -> None:
     )
 
 
-# -- upstream examples (§9.1) replayed node by node --------------------------------------
+# -- upstream examples (semantics.md#acceptance) replayed node by node --------------------------------------
 
 
 async def test_example_07_data_pipeline() -> None:

@@ -1,4 +1,4 @@
-"""JSON Schema nodes (CONTRACT §5.8 VS-1..3, ENG-80, PY-9)."""
+"""JSON Schema nodes (VS-1..3, ENG-80, PY-9)."""
 
 from __future__ import annotations
 

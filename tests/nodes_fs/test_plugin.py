@@ -1,4 +1,4 @@
-"""ironflow-nodes-fs registers its nine nodes through its own entry point (Appendix B)."""
+"""ironflow-nodes-fs registers its nine nodes through its own entry point (semantics.md#node-conventions)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The distribution registers its seven nodes and imports light (ARCHITECTURE §2)."""
+"""The distribution registers its seven nodes and imports light (semantics.md#plugin-api)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""shell_command parameters, outputs and failures (CONTRACT §5.4, INT-12, ENG-82)."""
+"""shell_command parameters, outputs and failures (semantics.md#shell-command, INT-12, ENG-82)."""
 
 from __future__ import annotations
 

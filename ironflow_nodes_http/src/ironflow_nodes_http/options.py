@@ -40,7 +40,7 @@ ABSENT: Any = _Absent()
 
 @attrs.frozen
 class HttpConfig:
-    """``nodes.http_request{...}`` and the fixed-method variants (§5.1)."""
+    """``nodes.http_request{...}`` and the fixed-method variants (semantics.md#http-nodes)."""
 
     url: Any = None
     method: Any = None

@@ -1,4 +1,4 @@
-"""The click group, global options and error handling (CONTRACT §6.1, §6.2).
+"""The click group, global options and error handling (semantics.md#cli, #configuration).
 
 ``--dotenv`` and ``-C/--config`` are accepted before or after the subcommand.
 Every expected failure prints one ``Error: <message>`` line on stderr; no

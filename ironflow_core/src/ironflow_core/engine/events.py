@@ -1,4 +1,4 @@
-"""Dispatching lifecycle events to observers (CONTRACT §2.17).
+"""Dispatching lifecycle events to observers (semantics.md#events).
 
 Observers implement only the methods they care about; the dispatcher looks
 them up once per run, so an event nobody listens to costs nothing to build.

@@ -1,6 +1,6 @@
 """Planning: validate a flow and compute its phases before any state exists.
 
-Every error is collected and reported together (CONTRACT §1.10). Phases come
+Every error is collected and reported together (semantics.md#plan-validation). Phases come
 from Kahn's algorithm on the *augmented* graph: dependency edges plus, for a
 recovery pair S -> H, the edge S -> H and H -> D for every other dependent D
 of S (ENG-1), so ordinary dependents of a source wait for its handler.

@@ -1,4 +1,4 @@
-"""``date_format``: parse a date, optionally move it to a fixed offset, format it (CONTRACT §5.8).
+"""``date_format``: parse a date, optionally move it to a fixed offset, format it (semantics.md#text-nodes).
 
 Upstream formats and parses with Rust's chrono, whose strftime dialect differs
 from Python's in the corners flows use (``%.3f``, ``%:z``, ``%P``, ``%-d``,

@@ -1,4 +1,4 @@
-"""Hashing and base64 nodes: ``hash``, ``base64_encode``, ``base64_decode`` (CONTRACT §5.8).
+"""Hashing and base64 nodes: ``hash``, ``base64_encode``, ``base64_decode`` (semantics.md#text-nodes).
 
 Also home of the small input helpers the text-format nodes share (``input`` or
 ``source_key``, a non-string context value read as its compact JSON) and of

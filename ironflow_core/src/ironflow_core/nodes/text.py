@@ -1,4 +1,4 @@
-"""Text and pacing nodes: ``template_render``, ``log``, ``delay`` (CONTRACT §5.8).
+"""Text and pacing nodes: ``template_render``, ``log``, ``delay`` (semantics.md#text-nodes).
 
 Required strings are optional in the config classes so that a missing one
 fails the step with upstream's wording; ``log`` keeps upstream's leniency (a
