@@ -1,4 +1,4 @@
-"""Conditions, switch values and simple paths (CONTRACT §4.1–4.3, §10 item 6)."""
+"""Conditions, switch values and simple paths (semantics.md#conditions)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def test_cnd_15_vectors(condition: str, ctx: dict, expected: bool) -> None:
 
 
 def test_cnd_12_boolean_comparison_is_the_deliberate_difference() -> None:
-    """CND-15 says `ctx.flag == true` is false upstream; ARCHITECTURE §6 makes it compare."""
+    """CND-15 says `ctx.flag == true` is false upstream; semantics.md#design-differences makes it compare."""
     assert evaluate_condition("ctx.flag == true", {"flag": True}) is True
     assert evaluate_condition("ctx.flag == false", {"flag": True}) is False
     assert evaluate_condition("ctx.flag != false", {"flag": True}) is True
@@ -87,7 +87,7 @@ def test_cnd_12_boolean_comparison_is_the_deliberate_difference() -> None:
     assert evaluate_condition("ctx.s == true", {"s": "true"}) is True
 
 
-# -- §10 item 6: the quirks -----------------------------------------------------------
+# -- the quirks -----------------------------------------------------------
 
 
 def test_cnd_11_first_operator_of_the_fixed_list_wins() -> None:

@@ -1,4 +1,4 @@
-"""Node-level tests for if_node, switch_node (§5.9) and template_render, log, delay (§5.8)."""
+"""Node-level tests for if_node, switch_node (semantics.md#control-nodes) and template_render, log, delay (semantics.md#text-nodes)."""
 
 from __future__ import annotations
 
@@ -12,23 +12,14 @@ import trio
 from ironflow_core.configs import ConfigFieldError, structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
-from ironflow_core.registry import build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.testing import make_registry, node_context
 
-REGISTRY = build_registry()
+REGISTRY = make_registry()
 
 
 def make_ctx(data: dict[str, Any], step: str, node_type: str, raw: dict[str, Any]) -> NodeContext:
-    services = RunServices(
-        run_id="r1",
-        flow_name="t",
-        registry=REGISTRY,
-        env={},
-        engine_limits=EngineLimits(max_concurrent_tasks=2),
-        lua_limits=LuaLimits(),
-    )
-    return NodeContext(data, step_name=step, node_type=node_type, services=services, raw_config=raw)
+    return node_context(data, registry=REGISTRY, step_name=step, node_type=node_type,
+                        raw_config=raw)
 
 
 async def run_node(

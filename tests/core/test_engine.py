@@ -1,4 +1,4 @@
-"""Engine semantics (CONTRACT §2), on programmatic flows with scripted nodes."""
+"""Engine semantics (semantics.md#engine), on programmatic flows with scripted nodes."""
 
 from __future__ import annotations
 

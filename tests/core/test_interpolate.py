@@ -1,4 +1,4 @@
-"""``${ctx...}`` interpolation (CONTRACT §3) and its plan-time check (DSL-104)."""
+"""``${ctx...}`` interpolation (semantics.md#interpolation) and its plan-time check (DSL-104)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ironflow_core.context import NodeContext
 from ironflow_core.interpolate import (
     config_template_errors,
     interpolate,
@@ -17,9 +16,7 @@ from ironflow_core.interpolate import (
     template_errors,
 )
 from ironflow_core.jsonutil import dumps
-from ironflow_core.registry import build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.testing import node_context
 
 CTX = {
     "user": {"name": "Alice", "contact.info": {"email": "alice@example.com"}},
@@ -210,21 +207,7 @@ def test_int_9_one_pass() -> None:
 
 
 def test_int_7_overlays_are_visible_through_a_node_context() -> None:
-    services = RunServices(
-        run_id="r1",
-        flow_name="t",
-        registry=build_registry(),
-        env={},
-        engine_limits=EngineLimits(max_concurrent_tasks=2),
-        lua_limits=LuaLimits(),
-    )
-    ctx = NodeContext(
-        {"a": "base"},
-        step_name="s",
-        node_type="log",
-        services=services,
-        overlay={"_error_step": "fetch"},
-    )
+    ctx = node_context({"a": "base"}, node_type="log", overlay={"_error_step": "fetch"})
     assert ctx.interpolate("${ctx.a}/${ctx._error_step}") == "base/fetch"
 
 

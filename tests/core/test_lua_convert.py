@@ -1,4 +1,4 @@
-"""Lua <-> JSON conversion (CONTRACT §1.8, DSL-80..86, JSON-2/3/4, PY-2/3)."""
+"""Lua <-> JSON conversion (semantics.md#lua-json, DSL-80..86, JSON-2/3/4, PY-2/3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Lua flow loader: CONTRACT §1.1-§1.7, §1.11 and the loader bullets of §9.2."""
+"""The Lua flow loader: semantics.md#flow-files to #lua-globals, semantics.md#validation-warnings and the loader bullets of semantics.md#acceptance."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from ironflow_core.model import FlowDefinition
 from ironflow_core.nodes.code import NODES as CODE_NODES
 from ironflow_core.nodes.code import CodeConfig, run_code
 from ironflow_core.registry import Registry, build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.settings import LuaLimits
 from ironflow_core.specs import FlowSource, NodeSpec
+from ironflow_core.testing import node_context
 
 
 @attrs.frozen
@@ -79,10 +79,8 @@ def flow_of(*lines: str) -> str:
     return "\n".join(["local flow = Flow.new('t')", *lines, "return flow"])
 
 
-def services(registry: Registry, **limits: Any) -> RunServices:
-    return RunServices(run_id="r", flow_name="t", registry=registry, env={},
-                       engine_limits=EngineLimits(max_concurrent_tasks=2),
-                       lua_limits=LuaLimits(**limits))
+def services(registry: Registry, **limits: Any) -> Any:
+    return node_context(registry=registry, lua_limits=LuaLimits(**limits)).services
 
 
 async def run_step(registry: Registry, definition: FlowDefinition, name: str,
@@ -94,7 +92,7 @@ async def run_step(registry: Registry, definition: FlowDefinition, name: str,
     return await run_code(ctx, plan_flow(definition, registry).configs[definition.steps.index(step)])
 
 
-# -- §1.1: file contract ----------------------------------------------------------
+# -- semantics.md#flow-files: file contract ----------------------------------------------------------
 
 def test_dsl_2_missing_return_fails(registry: Registry) -> None:
     error = load_error(registry, "local flow = Flow.new('x')")
@@ -198,7 +196,7 @@ def test_dsl_92_extraction_work_is_not_charged_to_the_flow(registry: Registry) -
     assert len(load(registry, metamethod, env=env).steps) == 3000
 
 
-# -- §1.2, §1.3: Flow.new and flow:step -----------------------------------------------
+# -- semantics.md#steps: Flow.new and flow:step -----------------------------------------------
 
 def test_dsl_10_flow_name_number_is_coerced(registry: Registry) -> None:
     assert load(registry, "return Flow.new(42)").name == "42"
@@ -269,7 +267,7 @@ def test_dsl_26_config_conversion_errors_are_rooted_at_the_step(registry: Regist
     assert '$.steps["bad"].config.items' in str(error)
 
 
-# -- §1.4: builders ------------------------------------------------------------------------
+# -- semantics.md#builders: builders ------------------------------------------------------------------------
 
 def test_dsl_30_to_34_builder_values_read_back_exactly(registry: Registry) -> None:
     source = flow_of(
@@ -346,7 +344,7 @@ def test_dsl_32_timeout_requires_a_number(registry: Registry) -> None:
     assert "bad argument #1 to 'timeout'" in str(error)
 
 
-# -- §1.5: step_if ---------------------------------------------------------------------------
+# -- semantics.md#steps: step_if ---------------------------------------------------------------------------
 
 def test_dsl_40_step_if_creates_guard_then_step(registry: Registry) -> None:
     definition = load(registry, flow_of("flow:step_if('ctx.x == 1', 'act', nodes.log{})"))
@@ -381,7 +379,7 @@ def test_dsl_43_guard_name_collides_with_user_step(registry: Registry) -> None:
     assert "Duplicate step name '_if_a'" in str(error)
 
 
-# -- §1.6: factories and function serialization ------------------------------------------------
+# -- semantics.md#node-factories: factories and function serialization ------------------------------------------------
 
 def test_dsl_50_factory_mutates_and_returns_the_table(registry: Registry) -> None:
     source = flow_of(
@@ -468,7 +466,7 @@ async def test_dsl_54_handler_gets_ctx_as_argument_and_global(registry: Registry
     assert await run_step(registry, definition, "a", {"x": 1}) == {"same": True, "x": 5}
 
 
-# -- §1.7: loader globals ---------------------------------------------------------------
+# -- semantics.md#lua-globals: loader globals ---------------------------------------------------------------
 
 def test_dsl_60_61_runtime_only_globals_are_absent_at_load(registry: Registry) -> None:
     source = flow_of(
@@ -573,7 +571,7 @@ def test_step_lines_are_recorded(registry: Registry) -> None:
         ("a", 3), ("_if_b", 4), ("b", 4)]
 
 
-# -- §1.11: validation mode --------------------------------------------------------------------
+# -- semantics.md#validation-warnings: validation mode --------------------------------------------------------------------
 
 def test_dsl_110_invalid_code_source_is_an_error(registry: Registry) -> None:
     source = flow_of("flow:step('broken', nodes.code{source = 'return +'})")

@@ -1,4 +1,4 @@
-"""Reused Lua states and inline slices (CONTRACT CD-2, FE-1, DSL-90..92, PY-1).
+"""Reused Lua states and inline slices (CD-2, FE-1, DSL-90..92, PY-1).
 
 A runtime Lua state may serve several executions in turn, but every execution
 must see a brand-new environment: nothing one execution does is visible to the
@@ -27,10 +27,9 @@ from ironflow_core.lua.errors import LuaLimitError
 from ironflow_core.lua.runtime import LuaExecution, run_in_sandbox
 from ironflow_core.lua.state import LuaState
 from ironflow_core.nodes.code import CodeConfig, run_code
-from ironflow_core.registry import build_registry
 from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
-from ironflow_core.testing import arun_flow
+from ironflow_core.settings import LuaLimits
+from ironflow_core.testing import arun_flow, node_context
 from tests.core.timing import bounded
 
 LIMITS = LuaLimits(max_instructions=0, max_seconds=0)
@@ -58,9 +57,7 @@ def in_turn(first: str, second: str, **kwargs: Any) -> Any:
 
 
 def services(limits: LuaLimits = LIMITS, env: dict[str, str] | None = None) -> RunServices:
-    return RunServices(run_id="r", flow_name="t", registry=build_registry({}, entry_points=False),
-                       env=env or {}, engine_limits=EngineLimits(max_concurrent_tasks=2),
-                       lua_limits=limits)
+    return node_context(env=env, lua_limits=limits).services
 
 
 def code_ctx(svc: RunServices, data: dict[str, Any] | None = None,

@@ -1,4 +1,4 @@
-"""Sandbox escapes and resource bombs (CONTRACT §1.9, DSL-90..92, PY-1).
+"""Sandbox escapes and resource bombs (semantics.md#sandbox, DSL-90..92, PY-1).
 
 Every attempt must fail cleanly: a Lua error (or a harmless value), within
 the limit plus one second, and the next sandbox works as usual. Most bombs
@@ -26,10 +26,11 @@ from ironflow_core.lua.errors import LuaError, LuaExecutionError, LuaLimitError
 from ironflow_core.lua.runtime import LuaExecution
 from ironflow_core.nodes.code import NODES as CODE_NODES
 from ironflow_core.nodes.code import CodeConfig, run_code
-from ironflow_core.registry import Registry, build_registry
+from ironflow_core.registry import Registry
 from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.settings import LuaLimits
 from ironflow_core.specs import FlowSource
+from ironflow_core.testing import make_registry, node_context
 from tests.core.timing import bounded
 
 DEADLINE = 0.4
@@ -318,8 +319,7 @@ def test_bomb_25_big_context_respects_the_memory_limit() -> None:
 
 def _registry() -> Registry:
     plugin = types.SimpleNamespace(ironflow_register_nodes=hookimpl(lambda: list(CODE_NODES)))
-    return build_registry({}, builtins=False, entry_points=False,
-                          extra=[("core.lua", lua_plugin), ("code", plugin)])
+    return make_registry(("core.lua", lua_plugin), ("code", plugin), builtins=False)
 
 
 @pytest.mark.parametrize("source", [
@@ -337,8 +337,7 @@ def test_bomb_26_loader_bombs_fail_the_load_only(source: str) -> None:
 # -- the code node in a worker thread (PY-1) ---------------------------------------------------------
 
 def _services(limits: LuaLimits = NO_BUDGETS) -> RunServices:
-    return RunServices(run_id="r", flow_name="t", registry=_registry(), env={},
-                       engine_limits=EngineLimits(max_concurrent_tasks=2), lua_limits=limits)
+    return node_context(registry=_registry(), lua_limits=limits).services
 
 
 async def test_py_1_trio_cancellation_stops_lua_and_waits_for_the_thread(

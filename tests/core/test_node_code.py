@@ -1,4 +1,4 @@
-"""The ``code`` node (CONTRACT §5.8 CD-1..6, §9.2 "code" bullets)."""
+"""The ``code`` node (CD-1..6, semantics.md#acceptance "code" bullets)."""
 
 from __future__ import annotations
 
@@ -12,24 +12,19 @@ from ironflow_core.engine import plan_flow
 from ironflow_core.errors import NodeError
 from ironflow_core.loading import load_flow
 from ironflow_core.nodes.code import CodeConfig, run_code
-from ironflow_core.registry import Registry, build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.registry import Registry
 from ironflow_core.specs import FlowSource
+from ironflow_core.testing import make_registry, node_context
 
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
-    return build_registry({}, entry_points=False)
+    return make_registry()
 
 
 def context(registry: Registry, data: dict[str, Any] | None = None,
             env: dict[str, str] | None = None) -> NodeContext:
-    services = RunServices(run_id="r", flow_name="t", registry=registry, env=env or {},
-                           engine_limits=EngineLimits(max_concurrent_tasks=2),
-                           lua_limits=LuaLimits.from_env(env or {}))
-    return NodeContext(data if data is not None else {}, step_name="s", node_type="code",
-                       services=services)
+    return node_context(data, registry=registry, env=env, node_type="code")
 
 
 async def code(registry: Registry, source: str, data: dict[str, Any] | None = None,

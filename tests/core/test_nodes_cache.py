@@ -1,4 +1,4 @@
-"""Node-level tests for cache_set / cache_get (CONTRACT §5.8 CA-*, §9.1 09-cache)."""
+"""Node-level tests for cache_set / cache_get (CA-*, semantics.md#acceptance 09-cache)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ from ironflow_core.configs import structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.nodes import cache
-from ironflow_core.registry import build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.testing import make_registry, node_context
 
-REGISTRY = build_registry()
+REGISTRY = make_registry()
 
 
 class FakeClock:
@@ -40,15 +38,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
 
 
 def make_ctx(data: dict[str, Any], env: dict[str, str], run_id: str) -> NodeContext:
-    services = RunServices(
-        run_id=run_id,
-        flow_name="t",
-        registry=REGISTRY,
-        env=env,
-        engine_limits=EngineLimits(max_concurrent_tasks=2),
-        lua_limits=LuaLimits(),
-    )
-    return NodeContext(data, step_name="s", node_type="cache", services=services)
+    return node_context(data, registry=REGISTRY, env=env, node_type="cache", run_id=run_id)
 
 
 async def run_node(
@@ -297,7 +287,7 @@ async def test_ca_ttl_overflow_is_rejected_for_files(tmp_path: Path) -> None:
     assert not (tmp_path / "o.json").exists()
 
 
-# -- the 09-cache examples, step by step (§9.1) ----------------------------------------
+# -- the 09-cache examples, step by step (semantics.md#acceptance) ----------------------------------------
 
 
 async def test_09_cache_memory_example() -> None:

@@ -1,4 +1,4 @@
-"""CSV nodes (CONTRACT §5.7 CSV-1..12, §10 item 22)."""
+"""CSV nodes (CSV-1..12)."""
 
 from __future__ import annotations
 
@@ -7,27 +7,18 @@ from typing import Any
 import pytest
 
 from ironflow_core.configs import structure_config
-from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.nodes import csvdata
 from ironflow_core.registry import build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.testing import make_registry, node_context
 
 SPECS = {spec.name: spec for spec in csvdata.NODES}
-SERVICES = RunServices(
-    run_id="r1",
-    flow_name="t",
-    registry=build_registry(env={}, entry_points=False),
-    env={},
-    engine_limits=EngineLimits(max_concurrent_tasks=2),
-    lua_limits=LuaLimits(),
-)
+REGISTRY = make_registry()
 
 
 async def run(node: str, ctx: dict[str, Any], **config: Any) -> dict[str, Any]:
     spec = SPECS[node]
-    context = NodeContext(ctx, step_name="s", node_type=node, services=SERVICES, raw_config=config)
+    context = node_context(ctx, registry=REGISTRY, node_type=node, raw_config=config)
     return dict(await spec.run(context, structure_config(spec.config, config)))
 
 

@@ -1,4 +1,4 @@
-"""Node-level tests for date_format and its chrono-compatible engine (CONTRACT §5.8, DF-*)."""
+"""Node-level tests for date_format and its chrono-compatible engine (semantics.md#text-nodes, DF-*)."""
 
 from __future__ import annotations
 
@@ -13,24 +13,14 @@ from ironflow_core._compat import chrono as dates
 from ironflow_core.configs import structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
-from ironflow_core.registry import build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.testing import make_registry, node_context
 
-REGISTRY = build_registry()
+REGISTRY = make_registry()
 SUPPORTED = "RFC3339, RFC2822, YYYY-MM-DD HH:MM:SS, YYYY-MM-DDTHH:MM:SS, YYYY-MM-DD"
 
 
 def make_ctx(data: dict[str, Any]) -> NodeContext:
-    services = RunServices(
-        run_id="r1",
-        flow_name="t",
-        registry=REGISTRY,
-        env={},
-        engine_limits=EngineLimits(max_concurrent_tasks=2),
-        lua_limits=LuaLimits(),
-    )
-    return NodeContext(data, step_name="s", node_type="date_format", services=services)
+    return node_context(data, registry=REGISTRY, node_type="date_format")
 
 
 async def run_node(raw: dict[str, Any], data: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Node-level tests for hash, base64_encode and base64_decode (CONTRACT §5.8)."""
+"""Node-level tests for hash, base64_encode and base64_decode (semantics.md#text-nodes)."""
 
 from __future__ import annotations
 
@@ -14,23 +14,13 @@ import trio
 from ironflow_core.configs import structure_config
 from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
-from ironflow_core.registry import build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.testing import make_registry, node_context
 
-REGISTRY = build_registry()
+REGISTRY = make_registry()
 
 
 def make_ctx(data: dict[str, Any], env: dict[str, str], node_type: str) -> NodeContext:
-    services = RunServices(
-        run_id="r1",
-        flow_name="t",
-        registry=REGISTRY,
-        env=env,
-        engine_limits=EngineLimits(max_concurrent_tasks=2),
-        lua_limits=LuaLimits(),
-    )
-    return NodeContext(data, step_name="s", node_type=node_type, services=services)
+    return node_context(data, registry=REGISTRY, env=env, node_type=node_type)
 
 
 async def run_node(

@@ -1,4 +1,4 @@
-"""``foreach`` (CONTRACT §5.7 FE-1..3, DSL-51/54), through the real loader and engine."""
+"""``foreach`` (FE-1..3, DSL-51/54), through the real loader and engine."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""JSON and data-shaping nodes (CONTRACT §5.7, CND-30, JSON-1/2/5).
+"""JSON and data-shaping nodes (semantics.md#data-nodes, CND-30, JSON-1/2/5).
 
 Each node runs the way the engine runs it: the step's JSON config is
 structured into the node's config class first (so a wrong parameter type must
@@ -12,28 +12,19 @@ from typing import Any
 import pytest
 
 from ironflow_core.configs import structure_config
-from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.nodes import jsondata
 from ironflow_core.registry import build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.testing import make_registry, node_context
 
 SPECS = {spec.name: spec for spec in jsondata.NODES}
-SERVICES = RunServices(
-    run_id="r1",
-    flow_name="t",
-    registry=build_registry(env={}, entry_points=False),
-    env={},
-    engine_limits=EngineLimits(max_concurrent_tasks=2),
-    lua_limits=LuaLimits(),
-)
+REGISTRY = make_registry()
 
 
 async def run(node: str, ctx: dict[str, Any], **config: Any) -> dict[str, Any]:
     spec = SPECS[node]
     raw = {"_step_name": "s", **config}
-    context = NodeContext(ctx, step_name="s", node_type=node, services=SERVICES, raw_config=raw)
+    context = node_context(ctx, registry=REGISTRY, node_type=node, raw_config=raw)
     return dict(await spec.run(context, structure_config(spec.config, raw)))
 
 
@@ -534,7 +525,7 @@ async def test_dd_1_errors() -> None:
     )
 
 
-# -- upstream examples (§9.1) replayed node by node --------------------------------------
+# -- upstream examples (semantics.md#acceptance) replayed node by node --------------------------------------
 
 
 async def test_example_07_data_pipeline() -> None:

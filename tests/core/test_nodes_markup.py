@@ -1,4 +1,4 @@
-"""Node-level tests for markdown_to_html, html_to_markdown, html_sanitize (CONTRACT §5.11)."""
+"""Node-level tests for markdown_to_html, html_to_markdown, html_sanitize (semantics.md#markup)."""
 
 from __future__ import annotations
 

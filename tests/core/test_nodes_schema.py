@@ -1,4 +1,4 @@
-"""JSON Schema nodes (CONTRACT §5.8 VS-1..3, ENG-80, PY-9)."""
+"""JSON Schema nodes (VS-1..3, ENG-80, PY-9)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,13 @@ from typing import Any
 import pytest
 
 from ironflow_core.configs import structure_config
-from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError, NodeFailure
 from ironflow_core.nodes import schema as schema_nodes
 from ironflow_core.registry import build_registry
-from ironflow_core.services import RunServices
-from ironflow_core.settings import EngineLimits, LuaLimits
+from ironflow_core.testing import make_registry, node_context
 
 SPECS = {spec.name: spec for spec in schema_nodes.NODES}
-SERVICES = RunServices(
-    run_id="r1",
-    flow_name="t",
-    registry=build_registry(env={}, entry_points=False),
-    env={},
-    engine_limits=EngineLimits(max_concurrent_tasks=2),
-    lua_limits=LuaLimits(),
-)
+REGISTRY = make_registry()
 
 ORDER_SCHEMA = {
     "type": "object",
@@ -42,7 +33,7 @@ ORDER_JSON = '{"id":"ORD-123","name":"Alice","status":"new","age":29}'
 
 async def run(node: str, ctx: dict[str, Any], **config: Any) -> dict[str, Any]:
     spec = SPECS[node]
-    context = NodeContext(ctx, step_name="s", node_type=node, services=SERVICES, raw_config=config)
+    context = node_context(ctx, registry=REGISTRY, node_type=node, raw_config=config)
     return dict(await spec.run(context, structure_config(spec.config, config)))
 
 

@@ -1,4 +1,4 @@
-"""``subworkflow``, ``parallel_subworkflows`` and ``repeat_subworkflow`` (CONTRACT §5.9).
+"""``subworkflow``, ``parallel_subworkflows`` and ``repeat_subworkflow`` (semantics.md#control-nodes).
 
 Parent and child flows are real Lua files in ``tmp_path`` run by the real
 loader and engine (``ironflow_core.testing.arun_flow`` gives the parent its

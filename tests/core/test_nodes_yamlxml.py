@@ -1,4 +1,4 @@
-"""Node-level tests for yaml_parse, yaml_stringify, xml_parse, xml_stringify (CONTRACT §5.10)."""
+"""Node-level tests for yaml_parse, yaml_stringify, xml_parse, xml_stringify (semantics.md#yaml-xml)."""
 
 from __future__ import annotations
 

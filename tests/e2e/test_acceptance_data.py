@@ -1,4 +1,4 @@
-"""CONTRACT §9.1 acceptance for the data and utility nodes, through the real CLI.
+"""semantics.md#acceptance acceptance for the data and utility nodes, through the real CLI.
 
 The flows under ``data/`` are our own, reproducing the behaviours of the
 upstream ``02-data-transforms``, ``07-advanced``, ``09-cache``, ``18-xml-yaml``,

@@ -1,4 +1,4 @@
-"""CONTRACT §9.1 acceptance for the engine's own nodes, through the real CLI.
+"""semantics.md#acceptance acceptance for the engine's own nodes, through the real CLI.
 
 The flows under ``flows/`` are our own, written to exercise the behaviours the
 upstream examples pin; each test names the example and checks the context the

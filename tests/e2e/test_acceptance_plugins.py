@@ -1,4 +1,4 @@
-"""CONTRACT §9.1 acceptance for the plugin nodes (files, ZIP, shell, HTTP), via the CLI.
+"""semantics.md#acceptance acceptance for the plugin nodes (files, ZIP, shell, HTTP), via the CLI.
 
 The flows under ``plugins/`` are our own, written to exercise what the upstream
 ``04-file-operations``, ``05-http`` and ``06-shell`` examples pin. Files live

@@ -1,4 +1,4 @@
-"""CONTRACT §9.1 acceptance for the composition nodes, through the real CLI.
+"""semantics.md#acceptance acceptance for the composition nodes, through the real CLI.
 
 The flows under ``subflows/`` are our own, reproducing the behaviours of the
 upstream ``11-subworkflow`` examples and ``02-data-transforms/foreach_function``;

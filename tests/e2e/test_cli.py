@@ -1,4 +1,4 @@
-"""The ``ironflow`` command (CONTRACT §6), driven as a subprocess."""
+"""The ``ironflow`` command (semantics.md#cli), driven as a subprocess."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""list_directory (CONTRACT §5.5: LD-1..LD-3)."""
+"""list_directory (LD-1..LD-3)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""ironflow-nodes-fs registers its nine nodes through its own entry point (Appendix B)."""
+"""ironflow-nodes-fs registers its nine nodes through its own entry point (semantics.md#node-conventions)."""
 
 from __future__ import annotations
+
+from ironflow_core.testing import assert_plugin_installed
 
 SUMMARIES = {
     "copy_file": "Copy a file to a new location",
@@ -16,6 +18,7 @@ SUMMARIES = {
 
 
 def test_every_file_node_is_registered_by_nodes_fs(registry):
+    assert_plugin_installed("nodes-fs", nodes=SUMMARIES)
     for name, summary in SUMMARIES.items():
         spec = registry.node(name)
         assert spec is not None, name

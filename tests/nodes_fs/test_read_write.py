@@ -1,4 +1,4 @@
-"""read_file and write_file (CONTRACT §5.5: RF-1..RF-4, WF-1..WF-5)."""
+"""read_file and write_file (RF-1..RF-4, WF-1..WF-5)."""
 
 from __future__ import annotations
 

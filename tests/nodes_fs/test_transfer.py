@@ -1,4 +1,4 @@
-"""copy_file, move_file, delete_file (CONTRACT §5.5: FO-1..FO-4)."""
+"""copy_file, move_file, delete_file (FO-1..FO-4)."""
 
 from __future__ import annotations
 

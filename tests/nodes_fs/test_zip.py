@@ -1,4 +1,4 @@
-"""zip_create, zip_list, zip_extract (CONTRACT §5.6: ZC-*, ZL-*, ZX-*)."""
+"""zip_create, zip_list, zip_extract (ZC-*, ZL-*, ZX-*)."""
 
 from __future__ import annotations
 

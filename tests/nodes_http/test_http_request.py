@@ -1,4 +1,4 @@
-"""HTTP nodes against a real loopback server: requests, bodies, auth, statuses (§5.1)."""
+"""HTTP nodes against a real loopback server: requests, bodies, auth, statuses (semantics.md#http-nodes)."""
 
 from __future__ import annotations
 

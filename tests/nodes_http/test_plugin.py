@@ -1,9 +1,11 @@
-"""The distribution registers its seven nodes and imports light (ARCHITECTURE §2)."""
+"""The distribution registers its seven nodes and imports light (semantics.md#plugin-api)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+from ironflow_core.testing import assert_plugin_installed
 
 NODES = {
     "http_request",
@@ -17,6 +19,7 @@ NODES = {
 
 
 def test_plugin_registers_the_http_nodes(registry):
+    assert_plugin_installed("nodes-http", nodes=NODES)
     from ironflow_nodes_http.plugin import ironflow_register_nodes
 
     # NodeRefs: the names cost no import; each resolves to its NodeSpec on first use

@@ -1,4 +1,4 @@
-"""``if_http_status`` (§5.2) and ``if_body_contains`` (§5.3) vectors."""
+"""``if_http_status`` (semantics.md#http-routing) and ``if_body_contains`` (semantics.md#http-routing) vectors."""
 
 from __future__ import annotations
 

@@ -1,30 +1,9 @@
-"""Fixtures for calling ``shell_command`` directly with a real NodeContext."""
+"""Fixtures for calling ``shell_command`` directly: built-ins plus this plugin only."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from tests.plugin_fixtures import node_fixtures
 
-import pytest
-
-from ironflow_core.context import NodeContext
-from ironflow_core.registry import build_registry
-
-
-@pytest.fixture(scope="session")
-def registry() -> Any:
-    return build_registry()
-
-
-@pytest.fixture
-def make_ctx(registry: Any) -> Callable[..., NodeContext]:
-    """``make_ctx(data, env=...)``: the run sees the real environment plus ``env``."""
-
-    def build(data: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None):
-        # imported here: importing the pytest plugin module from a conftest at
-        # collection time would stop pytest from rewriting its asserts
-        from ironflow_core.testing import node_context
-
-        return node_context(data, registry=registry, env=env, node_type="shell_command")
-
-    return build
+registry, make_ctx, call = node_fixtures(
+    "nodes-shell", "ironflow_nodes_shell.plugin", node_type="shell_command"
+)

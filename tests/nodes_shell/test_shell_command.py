@@ -1,4 +1,4 @@
-"""shell_command parameters, outputs and failures (CONTRACT §5.4, INT-12, ENG-82)."""
+"""shell_command parameters, outputs and failures (semantics.md#shell-command, INT-12, ENG-82)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from ironflow_core.configs import structure_config
 from ironflow_core.errors import NodeError, NodeFailure
+from ironflow_core.testing import assert_plugin_installed
 from ironflow_nodes_shell.node import ShellCommandConfig, run_shell_command
 
 
@@ -227,6 +228,7 @@ async def test_sh_child_stdin_is_not_inherited(make_ctx):
 
 
 async def test_plugin_registers_shell_command_through_its_entry_point(registry):
+    assert_plugin_installed("nodes-shell", nodes=["shell_command"])
     spec = registry.node("shell_command")
     assert spec is not None
     assert spec.run is run_shell_command

@@ -1,9 +1,9 @@
-"""Conditions, switch values and simple dotted paths (CONTRACT §4.1–4.3).
+"""Conditions, switch values and simple dotted paths (semantics.md#conditions).
 
 This is upstream's small comparison language, quirks included: the first
 operator of a fixed list wins wherever it occurs, quoted numbers never compare
 numerically, and ``0`` or ``""`` are truthy. The one deliberate difference
-(ARCHITECTURE §6) is that a boolean compares with a bare ``true``/``false``.
+(semantics.md#design-differences) is that a boolean compares with a bare ``true``/``false``.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def evaluate_condition(condition: str, ctx: Mapping[str, Any]) -> bool:
 def _compare(left: Any, operator: str, right: str) -> bool:
     """CND-12: numbers numerically, strings by equality, everything else false."""
     if isinstance(left, bool):
-        # ARCHITECTURE §6: `ctx.flag == true` compares booleans (upstream: false).
+        # semantics.md#design-differences: `ctx.flag == true` compares booleans (upstream: false).
         literal = _BOOLEANS.get(right)
         if literal is None or operator not in ("==", "!="):
             return False

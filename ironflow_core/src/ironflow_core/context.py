@@ -88,5 +88,5 @@ class NodeContext(Mapping[str, Any]):
         return result
 
     def interpolate(self, template: str) -> str:
-        """Render ``${ctx...}`` placeholders against this context (CONTRACT §3)."""
+        """Render ``${ctx...}`` placeholders against this context (semantics.md#interpolation)."""
         return interpolate(template, self)

@@ -1,4 +1,4 @@
-"""``${ctx...}`` interpolation (CONTRACT §3) and its plan-time check (DSL-104).
+"""``${ctx...}`` interpolation (semantics.md#interpolation) and its plan-time check (DSL-104).
 
 A template is compiled once into literal text and context paths, and the
 compiled form is cached by template text: a flow renders the same config

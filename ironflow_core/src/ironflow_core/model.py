@@ -1,8 +1,8 @@
 """The records the engine plans with and persists.
 
 ``FlowDefinition``/``StepDefinition`` are what a loader produces; ``RunRecord`` and
-``TaskRecord`` are what a state store keeps (CONTRACT §2.3, §8.2); ``Event``
-is what observers receive (§2.17). Conversion to and from JSON lives here so
+``TaskRecord`` are what a state store keeps (semantics.md#task-records, #records); ``Event``
+is what observers receive (semantics.md#events). Conversion to and from JSON lives here so
 every store writes the same shapes.
 """
 

@@ -172,7 +172,7 @@ class StoreSettings:
 
 @runtime_checkable
 class StateStore(Protocol):
-    """Async persistence of runs (CONTRACT §8).
+    """Async persistence of runs (semantics.md#stores).
 
     Every mutation costs O(what changed): an ``upsert_task`` never rewrites the
     whole run. Mutations of one run are serialised so a late writer cannot

@@ -1,4 +1,4 @@
-"""The state-store conformance suite (CONTRACT §8, ENG-13, ENG-21): one suite, every store.
+"""The state-store conformance suite (semantics.md#stores, ENG-13, ENG-21): one suite, every store.
 
 It ships with ironflow-core so a third-party store runs the very suite the
 built-in stores pass (it needs pytest and pytest-trio). Use it by subclassing
@@ -816,7 +816,7 @@ class StoreConformance:
 
     # ------------------------------------------------- cost and concurrency
     async def test_persistence_stays_linear_over_2000_steps(self):
-        """ARCHITECTURE §3: a step's update costs O(that step), never a record rewrite."""
+        """semantics.md#design-data-flow: a step's update costs O(that step), never a record rewrite."""
         steps = 2000
         async with self.opened() as store:
             names = [f"step_{i:04d}" for i in range(steps)]

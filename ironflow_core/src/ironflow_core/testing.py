@@ -71,7 +71,7 @@ PluginInput = Any
 def _plugin_entry(plugin: PluginInput) -> tuple[str, Any]:
     if isinstance(plugin, tuple):
         name, obj = plugin
-        return str(name), obj
+        return str(name), importlib.import_module(obj) if isinstance(obj, str) else obj
     if isinstance(plugin, str):
         return plugin, importlib.import_module(plugin)
     name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{id(plugin):x}"
@@ -87,7 +87,8 @@ def make_registry(
     """A registry of the core's built-ins plus ``plugins``; entry points are not loaded.
 
     A plugin is a module or object carrying ``@hookimpl`` functions, a module
-    name (``"ironflow_nodes_http.plugin"``), or a ``(name, plugin)`` pair to
+    name (``"ironflow_nodes_http.plugin"``), or a ``(name, plugin)`` pair (the
+    plugin again a module, object or module name) to
     choose the name conflicts and ``ironflow plugins`` report. With ``strict``
     (the default) a plugin that fails to load or whose hook raises fails the
     test at once instead of surfacing later as an unknown node.
@@ -168,12 +169,15 @@ class RunRecorder(RunObserver):
         return [str(e.type) for e in events]
 
     def for_step(self, step: str) -> list[Event]:
+        """The events of one step, in emission order."""
         return [e for e in self.events if e.step == step]
 
     def of_type(self, event_type: str | EventType) -> list[Event]:
+        """The events of one type, in emission order."""
         return [e for e in self.events if e.type == event_type]
 
     def clear(self) -> None:
+        """Forget the recorded events, so a test can watch a later run alone."""
         self.events.clear()
 
 
@@ -189,6 +193,7 @@ class FlowResult:
 
     @property
     def status(self) -> RunStatus:
+        """The run's final status as stored."""
         return self.record.status
 
     @property
@@ -198,10 +203,12 @@ class FlowResult:
 
     @property
     def tasks(self) -> dict[str, TaskRecord]:
+        """The stored task records by step name."""
         return self.record.tasks
 
     @property
     def run_id(self) -> str:
+        """The run's id, to look it up in the store."""
         return self.record.id
 
     def _steps(self, status: TaskStatus) -> list[str]:
@@ -215,6 +222,7 @@ class FlowResult:
 
     @property
     def skipped_steps(self) -> list[str]:
+        """Names of skipped steps, in declaration order."""
         return self._steps(TaskStatus.SKIPPED)
 
     def output(self, step: str) -> Any:
@@ -254,11 +262,17 @@ def node_context(
     step_name: str = "s",
     node_type: str = "test",
     max_concurrent_tasks: int = 2,
+    lua_limits: Any | None = None,
+    run_id: str = "r1",
+    **context: Any,
 ) -> Any:
     """A real ``NodeContext`` for calling a node's ``run`` directly in a unit test.
 
     The run sees ``clean_env()`` plus ``env`` (so ``IRONFLOW_*`` limits come
     only from the test) and the given registry (default: built-ins only).
+    ``lua_limits`` defaults to the limits that environment sets; ``context``
+    passes further ``NodeContext`` options through (e.g. an ``overlay``).
+    Its ``.services`` serves a test that needs the run's services alone.
     """
     from ironflow_core.context import NodeContext
     from ironflow_core.services import RunServices
@@ -266,15 +280,15 @@ def node_context(
 
     run_env = {**clean_env(), **(env or {})}
     services = RunServices(
-        run_id="r1",
+        run_id=run_id,
         flow_name="t",
         registry=registry or make_registry(),
         env=run_env,
         engine_limits=EngineLimits(max_concurrent_tasks=max_concurrent_tasks),
-        lua_limits=LuaLimits.from_env(run_env),
+        lua_limits=LuaLimits.from_env(run_env) if lua_limits is None else lua_limits,
     )
     return NodeContext(dict(data or {}), step_name=step_name, node_type=node_type,
-                       services=services)
+                       services=services, **context)
 
 
 async def call_node(
@@ -285,18 +299,23 @@ async def call_node(
     registry: Registry | None = None,
     env: Mapping[str, str] | None = None,
     step_name: str = "s",
+    ctx: Any | None = None,
 ) -> dict[str, Any]:
     """Structure ``config`` as the loader would and run the node once; its outputs.
 
-    ``NodeError``/``NodeFailure`` propagate, so ``pytest.raises`` can check them.
+    ``ctx`` (from ``node_context``) runs the node in a context the test made,
+    e.g. one with its own ``env`` or shared by several calls; ``data`` and
+    ``env`` then come from it. ``NodeError``/``NodeFailure`` propagate, so
+    ``pytest.raises`` can check them.
     """
     from ironflow_core.configs import structure_config
 
     registry = registry or make_registry()
     spec = registry.nodes[node_type]
     structured = structure_config(spec.config, {**config, "_step_name": step_name})
-    ctx = node_context(data, registry=registry, env=env, step_name=step_name,
-                       node_type=node_type)
+    if ctx is None:
+        ctx = node_context(data, registry=registry, env=env, step_name=step_name,
+                           node_type=node_type)
     return dict(await spec.run(ctx, structured))
 
 

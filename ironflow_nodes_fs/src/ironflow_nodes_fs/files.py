@@ -1,5 +1,5 @@
 """The single-file nodes: ``read_file``, ``write_file``, ``copy_file``, ``move_file``,
-``delete_file`` (CONTRACT §5.5).
+``delete_file`` (semantics.md#file-nodes).
 
 Paths are used as given, relative to the process working directory, unless
 the operator confines them with ``IRONFLOW_FS_ROOTS``. Artifact mode (RF-5 and

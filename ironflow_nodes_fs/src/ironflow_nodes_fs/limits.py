@@ -1,4 +1,4 @@
-"""Size, count and depth limits of the file nodes (Appendix A, §5.5, §5.6).
+"""Size, count and depth limits of the file nodes (semantics.md#configuration, #file-nodes, #zip-nodes).
 
 Operator caps come from the run's environment. A node's own lenient ``max_*``
 parameters may lower a cap, never raise it: the smaller of the two applies.

@@ -1,4 +1,4 @@
-"""The ``list_directory`` node (CONTRACT §5.5, LD-1..LD-3).
+"""The ``list_directory`` node (semantics.md#file-nodes, LD-1..LD-3).
 
 Each directory is read in one worker thread, through a descriptor opened
 relative to its parent with ``O_NOFOLLOW``, so recursion never wanders

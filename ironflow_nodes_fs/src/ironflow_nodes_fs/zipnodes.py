@@ -1,4 +1,4 @@
-"""The ZIP nodes: ``zip_create``, ``zip_list``, ``zip_extract`` (CONTRACT §5.6).
+"""The ZIP nodes: ``zip_create``, ``zip_list``, ``zip_extract`` (semantics.md#zip-nodes).
 
 Creation walks the source without following any symlink and writes the
 archive to a staged temp file published by rename (ZC-2, ZC-5). Extraction

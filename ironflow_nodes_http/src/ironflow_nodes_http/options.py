@@ -42,7 +42,7 @@ _STATUS_TEXT = re.compile(r"\+?[0-9]+")
 
 @attrs.frozen
 class HttpConfig:
-    """``nodes.http_request{...}`` and the fixed-method variants (§5.1)."""
+    """``nodes.http_request{...}`` and the fixed-method variants (semantics.md#http-nodes)."""
 
     url: str | None = lenient()
     method: str = lenient("GET")

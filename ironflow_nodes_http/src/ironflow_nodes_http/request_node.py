@@ -1,4 +1,4 @@
-"""``http_request`` and its fixed-method variants: send, retry on status, publish (§5.1).
+"""``http_request`` and its fixed-method variants: send, retry on status, publish (semantics.md#http-nodes).
 
 One request = one ``transport.exchange`` (redirects included) bounded by the
 step's ``timeout``. Status retries sleep with ``trio.sleep`` inside the step,

@@ -1,4 +1,4 @@
-"""Routing on a response: ``if_http_status`` (§5.2) and ``if_body_contains`` (§5.3).
+"""Routing on a response: ``if_http_status`` (semantics.md#http-routing) and ``if_body_contains`` (semantics.md#http-routing).
 
 Both write ``_route_<step>`` under the step's own name (DSL-26), which is how
 dependents choose their branch (ENG-50).

@@ -11,6 +11,19 @@ body under a byte cap (HTTP-5). Timeouts are the caller's trio deadlines.
 A request with ``block_private_network`` goes through a second client whose
 connections are opened by ``guard.GuardedBackend`` (resolve once, refuse a
 private answer, connect to the checked address), on every hop.
+
+Why the hops are followed here and not by httpx's ``follow_redirects`` with a
+request hook that vets each hop: httpx's loop cannot keep four of our
+guarantees. It reads each intermediate redirect body whole into memory
+(``aread``), so a 302 with an endless body escapes the byte cap (HTTP-5);
+with ``max_redirects=0`` it raises instead of handing back the 3xx response,
+which a step must be able to route on (HTTP-9); it keeps PUT/DELETE on a
+301/302 and drops a configured ``Cookie`` header on same-origin hops, where
+the upstream engine turns every non-HEAD 301/302/303 into a body-less GET
+and keeps same-origin headers; and ``max_redirects`` is a property of the
+shared per-run client, not of one request. The loop below is the policy
+transport's job done in one place: every hop goes through
+``RedirectPolicy.refusal`` and, when guarded, the connection guard.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ``shell_command`` node: parameters in, one process, outputs out (CONTRACT §5.4).
+"""The ``shell_command`` node: parameters in, one process, outputs out (semantics.md#shell-command).
 
 Parameter checks keep upstream's exact wording, which is why the config class
 takes every field as ``Any`` and the types are checked here at run time.

@@ -20,16 +20,19 @@ TRACING = TracingObserver()
 
 
 def tracing_configured() -> bool:
+    """Whether to trace at all: a host tracer provider or OTEL_* export settings, read when the registry is built."""
     return host_provider() is not None or export_configured(os.environ)
 
 
 @hookimpl
 def ironflow_register_observers() -> list[TracingObserver]:
+    """The tracing observer, only when tracing is configured, so untraced runs build no events for it."""
     return [TRACING] if tracing_configured() else []
 
 
 @hookimpl
 def ironflow_register_outgoing_headers() -> list[HeaderSpec]:
+    """The traceparent header provider for HTTP nodes, only when tracing is configured."""
     if not tracing_configured():
         return []
     return [HeaderSpec(name="trace-context", headers=TRACING.outgoing_headers)]

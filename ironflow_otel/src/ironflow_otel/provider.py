@@ -47,6 +47,7 @@ def host_provider() -> Any | None:
 
 
 def export_configured(env: Mapping[str, str]) -> bool:
+    """Whether OTEL_* variables ask for an exporter (and OTEL_SDK_DISABLED does not veto it)."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
     return any(env.get(name, "").strip() for name in EXPORT_SETTINGS)
@@ -63,6 +64,7 @@ def resolve_provider(env: Mapping[str, str]) -> Any | None:
 
 
 def build_provider(env: Mapping[str, str]) -> Any:
+    """An SDK tracer provider with the exporters OTEL_TRACES_EXPORTER names, installed as the global provider."""
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider

@@ -63,6 +63,7 @@ class TracingObserver:
 
     # --------------------------------------------------------------- runs
     def run_started(self, event: Event) -> None:
+        """Open the run's span, as a child of the calling step's attempt for a subflow."""
         parent = None
         if event.parent_run_id is not None:
             parent = (self._attempts.get((event.parent_run_id, event.parent_step or ""))
@@ -86,6 +87,7 @@ class TracingObserver:
         self._flows[event.run_id] = flow
 
     def run_finished(self, event: Event) -> None:
+        """Close the run's span with its status, and any attempt span the run ended mid-way."""
         span = self._runs.pop(event.run_id, None)
         flow = self._flows.pop(event.run_id, "")
         if span is None:
@@ -108,6 +110,7 @@ class TracingObserver:
 
     # -------------------------------------------------------------- tasks
     def task_started(self, event: Event) -> None:
+        """Open a span for this attempt under the run's span."""
         run = self._runs.get(event.run_id)
         if run is None or self._tracer is None:
             return
@@ -128,6 +131,7 @@ class TracingObserver:
         self._attempts[(event.run_id, step)] = span
 
     def task_succeeded(self, event: Event) -> None:
+        """Close the attempt's span as OK."""
         span = self._attempts.pop((event.run_id, event.step or ""), None)
         if span is None:
             return
@@ -138,10 +142,12 @@ class TracingObserver:
         span.end()
 
     def task_failed(self, event: Event) -> None:
+        """Close the attempt's span as an error (failed or timed out)."""
         status = "timed_out" if event.reason == "timed_out" else "failed"
         self._end_failed(event, status, event.error or "task failed")
 
     def task_cancelled(self, event: Event) -> None:
+        """Close the attempt's span as an error marked cancelled."""
         self._end_failed(event, "cancelled", event.error or "task cancelled")
 
     def _end_failed(self, event: Event, status: str, message: str) -> None:
@@ -160,12 +166,14 @@ class TracingObserver:
         span.end()
 
     def task_skipped(self, event: Event) -> None:
+        """Note the skip, with its reason, on the run's span (a skipped step has no attempt)."""
         run = self._runs.get(event.run_id)
         if run is not None:
             run.add_event("task skipped", {"ironflow.step": event.step or "",
                                            "ironflow.skip.reason": event.reason or ""})
 
     def task_retrying(self, event: Event) -> None:
+        """Note the coming retry on the run's span; the next attempt opens its own span."""
         run = self._runs.get(event.run_id)
         if run is not None:
             run.add_event("task retrying", {"ironflow.step": event.step or "",

@@ -1,4 +1,4 @@
-"""``RedisStore``: the ``StateStore`` protocol over a real Redis (CONTRACT §8.5).
+"""``RedisStore``: the ``StateStore`` protocol over a real Redis (semantics.md#redis-store).
 
 Keys and fields are upstream's (``keys.py``); the layout inside the run hash
 adds Python-private fields so a task update costs O(that task)

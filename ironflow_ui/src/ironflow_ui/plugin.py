@@ -12,6 +12,7 @@ from ironflow_core import RouteSpec, hookimpl
 
 @hookimpl
 def ironflow_register_routes() -> list[RouteSpec]:
+    """The dashboard's routes, public because a browser cannot send the API key for a page."""
     from ironflow_ui.routes import ui_routes
 
     return [RouteSpec(routes=tuple(ui_routes()), public=True,

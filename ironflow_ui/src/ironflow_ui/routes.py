@@ -13,6 +13,7 @@ from typing import Any
 from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STATIC = Path(__file__).with_name("static")
 SECURITY_HEADERS = [
@@ -28,11 +29,11 @@ SECURITY_HEADERS = [
 class _SecuredFiles:
     """StaticFiles with the security headers added to every response."""
 
-    def __init__(self, files: Any) -> None:
+    def __init__(self, files: ASGIApp) -> None:
         self.files = files
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        async def send_secured(message: dict) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_secured(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", [])
                            if k.lower() != b"cache-control"]

@@ -1,4 +1,4 @@
-"""``ironflow serve`` over a real loopback socket (CONTRACT §7, §6.8).
+"""``ironflow serve`` over a real loopback socket (semantics.md#api, #serve).
 
 One authenticated server with a flows dir and webhooks serves most tests;
 small dedicated servers cover auth off, the ad-hoc policy and admission.

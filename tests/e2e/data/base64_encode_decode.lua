@@ -1,4 +1,4 @@
--- §9.1 07-advanced/base64_encode_decode: encode non-ASCII text, decode it back.
+-- upstream example 07-advanced/base64_encode_decode: encode non-ASCII text, decode it back.
 local flow = Flow.new("base64_encode_decode")
 
 flow:step("text", nodes.template_render({

@@ -1,4 +1,4 @@
--- §9.1 09-cache/cache_context_keys: cache keys built from context values.
+-- upstream example 09-cache/cache_context_keys: cache keys built from context values.
 -- The file backend uses the default directory ($IRONFLOW_CACHE_DIR); the key
 -- "llm:<hash>" is stored as "llm_<hash>.json" (CA-3).
 local flow = Flow.new("cache_context_keys")

@@ -1,4 +1,4 @@
--- §9.1 09-cache/cache_file: a file-backed cache in a fresh directory under
+-- upstream example 09-cache/cache_file: a file-backed cache in a fresh directory under
 -- $TMPDIR (chosen when the flow loads); the second write replaces the first.
 local cache_dir = (env("TMPDIR") or "/tmp") .. "/ironflow-cache-file-" .. uuid4()
 

@@ -1,4 +1,4 @@
--- §9.1 09-cache/cache_memory: the in-process cache, one set/get per shape,
+-- upstream example 09-cache/cache_memory: the in-process cache, one set/get per shape,
 -- then a miss. Later phases overwrite `cache_hit` and `cache_key`.
 local flow = Flow.new("cache_memory")
 

@@ -1,4 +1,4 @@
--- §9.1 02-data-transforms/csv_parse_stringify: CSV text -> row objects -> CSV
+-- upstream example 02-data-transforms/csv_parse_stringify: CSV text -> row objects -> CSV
 -- with the header sorted (CSV-10). `raw_csv` may come from the context.
 local flow = Flow.new("csv_parse_stringify")
 

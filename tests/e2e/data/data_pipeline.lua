@@ -1,4 +1,4 @@
--- §9.1 07-advanced/data_pipeline: completed orders -> unique by id -> reshaped
+-- upstream example 07-advanced/data_pipeline: completed orders -> unique by id -> reshaped
 -- -> JSON text -> SHA-256 fingerprint -> batches. `orders` may come from the
 -- context; a value that is not an array fails the filter step.
 local flow = Flow.new("data_pipeline")

@@ -1,4 +1,4 @@
--- §9.1 20-date/date_format: now in UTC, a fixed instant in words, an explicit
+-- upstream example 20-date/date_format: now in UTC, a fixed instant in words, an explicit
 -- input pattern, and a conversion to a fixed offset.
 local flow = Flow.new("date_format")
 

@@ -1,4 +1,4 @@
--- §9.1 02-data-transforms/filter_and_batch: keep active users, drop duplicate
+-- upstream example 02-data-transforms/filter_and_batch: keep active users, drop duplicate
 -- e-mails, then cut the result into pairs. `users` may come from the context.
 local flow = Flow.new("filter_and_batch")
 

@@ -1,4 +1,4 @@
--- §9.1 07-advanced/hashing: digests of a literal text and of context values.
+-- upstream example 07-advanced/hashing: digests of a literal text and of context values.
 local flow = Flow.new("hashing")
 
 flow:step("subject", nodes.template_render({

@@ -1,4 +1,4 @@
--- §9.1 19-html-sanitize/html_sanitize: scripts and event handlers removed (MD-3).
+-- upstream example 19-html-sanitize/html_sanitize: scripts and event handlers removed (MD-3).
 local flow = Flow.new("html_sanitize")
 
 flow:step("dirty", nodes.template_render({

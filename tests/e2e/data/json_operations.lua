@@ -1,4 +1,4 @@
--- §9.1 02-data-transforms/json_operations: parse JSON text, keep two fields,
+-- upstream example 02-data-transforms/json_operations: parse JSON text, keep two fields,
 -- serialize them back. `raw_json` may come from the context; invalid text
 -- makes the parse step (and the run) fail.
 local flow = Flow.new("json_operations")

@@ -1,4 +1,4 @@
--- §9.1 07-advanced/json_validate: validate JSON text against an inline schema,
+-- upstream example 07-advanced/json_validate: validate JSON text against an inline schema,
 -- then parse it. `payload_json` may come from the context; "{}" fails the
 -- validation step with a structured failure.
 local flow = Flow.new("json_validate")

@@ -1,4 +1,4 @@
--- §9.1 07-advanced/markdown_conversion: Markdown (GFM table) -> HTML, and
+-- upstream example 07-advanced/markdown_conversion: Markdown (GFM table) -> HTML, and
 -- HTML -> Markdown.
 local flow = Flow.new("markdown_conversion")
 

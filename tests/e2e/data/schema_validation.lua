@@ -1,4 +1,4 @@
--- §9.1 07-advanced/schema_validation: validate an order object with a schema
+-- upstream example 07-advanced/schema_validation: validate an order object with a schema
 -- kept in the context (`schema_key`), then report it. `order` may come from
 -- the context; an order without `amount` fails the run.
 local flow = Flow.new("schema_validation")

@@ -1,4 +1,4 @@
--- §9.1 02-data-transforms/transform_pipeline: filter adults, reshape them,
+-- upstream example 02-data-transforms/transform_pipeline: filter adults, reshape them,
 -- rename config fields, batch, and deduplicate tags. `users`, `tags` and
 -- `config` may come from the context.
 local flow = Flow.new("transform_pipeline")

@@ -1,4 +1,4 @@
--- §9.1 18-xml-yaml/xml_parse: XML text -> JSON (XP-2, vector XP-3).
+-- upstream example 18-xml-yaml/xml_parse: XML text -> JSON (XP-2, vector XP-3).
 local flow = Flow.new("xml_parse")
 
 flow:step("catalog", nodes.xml_parse({

@@ -1,4 +1,4 @@
--- §9.1 18-xml-yaml/xml_stringify: JSON -> pretty XML (XS-2, vector XS-3).
+-- upstream example 18-xml-yaml/xml_stringify: JSON -> pretty XML (XS-2, vector XS-3).
 -- `catalog` may come from the context.
 local flow = Flow.new("xml_stringify")
 

@@ -1,4 +1,4 @@
--- §9.1 18-xml-yaml/yaml_parse: YAML text -> JSON with YAML 1.2 core-schema
+-- upstream example 18-xml-yaml/yaml_parse: YAML text -> JSON with YAML 1.2 core-schema
 -- scalars (YP-2).
 local flow = Flow.new("yaml_parse")
 

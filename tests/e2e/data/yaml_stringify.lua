@@ -1,4 +1,4 @@
--- §9.1 18-xml-yaml/yaml_stringify: JSON -> block YAML that parses back to the
+-- upstream example 18-xml-yaml/yaml_stringify: JSON -> block YAML that parses back to the
 -- same value (YS-1). `config` may come from the context.
 local flow = Flow.new("yaml_stringify")
 

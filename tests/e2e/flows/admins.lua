@@ -1,4 +1,4 @@
--- §9.1 07-advanced/function_handler: plain Lua over context data.
+-- upstream example 07-advanced/function_handler: plain Lua over context data.
 local flow = Flow.new("admins")
 flow:step("pick", function(ctx)
     local users = ctx.users or json_array({

@@ -1,4 +1,4 @@
--- §9.1 01-basics/environment_variables: env() runs at load time.
+-- upstream example 01-basics/environment_variables: env() runs at load time.
 local app = env("APP_NAME") or "NOT SET"
 local secret = env("API_KEY") and "SET" or "NOT SET"
 local flow = Flow.new("envread")

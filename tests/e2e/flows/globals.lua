@@ -1,4 +1,4 @@
--- §9.1 01-basics/lua_globals and base64_globals: runtime globals inside handlers.
+-- upstream example 01-basics/lua_globals and base64_globals: runtime globals inside handlers.
 local flow = Flow.new("globals")
 flow:step("ids", function(ctx)
     local doc = json_parse('{"score": 42, "active": true}')

@@ -1,4 +1,4 @@
--- CONTRACT §9.1 01-basics/hello_world: render, then log the rendered text.
+-- upstream example 01-basics/hello_world: render, then log the rendered text.
 local flow = Flow.new("greeting")
 flow:step("render", nodes.template_render({
     template = "Welcome, ${ctx.user_name}! Today is a great day.",

@@ -1,4 +1,4 @@
--- §9.1 03-control-flow/step_if: guards named _if_<name>; a later phase wins log_message.
+-- upstream example 03-control-flow/step_if: guards named _if_<name>; a later phase wins log_message.
 local flow = Flow.new("guarded")
 flow:step("done", nodes.log({ message = "Processing complete" }))
 flow:step_if("ctx.vip", "greet_vip", nodes.template_render({

@@ -1,4 +1,4 @@
--- §9.1 01-basics/context_passing: two context values into one string.
+-- upstream example 01-basics/context_passing: two context values into one string.
 local flow = Flow.new("names")
 flow:step("full", nodes.template_render({
     template = "Hello, ${ctx.first_name} ${ctx.last_name}!",

@@ -1,4 +1,4 @@
--- §9.1 01-basics/parallel_execution: two independent steps, then a join.
+-- upstream example 01-basics/parallel_execution: two independent steps, then a join.
 local flow = Flow.new("parallel")
 flow:step("task_a", nodes.code({ source = 'return { task_a_result = "A complete" }' }))
 flow:step("task_b", function(ctx) return { task_b_result = "B complete" } end)

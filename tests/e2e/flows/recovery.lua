@@ -1,4 +1,4 @@
--- §2.12 / ENG-115: a failing step recovered by its on_error handler.
+-- semantics.md#recovery / ENG-115: a failing step recovered by its on_error handler.
 local flow = Flow.new("recovery")
 flow:step("risky", function(ctx) error("disk on fire", 0) end):on_error("handler")
 flow:step("handler", function(ctx)

@@ -1,4 +1,4 @@
--- §9.1 03-control-flow/conditional_routing: if_node routes; the join still runs.
+-- upstream example 03-control-flow/conditional_routing: if_node routes; the join still runs.
 local flow = Flow.new("routing")
 flow:step("check_amount", nodes.if_node({
     condition = "ctx.amount > 100", true_route = "high_value", false_route = "standard",

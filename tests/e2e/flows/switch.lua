@@ -1,4 +1,4 @@
--- §9.1 03-control-flow/switch_routing: cases with a default route.
+-- upstream example 03-control-flow/switch_routing: cases with a default route.
 local flow = Flow.new("switch")
 flow:step("check_tier", nodes.switch_node({
     value = "ctx.tier",

@@ -1,4 +1,4 @@
--- §9.1 01-basics/retries_and_timeout: a slow step hits its total budget,
+-- upstream example 01-basics/retries_and_timeout: a slow step hits its total budget,
 -- its dependent is skipped, an independent branch still succeeds.
 local flow = Flow.new("timeouts")
 flow:step("slow_task", nodes.delay({ seconds = 30 })):retries(2, 0.1):timeout(0.5)

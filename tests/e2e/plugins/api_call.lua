@@ -1,4 +1,4 @@
--- §9.1 05-http/api_call: fetch a JSON document from the mock (`base` from
+-- upstream example 05-http/api_call: fetch a JSON document from the mock (`base` from
 -- --context) and log its status.
 local flow = Flow.new("api_call")
 

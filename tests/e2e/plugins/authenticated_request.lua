@@ -1,4 +1,4 @@
--- §9.1 05-http/authenticated_request: a bearer token (env API_TOKEN, read at
+-- upstream example 05-http/authenticated_request: a bearer token (env API_TOKEN, read at
 -- load time, else a demo token) and basic credentials, sent in parallel.
 local flow = Flow.new("authenticated_request")
 

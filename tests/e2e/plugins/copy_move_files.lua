@@ -1,4 +1,4 @@
--- §9.1 04-file-operations/copy_move_files: create, copy, rename the copy,
+-- upstream example 04-file-operations/copy_move_files: create, copy, rename the copy,
 -- read the renamed file, then remove both files in one phase (the
 -- later-declared cleanup's delete_file_path wins, ENG-91).
 local flow = Flow.new("copy_move_files")

@@ -1,4 +1,4 @@
--- §9.1 05-http/http_methods: the generic node with an explicit method, then
+-- upstream example 05-http/http_methods: the generic node with an explicit method, then
 -- the fixed-method PUT, DELETE and a form-encoded POST.
 local flow = Flow.new("http_methods")
 

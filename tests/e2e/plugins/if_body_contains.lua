@@ -1,4 +1,4 @@
--- §9.1 05-http/if_body_contains: route on the text of a JSON response. The
+-- upstream example 05-http/if_body_contains: route on the text of a JSON response. The
 -- `_step_name` below is ignored (DSL-26): routes land under `_route_inspect`.
 local flow = Flow.new("if_body_contains")
 

@@ -1,4 +1,4 @@
--- §9.1 05-http/if_http_status: probe /status/<n> and route by code or class.
+-- upstream example 05-http/if_http_status: probe /status/<n> and route by code or class.
 -- The messages read `_status_code_probe`, which the router never writes (its
 -- keys carry its own step name, `route`), so the code renders empty [quirk].
 local flow = Flow.new("if_http_status")

@@ -1,4 +1,4 @@
--- §9.1 04-file-operations/read_write_files: write a note, read it back, list
+-- upstream example 04-file-operations/read_write_files: write a note, read it back, list
 -- its directory, then delete it. `dir` (required) and `timestamp` (optional)
 -- come from --context.
 local flow = Flow.new("read_write_files")

@@ -1,4 +1,4 @@
--- §9.1 06-shell/run_commands: plain programs, arguments, an extra environment
+-- upstream example 06-shell/run_commands: plain programs, arguments, an extra environment
 -- and a probe whose non-zero exit is inspected instead of failing the run.
 local flow = Flow.new("run_commands")
 

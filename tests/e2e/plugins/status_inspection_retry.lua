@@ -1,4 +1,4 @@
--- §9.1 05-http/status_inspection_retry: keep error responses as data
+-- upstream example 05-http/status_inspection_retry: keep error responses as data
 -- (fail_on_status = false), retry 429/5xx once honouring a capped
 -- Retry-After, then classify the final status. `backoff` (optional) reaches
 -- the strict float through interpolation (NODE-6).

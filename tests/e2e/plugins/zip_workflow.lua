@@ -1,4 +1,4 @@
--- §9.1 04-file-operations/zip_workflow: make a folder with mkdir, put two
+-- upstream example 04-file-operations/zip_workflow: make a folder with mkdir, put two
 -- files in it, archive, list, extract, then delete only the archive.
 local flow = Flow.new("zip_workflow")
 

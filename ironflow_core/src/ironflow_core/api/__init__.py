@@ -1,4 +1,4 @@
-"""The REST API behind ``ironflow serve`` (CONTRACT §7).
+"""The REST API behind ``ironflow serve`` (semantics.md#api).
 
 Modules, outside in: ``server`` (the only one that knows Hypercorn: binding,
 signals, draining), ``app`` (routes and middleware), ``auth``, ``errors``,

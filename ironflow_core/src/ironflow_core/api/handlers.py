@@ -1,4 +1,4 @@
-"""The endpoint handlers of §7 (everything but the event stream, see ``sse.py``).
+"""The endpoint handlers of semantics.md#api (everything but the event stream, see ``sse.py``).
 
 Each handler follows the contract's processing order literally, because the
 order decides which error a client sees when a request is wrong in two ways

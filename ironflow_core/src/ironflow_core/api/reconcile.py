@@ -1,4 +1,4 @@
-"""Closing or continuing the runs of processes that died (CONTRACT §8.6 ST-52, CLI-70).
+"""Closing or continuing the runs of processes that died (ST-52, CLI-70).
 
 ``ironflow serve`` runs one recovery pass (``engine.recovery.Recovery``) once
 before it serves (bounded to 30 s) and every 30 s after that: runs whose

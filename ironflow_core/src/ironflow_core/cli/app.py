@@ -1,4 +1,4 @@
-"""The ``ironflow`` click group (CONTRACT §6.1, §6.2).
+"""The ``ironflow`` click group (semantics.md#cli, #configuration).
 
 Every subcommand, the built-in ones included, comes from the commands hook
 (``ironflow_register_commands``): the core's own are registered by the

@@ -1,4 +1,4 @@
-"""``ironflow serve``: the REST API (CONTRACT §6.8, §7).
+"""``ironflow serve``: the REST API (semantics.md#serve, #api).
 
 Settings are resolved and validated before anything is bound, so a bad
 setting exits 1 with ``Error: ...`` and never leaves a half-started server.

@@ -1,4 +1,4 @@
-"""Dispatching lifecycle events to observers (CONTRACT §2.17).
+"""Dispatching lifecycle events to observers (semantics.md#events).
 
 Every observer has one method, ``on_event`` (``specs.RunObserver``); a run
 without observers builds no events. Publication is best-effort: an observer

@@ -1,4 +1,4 @@
-"""The trio executor: runs a planned flow phase by phase (CONTRACT §2).
+"""The trio executor: runs a planned flow phase by phase (semantics.md#engine).
 
 One run is one cancel scope. Each phase opens a nursery with a pool of at
 most ``max_concurrent_tasks`` workers that take the eligible members in

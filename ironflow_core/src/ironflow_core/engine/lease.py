@@ -1,4 +1,4 @@
-"""The execution-owner lease of a run (CONTRACT §8.6, ST-50).
+"""The execution-owner lease of a run (semantics.md#leases, ST-50).
 
 The process executing a run takes a lease on it, renews it at a third of
 its lifetime (``IRONFLOW_LEASE_TTL_SECONDS``, default 90) and releases it at

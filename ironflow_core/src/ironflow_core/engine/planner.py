@@ -4,7 +4,7 @@ A loader hands over a raw ``FlowDefinition``; ``plan_flow`` alone checks it
 (duplicate names, node types, configs, dependencies, limits, recovery
 pairs, cycles) and structures each step's config into its node's config
 class. Every problem is collected and reported together in one
-``FlowValidationError`` (CONTRACT §1.10). Phases come
+``FlowValidationError`` (semantics.md#plan-validation). Phases come
 from Kahn's algorithm on the *augmented* graph: dependency edges plus, for a
 recovery pair S -> H, the edge S -> H and H -> D for every other dependent D
 of S (ENG-1), so ordinary dependents of a source wait for its handler.

@@ -1,4 +1,4 @@
-"""Recovering the runs of processes that died (CONTRACT §8.6 ST-52, ARCHITECTURE §5).
+"""Recovering the runs of processes that died (ST-52, semantics.md#design-durable-runs).
 
 A run whose owner lease expired while it was ``pending``/``running`` has no
 process left to finish it. One recovery pass first reconciles such runs to

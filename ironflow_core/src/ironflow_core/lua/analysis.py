@@ -26,7 +26,7 @@ RUNTIME_GLOBALS = frozenset({
     "json_parse", "json_stringify", "json_array", "json_object", "json_null",
     "base64_encode", "base64_decode", "log", "uuid4", "now_rfc3339", "now_unix_ms", "_ENV",
 })
-"""Globals a handler or code source can read at run time (§1.7, DSL-70)."""
+"""Globals a handler or code source can read at run time (semantics.md#lua-globals, DSL-70)."""
 
 HANDLER_MESSAGE = "`{name}` is not defined in the Lua handler environment"
 SOURCE_MESSAGE = "`{name}` is not defined in the Lua code source environment"

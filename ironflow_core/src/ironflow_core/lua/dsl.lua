@@ -1,4 +1,4 @@
--- IronFlow flow DSL (§1.2-§1.6): Flow.new, flow:step, flow:step_if, the
+-- IronFlow flow DSL (semantics.md#steps to #node-factories): Flow.new, flow:step, flow:step_if, the
 -- step builders and the `nodes.<type>` factories, plus `extract`, which reads
 -- the returned flow table back for Python.  Runs in the loader state after
 -- the sandbox prelude and before the flow file; everything it needs comes in

@@ -1,4 +1,4 @@
-"""The Python side of the Lua globals of §1.7 (DSL-60..69).
+"""The Python side of the Lua globals of semantics.md#lua-globals (DSL-60..69).
 
 Each function here runs as a host function: it receives Lua values (strings
 as ``bytes``), returns values lupa can push, and reports failures by raising

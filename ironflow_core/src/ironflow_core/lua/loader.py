@@ -1,4 +1,4 @@
-"""The Lua flow loader (§1.1-§1.6, DSL-110/111 in validation mode).
+"""The Lua flow loader (semantics.md#flow-files to #node-factories, DSL-110/111 in validation mode).
 
 The flow file is evaluated once, top to bottom, in a fresh sandboxed loader
 state with the limits of DSL-92; the returned table is read by fields

@@ -1,7 +1,7 @@
 """Running Lua for nodes (``code``, ``foreach``): the runtime sandbox.
 
 Each execution gets a fresh runtime *environment* (CD-2, FE-1) with the
-runtime globals of §1.7 and the run's Lua limits. Building a Lua state costs
+runtime globals of semantics.md#lua-globals and the run's Lua limits. Building a Lua state costs
 ~0.5 ms, so states come from a small thread-safe pool (:class:`StatePool`):
 a state serves one execution at a time, gets a brand-new environment and
 fresh limit counters for each (:meth:`LuaState.renew`), and is thrown away

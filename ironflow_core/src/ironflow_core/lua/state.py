@@ -3,7 +3,7 @@
 A :class:`LuaState` owns a fresh ``lupa.lua54.LuaRuntime``. The prelude
 (``prelude.lua``) keeps private references to ``debug``, ``load`` and
 ``string.dump``, installs the limit hook and bounded library wrappers, builds
-the user environment (DSL-70 plus the IronFlow globals of §1.7) and empties
+the user environment (DSL-70 plus the IronFlow globals of semantics.md#lua-globals) and empties
 the real globals table. User code only ever runs inside that environment,
 through ``P.call`` (a private ``pcall``), so no Lua error ever unwinds through
 lupa's unprotected API.
@@ -344,7 +344,7 @@ class LimitState:
 
 
 class LuaState:
-    """A fresh sandboxed Lua state (loader or runtime flavour of §1.7).
+    """A fresh sandboxed Lua state (loader or runtime flavour of semantics.md#lua-globals).
 
     Use it from one thread, and always :meth:`close` it: the Lua state holds
     references to Python host functions that point back here.

@@ -1,4 +1,4 @@
-"""``cache_set`` / ``cache_get``: a process-wide memory cache and a file cache (CONTRACT §5.8).
+"""``cache_set`` / ``cache_get``: a process-wide memory cache and a file cache (semantics.md#text-nodes).
 
 The memory backend is one store for the whole process, shared by every run it
 executes (CA-2): bounded by ``IRONFLOW_CACHE_MAX_ENTRIES``, least recently used

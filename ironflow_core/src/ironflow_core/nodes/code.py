@@ -1,6 +1,6 @@
 """The ``code`` node: Lua source or a serialized function handler (CD-1..6).
 
-Every attempt runs in a fresh runtime environment (§1.7 globals, the run's Lua
+Every attempt runs in a fresh runtime environment (semantics.md#lua-globals globals, the run's Lua
 limits), inline when it is short, else in a worker thread (``run_in_sandbox``). The context is deep-copied into Lua as the global
 ``ctx``, which is also the handler's argument; whatever the code does to it is
 discarded. Only the first return value counts: ``nil`` → no output, an object

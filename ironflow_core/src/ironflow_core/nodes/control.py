@@ -1,4 +1,4 @@
-"""Routing nodes: ``if_node`` and ``switch_node`` (CONTRACT §5.9 IF-1, SW-1).
+"""Routing nodes: ``if_node`` and ``switch_node`` (IF-1, SW-1).
 
 They never fail on the data they inspect; they write ``_route_<step>``, which
 the engine matches against the ``route`` of the steps that depend on them.

@@ -1,4 +1,4 @@
-"""CSV nodes (CONTRACT §5.7 ``csv_parse``/``csv_stringify``) over Python's ``csv`` module.
+"""CSV nodes (semantics.md#data-nodes ``csv_parse``/``csv_stringify``) over Python's ``csv`` module.
 
 Upstream uses Rust's ``csv`` crate; Python's reader and writer agree on the
 RFC 4180 grammar but not on the edges, so this module wraps them: it skips the

@@ -1,4 +1,4 @@
-"""``date_format``: parse a date, optionally move it to a fixed offset, format it (CONTRACT §5.8).
+"""``date_format``: parse a date, optionally move it to a fixed offset, format it (semantics.md#text-nodes).
 
 Parsing and formatting follow upstream's chrono dialect; that engine lives in
 ``ironflow_core._compat.chrono``.

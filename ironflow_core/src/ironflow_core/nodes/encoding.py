@@ -1,4 +1,4 @@
-"""Hashing and base64 nodes: ``hash``, ``base64_encode``, ``base64_decode`` (CONTRACT §5.8).
+"""Hashing and base64 nodes: ``hash``, ``base64_encode``, ``base64_decode`` (semantics.md#text-nodes).
 
 Also home of the bounded regular-file read that ``base64_encode.file`` needs.
 

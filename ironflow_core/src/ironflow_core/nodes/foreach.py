@@ -1,4 +1,4 @@
-"""``foreach``: map an array through a Lua function (CONTRACT §5.7 FE-1..3, DSL-51/54).
+"""``foreach``: map an array through a Lua function (FE-1..3, DSL-51/54).
 
 The loader serializes ``transform`` into ``transform_bytecode_b64``. The whole
 loop runs in one sandboxed runtime environment (inline when short, else in a

@@ -1,4 +1,4 @@
-"""JSON and data-shaping nodes (CONTRACT §5.7): parse, stringify, extract, reshape, filter.
+"""JSON and data-shaping nodes (semantics.md#data-nodes): parse, stringify, extract, reshape, filter.
 
 Every config field is typed ``Any``: upstream checks parameters when the step
 runs, with the exact wording of NODE-4 (a required string that is present but

@@ -1,4 +1,4 @@
-"""Markdown and HTML nodes: ``markdown_to_html``, ``html_to_markdown``, ``html_sanitize`` (§5.11).
+"""Markdown and HTML nodes: ``markdown_to_html``, ``html_to_markdown``, ``html_sanitize`` (semantics.md#markup).
 
 * Markdown is rendered by markdown-it-py with GitHub's extensions (tables,
   strikethrough, extended autolinks, task lists), shaped to read like the

@@ -1,4 +1,4 @@
-"""JSON Schema nodes (CONTRACT §5.8 ``validate_schema``/``json_validate``).
+"""JSON Schema nodes (semantics.md#text-nodes ``validate_schema``/``json_validate``).
 
 ``jsonschema`` is imported when a step runs, not with the module, so the CLI
 starts fast. The draft comes from ``$schema`` (2020-12 when absent), ``format``

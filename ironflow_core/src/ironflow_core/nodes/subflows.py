@@ -1,4 +1,4 @@
-"""Composition nodes that run child flows (CONTRACT §5.9, SUB-*, SWF-*, PS-*, RS-*).
+"""Composition nodes that run child flows (semantics.md#control-nodes, SUB-*, SWF-*, PS-*, RS-*).
 
 A child flow is loaded from a file next to the parent (``_flow_dir``) and run
 by ``services.run_child``: in memory, without events, with its own task limit

@@ -1,4 +1,4 @@
-"""Text and pacing nodes: ``template_render``, ``log``, ``delay`` (CONTRACT §5.8).
+"""Text and pacing nodes: ``template_render``, ``log``, ``delay`` (semantics.md#text-nodes).
 
 Required strings are ``run_required`` so that a missing one fails the step
 with upstream's wording; ``log`` keeps upstream's leniency (a non-string

@@ -1,4 +1,4 @@
-"""YAML and XML nodes: ``yaml_parse``, ``yaml_stringify``, ``xml_parse``, ``xml_stringify`` (§5.10).
+"""YAML and XML nodes: ``yaml_parse``, ``yaml_stringify``, ``xml_parse``, ``xml_stringify`` (semantics.md#yaml-xml).
 
 YAML is read with ruamel.yaml's pure-Python event parser, and the JSON value is
 built from the events here rather than by a constructor: that is where YAML

@@ -1,4 +1,4 @@
-"""What every store does the same way for owner leases (CONTRACT §8.6).
+"""What every store does the same way for owner leases (semantics.md#leases).
 
 A lease says "a live process is executing this run". Expiries are wall-clock
 microseconds because processes on different machines compare them; an
