@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
+from ironflow_core._version import __version__
 from ironflow_core.conditions import parse_rust_f64, resolve_path
 from ironflow_core.configs import Interpolated, lenient, run_required
 from ironflow_core.context import NodeContext

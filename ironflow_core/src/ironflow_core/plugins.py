@@ -64,7 +64,7 @@ def disabled_plugins(env: Mapping[str, str]) -> frozenset[str]:
 
 
 def _core_version() -> str:
-    from ironflow_core import __version__
+    from ironflow_core._version import __version__
 
     return __version__
 

@@ -17,7 +17,7 @@ import trio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ironflow_core import __version__
+from ironflow_core._version import __version__
 from ironflow_core.api.bodies import (
     UnsafeJsonError,
     is_json_media_type,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ironflow_core import __version__
+from ironflow_core._version import __version__
 from ironflow_core.model import RUN_STATUSES, EventType
 
 JSONObject = dict[str, Any]

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from ironflow_core import __version__
+from ironflow_core._version import __version__
 from ironflow_core.cli.shared import EXIT_SIGINT, State, global_options
 
 

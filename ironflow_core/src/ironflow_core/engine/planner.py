@@ -81,7 +81,7 @@ def _interpolation_errors(step: StepDefinition) -> list[str]:
 
 
 def _step_errors(step: StepDefinition) -> list[str]:
-    """Retry, backoff, timeout and route limits of one step (DSL-101..103)."""
+    """Retry, backoff, timeout and route limits of one step (DSL-102, DSL-103)."""
     errors = []
     if step.max_retries > MAX_RETRIES:
         errors.append(f"Step '{step.name}' retry count is too large (max {MAX_RETRIES})")
