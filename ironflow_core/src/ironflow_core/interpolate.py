@@ -67,14 +67,16 @@ def interpolate(template: str, ctx: Mapping[str, Any]) -> str:
     """
     if "${" not in template:
         return template
-    compiled = _compiled.get(template)
+    # ``Any``: the hot path narrows with ``type(...) is``, which mypy does not follow.
+    compiled: Any = _compiled.get(template)
     if compiled is None:
         compiled = _compile_cached(template)
         if type(compiled) is TemplateError:
             return template
-    head, ops = compiled  # type: ignore[misc]
+    head, ops = compiled
     out = [head]
     append = out.append
+    selector: Any
     # The path walk is inlined: this loop is the per-step hot path.
     for first, selectors, text in ops:
         try:

@@ -58,8 +58,13 @@ class NodeContext(Protocol):
         """Headers plugins add to a request this step sends."""
 
 
-NodeRun = Callable[[NodeContext, Any], Awaitable[Mapping[str, Any]]]
+NodeRun = Callable[[Any, Any], Awaitable[Mapping[str, Any]]]
 """``async def run(ctx, config) -> outputs``.
+
+``ctx`` is typed ``Any`` here on purpose: a node annotates it with the engine's
+``ironflow_core.NodeContext`` class, and a callable taking that class is not a
+callable taking the :class:`NodeContext` protocol (parameters are
+contravariant), so a narrower type would reject every correctly typed node.
 
 ``ctx`` is a read-only mapping of the phase snapshot (plus overlays) that also
 carries ``ctx.step_name``, ``ctx.interpolate(text)`` and the run's services.

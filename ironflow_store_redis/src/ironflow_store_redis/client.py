@@ -133,7 +133,7 @@ class RedisClient:
                 work, limiter=self._limiter, abandon_on_cancel=False
             )
         except errors.RedisError as exc:
-            failure = self._translate(exc)
+            failure: Exception | None = self._translate(exc)
         else:
             failure = None
         # The command ran to its end; a cancellation that came meanwhile wins over its outcome.
