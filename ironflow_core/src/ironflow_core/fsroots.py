@@ -78,6 +78,7 @@ class FsRoots:
         return cls(tuple(part.strip() for part in raw.split(os.pathsep) if part.strip()))
 
     def refusal(self, node: str, path: str) -> NodeError:
+        """The one error text every fs node gives for a path outside the allowed roots."""
         return NodeError(f"{node}: '{path}' is outside the directories allowed by {ROOTS_VAR}")
 
     # --- the walk ---------------------------------------------------------------

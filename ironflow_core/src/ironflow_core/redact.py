@@ -34,6 +34,7 @@ def _split_trailing(url: str) -> tuple[str, str]:
 
 
 def redact_url(url: str) -> str:
+    """``url`` fit for a stored or returned error: no user info, query values, fragment or http(s) path."""
     url, trailing = _split_trailing(url)
     try:
         parts = urlsplit(url)

@@ -35,6 +35,7 @@ def run_id_problem(run_id: object) -> str | None:
 
 
 def is_canonical_run_id(run_id: object) -> bool:
+    """Whether ``run_id`` may name a stored run; for callers that branch instead of raising."""
     return run_id_problem(run_id) is None
 
 

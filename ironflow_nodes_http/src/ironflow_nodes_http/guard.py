@@ -83,6 +83,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        """Resolve once, refuse if any address is private, then connect to a checked address (no second lookup to rebind)."""
         try:
             addresses = await resolve(host, port)
         except OSError as error:
@@ -106,7 +107,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: Iterable[Any] | None = None) -> Any:
+        """Always refused: a local socket is never a public address."""
         raise httpcore.ConnectError("unix sockets are not reachable with block_private_network")
 
     async def sleep(self, seconds: float) -> None:
+        """Delegate to trio; httpcore needs it for its retry back-off."""
         await self._inner.sleep(seconds)

@@ -41,6 +41,7 @@ class RedisReplyError(Exception):
 
     @property
     def code(self) -> str:
+        """The error prefix (``BUSYGROUP``, ``NOSCRIPT``), for callers that tolerate one kind."""
         return str(self).split(" ", 1)[0]
 
 
@@ -63,6 +64,7 @@ class RedisClient:
         return await self.call_args(args)
 
     async def call_args(self, args: Sequence[Arg]) -> object:
+        """Like ``call`` for a command built as a sequence (no unpacking at the call site)."""
         client = self._client()
         return await self._in_thread(lambda: client.execute_command(*args))
 

@@ -62,21 +62,26 @@ class Keys:
     prefix: str = DEFAULT_PREFIX
 
     def run(self, run_id: str) -> str:
+        """The hash holding one run's record (upstream layout)."""
         return f"{self.prefix}runs:{run_segment(run_id)}"
 
     @property
     def index(self) -> str:
+        """The legacy set of all run IDs, kept because upstream still reads it."""
         return f"{self.prefix}runs:index"
 
     @property
     def members(self) -> str:
+        """The catalog's run ID -> ordering member map, to find a run's entry when it moves."""
         return f"{self.prefix}run_catalog:v1:members"
 
     @property
     def all(self) -> str:
+        """The ZSET ordering every run, for listing without a status filter."""
         return f"{self.prefix}run_catalog:v1:all"
 
     def status(self, status: str) -> str:
+        """The ZSET ordering the runs in ``status``, for listing with a status filter."""
         return f"{self.prefix}run_catalog:v1:status:{status}"
 
     @property
@@ -86,6 +91,7 @@ class Keys:
 
     @property
     def lease_expiry(self) -> str:
+        """The ZSET of lease expiries, so recovery finds expired leases without a scan."""
         return f"{self.prefix}run_leases:v1:expiry"
 
     def flow(self, digest: str) -> str:

@@ -119,6 +119,7 @@ class RedisQueue:
     # ---------------------------------------------------------- producing
     async def enqueue(self, run_id: str, *, overlay: dict[str, Any] | None = None,
                       handed_back: bool = False) -> None:
+        """Add one run to the stream; ``handed_back`` marks a run a stopping worker gave up."""
         fields: list[str] = ["run_id", run_id]
         if overlay:
             fields += ["overlay", dumps(overlay)]
@@ -138,6 +139,7 @@ class RedisQueue:
         self._group_ready = True
 
     async def claim(self, consumer: str, count: int, block_s: float) -> list[Delivery]:
+        """Read new messages for ``consumer``; malformed ones are acknowledged, never run."""
         await self._ensure_group()
         reply = await self.client.call(
             "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count,
@@ -154,6 +156,7 @@ class RedisQueue:
         return deliveries
 
     async def reclaim(self, consumer: str, min_idle_s: float, count: int) -> list[Delivery]:
+        """Take over messages a dead worker left pending for longer than ``min_idle_s``."""
         await self._ensure_group()
         reply: Any = await self.client.run_script(
             _RECLAIM, [self.stream], [GROUP, consumer, int(min_idle_s * 1000), count])
@@ -165,19 +168,23 @@ class RedisQueue:
         return deliveries
 
     async def touch(self, consumer: str, deliveries: list[Delivery]) -> None:
+        """Reset the idle time of runs still in progress so no other worker reclaims them."""
         if deliveries:
             await self.client.call("XCLAIM", self.stream, GROUP, consumer, 0,
                                    *[d.message_id for d in deliveries], "JUSTID")
 
     async def ack(self, delivery: Delivery) -> None:
+        """Mark a run done: acknowledge and delete its message."""
         await self.client.run_script(_ACK, [self.stream], [GROUP, delivery.message_id])
 
     async def hand_back(self, delivery: Delivery) -> None:
+        """Requeue a run this worker will not finish (shutdown), atomically with its ack."""
         overlay = dumps(delivery.overlay) if delivery.overlay else ""
         await self.client.run_script(
             _HAND_BACK, [self.stream], [GROUP, delivery.message_id, delivery.run_id, overlay])
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move a run that cannot be executed to the dead-letter stream, with the reason."""
         await self.client.run_script(
             _DEAD_LETTER, [self.stream, self.dead],
             [GROUP, delivery.message_id, delivery.run_id, reason, delivery.deliveries,
@@ -186,14 +193,17 @@ class RedisQueue:
 
     # ------------------------------------------------------------ workers
     async def heartbeat(self, info: WorkerInfo, ttl_s: float) -> None:
+        """Publish this worker's state with an expiry, so status shows only live workers."""
         data = {**info.to_json(), "expires_micros": clock_micros() + int(ttl_s * 1_000_000)}
         await self.client.call("HSET", self.workers_key, info.name, dumps(data))
 
     async def leave(self, name: str) -> None:
+        """Sign off: drop this worker's heartbeat, and its consumer when it holds no messages."""
         await self._ensure_group()
         await self.client.run_script(_LEAVE, [self.stream, self.workers_key], [GROUP, name])
 
     async def live_workers(self) -> list[WorkerInfo]:
+        """Workers whose heartbeat has not expired; expired entries are removed on the way."""
         raw: Any = await self.client.call("HGETALL", self.workers_key)
         now = clock_micros()
         live, gone = [], []
@@ -216,6 +226,7 @@ class RedisQueue:
         return live
 
     async def status(self) -> QueueStatus:
+        """Depth, pending, dead letters and live workers, for ``ironflow queue status`` and the API."""
         await self._ensure_group()
         groups: Any = await self.client.call("XINFO", "GROUPS", self.stream)
         depth = pending = 0
@@ -230,11 +241,13 @@ class RedisQueue:
                            workers=tuple(await self.live_workers()))
 
     async def dead_letters(self, limit: int = 100) -> list[dict[str, str]]:
+        """The oldest ``limit`` dead letters, for an operator to inspect."""
         reply: Any = await self.client.call("XRANGE", self.dead, "-", "+", "COUNT", limit)
         return [{"id": message_id, **fields} for message_id, fields in reply or ()]
 
     # ------------------------------------------------------------- events
     async def publish(self, events: list[Event]) -> None:
+        """Send an event batch to every subscriber (SSE streams, waiting submitters) in one round trip."""
         if events:
             await self.client.run_script(
                 _PUBLISH, [self.channel], [dumps(event.to_json()) for event in events])
@@ -275,6 +288,7 @@ class RedisQueue:
                         pass
 
     async def aclose(self) -> None:
+        """Release the connection pool."""
         await self.client.aclose()
 
 

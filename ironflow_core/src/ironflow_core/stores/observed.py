@@ -32,6 +32,7 @@ ERROR_KINDS = ("invalid_input", "not_found", "conflict", "corruption", "backend"
 
 
 def error_kind(exc: StoreError) -> str:
+    """The ``store_failed`` event's kind for ``exc``, so observers can tell bad input from a broken backend."""
     if isinstance(exc, InvalidInputError):
         return "invalid_input"
     if isinstance(exc, RunNotFoundError):
@@ -69,6 +70,7 @@ class ObservedStore:
         return call
 
     async def aclose(self) -> None:
+        """Close the wrapped store (the proxy itself holds nothing to release)."""
         await self._store.aclose()
 
     def __getattr__(self, name: str) -> Any:

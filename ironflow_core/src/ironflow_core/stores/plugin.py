@@ -10,12 +10,14 @@ from ironflow_core.specs import StateStore, StoreSettings, StoreSpec
 
 
 def open_json_store(settings: StoreSettings) -> StateStore:
+    """Open the default on-disk store; imported lazily so that listing stores stays cheap."""
     from ironflow_core.stores.json_store import JsonStore
 
     return JsonStore(settings.store_dir)
 
 
 def open_memory_store(settings: StoreSettings) -> StateStore:
+    """Open a process-local store, for tests and one-shot runs that need no persistence."""
     from ironflow_core.stores.memory import MemoryStore
 
     return MemoryStore()
@@ -23,6 +25,7 @@ def open_memory_store(settings: StoreSettings) -> StateStore:
 
 @hookimpl
 def ironflow_register_stores() -> list[StoreSpec]:
+    """Register the built-in stores through the same hook a store plugin uses."""
     return [
         StoreSpec(
             name="json",
