@@ -28,8 +28,9 @@ from collections.abc import Mapping
 import attrs
 
 from ironflow_core.errors import NodeError
+from ironflow_core.settings import FS_ROOTS
 
-ROOTS_VAR = "IRONFLOW_FS_ROOTS"
+ROOTS_VAR: str = FS_ROOTS.env or ""
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _MAX_SYMLINK_HOPS = 40
 
@@ -72,10 +73,8 @@ class FsRoots:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FsRoots | None:
         """The operator's roots, or None when the variable is unset (no policy)."""
-        raw = env.get(ROOTS_VAR)
-        if raw is None:
-            return None
-        return cls(tuple(part.strip() for part in raw.split(os.pathsep) if part.strip()))
+        entries = FS_ROOTS.read(env)
+        return None if entries is None else cls(entries)
 
     def refusal(self, node: str, path: str) -> NodeError:
         """The one error text every fs node gives for a path outside the allowed roots."""

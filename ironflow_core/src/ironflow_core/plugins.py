@@ -16,6 +16,7 @@ import attrs
 import pluggy
 
 from ironflow_core import hookspecs
+from ironflow_core.settings import DISABLED_PLUGINS
 
 ENTRY_POINT_GROUP = "ironflow"
 
@@ -59,8 +60,8 @@ class PluginRecord:
 
 def disabled_plugins(env: Mapping[str, str]) -> frozenset[str]:
     """The plugin names in ``IRONFLOW_DISABLED_PLUGINS`` (skipped before import)."""
-    value = env.get("IRONFLOW_DISABLED_PLUGINS", "")
-    return frozenset(part.strip() for part in value.split(",") if part.strip())
+    names: frozenset[str] = DISABLED_PLUGINS.read(env)
+    return names
 
 
 def _core_version() -> str:

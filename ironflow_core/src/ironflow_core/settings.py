@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from ironflow_core.errors import ConfigError
+from ironflow_core.errors import ConfigError, NodeError
 
 
 def strict_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -364,6 +365,61 @@ def _recovery_mode(env: Mapping[str, str], name: str, default: str) -> str:
     return mode
 
 
+def _names(env: Mapping[str, str], name: str, default: frozenset[str]) -> frozenset[str]:
+    value = env.get(name)
+    if value is None:
+        return default
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+def _text_or_default(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    return env.get(name) or default
+
+
+def _path_list(env: Mapping[str, str], name: str,
+               default: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    return tuple(part.strip() for part in raw.split(os.pathsep) if part.strip())
+
+
+_USIZE = re.compile(r"\+?[0-9]+")
+MAX_REPEAT_ITERATIONS_LIMIT = 1024
+"""The highest ``IRONFLOW_MAX_REPEAT_ITERATIONS`` an operator may set."""
+
+
+def _repeat_iterations(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    if not _USIZE.fullmatch(raw):
+        raise NodeError(f"{name} must be a positive whole number")
+    value = int(raw)
+    if not 1 <= value <= MAX_REPEAT_ITERATIONS_LIMIT:
+        raise NodeError(f"{name} must be between 1 and {MAX_REPEAT_ITERATIONS_LIMIT}")
+    return value
+
+
+def _progress_on(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name)
+    if value is None:
+        return default
+    return value.lower() not in ("0", "off", "false")
+
+
+def _list_cap(env: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        value = strict_non_negative_int(env, name)
+    except ConfigError:
+        value = 0
+    if value is None:
+        return default
+    if value <= 0:
+        raise ConfigError(f"{name} must be a positive integer")
+    return value
+
+
 RECOVERY_MODES = ("stall", "resume")
 
 MAX_FLOW_SOURCE_BYTES = Setting(env="IRONFLOW_MAX_FLOW_SOURCE_BYTES", default=1_048_576,
@@ -387,10 +443,30 @@ MAX_CONCURRENT_SUBWORKFLOWS = Setting(env="IRONFLOW_MAX_CONCURRENT_SUBWORKFLOWS"
                                       reader=lenient_positive_int)
 
 
+DISABLED_PLUGINS = Setting(env="IRONFLOW_DISABLED_PLUGINS", default=frozenset(), reader=_names)
+"""Plugin names (comma list) skipped before their module is imported."""
+FLOWS_DIR = Setting(env="FLOWS_DIR", yaml="flows_dir", check=text, reader=_text_or_default)
+"""The flows directory; child flows may be loaded from it (empty = unset)."""
+FS_ROOTS = Setting(env="IRONFLOW_FS_ROOTS", reader=_path_list)
+"""Directories file nodes may reach (``os.pathsep`` list); unset = no policy (None)."""
+MAX_REPEAT_ITERATIONS = Setting(env="IRONFLOW_MAX_REPEAT_ITERATIONS", default=128,
+                                reader=_repeat_iterations)
+"""Cap on ``repeat_subworkflow`` iterations, 1 to 1024; a bad value fails the step."""
+CACHE_DIR = Setting(env="IRONFLOW_CACHE_DIR", default=".ironflow_cache",
+                    reader=_text_or_default)
+"""Where ``file`` cache entries live when a step names no directory (empty = default)."""
+PROGRESS = Setting(env="IRONFLOW_PROGRESS", check=one_of("on", "off", "true", "false", "1", "0"),
+                   default=True, reader=_progress_on)
+"""The CLI's progress display for text output; ``0``/``off``/``false`` turn it off."""
+MAX_LIST_RECORDS = Setting(env="IRONFLOW_MAX_LIST_RECORDS", check=positive_int, default=100,
+                           reader=_list_cap)
+"""Largest page of runs ``ironflow list`` may return, and its default page size."""
+
+
 register_settings(
     # CLI and engine
     Setting(env="IRONFLOW_LOG", check=log_filter),
-    Setting(env="IRONFLOW_PROGRESS", check=one_of("on", "off", "true", "false", "1", "0")),
+    PROGRESS,
     Setting(env="IRONFLOW_STORE", yaml="store_backend", check=text),
     Setting(env="IRONFLOW_STORE_DIR", yaml="store_dir", check=text),
     Setting(env="REDIS_URL", yaml="redis_url", check=text, secret=True),
@@ -399,8 +475,8 @@ register_settings(
     Setting(env="IRONFLOW_MAX_CONCURRENT_TASKS", yaml="max_concurrent_tasks",
             check=non_negative_int),
     Setting(env="IRONFLOW_MAX_RUN_SECONDS", check=non_negative_int),
-    Setting(env="IRONFLOW_MAX_LIST_RECORDS", check=positive_int),
-    Setting(env="IRONFLOW_DISABLED_PLUGINS"),
+    MAX_LIST_RECORDS,
+    DISABLED_PLUGINS,
     # Lua limits: strict here although appendix A lets invalid values default
     # (see docs/compatibility.md); 0 disables a limit.
     Setting(env="IRONFLOW_LUA_MAX_INSTRUCTIONS", check=limit),
@@ -410,7 +486,7 @@ register_settings(
     # API server
     Setting(env="HOST", yaml="host", check=text),
     Setting(env="PORT", yaml="port", check=port_number),
-    Setting(env="FLOWS_DIR", yaml="flows_dir", check=text),
+    FLOWS_DIR,
     Setting(env="MAX_BODY", yaml="max_body", check=positive_int),
     Setting(env="IRONFLOW_API_KEY", yaml="api_key", secret=True),
     Setting(env="IRONFLOW_ALLOW_UNAUTHENTICATED_API", yaml="allow_unauthenticated_api",
@@ -433,6 +509,9 @@ register_settings(
     MAX_SUBWORKFLOW_DEPTH,
     MAX_SUBWORKFLOW_RUNS,
     MAX_CONCURRENT_SUBWORKFLOWS,
+    FS_ROOTS,
+    MAX_REPEAT_ITERATIONS,
+    CACHE_DIR,
 )
 
 

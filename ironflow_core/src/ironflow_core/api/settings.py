@@ -17,6 +17,7 @@ from ironflow_core.engine.admission import workflow_limit
 from ironflow_core.errors import ConfigError
 from ironflow_core.schedules.config import Schedule, parse_schedules
 from ironflow_core.settings import (
+    FLOWS_DIR,
     MAX_FLOW_SOURCE_BYTES,
     EngineLimits,
     strict_bool,
@@ -154,7 +155,7 @@ def resolve_settings(
     resolved_port = _int_setting(port, env, "PORT", config, "port", 3000)
     if not 0 <= resolved_port <= 65535:
         raise ConfigError("port must be an integer between 0 and 65535")
-    resolved_flows = flows_dir or env.get("FLOWS_DIR") or _yaml_str(config, "flows_dir")
+    resolved_flows = flows_dir or FLOWS_DIR.read(env) or _yaml_str(config, "flows_dir")
     body = _int_setting(max_body, env, "MAX_BODY", config, "max_body", DEFAULT_MAX_BODY)
     if body <= 0:
         raise ConfigError("MAX_BODY must be greater than zero")

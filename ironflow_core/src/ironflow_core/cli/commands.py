@@ -18,7 +18,7 @@ from ironflow_core.cli.shared import (
     state,
     usage_error,
 )
-from ironflow_core.errors import FlowLoadError
+from ironflow_core.errors import ConfigError, FlowLoadError
 
 RUN_STATUS_NAMES = ("pending", "running", "success", "failed", "stalled", "cancelled")
 """``list --status`` choices (the model's ``RUN_STATUSES``, kept here so --help needs no import)."""
@@ -221,7 +221,9 @@ async def _cancel_on_signal(executor: Any, received: list[int]) -> None:
 
 
 def _progress(definition: Any, fmt: str) -> Any:
-    if fmt != "text" or os.environ.get("IRONFLOW_PROGRESS", "").lower() in ("0", "off", "false"):
+    from ironflow_core.settings import PROGRESS
+
+    if fmt != "text" or not PROGRESS.read(os.environ):
         return None
     from ironflow_core.cli.progress import LiveProgress, PlainProgress
 
@@ -338,19 +340,15 @@ def list_runs(status: str | None, store_dir: str | None, fmt: str, limit: int | 
     import trio
 
     from ironflow_core.model import RunStatus
-    from ironflow_core.settings import strict_non_negative_int
+    from ironflow_core.settings import MAX_LIST_RECORDS
     from ironflow_core.stores.cursor import decode_cursor
 
     st = state()
     st.prepare()
     try:
-        cap = strict_non_negative_int(os.environ, "IRONFLOW_MAX_LIST_RECORDS")
-    except Exception:
-        cap = 0
-    if cap is None:
-        cap = 100
-    if cap <= 0:
-        fail("IRONFLOW_MAX_LIST_RECORDS must be a positive integer")
+        cap: int = MAX_LIST_RECORDS.read(os.environ)
+    except ConfigError as exc:
+        fail(str(exc))
     if limit is None:
         limit = cap
     if limit <= 0:

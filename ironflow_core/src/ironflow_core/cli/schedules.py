@@ -78,11 +78,12 @@ def schedules(fmt: str, store_dir: str | None, flows_dir: str | None) -> None:
     from zoneinfo import ZoneInfo
 
     from ironflow_core.schedules.config import check_flow_loads, parse_schedules
+    from ironflow_core.settings import FLOWS_DIR
     from ironflow_core.stores.select import open_store
 
     st = state()
     config = st.config
-    root = flows_dir or os.environ.get("FLOWS_DIR") or config.get("flows_dir")
+    root = flows_dir or FLOWS_DIR.read(os.environ) or config.get("flows_dir")
     declared = parse_schedules(config.get("schedules"), root if isinstance(root, str) else None)
     for schedule in declared:
         check_flow_loads(schedule, st.registry, os.environ)

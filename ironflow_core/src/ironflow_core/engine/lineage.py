@@ -29,7 +29,7 @@ import attrs
 import trio
 
 from ironflow_core.errors import IronflowError
-from ironflow_core.settings import SubworkflowLimits
+from ironflow_core.settings import FLOWS_DIR, SubworkflowLimits
 
 _slots: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("ironflow_subworkflows")
 
@@ -74,7 +74,7 @@ def flow_roots(
     dirs: list[str] = []
     if source_path:
         dirs.append(os.path.dirname(os.path.realpath(source_path)))
-    flows_dir = env.get("FLOWS_DIR")
+    flows_dir = FLOWS_DIR.read(env)
     if flows_dir:
         dirs.append(os.path.realpath(flows_dir))
     dirs.extend(os.path.realpath(d) for d in extra)

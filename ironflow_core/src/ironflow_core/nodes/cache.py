@@ -35,11 +35,10 @@ from ironflow_core.context import NodeContext
 from ironflow_core.errors import NodeError
 from ironflow_core.fsroots import FsRoots, open_dir
 from ironflow_core.params import ABSENT, CountParam, JsonValue, source_value, strict_u64
-from ironflow_core.settings import lenient_positive_int
+from ironflow_core.settings import CACHE_DIR, lenient_positive_int
 from ironflow_core.specs import NodeSpec
 
 DEFAULT_MAX_ENTRIES = 10_000
-DEFAULT_CACHE_DIR = ".ironflow_cache"
 
 
 def now_seconds() -> int:
@@ -134,7 +133,8 @@ def _backend(node: str, backend: str) -> str:
 def _cache_dir(ctx: NodeContext, value: str | None) -> str:
     if value is not None:
         return value
-    return ctx.services.env.get("IRONFLOW_CACHE_DIR") or DEFAULT_CACHE_DIR
+    directory: str = CACHE_DIR.read(ctx.services.env)
+    return directory
 
 
 def safe_key(key: str) -> str:

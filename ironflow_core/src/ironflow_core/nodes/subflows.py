@@ -38,7 +38,7 @@ from ironflow_core.params import (
     strict_float,
     strict_u64,
 )
-from ironflow_core.settings import lenient_positive_int
+from ironflow_core.settings import MAX_REPEAT_ITERATIONS, lenient_positive_int
 from ironflow_core.specs import NodeSpec
 
 if TYPE_CHECKING:
@@ -470,11 +470,8 @@ async def _run_parallel_child(ctx: NodeContext, child: _Child) -> tuple[Any, str
 
 # -- repeat_subworkflow ----------------------------------------------------------------
 
-DEFAULT_MAX_REPEAT = 128
-ABSOLUTE_MAX_REPEAT = 1024
 DEFAULT_MAX_DELAY = 60.0
 ABSOLUTE_MAX_DELAY = 3600.0
-_USIZE = re.compile(r"\+?[0-9]+")
 
 
 @attrs.frozen
@@ -520,21 +517,6 @@ def _repeat_string(value: Any, name: str, default: str) -> str:
     return value
 
 
-def repeat_cap(env: Mapping[str, str]) -> int:
-    """RS-1: ``IRONFLOW_MAX_REPEAT_ITERATIONS`` (1..1024), an error when invalid."""
-    raw = env.get("IRONFLOW_MAX_REPEAT_ITERATIONS")
-    if raw is None:
-        return DEFAULT_MAX_REPEAT
-    if not _USIZE.fullmatch(raw):
-        raise NodeError("IRONFLOW_MAX_REPEAT_ITERATIONS must be a positive whole number")
-    value = int(raw)
-    if not 1 <= value <= ABSOLUTE_MAX_REPEAT:
-        raise NodeError(
-            f"IRONFLOW_MAX_REPEAT_ITERATIONS must be between 1 and {ABSOLUTE_MAX_REPEAT}"
-        )
-    return value
-
-
 def _repeat_settings(ctx: NodeContext, config: RepeatSubworkflowConfig) -> _RepeatSettings:
     """Validate every parameter before anything is resolved or run (RS-1)."""
     if not config.flow:
@@ -556,7 +538,7 @@ def _repeat_settings(ctx: NodeContext, config: RepeatSubworkflowConfig) -> _Repe
     if config.max_iterations is None:
         raise NodeError("repeat_subworkflow requires 'max_iterations'")
     max_iterations = strict_u64(ctx, "max_iterations", config.max_iterations, 0)
-    cap = repeat_cap(ctx.services.env)
+    cap: int = MAX_REPEAT_ITERATIONS.read(ctx.services.env)
     if max_iterations == 0:
         raise NodeError("repeat_subworkflow: 'max_iterations' must be greater than 0")
     if max_iterations > cap:
