@@ -1,4 +1,5 @@
-"""The settings schema reads the lease, recovery, queue, subworkflow and flow-source settings.
+"""The settings schema reads every setting that is used at one site (leases, recovery, queue,
+subworkflows, flow source, plugins, flows dir, fs roots, cache, progress, list cap).
 
 Each is a ``Setting`` with its default and reader: the places that use it read
 it through ``Setting.read``, so the name, default and message exist once.

@@ -336,7 +336,8 @@ def settings_schema() -> tuple[Setting, ...]:
     return tuple(_SCHEMA)
 
 
-# Settings read where they are used (engine, leases, recovery, queues, loading),
+# Settings read where they are used (engine, leases, recovery, queues, loading, plugins,
+# nodes, CLI),
 # each through ``Setting.read``: one name, one default, one message.
 
 def strict_count(env: Mapping[str, str], name: str, default: int) -> int:
