@@ -337,8 +337,7 @@ def settings_schema() -> tuple[Setting, ...]:
 
 
 # Settings read where they are used (engine, leases, recovery, queues, loading, plugins,
-# nodes, CLI),
-# each through ``Setting.read``: one name, one default, one message.
+# nodes, CLI), each through ``Setting.read``: one name, one default, one message.
 
 def strict_count(env: Mapping[str, str], name: str, default: int) -> int:
     """A non-negative integer, ``default`` when unset; anything else is a ``ConfigError``."""
