@@ -356,8 +356,11 @@ def redis_killed_mid_run(redis: RedisProcess, work: Path, seed: int) -> dict[str
     proc = start(["run", str(flow), "--format", "json"], env)
     deadline = time.monotonic() + 120
     while "GATE" not in appends(append):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the run never reached the gate: {finish(proc)[2][-2000:]}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"the run ended before the gate: {finish(proc)[2][-2000:]}")
+        if time.monotonic() > deadline:
+            kill_group(proc)
+            raise RuntimeError("the run did not reach the gate within 120 s")
         time.sleep(0.05)
     redis.kill()
     gate.touch()  # the held step finishes and the run's next store call meets no Redis
