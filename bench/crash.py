@@ -47,13 +47,15 @@ LEASE_TTL = "1"
 
 
 # ------------------------------------------------------------------ the flow
-def crash_flow(seed: int = 1) -> str:
+def crash_flow(seed: int = 1, gate_layer: int | None = None) -> str:
     """100 steps in 10 phases; every step depends on the whole previous phase.
 
     Per phase: 4 ``code`` steps that read the previous phase's and (as a
     snapshot) their own phase's shared key and write the shared key (the
     later-declared one wins), 3 quick shell appends, 1 ``delay``, 2 shell
-    appends that sleep first.
+    appends that sleep first. With ``gate_layer``, the last step of that phase
+    appends ``GATE`` and then waits until the file ``$CRASH_GATE`` exists: the
+    caller sees the run is mid-run and decides when it goes on, no timing guessed.
     """
     rng = random.Random(seed)
     lines = ['local flow = Flow.new("crash")']
@@ -74,6 +76,12 @@ def crash_flow(seed: int = 1) -> str:
                         f'"echo {name} >> \\"$CRASH_APPEND\\"" }}, output_key = "{name}" }})')
             elif j == 7:
                 body = f"nodes.delay({{ seconds = {rng.uniform(0.05, 0.25):.2f} }})"
+            elif layer == gate_layer and j == WIDTH - 1:
+                body = (f'nodes.shell_command({{ cmd = "sh", args = {{ "-c", '
+                        f'"echo GATE >> \\"$CRASH_APPEND\\"; '
+                        f'until [ -e \\"$CRASH_GATE\\" ]; do sleep 0.05; done; '
+                        f'echo {name} >> \\"$CRASH_APPEND\\"" }}, '
+                        f'output_key = "{name}" }})')
             else:
                 body = (f'nodes.shell_command({{ cmd = "sh", args = {{ "-c", '
                         f'"sleep 0.1; echo {name} >> \\"$CRASH_APPEND\\"" }}, '
@@ -229,12 +237,13 @@ def appends(path: Path) -> Counter[str]:
     return Counter(path.read_text().split()) if path.exists() else Counter()
 
 
-def uninterrupted(flow: Path, target: StoreTarget, work: Path) -> tuple[dict[str, Any], float]:
+def uninterrupted(flow: Path, target: StoreTarget, work: Path,
+                  extra: dict[str, str] | None = None) -> tuple[dict[str, Any], float]:
     """The final context of a run nobody killed (what every crashed run must end with),
     and how long the whole ``ironflow run`` took: kills are spread over that time."""
     began = time.monotonic()
     code, out, err = finish(start(["run", str(flow), "--format", "json"],
-                                  process_env(target, work / "expected.append")))
+                                  process_env(target, work / "expected.append", extra)))
     if code != 0:
         raise RuntimeError(f"the uninterrupted run failed: {err[-2000:]}")
     return json.loads(out)["ctx"], time.monotonic() - began
@@ -329,16 +338,32 @@ def campaign(target: StoreTarget, work: Path, *, kills: int, per_run: int, seed:
 
 # ---------------------------------------------------------- store failures
 def redis_killed_mid_run(redis: RedisProcess, work: Path, seed: int) -> dict[str, Any]:
-    """Redis (with an fsync-always AOF) is killed mid-run and restarted; the run resumes."""
+    """Redis (with an fsync-always AOF) is killed mid-run and restarted; the run resumes.
+
+    The run is held at a gate halfway (``crash_flow(gate_layer=...)``): Redis
+    dies while the run certainly still executes, however slow the machine is.
+    """
     target = StoreTarget("redis", url=redis.url, prefix=f"crash-rf-{seed}:")
     work.mkdir(parents=True, exist_ok=True)
     flow = work / "crash.lua"
-    flow.write_text(crash_flow(seed))
-    expected, duration = uninterrupted(flow, target, work)
-    env = process_env(target, work / "redis-failure.append")
+    flow.write_text(crash_flow(seed, gate_layer=LAYERS // 2))
+    gate = work / "gate"
+    gate.touch()  # the uninterrupted run passes the gate at once
+    expected, _duration = uninterrupted(flow, target, work, {"CRASH_GATE": str(gate)})
+    gate.unlink()
+    append = work / "redis-failure.append"
+    env = process_env(target, append, {"CRASH_GATE": str(gate)})
     proc = start(["run", str(flow), "--format", "json"], env)
-    time.sleep(duration * random.Random(seed).uniform(0.5, 0.8))
+    deadline = time.monotonic() + 120
+    while "GATE" not in appends(append):
+        if proc.poll() is not None:
+            raise RuntimeError(f"the run ended before the gate: {finish(proc)[2][-2000:]}")
+        if time.monotonic() > deadline:
+            kill_group(proc)
+            raise RuntimeError("the run did not reach the gate within 120 s")
+        time.sleep(0.05)
     redis.kill()
+    gate.touch()  # the held step finishes and the run's next store call meets no Redis
     code, _out, err = finish(proc)
     redis.start()
     report: dict[str, Any] = {"exit": code, "stderr": err.strip()[-400:],

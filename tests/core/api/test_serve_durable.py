@@ -87,6 +87,14 @@ def test_a_killed_cli_run_shows_as_owner_gone_and_resumes_in_place(tmp_path: Pat
     assert "owner gone" not in cli("list", "--store-dir", str(store)).stdout
 
 
+def published_leases(leases: Path) -> list[str]:
+    """Run IDs of the published lease files in ``leases``, leaving temporary files out."""
+    if not leases.exists():
+        return []
+    return [name[:-6] for name in os.listdir(leases)
+            if name.endswith(".lease") and not name.startswith(".")]
+
+
 def test_resume_of_a_run_that_still_executes_is_refused(tmp_path: Path):
     flow = tmp_path / "slowrun.lua"
     flow.write_text(SLOW_FLOW.replace("seconds = 4", "seconds = 120"))
@@ -97,10 +105,12 @@ def test_resume_of_a_run_that_still_executes_is_refused(tmp_path: Path):
     try:
         deadline = time.monotonic() + 60
         leases = store / ".ironflow-run-leases-v1"
-        while not (leases.exists() and os.listdir(leases)):
+        # The lease is published as ``.<id>.lease.<hex>.tmp`` then renamed: only a
+        # published ``<id>.lease`` names the run.
+        while not (published := published_leases(leases)):
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        run_id = os.listdir(leases)[0][:-6]
+        [run_id] = published
         refused = cli("resume", run_id, "--store-dir", str(store))
         assert refused.returncode == 1
         assert refused.stderr.startswith(f"Error: Run '{run_id}' is still executing: owner ")
