@@ -25,14 +25,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from cluster import Redis  # the loopback redis-server the scale-out benches use
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -105,44 +105,6 @@ def best_of(cmd: Sequence[str], env: dict[str, str], reps: int) -> tuple[float, 
     timed(cmd, env)  # warm the bytecode and page caches
     runs = [timed(cmd, env) for _ in range(reps)]
     return min(r[0] for r in runs), min(r[2] for r in runs)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Redis:
-    """A ``redis-server`` on a free loopback port, without persistence."""
-
-    def __init__(self, directory: Path) -> None:
-        server = shutil.which("redis-server")
-        if server is None:
-            raise SystemExit("redis-server is not on PATH")
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(directory)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(64).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.close()
-                raise SystemExit("redis-server did not start")
-            time.sleep(0.02)
-
-    def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
 
 
 def store_env(store: str, tmp: Path, redis: Redis | None) -> dict[str, str]:
@@ -325,7 +287,7 @@ def run_suite(*, reps: int, quick: bool, linear: bool, api: bool,
                 results["api"] = measure_api(100 if quick else 500, 10 if quick else 50)
         finally:
             if redis is not None:
-                redis.close()
+                redis.stop()
     return results
 
 

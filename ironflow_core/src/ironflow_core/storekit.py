@@ -103,7 +103,12 @@ from ironflow_core.stores.leases import (
     stall_record,
     still_executing,
 )
-from ironflow_core.stores.memory import check_context, check_new_record, check_origin
+from ironflow_core.stores.memory import (
+    check_context,
+    check_new_record,
+    check_origin,
+    checked_status_change,
+)
 
 __all__ = [
     "INVALID_CURSOR",
@@ -145,6 +150,7 @@ __all__ = [
     "check_origin",
     "check_run_json",
     "check_task_json",
+    "checked_status_change",
     "clock_micros",
     "coerce_status",
     "compact_json",

@@ -57,6 +57,7 @@ from ironflow_core.storekit import (
     check_new_record,
     check_origin,
     check_task_json,
+    checked_status_change,
     clock_micros,
     compact_json,
     cursor_for_filter,
@@ -165,13 +166,7 @@ class RedisStore:
     ) -> None:
         """Set the status by a fold of the whole record (ST-12); retried when folds race."""
         validate_run_id(run_id)
-        try:
-            status = RunStatus(status)
-        except ValueError:
-            raise InvalidInputError(f"Invalid run status '{status}'") from None
-        if at is not None and not is_timestamp(at):
-            raise InvalidInputError(f"Invalid finished timestamp '{at}'")
-        finished = at if at is not None else now_timestamp()
+        status, finished = checked_status_change(status, at)
 
         def change(raw: dict[str, Any]) -> None:
             raw["status"] = str(status)

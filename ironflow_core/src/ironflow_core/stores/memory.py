@@ -107,6 +107,21 @@ def check_origin(origin: RunOrigin, run_id: str) -> str:
     return compact_json(origin.to_json(), f"Origin of run '{run_id}'", InvalidInputError)
 
 
+def checked_status_change(status: RunStatus | str, at: str | None) -> tuple[RunStatus, str]:
+    """A ``set_status`` call's status and finish time, checked: what a store writes.
+
+    The finish time is ``at`` or now; it is only stored by the first terminal
+    status (ST-12). Bad input is ``InvalidInputError`` before anything changes.
+    """
+    try:
+        checked = RunStatus(status)
+    except ValueError:
+        raise InvalidInputError(f"Invalid run status '{status}'") from None
+    if at is not None and not is_timestamp(at):
+        raise InvalidInputError(f"Invalid finished timestamp '{at}'")
+    return checked, at if at is not None else now_timestamp()
+
+
 def apply_status(record: RunRecord, status: RunStatus, at: str | None) -> None:
     """ST-12/ENG-13: ``finished`` is set by the first terminal status and never moves."""
     status = RunStatus(status)

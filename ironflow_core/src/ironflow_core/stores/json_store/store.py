@@ -38,7 +38,7 @@ from ironflow_core.model import (
 )
 from ironflow_core.runid import validate_run_id
 from ironflow_core.stores import json_codec as codec
-from ironflow_core.stores.cursor import check_limit, coerce_status, cursor_for_filter, is_timestamp
+from ironflow_core.stores.cursor import check_limit, coerce_status, cursor_for_filter
 from ironflow_core.stores.json_store import journal
 from ironflow_core.stores.json_store.files import (
     FLOW_DIR,
@@ -62,7 +62,12 @@ from ironflow_core.stores.leases import (
     stall_record,
     still_executing,
 )
-from ironflow_core.stores.memory import check_context, check_new_record, check_origin
+from ironflow_core.stores.memory import (
+    check_context,
+    check_new_record,
+    check_origin,
+    checked_status_change,
+)
 
 DEFAULT_JOURNAL_MIN_BYTES = 256 * 1024
 """A journal smaller than this is never folded early (only on a status change)."""
@@ -109,13 +114,7 @@ class JsonStore:
     ) -> None:
         """Change the run's status; the record is rewritten and synced before this returns."""
         validate_run_id(run_id)
-        try:
-            status = RunStatus(status)
-        except ValueError:
-            raise InvalidInputError(f"Invalid run status '{status}'") from None
-        if at is not None and not is_timestamp(at):
-            raise InvalidInputError(f"Invalid finished timestamp '{at}'")
-        finished = at if at is not None else now_timestamp()
+        status, finished = checked_status_change(status, at)
 
         async with self._locked(run_id) as handle:
             self.leases.fence(run_id, owner)
