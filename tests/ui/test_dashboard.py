@@ -170,6 +170,40 @@ def test_a_new_run_appears_in_the_list_and_its_steps_turn_green_live(page, serve
     thread.join(30)
 
 
+def test_a_replayed_history_moves_no_finished_step_backwards(page, server, api):
+    """The page reads the run record, then the stream replays the run's events from the
+    start. Cut the replay off after the failed step's first start: the step must still
+    read failed on its second attempt, and the run failed, until the stream resumes."""
+    start_run(server, "failing.lua").join(30)
+    run = newest_run(api, "failing")
+    frames = api.get(f"/runs/{run['id']}/events").text.split("\n\n")
+    cut = next(i for i, f in enumerate(frames)
+               if '"task_started"' in f and '"step":"parse"' in f.replace(" ", ""))
+    replayed = frames[: cut + 1]
+    held_back = ('event: stream_error\ndata: {"error": "held back by the test", '
+                 '"code": "event_stream_error", "retryable": true}')
+    served: list[str] = []
+
+    def events(route):
+        if served:  # the reconnect after the test's check gets the real stream
+            route.continue_()
+            return
+        served.append(route.request.url)
+        route.fulfill(status=200, headers={"content-type": "text/event-stream"},
+                      body="\n\n".join([*replayed, held_back]) + "\n\n")
+
+    page.route(f"**/runs/{run['id']}/events", events)
+    page.goto(f"{server.url}/ui/#/runs/{run['id']}")
+    page.wait_for_function(f"(window.__ironflowRun?.metrics.eventsApplied ?? 0) >= {len(replayed)}")
+    shown = page.evaluate("({run: window.__ironflowRun.status, "
+                          "parse: {...window.__ironflowRun.tasks.parse}})")
+    assert shown["run"] == "failed"
+    assert (shown["parse"]["status"], shown["parse"]["attempt"]) == ("failed", 2)
+    assert page.locator(".runhead .st-failed").count() == 1
+    # the replayed start still draws its attempt on the timeline
+    assert page.evaluate("window.__ironflowRun.attempts.get('parse').length") == 1
+
+
 def test_open_a_failed_step_and_read_its_error(page, server, api, shots):
     start_run(server, "failing.lua").join(30)
     run = newest_run(api, "failing")

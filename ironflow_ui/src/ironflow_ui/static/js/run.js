@@ -22,7 +22,8 @@ function taskState(t) {
 
 /** Is `b` at least as recent as `a`? (a later attempt, or a later stage of the same one) */
 function fresher(a, b) {
-  if (b.attempt !== a.attempt) return b.attempt > a.attempt;
+  const [was, now] = [a.attempt ?? 0, b.attempt ?? 0];
+  if (now !== was) return now > was;
   return RANK[b.status] >= RANK[a.status];
 }
 
@@ -66,36 +67,57 @@ export function runPage(main, runId) {
     }
   }
 
+  /**
+   * Apply one event. The stream replays a run's history after the page has read its
+   * record, so an event older than what the page shows moves no status backwards;
+   * it still draws its attempt on the timeline.
+   */
   function apply(ev) {
     const ts = Date.parse(ev.timestamp);
-    if (ev.type === "run_started") { state.status = "running"; state.runStart ??= ts; return; }
-    if (ev.type === "run_finished") { state.status = ev.run_status; state.runEnd = ts; return; }
+    const stale = state.runEnd !== null && ts < state.runEnd;
+    if (ev.type === "run_started") {
+      if (!(stale && TERMINAL_RUN.has(state.status))) state.status = "running";
+      state.runStart ??= ts;
+      return;
+    }
+    if (ev.type === "run_finished") {
+      if (!stale) { state.status = ev.run_status; state.runEnd = ts; }
+      return;
+    }
     const task = ev.step && state.tasks[ev.step];
     if (!task) return;
     const tries = state.attempts.get(ev.step) || [];
     const open = tries.length ? tries[tries.length - 1] : null;
-    const close = (status) => {
+    const advance = (status) => {
+      const next = { status, attempt: ev.attempt ?? task.attempt };
+      if (!fresher(task, next)) return false;
       task.status = status;
+      task.attempt = next.attempt;
+      return true;
+    };
+    const close = (status) => {
+      const moved = advance(status);
       if (open && open.end === null) {
         open.end = ev.duration_ms !== undefined ? open.start + ev.duration_ms : ts;
         open.status = status;
       }
+      return moved;
     };
     switch (ev.type) {
       case "task_started":
-        task.status = "running";
-        task.attempt = ev.attempt ?? task.attempt;
-        tries.push({ attempt: task.attempt, start: ts, end: null, status: "running" });
+        advance("running");
+        tries.push({ attempt: ev.attempt ?? task.attempt, start: ts, end: null, status: "running" });
         state.attempts.set(ev.step, tries);
         break;
       case "task_succeeded": close("success"); break;
-      case "task_failed":
-        close("failed");
-        if (ev.error) { task.error = ev.error; if (open) open.error = ev.error; }
+      case "task_failed": {
+        const moved = close("failed");
+        if (ev.error) { if (moved) task.error = ev.error; if (open) open.error = ev.error; }
         break;
+      }
       case "task_cancelled": close("cancelled"); break;
-      case "task_skipped": task.status = "skipped"; break;
-      case "task_retrying": task.status = "running"; task.attempt = ev.attempt ?? task.attempt; break;
+      case "task_skipped": advance("skipped"); break;
+      case "task_retrying": advance("running"); break;
       default: break;
     }
   }
