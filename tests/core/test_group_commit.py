@@ -222,3 +222,116 @@ async def test_a_fan_out_writes_fewer_batches_than_updates_and_records_every_tas
     updates = sum(len(batch) for batch in store.task_writes)
     assert updates == 2 * len(names)  # running and success, each written once
     assert len(store.task_writes) < updates // 2  # gathered: batches of several updates
+
+
+async def test_a_deferred_update_rides_with_the_next_write_and_is_announced_once_durable():
+    log = SlowLog(delay=0)
+    writer = GroupCommit(log, window=1)
+    announced: list[tuple[str, list[str]]] = []
+    writer.defer("a-success", lambda: announced.append(("a", list(log.durable))))
+    assert log.writes == [] and writer.deferred == 1  # nothing written on its own
+    await writer.save("b-running")
+    assert log.writes == [["a-success", "b-running"]]  # one write for both, in order
+    assert announced == [("a", ["a-success", "b-running"])]  # after it was durable
+    writer.defer("b-success", lambda: announced.append(("b", list(log.durable))))
+    await writer.flush()
+    assert log.writes[-1] == ["b-success"] and writer.deferred == 0
+    assert announced[-1][0] == "b"
+    await writer.flush()  # nothing deferred: no write
+    assert len(log.writes) == 2
+
+
+async def test_a_failed_write_puts_its_deferred_updates_back_for_the_next(autojump_clock):
+    log = SlowLog()
+    writer = GroupCommit(log, window=1)
+    announced: list[str] = []
+    writer.defer("a-success", lambda: announced.append("a"))
+    log.fail_next = LeaseLostError("refused")
+    with pytest.raises(LeaseLostError):
+        await writer.save("b-running")
+    assert announced == [] and writer.deferred == 1  # not durable, not announced, kept
+    await writer.flush()
+    assert log.durable == ["a-success"] and announced == ["a"]
+
+
+async def test_a_deferred_update_in_a_batch_nobody_waits_for_is_kept(autojump_clock):
+    log = SlowLog()
+    writer = GroupCommit(log, window=1)
+    announced: list[str] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.save, "first")  # takes the window
+        await trio.testing.wait_all_tasks_blocked()
+        writer.defer("a-success", lambda: announced.append("a"))
+        with trio.CancelScope() as scope:
+            nursery.start_soon(_cancel_soon, scope)
+            await writer.save("b-running")  # gathers behind "first", then is cancelled
+    assert announced == [] and writer.deferred == 1
+    await writer.flush()
+    assert log.writes[-1] == ["a-success"] and announced == ["a"]
+
+
+async def _cancel_soon(scope: trio.CancelScope) -> None:
+    await trio.testing.wait_all_tasks_blocked()
+    scope.cancel()
+
+
+class WatchingStore(MemoryStore):
+    """Records, per task update written, which writes carried it and when."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task_writes: list[list[tuple[str, TaskStatus]]] = []
+
+    async def upsert_tasks(self, run_id, tasks, *, owner=None):  # type: ignore[no-untyped-def]
+        self.task_writes.append([(t.name, t.status) for t in tasks])
+        await super().upsert_tasks(run_id, tasks, owner=owner)
+
+
+async def test_a_chain_costs_one_task_write_per_step_and_no_step_starts_before_its_input_is_durable(
+    autojump_clock,
+):
+    store = WatchingStore()
+    names = [f"s{i}" for i in range(6)]
+    steps = [step(names[0], config={"out": {"v0": 1}})]
+    steps += [step(n, deps=(names[i],), config={"out": {f"v{i + 1}": 1}})
+              for i, n in enumerate(names[1:])]
+    durable_when_started: dict[str, TaskStatus] = {}
+
+    class Observer:
+        def on_event(self, event):  # type: ignore[no-untyped-def]
+            if event.type.value == "task_started" and event.step != "s0":
+                before = names[names.index(event.step) - 1]
+                durable_when_started[event.step] = store._runs[event.run_id].tasks[before].status
+
+    executor = prepare_run(flow(*steps), store=store, registry=registry(), context={},
+                           observers=[Observer()])
+    record = await executor.run()
+    assert record.status is RunStatus.SUCCESS
+    assert len(store.task_writes) == len(names) + 1  # each running carries the success before it
+    assert store.task_writes[1] == [("s0", TaskStatus.SUCCESS), ("s1", TaskStatus.RUNNING)]
+    assert store.task_writes[-1] == [("s5", TaskStatus.SUCCESS)]  # the last one, at the end
+    assert set(durable_when_started.values()) == {TaskStatus.SUCCESS}
+    stored = await store.get_run(record.id)
+    assert all(stored.tasks[n].status is TaskStatus.SUCCESS for n in names)
+
+
+async def test_a_success_is_durable_and_announced_without_waiting_for_a_slow_peer(autojump_clock):
+    store = WatchingStore()
+    seen: dict[str, tuple[float, TaskStatus]] = {}
+
+    class Observer:
+        def on_event(self, event):  # type: ignore[no-untyped-def]
+            if event.type.value == "task_succeeded":
+                stored = store._runs[event.run_id].tasks[event.step].status
+                seen[event.step] = (trio.current_time(), stored)
+
+    executor = prepare_run(
+        flow(step("slow", config={"sleep": 60}), step("quick", config={"out": {"q": 1}})),
+        store=store, registry=registry(), context={}, observers=[Observer()],
+        env={"IRONFLOW_MAX_CONCURRENT_TASKS": "2"})
+    start = trio.current_time()
+    await executor.run()
+    quick_at, quick_stored = seen["quick"]
+    assert quick_at - start < 1  # not held back until "slow" ends at 60 s
+    assert quick_stored is TaskStatus.SUCCESS  # announced only once durable
+    assert seen["slow"][1] is TaskStatus.SUCCESS

@@ -64,3 +64,30 @@ def test_what_the_fast_encoder_refuses_gets_the_reference_behaviour() -> None:
     assert dumps("\ud800") == reference("\ud800")  # a lone surrogate
     with pytest.raises(TypeError):
         dumps({"when": object()})
+
+
+@pytest.mark.parametrize(("ns", "text"), [
+    (0, "1970-01-01T00:00:00.000000Z"),
+    (1_700_000_000_123_456_789, "2023-11-14T22:13:20.123456Z"),  # floored to the µs
+    (1_700_000_001_000_000_999, "2023-11-14T22:13:21.000000Z"),  # the next second
+    (1_700_000_000_999_999_000, "2023-11-14T22:13:20.999999Z"),  # and back within it
+])
+def test_now_timestamp_formats_the_clock_as_json_7_text(monkeypatch, ns: int, text: str) -> None:
+    import time
+
+    from ironflow_core.jsonutil import now_timestamp
+
+    monkeypatch.setattr(time, "time_ns", lambda: ns)
+    assert now_timestamp() == text
+
+
+def test_now_timestamp_agrees_with_the_datetime_clock() -> None:
+    import datetime as dt
+
+    from ironflow_core.jsonutil import is_timestamp, now_timestamp, parse_timestamp
+
+    before = dt.datetime.now(dt.UTC)
+    text = now_timestamp()
+    after = dt.datetime.now(dt.UTC)
+    assert is_timestamp(text)
+    assert before <= parse_timestamp(text) <= after

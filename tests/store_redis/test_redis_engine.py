@@ -132,12 +132,13 @@ async def test_arch_3_an_engine_run_costs_one_round_trip_per_task_update(
     record = await executor.run()
     assert record.status is RunStatus.SUCCESS
     sent = sent_commands(redis_client) - before
-    # create 1 + lease 1 + origin 1 + running fold 2 + (running, success) per step
-    # + final ctx 1 + fold 2 + release 1 (ST-50: no renewal in a run this short; the
-    # final record is the one the run holds, not read back), plus NOSCRIPT and SCRIPT
-    # LOAD once for each of the seven scripts used.
+    # create 1 + lease 1 + origin 1 + running fold 2 + one write per step (its running,
+    # carrying the success before it) + the last success 1 + final ctx 1 + fold 2 +
+    # release 1 (ST-50: no renewal in a run this short; the final record is the one the
+    # run holds, not read back), plus NOSCRIPT and SCRIPT LOAD once for each of the
+    # seven scripts used.
     assert sent["hgetall"] == 2
     assert (sent["script|load"], sent["failed:evalsha"]) == (7, 7)
-    assert round_trips(sent) == 2 * steps + 9 + 2 * 7
+    assert round_trips(sent) == steps + 1 + 9 + 2 * 7
     assert record.to_json() == (await store.get_run("chain")).to_json()
     await store.aclose()

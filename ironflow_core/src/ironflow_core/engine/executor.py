@@ -12,7 +12,10 @@ A step is a retry loop (``_attempts``) around single attempts
 (``_attempt``), each recorded ``running`` before its node starts. Task
 updates go through the run's ``GroupCommit``: those that meet a write in
 flight are written together, and each step goes on only once its own update
-is durable. The final record is the one the run created and kept up to
+is durable. A success is deferred: it rides with the worker's next write
+(usually its next step's ``running``), so a step costs one write, and no
+node starts before every success before it is durable; ``task_succeeded``
+is emitted once it is. The final record is the one the run created and kept up to
 date, not read back from the store.
 
 A resumed run starts from the run's initial context again, and a step kept
@@ -418,8 +421,16 @@ class RunExecutor:
 
     async def _save(self, task: TaskRecord) -> None:
         """Persist one task update (gathered with others in flight); stall the run on failure."""
+        await self._persisted(self.task_writer.save(task))
+
+    async def _flush(self) -> None:
+        """Make the deferred task updates durable now; stall the run on failure."""
+        if self.task_writer.deferred:
+            await self._persisted(self.task_writer.flush())
+
+    async def _persisted(self, write: Awaitable[None]) -> None:
         try:
-            await self.task_writer.save(task)
+            await write
         except StoreError as exc:
             if isinstance(exc, LeaseLostError):
                 self.lost_lease = exc
@@ -476,6 +487,8 @@ class RunExecutor:
         async def worker() -> None:
             for index in pending:  # shared: each step is taken by exactly one worker
                 await self._run_task(index, outputs)
+            # Out of work: the last success must not wait for the slowest peer to be durable.
+            await self._flush()
 
         try:
             async with trio.open_nursery() as nursery:
@@ -590,11 +603,13 @@ class RunExecutor:
                                    "task output exceeded IRONFLOW_MAX_TASK_OUTPUT_BYTES; "
                                    "the full value was still written to the context")
         task.finished = now_timestamp()
-        await self._save(task)
-        self.events.emit(
+        # Deferred: the success rides with this worker's next write (its next step's
+        # ``running``, a peer's, or the flush when it runs out of work), so no node
+        # starts before it is durable, and it is announced once it is.
+        self.task_writer.defer(task, lambda: self.events.emit(
             EventType.TASK_SUCCEEDED, step=step.name, node_type=step.node_type,
             task_status="success", attempt=number, duration_ms=outcome.duration_ms,
-        )
+        ))
 
     async def _back_off(self, step: StepSpec, task: TaskRecord, outcome: _Outcome,
                         number: int, wait: float, deadline: float) -> bool:
@@ -684,6 +699,7 @@ class RunExecutor:
         process now. When the final status cannot be written the lease is
         kept, so the run is reconciled or recovered once it expires.
         """
+        status = await self._flush_deferred(status)
         final_ctx, status = await self._final_context(status)
         status = await self._repair_tasks(status)
         finished = now_timestamp()
@@ -712,6 +728,19 @@ class RunExecutor:
                 self.lease.keep = True  # let it expire: reconciliation or recovery finds the run
             record.status = status
         return record
+
+    async def _flush_deferred(self, status: RunStatus) -> RunStatus:
+        """Write the successes no later write carried (the last phase's, a cancelled run's)."""
+        if not self.task_writer.deferred or self.lost_lease is not None:
+            return status  # a fenced-out owner writes nothing more
+        try:
+            await self.task_writer.flush()
+        except LeaseLostError as exc:
+            self.lost_lease = exc
+        except StoreError as exc:
+            self.stall_reason = str(exc)
+            return RunStatus.STALLED
+        return status
 
     async def _final_context(self, status: RunStatus) -> tuple[dict[str, Any], RunStatus]:
         """Persist the context the run ends with (values too big become markers, ENG-25).

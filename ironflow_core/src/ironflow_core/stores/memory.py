@@ -141,9 +141,9 @@ class MemoryStore:
         self._origins: dict[str, str] = {}
 
     def _get(self, run_id: str, owner: str | None = None) -> RunRecord:
-        validate_run_id(run_id)
-        record = self._runs.get(run_id)
+        record = self._runs.get(run_id) if isinstance(run_id, str) else None
         if record is None:
+            validate_run_id(run_id)  # a stored run's ID was checked when it was created
             raise RunNotFoundError(run_id)
         if owner is not None:
             lease = self._leases.get(run_id)
