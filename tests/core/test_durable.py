@@ -385,3 +385,16 @@ async def test_sub_flows_travel_with_the_run_and_resume_as_recorded(tmp_path,
     record = await (await open_resume(store, first.id, registry=REG, env=ENV)).run()
     assert record.status is RunStatus.SUCCESS, record.tasks["sub"].error
     assert record.id == first.id and record.tasks["sub"].attempt == 2
+
+
+async def test_a_succeeded_run_whose_lease_is_still_held_is_refused_as_succeeded(store):
+    """Between writing its final status and releasing its lease, a finished run is
+    still leased: a resume then hears that it already succeeded, not that it runs."""
+    run_id = await killed_run(store, READER_WRITER, {"shared": "old"}, [])
+    await store.acquire_lease(run_id, "finishing-owner", 60)
+    with pytest.raises(RunConflictError, match="is still executing"):
+        await open_resume(store, run_id, registry=REG, env=ENV)  # still running: busy
+    await store.set_status(run_id, RunStatus.SUCCESS, owner="finishing-owner")
+    with pytest.raises(IronflowError, match="already succeeded; nothing to resume") as caught:
+        await open_resume(store, run_id, registry=REG, env=ENV)
+    assert not isinstance(caught.value, RunConflictError)

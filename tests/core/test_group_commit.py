@@ -335,3 +335,22 @@ async def test_a_success_is_durable_and_announced_without_waiting_for_a_slow_pee
     assert quick_at - start < 1  # not held back until "slow" ends at 60 s
     assert quick_stored is TaskStatus.SUCCESS  # announced only once durable
     assert seen["slow"][1] is TaskStatus.SUCCESS
+
+
+async def test_the_skips_of_a_phase_share_one_write_and_are_announced_once_durable(autojump_clock):
+    store = WatchingStore()
+    durable_when_announced: list[TaskStatus] = []
+
+    class Observer:
+        def on_event(self, event):  # type: ignore[no-untyped-def]
+            if event.type.value == "task_skipped":
+                durable_when_announced.append(store._runs[event.run_id].tasks[event.step].status)
+
+    dependents = [step(f"d{i}", deps=("a",)) for i in range(20)]
+    executor = prepare_run(flow(step("a", config={"fail": "boom"}), *dependents),
+                           store=store, registry=registry(), context={}, observers=[Observer()])
+    record = await executor.run()
+    assert record.status is RunStatus.FAILED
+    skip_writes = [w for w in store.task_writes if ("d0", TaskStatus.SKIPPED) in w]
+    assert len(skip_writes) == 1 and len(skip_writes[0]) == 20  # one write for the phase
+    assert durable_when_announced == [TaskStatus.SKIPPED] * 20

@@ -25,6 +25,7 @@ from ironflow_core.api.errors import unavailable
 from ironflow_core.api.events import EventRecorder, MemoryEventStore
 from ironflow_core.engine import RunExecutor, open_resume, plan_flow, prepare_run
 from ironflow_core.engine.events import notify
+from ironflow_core.engine.resume import busy_run_error
 from ironflow_core.errors import RunConflictError
 from ironflow_core.model import Event, FlowDefinition, ProcessEventType, RunRecord
 from ironflow_core.queues.submit import CompletionWaiters, submit_run
@@ -265,7 +266,8 @@ class RunManager:
         if self.cancelling or self.nursery is None:
             raise unavailable(DRAINING)
         if self.is_active(run_id):
-            raise RunConflictError(f"Run '{run_id}' is still executing")
+            busy = RunConflictError(f"Run '{run_id}' is still executing")
+            raise await busy_run_error(self.store, run_id, busy)
         admission = self.admit()
         try:
             executor = await open_resume(

@@ -12,10 +12,10 @@ A step is a retry loop (``_attempts``) around single attempts
 (``_attempt``), each recorded ``running`` before its node starts. Task
 updates go through the run's ``GroupCommit``: those that meet a write in
 flight are written together, and each step goes on only once its own update
-is durable. A success is deferred: it rides with the worker's next write
-(usually its next step's ``running``), so a step costs one write, and no
-node starts before every success before it is durable; ``task_succeeded``
-is emitted once it is. The final record is the one the run created and kept up to
+is durable. A success or a skip is deferred: it rides with the run's next
+write (usually the worker's next ``running``), so a step costs one write,
+and no node starts before every success and skip before it is durable;
+``task_succeeded``/``task_skipped`` are emitted once it is. The final record is the one the run created and kept up to
 date, not read back from the store.
 
 A resumed run starts from the run's initial context again, and a step kept
@@ -45,7 +45,7 @@ from ironflow_core.engine.group_commit import GroupCommit
 from ironflow_core.engine.lease import LEASE_TTL_SECONDS, OwnerLease
 from ironflow_core.engine.planner import MAX_WAIT_SECONDS, Plan
 from ironflow_core.errors import LeaseLostError, NodeError, NodeFailure, StoreError
-from ironflow_core.jsonutil import dumps, format_seconds, now_timestamp
+from ironflow_core.jsonutil import dumps_bytes, format_seconds, now_timestamp
 from ironflow_core.model import (
     EventType,
     RunOrigin,
@@ -122,8 +122,7 @@ class FinalStatusError(StoreError):
 
 def bound_output(output: Mapping[str, Any], limit: int, note: str) -> Any:
     """ENG-25: the value kept in task history, replaced by a marker when too big."""
-    text = dumps(output)
-    if len(text.encode("utf-8")) <= limit:
+    if len(dumps_bytes(output)) <= limit:
         return output
     return {
         "_truncated": True,
@@ -360,7 +359,7 @@ class RunExecutor:
                     reason, unavailable = decision
                     if unavailable:
                         self.unavailable.add(step.name)
-                    await self._record_skip(step, reason)
+                    self._record_skip(step, reason)
             if len(launch) == 1:
                 await self._run_task(launch[0], outputs)
             elif launch:
@@ -438,18 +437,18 @@ class RunExecutor:
             self.cancel_scope.cancel()
             raise _Stall() from exc
 
-    async def _record_skip(self, step: StepSpec, reason: str) -> None:
+    def _record_skip(self, step: StepSpec, reason: str) -> None:
         task = self.tasks[step.name]
         task.status = TaskStatus.SKIPPED
         task.attempt = 0
         task.started = None
         task.error = None
         task.finished = now_timestamp()
-        await self._save(task)
-        self.events.emit(
+        # a final state, deferred like a success: the skips of a phase share one write
+        self.task_writer.defer(task, lambda: self.events.emit(
             EventType.TASK_SKIPPED, step=step.name, node_type=step.node_type,
             task_status="skipped", reason=reason,
-        )
+        ))
 
     def _node_context(self, step: StepSpec) -> NodeContext:
         overlay = self.overlay

@@ -124,7 +124,7 @@ class GroupCommit(Generic[T]):
         """Queue ``item`` to ride with the run's next write; ``on_durable`` runs once it is durable.
 
         The caller must not change ``item`` again before it is durable: a
-        deferred update is meant for a task's last state (a success).
+        deferred update is meant for a task's last state (a success, a skip).
         """
         self._deferred.append(_Deferred(item, on_durable))
 

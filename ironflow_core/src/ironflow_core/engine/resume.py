@@ -30,7 +30,7 @@ from ironflow_core.engine.executor import RunExecutor
 from ironflow_core.engine.lease import OwnerLease, lease_ttl
 from ironflow_core.engine.planner import Plan, plan_flow
 from ironflow_core.engine.run import prepare_run
-from ironflow_core.errors import IronflowError, StoreCorruptionError
+from ironflow_core.errors import IronflowError, RunConflictError, StoreCorruptionError, StoreError
 from ironflow_core.model import (
     FlowDefinition,
     RunOrigin,
@@ -109,6 +109,23 @@ def prepare_resume(
     )
 
 
+async def busy_run_error(store: StateStore, run_id: str,
+                         busy: RunConflictError) -> IronflowError:
+    """What a resume of a run that still holds its lease is told.
+
+    A run's lease outlives its final status by a moment (the status is
+    written, then the lease released): a run that already succeeded says so
+    rather than "still executing".
+    """
+    try:
+        record = await store.get_run(run_id)
+    except StoreError:
+        return busy
+    if record.status is RunStatus.SUCCESS:
+        return IronflowError(f"Run '{run_id}' already succeeded; nothing to resume")
+    return busy
+
+
 def _check_resumable(previous: RunRecord, flow: FlowDefinition) -> None:
     """A run that succeeded, or belongs to another flow, cannot be resumed."""
     if previous.status is RunStatus.SUCCESS:
@@ -164,7 +181,10 @@ async def open_resume(
     lease = None
     if not as_new:
         lease = OwnerLease(store, run_id, lease_ttl(env))
-        await lease.acquire()
+        try:
+            await lease.acquire()
+        except RunConflictError as exc:
+            raise await busy_run_error(store, run_id, exc) from None
     try:
         previous = await store.get_run(run_id)
         origin = await store.get_origin(run_id)
