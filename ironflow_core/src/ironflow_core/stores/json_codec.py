@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+import orjson
 
 from ironflow_core.errors import StoreCorruptionError
 from ironflow_core.jsonutil import (
@@ -154,23 +155,59 @@ class EncodedRun:
 class PrettyCache:
     """Pretty text of the parts of a record that did not change since the last encode.
 
-    Pretty-printing is the slow half of a compaction (the standard library's
-    indenting encoder is pure Python); a running record changes a few tasks
-    between compactions, so re-encoding only those keeps compaction cheap.
+    A running record changes a few tasks between compactions, so re-encoding
+    only those keeps a compaction's cost proportional to what changed. Each
+    task's entry is its whole ``"name": {...}`` member, indented and UTF-8.
     """
 
-    tasks: dict[str, str] = attrs.field(factory=dict)
-    ctx: str | None = None
+    tasks: dict[str, bytes] = attrs.field(factory=dict)
+    ctx: bytes | None = None
 
     def forget_task(self, name: str) -> None:
         """Drop a task's cached text after it changed."""
         self.tasks.pop(name, None)
 
 
+_FAST_PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
+_SMALL_EXPONENT = re.compile(rb"e-[1-9](?![0-9])")
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _floats_differ(text: bytes) -> bool:
+    """Whether orjson's ``text`` may spell a float otherwise than ``float.__repr__``.
+
+    They agree on every float but those of magnitude in [1e-9, 1e-4), which
+    orjson writes as ``0.00001`` and ``1e-6`` where Python writes ``1e-05`` and
+    ``1e-06`` (tests/core/test_json_codec_pretty.py sweeps every exponent).
+    Both searches are C scans; a string that merely looks like such a number
+    only costs the reference path.
+    """
+    if b".0000" in text:
+        return True
+    if b"e-" not in text:
+        return False
+    return any(
+        text[match.start() - 1:match.start()].isdigit() for match in _SMALL_EXPONENT.finditer(text)
+    )
+
+
+def _fast_pretty(value: Any) -> bytes | None:
+    """orjson's indented, key-sorted text of ``value`` when it is the reference's, else None."""
+    try:
+        text = orjson.dumps(value, default=_refuse, option=_FAST_PRETTY)
+    except (orjson.JSONEncodeError, TypeError):
+        return None  # big integers, lone surrogates, subclasses, deep nesting: the reference
+    return None if _floats_differ(text) else text
+
+
 def _pretty(value: Any, newline: str) -> str:
     """``json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)``, nested at ``newline``.
 
-    The standard library's indenting encoder is pure Python and slow; this one
+    The reference path, for what :func:`_fast_pretty` leaves to it. The
+    standard library's indenting encoder is pure Python and slow; this one
     leaves strings to the C escaper and is about twice as fast on records.
     """
     kind = type(value)
@@ -201,21 +238,46 @@ def _pretty(value: Any, newline: str) -> str:
     return _pretty_fallback(value).replace("\n", newline)
 
 
-def _member(key: str, value: Any) -> str:
-    return f"  {_encode_str(key)}: {_pretty(value, chr(10) + '  ')}"
+def pretty_bytes(value: Any, indent: int) -> bytes:
+    """The reference's indented, key-sorted text of ``value`` as UTF-8, nested ``indent`` levels.
+
+    The same bytes as ``json.dumps(value, indent=2, sort_keys=True,
+    ensure_ascii=False).encode()`` with every line after the first indented
+    by ``2 * indent`` spaces: orjson's text where it is the same, the
+    reference path where it may not be. ``value`` is a record's JSON as the
+    store holds it (parsed text, so no NaN or infinity, which orjson would
+    write as ``null``).
+    """
+    text = _fast_pretty(value)
+    if text is None:
+        return _pretty(value, "\n" + "  " * indent).encode()
+    return text.replace(b"\n", b"\n" + b"  " * indent) if indent else text
 
 
-def _tasks_text(tasks: Mapping[str, Any], cache: PrettyCache) -> str:
+def _task_member(name: str, task: Any) -> bytes:
+    """``    "name": {...}`` of the tasks object (two levels deep); one encoder call."""
+    text = _fast_pretty({name: task})
+    if text is None:
+        return f"    {_encode_str(name)}: {_pretty(task, chr(10) + '    ')}".encode()
+    # {"name": {...}} less its own braces, indented two more levels.
+    return b"  " + text[2:-2].replace(b"\n", b"\n  ")
+
+
+def _tasks_text(tasks: Mapping[str, Any], cache: PrettyCache) -> bytes:
     if not tasks:
-        return "{}"
+        return b"{}"
     chunks = cache.tasks
-    lines = []
+    members = []
     for name in sorted(tasks):
         chunk = chunks.get(name)
         if chunk is None:
-            chunk = chunks[name] = _pretty(tasks[name], "\n    ")
-        lines.append(f"    {_encode_str(name)}: {chunk}")
-    return "{\n" + ",\n".join(lines) + "\n  }"
+            chunk = chunks[name] = _task_member(name, tasks[name])
+        members.append(chunk)
+    return b"{\n" + b",\n".join(members) + b"\n  }"
+
+
+def _member(key: str, value: Any) -> str:
+    return f"  {_encode_str(key)}: {_pretty(value, chr(10) + '  ')}"
 
 
 def encode_primary(raw: Mapping[str, Any], cache: PrettyCache | None = None) -> EncodedRun:
@@ -225,8 +287,8 @@ def encode_primary(raw: Mapping[str, Any], cache: PrettyCache | None = None) -> 
     summary = summary_of(raw)
     digest = summary_digest(summary)
     if cache.ctx is None:
-        cache.ctx = _pretty(raw["ctx"], "\n  ")
-    members = [
+        cache.ctx = pretty_bytes(raw["ctx"], 1)
+    header = ",\n".join([
         _member(REVISION_FIELD, revision),
         _member(DIGEST_FIELD, digest),
         _member("id", raw["id"]),
@@ -234,10 +296,11 @@ def encode_primary(raw: Mapping[str, Any], cache: PrettyCache | None = None) -> 
         _member("status", raw["status"]),
         _member("started", raw.get("started")),
         _member("finished", raw.get("finished")),
-        f'  "ctx": {cache.ctx}',
-        f'  "tasks": {_tasks_text(raw["tasks"], cache)}',
-    ]
-    data = ("{\n" + ",\n".join(members) + "\n}").encode()
+    ])
+    data = b"".join([
+        b"{\n", header.encode(), b',\n  "ctx": ', cache.ctx,
+        b',\n  "tasks": ', _tasks_text(raw["tasks"], cache), b"\n}",
+    ])
     return EncodedRun(data, revision, digest, sidecar_bytes(revision, digest, summary))
 
 
