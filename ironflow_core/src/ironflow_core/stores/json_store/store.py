@@ -435,6 +435,7 @@ class JsonStore:
         except OSError as exc:
             raise unavailable(f"Failed to delete JSON store entry '{name}'", exc) from None
         journal.drop_segments(self.files, handle)
+        self.leases.forget(run_id)
         self.files.unlink_quiet(lease_name(run_id))
         self.files.unlink_quiet(origin_name(run_id))
         self.files.fsync_dir()
