@@ -102,13 +102,18 @@ class LeaseFiles:
         self.files.fsync_dir(self.files.path(LEASE_DIR))
 
     def remove(self, run_id: str, lease: LeaseFile) -> None:
-        """Unlink the lease file unless it changed since ``lease`` was read."""
+        """Unlink the lease file unless it changed since ``lease`` was read.
+
+        The unlink is not synced (as on deletion): a lease that a crash brings
+        back names an owner that is gone, so it expires; reconciliation then
+        removes it without touching a finished run, and stalls an unfinished
+        one, as it would have had the owner died holding it.
+        """
         name = lease_name(run_id)
         self.forget(run_id)
         if self.files.read(name) != lease.data:
             return
         self.files.unlink_quiet(name)
-        self.files.fsync_dir(self.files.path(LEASE_DIR))
 
     def fence(self, run_id: str, owner: str | None) -> None:
         """Refuse a write whose owner no longer holds the lease (see the module docstring)."""
