@@ -90,6 +90,12 @@ def dumps_pretty(value: JSON) -> str:
     return text.decode()
 
 
+def dumps_pretty_bytes(value: JSON) -> bytes:
+    """:func:`dumps_pretty` as UTF-8 bytes: a large result is printed without a decode."""
+    text = _fast(value, _FAST_PRETTY)
+    return dumps_pretty(value).encode() if text is None else text
+
+
 TIMESTAMP = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
 )
