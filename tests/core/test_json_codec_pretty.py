@@ -86,17 +86,26 @@ def test_what_orjson_refuses_takes_the_reference_path():
     assert codec.pretty_bytes(deep, 1) == reference(deep, 1)
 
 
-def test_a_whole_primary_is_the_reference_layout():
+def test_text_that_only_looks_like_such_a_float_keeps_the_fast_path():
+    value = {"started": "2026-01-01T00:00:00.000012Z", "id": "0c3e-4a1d-9e-5",
+             "note": "version 10.00001, 2e-5x", "n": [10.00001, 1e-10, 1.5e16]}
+    assert codec._fast_pretty(value) == reference(value)
+
+
+@pytest.mark.parametrize("tiny", [0.0, 1e-6], ids=["fast", "task-by-task"])
+def test_a_whole_primary_is_the_reference_layout(tiny):
     tasks = {
         f"s{i}": {"name": f"s{i}", "node_type": "code", "status": "success", "attempt": 1,
-                  "input": {"x": i * 1e-6, "s": "é\n"}, "output": {"v": [i, i / 3, None]},
+                  "input": {"x": i * tiny, "s": "é\n"}, "output": {"v": [i, i / 3, None]},
                   "started": "2026-01-01T00:00:00.000001Z", "depends_on": ["a"]}
         for i in range(40)
     }
     tasks["empty"] = {"name": "empty", "node_type": "code", "status": "pending", "attempt": 0,
                       "output": {}}
     raw = {"id": "run-1", "flow_name": "f", "status": "running", "started": None,
-           "finished": None, "ctx": {"b": [1.5e-7, 2], "a": "😀"}, "tasks": tasks}
+           "finished": None, "ctx": {"b": [tiny * 0.15, 2], "a": "😀"}, "tasks": tasks}
+    header = {"id": "run-1"}
+    assert (codec._fast_primary(header, raw) is None) == bool(tiny)
     cache = codec.PrettyCache()
     for encoded in (codec.encode_primary(raw, cache), codec.encode_primary(raw, cache)):
         head = {codec.REVISION_FIELD: encoded.revision, codec.DIGEST_FIELD: encoded.digest}

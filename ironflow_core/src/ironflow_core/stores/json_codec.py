@@ -155,9 +155,11 @@ class EncodedRun:
 class PrettyCache:
     """Pretty text of the parts of a record that did not change since the last encode.
 
-    A running record changes a few tasks between compactions, so re-encoding
-    only those keeps a compaction's cost proportional to what changed. Each
-    task's entry is its whole ``"name": {...}`` member, indented and UTF-8.
+    For records that orjson cannot write as the reference does (see
+    :func:`encode_primary`), which are then encoded task by task: a running
+    record changes a few tasks between compactions, so re-encoding only those
+    keeps a compaction's cost proportional to what changed. Each task's entry
+    is its whole ``"name": {...}`` member, indented and UTF-8.
     """
 
     tasks: dict[str, bytes] = attrs.field(factory=dict)
@@ -169,7 +171,12 @@ class PrettyCache:
 
 
 _FAST_PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
-_SMALL_EXPONENT = re.compile(rb"e-[1-9](?![0-9])")
+_FAST_HEADER = orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_SUBCLASS
+_FIVE_ZEROS = re.compile(rb"0\.0000[0-9]*(?:[,\n]|\Z)")
+_ONE_DIGIT_EXPONENT = re.compile(rb"e-[1-9](?:[,\n]|\Z)")
+"""Where orjson and Python may spell a float differently: a number token ``0.0000...`` or
+``...e-<one digit>``. Each pattern starts with a literal, so its search is a fast C scan."""
+_TOKEN_START = (b" ", b"-", b"")
 
 
 def _refuse(value: Any) -> Any:
@@ -177,21 +184,26 @@ def _refuse(value: Any) -> Any:
 
 
 def _floats_differ(text: bytes) -> bool:
-    """Whether orjson's ``text`` may spell a float otherwise than ``float.__repr__``.
+    """Whether orjson's indented ``text`` may spell a float otherwise than ``float.__repr__``.
 
     They agree on every float but those of magnitude in [1e-9, 1e-4), which
     orjson writes as ``0.00001`` and ``1e-6`` where Python writes ``1e-05`` and
     ``1e-06`` (tests/core/test_json_codec_pretty.py sweeps every exponent).
-    Both searches are C scans; a string that merely looks like such a number
-    only costs the reference path.
+    A candidate counts when it is a whole number token (a space or a minus
+    before it); text in a string that merely looks like one only costs the
+    reference path.
     """
-    if b".0000" in text:
-        return True
-    if b"e-" not in text:
-        return False
-    return any(
-        text[match.start() - 1:match.start()].isdigit() for match in _SMALL_EXPONENT.finditer(text)
-    )
+    for match in _FIVE_ZEROS.finditer(text):
+        start = match.start()
+        if text[start - 1:start] in _TOKEN_START:
+            return True
+    for match in _ONE_DIGIT_EXPONENT.finditer(text):
+        start = match.start()
+        while start and text[start - 1] in b"0123456789.":  # back to the token's start
+            start -= 1
+        if text[start - 1:start] in _TOKEN_START and text[start:start + 1] != b".":
+            return True
+    return False
 
 
 def _fast_pretty(value: Any) -> bytes | None:
@@ -280,27 +292,57 @@ def _member(key: str, value: Any) -> str:
     return f"  {_encode_str(key)}: {_pretty(value, chr(10) + '  ')}"
 
 
+def _fast_primary(header: dict[str, Any], raw: Mapping[str, Any]) -> bytes | None:
+    """The whole primary from two encoder calls, or None where the reference must write it.
+
+    ``ctx`` sorts before ``tasks``, so the key-sorted text of the two is
+    already at the primary's indentation, and the header (in member order,
+    not sorted) is encoded without sorting: the two objects are spliced.
+    """
+    body = _fast_pretty({"ctx": raw["ctx"], "tasks": raw["tasks"]})
+    if body is None:
+        return None
+    try:
+        head = orjson.dumps(header, default=_refuse, option=_FAST_HEADER)
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+    # {head...\n} and {\n  "ctx": ...}: a view, so the large part is copied once.
+    return b"".join([head[:-2], b",\n", memoryview(body)[2:]])
+
+
+def _cached_primary(header: dict[str, Any], raw: Mapping[str, Any], cache: PrettyCache) -> bytes:
+    """The primary with each task encoded on its own and cached (values orjson spells otherwise)."""
+    if cache.ctx is None:
+        cache.ctx = pretty_bytes(raw["ctx"], 1)
+    members = ",\n".join([_member(key, value) for key, value in header.items()])
+    return b"".join([
+        b"{\n", members.encode(), b',\n  "ctx": ', cache.ctx,
+        b',\n  "tasks": ', _tasks_text(raw["tasks"], cache), b"\n}",
+    ])
+
+
 def encode_primary(raw: Mapping[str, Any], cache: PrettyCache | None = None) -> EncodedRun:
-    """Pretty primary with a fresh revision; the three header members come first."""
-    cache = cache if cache is not None else PrettyCache()
+    """Pretty primary with a fresh revision; the three header members come first.
+
+    The whole record in one pass where orjson writes the reference's text
+    (re-encoding it all costs less than keeping pieces); otherwise task by
+    task, reusing ``cache``.
+    """
     revision = str(uuid.uuid4())
     summary = summary_of(raw)
     digest = summary_digest(summary)
-    if cache.ctx is None:
-        cache.ctx = pretty_bytes(raw["ctx"], 1)
-    header = ",\n".join([
-        _member(REVISION_FIELD, revision),
-        _member(DIGEST_FIELD, digest),
-        _member("id", raw["id"]),
-        _member("flow_name", raw["flow_name"]),
-        _member("status", raw["status"]),
-        _member("started", raw.get("started")),
-        _member("finished", raw.get("finished")),
-    ])
-    data = b"".join([
-        b"{\n", header.encode(), b',\n  "ctx": ', cache.ctx,
-        b',\n  "tasks": ', _tasks_text(raw["tasks"], cache), b"\n}",
-    ])
+    header = {
+        REVISION_FIELD: revision,
+        DIGEST_FIELD: digest,
+        "id": raw["id"],
+        "flow_name": raw["flow_name"],
+        "status": raw["status"],
+        "started": raw.get("started"),
+        "finished": raw.get("finished"),
+    }
+    data = _fast_primary(header, raw)
+    if data is None:
+        data = _cached_primary(header, raw, cache if cache is not None else PrettyCache())
     return EncodedRun(data, revision, digest, sidecar_bytes(revision, digest, summary))
 
 
