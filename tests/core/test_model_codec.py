@@ -189,12 +189,12 @@ ODD_VALUES = [None, True, False, 0, -1, 2**32, 1.0, "", "x", "success", "done", 
 
 
 def test_the_per_step_task_check_accepts_only_what_the_converter_accepts():
-    from ironflow_core.model import _task_json_fits
+    from ironflow_core.model import task_json_fits
 
     good = [a_task().to_json(), TaskRecord("b", "noop").to_json(),
             a_task(error="boom", finished=T0, depends_on=()).to_json()]
     for task in good:
-        assert _task_json_fits(task)  # the fast path is the one taken
+        assert task_json_fits(task)  # the fast path is the one taken
     members = ["name", "node_type", "status", "attempt", "input", "output", "error", "started",
                "finished", "depends_on", "extra"]
     cases = [[1], "task", None]
@@ -206,7 +206,7 @@ def test_the_per_step_task_check_accepts_only_what_the_converter_accepts():
         try:
             structure_record(case, TaskRecord)
         except RecordError:
-            assert not _task_json_fits(case), case
+            assert not task_json_fits(case), case
             with pytest.raises(ValueError):
                 check_task_json(case, "task")
         else:

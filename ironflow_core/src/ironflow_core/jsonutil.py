@@ -68,8 +68,13 @@ def compact_json(value: JSON, what: str, error: Callable[[str], Exception]) -> s
     Stores call it on what they are asked to write, so a bad value is refused
     with the caller's error type before anything is stored.
     """
+    return compact_json_bytes(value, what, error).decode()
+
+
+def compact_json_bytes(value: JSON, what: str, error: Callable[[str], Exception]) -> bytes:
+    """:func:`compact_json` as UTF-8 bytes (what a store writes anyway)."""
     try:
-        return dumps(value)
+        return dumps_bytes(value)
     except RecursionError:
         raise error(f"{what} is not JSON: it nests too deeply") from None
     except (TypeError, ValueError) as exc:

@@ -626,7 +626,7 @@ def unstructure_record(record: Any) -> dict[str, Any]:
     return RECORDS.unstructure(record)  # type: ignore[no-any-return]
 
 
-def _task_json_fits(task: Any) -> bool:
+def task_json_fits(task: Any) -> bool:
     """Whether ``task`` is certainly a well-formed stored task: the per-step check.
 
     The same rules as the strict converter's ``TaskRecord`` hooks, without
@@ -661,7 +661,7 @@ def _task_json_fits(task: Any) -> bool:
 
 def check_task_json(task: Any, where: str) -> dict[str, Any]:
     """Check a task's stored JSON in place (journal replay keeps raw dicts); returns it."""
-    if type(task) is not dict or not _task_json_fits(task):
+    if type(task) is not dict or not task_json_fits(task):
         structure_record(task, TaskRecord, where)
     return task  # type: ignore[no-any-return]
 

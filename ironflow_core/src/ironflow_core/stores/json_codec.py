@@ -36,8 +36,11 @@ import attrs
 import orjson
 
 from ironflow_core.errors import StoreCorruptionError
+from ironflow_core.jsonutil import (  # json_store calls codec.compact_json(_bytes)
+    compact_json as compact_json,
+)
 from ironflow_core.jsonutil import (
-    compact_json as compact_json,  # json_store calls codec.compact_json
+    compact_json_bytes as compact_json_bytes,
 )
 from ironflow_core.jsonutil import loads_strict
 from ironflow_core.model import (
@@ -472,14 +475,14 @@ def decode_sidecar(data: bytes, run_id: str, name: str) -> Sidecar | None:
 
 
 # ------------------------------------------------------------------- journal
-def journal_tasks_line(revision: str, count: int, tasks_json: str) -> bytes:
+def journal_tasks_line(revision: str, count: int, tasks_json: bytes) -> bytes:
     """A journal line that upserts tasks (``tasks_json`` is their compact JSON list)."""
-    return f'{{"n":{count},"rev":"{revision}","tasks":{tasks_json}}}\n'.encode()
+    return b'{"n":%d,"rev":"%s","tasks":%s}\n' % (count, revision.encode(), tasks_json)
 
 
-def journal_ctx_line(revision: str, count: int, ctx_json: str) -> bytes:
+def journal_ctx_line(revision: str, count: int, ctx_json: bytes) -> bytes:
     """A journal line that merges context keys (``ctx_json`` is a compact JSON object)."""
-    return f'{{"n":{count},"rev":"{revision}","ctx":{ctx_json}}}\n'.encode()
+    return b'{"n":%d,"rev":"%s","ctx":%s}\n' % (count, revision.encode(), ctx_json)
 
 
 def _journal_entries(body: bytes, run_id: str) -> list[Any]:
