@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from ironflow_core.jsonutil import dumps, dumps_bytes, dumps_pretty
+from ironflow_core.jsonutil import dumps, dumps_bytes, dumps_pretty, dumps_pretty_bytes
 
 
 def reference(value: object) -> str:
@@ -32,6 +32,7 @@ def test_json_1_fast_text_is_the_reference_text(value: object) -> None:
     assert dumps(value) == reference(value)
     assert dumps_bytes(value) == reference(value).encode()
     assert dumps_pretty(value) == reference_pretty(value)
+    assert dumps_pretty_bytes(value) == reference_pretty(value).encode()
 
 
 def test_json_2_integers_and_floats_stay_distinct() -> None:

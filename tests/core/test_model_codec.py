@@ -182,3 +182,32 @@ def test_the_redis_store_uses_only_the_public_core_api():
                             if a.name.startswith("ironflow_core"))
     assert used, "found no imports of the core at all"
     assert {(name, module) for name, module in used if module not in allowed} == set()
+
+
+ODD_VALUES = [None, True, False, 0, -1, 2**32, 1.0, "", "x", "success", "done", T0, "yesterday",
+              [], ["b"], ["b", 1], ("b",), {}, {"a": 1}]
+
+
+def test_the_per_step_task_check_accepts_only_what_the_converter_accepts():
+    from ironflow_core.model import task_json_fits
+
+    good = [a_task().to_json(), TaskRecord("b", "noop").to_json(),
+            a_task(error="boom", finished=T0, depends_on=()).to_json()]
+    for task in good:
+        assert task_json_fits(task)  # the fast path is the one taken
+    members = ["name", "node_type", "status", "attempt", "input", "output", "error", "started",
+               "finished", "depends_on", "extra"]
+    cases = [[1], "task", None]
+    for task in good:
+        for member in members:
+            cases.append({k: v for k, v in task.items() if k != member})
+            cases += [task | {member: value} for value in ODD_VALUES]
+    for case in cases:
+        try:
+            structure_record(case, TaskRecord)
+        except RecordError:
+            assert not task_json_fits(case), case
+            with pytest.raises(ValueError):
+                check_task_json(case, "task")
+        else:
+            assert check_task_json(case, "task") is case

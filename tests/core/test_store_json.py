@@ -316,6 +316,10 @@ async def test_st_21_listing_reads_the_header_and_sidecar_not_the_whole_record(t
     [
         lambda p: p.unlink(),
         lambda p: p.write_text("not json"),
+        # What a crash can leave of a sidecar, whose writes are not synced:
+        lambda p: p.write_bytes(b""),
+        lambda p: p.write_bytes(p.read_bytes()[:60]),
+        lambda p: p.write_bytes(b"\0" * len(p.read_bytes())),
         lambda p: p.write_text(p.read_text().replace('"task_count":1', '"task_count":7')),
         lambda p: p.write_text(p.read_text().replace('"status":"running"', '"status":"failed"')),
         lambda p: p.write_text(json.dumps({**json.loads(p.read_text()),
@@ -639,6 +643,55 @@ async def test_st_51_lease_file_layout_and_modes(tmp_path):
     await store.release_lease("run-1", "owner-a")
     assert os.listdir(leases) == []
     await store.aclose()
+
+
+async def test_fencing_trusts_a_live_lease_it_read_until_shortly_before_its_expiry(
+        tmp_path, monkeypatch):
+    from ironflow_core.errors import LeaseLostError
+    from ironflow_core.stores.json_store import lease_files
+
+    root = tmp_path / "runs"
+    store = await make_run(root)
+    await store.acquire_lease("run-1", "owner-a", 60)
+    looks = []
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        if str(path).endswith(".lease"):
+            looks.append(path)
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    for i in range(20):
+        await store.upsert_tasks("run-1", [task(f"t{i}")], owner="owner-a")
+    assert len(looks) == 1  # nobody may take a live lease: the first look answers for all
+    # A minute later the lease has expired and another process takes the run over.
+    later = micros_now() + 61_000_000
+    monkeypatch.setattr(lease_files, "clock_micros", lambda: later)
+    other = JsonStore(root)
+    await other.acquire_lease("run-1", "owner-b", 60)
+    with pytest.raises(LeaseLostError):
+        await store.upsert_tasks("run-1", [task("late")], owner="owner-a")
+    await other.upsert_tasks("run-1", [task("b")], owner="owner-b")
+    assert "late" not in (await other.get_run("run-1")).tasks
+    await store.aclose()
+    await other.aclose()
+
+
+async def test_fencing_looks_at_a_short_lease_on_every_write(tmp_path):
+    from ironflow_core.errors import LeaseLostError
+
+    root = tmp_path / "runs"
+    store = await make_run(root)
+    await store.acquire_lease("run-1", "paused", 0.05)  # shorter than the trust margin
+    await store.upsert_tasks("run-1", [task("a")], owner="paused")
+    await trio.sleep(0.1)  # expired (real time: sleeping longer only helps)
+    other = JsonStore(root)  # another process takes the run over
+    await other.acquire_lease("run-1", "new-owner", 60)
+    with pytest.raises(LeaseLostError):
+        await store.upsert_tasks("run-1", [task("a", TaskStatus.FAILED)], owner="paused")
+    await store.aclose()
+    await other.aclose()
 
 
 async def test_st_52_reconcile_a_run_left_by_a_dead_process(tmp_path):

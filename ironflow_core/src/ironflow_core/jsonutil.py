@@ -69,8 +69,13 @@ def compact_json(value: JSON, what: str, error: Callable[[str], Exception]) -> s
     Stores call it on what they are asked to write, so a bad value is refused
     with the caller's error type before anything is stored.
     """
+    return compact_json_bytes(value, what, error).decode()
+
+
+def compact_json_bytes(value: JSON, what: str, error: Callable[[str], Exception]) -> bytes:
+    """:func:`compact_json` as UTF-8 bytes (what a store writes anyway)."""
     try:
-        return dumps(value)
+        return dumps_bytes(value)
     except RecursionError:
         raise error(f"{what} is not JSON: it nests too deeply") from None
     except (TypeError, ValueError) as exc:
@@ -89,6 +94,12 @@ def dumps_pretty(value: JSON) -> str:
     if text is None:
         return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
     return text.decode()
+
+
+def dumps_pretty_bytes(value: JSON) -> bytes:
+    """:func:`dumps_pretty` as UTF-8 bytes: a large result is printed without a decode."""
+    text = _fast(value, _FAST_PRETTY)
+    return dumps_pretty(value).encode() if text is None else text
 
 
 TIMESTAMP = re.compile(

@@ -626,9 +626,43 @@ def unstructure_record(record: Any) -> dict[str, Any]:
     return RECORDS.unstructure(record)  # type: ignore[no-any-return]
 
 
+def task_json_fits(task: Any) -> bool:
+    """Whether ``task`` is certainly a well-formed stored task: the per-step check.
+
+    The same rules as the strict converter's ``TaskRecord`` hooks, without
+    building a record: about five times faster. ``False`` only means "ask the
+    converter", which then refuses with every bad field by its path (or, for
+    an odd value this check does not follow, accepts).
+    """
+    try:
+        attempt = task["attempt"]
+        error = task.get("error")
+        started = task.get("started")
+        finished = task.get("finished")
+        if not (
+            isinstance(task["name"], str)
+            and isinstance(task["node_type"], str)
+            and isinstance(task["status"], str)
+            and task["status"] in _TASK_STATUS
+            and type(attempt) is int
+            and 0 <= attempt <= 0xFFFFFFFF
+            and (error is None or isinstance(error, str))
+            and (started is None or (type(started) is str and _TIMESTAMP_MATCH(started)))
+            and (finished is None or (type(finished) is str and _TIMESTAMP_MATCH(finished)))
+        ):
+            return False
+    except (KeyError, TypeError, AttributeError):  # not a dict, or a member is missing
+        return False
+    if "depends_on" not in task:
+        return True
+    depends_on = task["depends_on"]
+    return type(depends_on) is list and all(type(name) is str for name in depends_on)
+
+
 def check_task_json(task: Any, where: str) -> dict[str, Any]:
     """Check a task's stored JSON in place (journal replay keeps raw dicts); returns it."""
-    structure_record(task, TaskRecord, where)
+    if type(task) is not dict or not task_json_fits(task):
+        structure_record(task, TaskRecord, where)
     return task  # type: ignore[no-any-return]
 
 

@@ -14,7 +14,7 @@ What is here:
   ``RunPage``, ``FlowSourceRecord``, ``RunOrigin``, ``LeaseInfo`` and the one
   converter that turns them into JSON and back (``unstructure_record``,
   ``structure_record``, ``check_run_json``/``check_task_json`` for stores
-  that keep raw JSON); a bad stored record raises ``RecordError`` naming
+  that keep raw JSON, ``task_json_fits`` as their per-step yes/no); a bad stored record raises ``RecordError`` naming
   each bad field;
 * **strict JSON**: ``loads_strict`` (refuses ``NaN``/``Infinity``, numbers out
   of range, over-deep values), ``dumps`` (canonical, key-sorted) and
@@ -74,6 +74,7 @@ from ironflow_core.model import (
     check_run_json,
     check_task_json,
     structure_record,
+    task_json_fits,
     unstructure_record,
 )
 from ironflow_core.queues import Delivery, EventSink, QueueStatus, WorkerInfo
@@ -172,6 +173,7 @@ __all__ = [
     "stall_record",
     "still_executing",
     "structure_record",
+    "task_json_fits",
     "timestamp_micros",
     "unstructure_record",
     "validate_run_id",

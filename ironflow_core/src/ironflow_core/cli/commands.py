@@ -155,7 +155,7 @@ def _execute_and_report(executor: Any, store: Any, progress: Any, definition: An
 
     import trio
 
-    from ironflow_core.jsonutil import dumps_pretty
+    from ironflow_core.jsonutil import dumps_pretty_bytes
 
     received: list[int] = []
     started: list[bool] = []
@@ -193,7 +193,7 @@ def _execute_and_report(executor: Any, store: Any, progress: Any, definition: An
         if started:
             progress.stop()
     if fmt == "json":
-        click.echo(dumps_pretty(record.to_json()))
+        click.echo(dumps_pretty_bytes(record.to_json()))  # encoded once, one write
     else:
         from ironflow_core.cli.output import echo_run_result
 

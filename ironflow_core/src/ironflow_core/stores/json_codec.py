@@ -33,10 +33,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+import orjson
 
 from ironflow_core.errors import StoreCorruptionError
+from ironflow_core.jsonutil import (  # json_store calls codec.compact_json(_bytes)
+    compact_json as compact_json,
+)
 from ironflow_core.jsonutil import (
-    compact_json as compact_json,  # json_store calls codec.compact_json
+    compact_json_bytes as compact_json_bytes,
 )
 from ironflow_core.jsonutil import loads_strict
 from ironflow_core.model import (
@@ -154,23 +158,71 @@ class EncodedRun:
 class PrettyCache:
     """Pretty text of the parts of a record that did not change since the last encode.
 
-    Pretty-printing is the slow half of a compaction (the standard library's
-    indenting encoder is pure Python); a running record changes a few tasks
-    between compactions, so re-encoding only those keeps compaction cheap.
+    For records that orjson cannot write as the reference does (see
+    :func:`encode_primary`), which are then encoded task by task: a running
+    record changes a few tasks between compactions, so re-encoding only those
+    keeps a compaction's cost proportional to what changed. Each task's entry
+    is its whole ``"name": {...}`` member, indented and UTF-8.
     """
 
-    tasks: dict[str, str] = attrs.field(factory=dict)
-    ctx: str | None = None
+    tasks: dict[str, bytes] = attrs.field(factory=dict)
+    ctx: bytes | None = None
 
     def forget_task(self, name: str) -> None:
         """Drop a task's cached text after it changed."""
         self.tasks.pop(name, None)
 
 
+_FAST_PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
+_FAST_HEADER = orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_SUBCLASS
+_FIVE_ZEROS = re.compile(rb"0\.0000[0-9]*(?:[,\n]|\Z)")
+_ONE_DIGIT_EXPONENT = re.compile(rb"e-[1-9](?:[,\n]|\Z)")
+"""Where orjson and Python may spell a float differently: a number token ``0.0000...`` or
+``...e-<one digit>``. Each pattern starts with a literal, so its search is a fast C scan."""
+_TOKEN_START = (b" ", b"-", b"")
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _floats_differ(text: bytes) -> bool:
+    """Whether orjson's indented ``text`` may spell a float otherwise than ``float.__repr__``.
+
+    They agree on every float but those of magnitude in [1e-9, 1e-4), which
+    orjson writes as ``0.00001`` and ``1e-6`` where Python writes ``1e-05`` and
+    ``1e-06`` (tests/core/test_json_codec_pretty.py sweeps every exponent).
+    A candidate counts when it is a whole number token (a space or a minus
+    before it); text in a string that merely looks like one only costs the
+    reference path.
+    """
+    for match in _FIVE_ZEROS.finditer(text):
+        start = match.start()
+        if text[start - 1:start] in _TOKEN_START:
+            return True
+    for match in _ONE_DIGIT_EXPONENT.finditer(text):
+        start = match.start()
+        while start and text[start - 1] in b"0123456789.":  # back to the token's start
+            start -= 1
+        if text[start - 1:start] in _TOKEN_START and text[start:start + 1] != b".":
+            return True
+    return False
+
+
+def _fast_pretty(value: Any) -> bytes | None:
+    """orjson's indented, key-sorted text of ``value`` when it is the reference's, else None."""
+    try:
+        text = orjson.dumps(value, default=_refuse, option=_FAST_PRETTY)
+    except (orjson.JSONEncodeError, TypeError):
+        return None  # big integers, lone surrogates, subclasses, deep nesting: the reference
+    return None if _floats_differ(text) else text
+
+
 def _pretty(value: Any, newline: str) -> str:
     """``json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)``, nested at ``newline``.
 
-    The standard library's indenting encoder is pure Python and slow; this one
+    The reference path, for what :func:`_fast_pretty` leaves to it. The
+    standard library's indenting encoder is pure Python and slow; this one
     leaves strings to the C escaper and is about twice as fast on records.
     """
     kind = type(value)
@@ -201,43 +253,99 @@ def _pretty(value: Any, newline: str) -> str:
     return _pretty_fallback(value).replace("\n", newline)
 
 
+def pretty_bytes(value: Any, indent: int) -> bytes:
+    """The reference's indented, key-sorted text of ``value`` as UTF-8, nested ``indent`` levels.
+
+    The same bytes as ``json.dumps(value, indent=2, sort_keys=True,
+    ensure_ascii=False).encode()`` with every line after the first indented
+    by ``2 * indent`` spaces: orjson's text where it is the same, the
+    reference path where it may not be. ``value`` is a record's JSON as the
+    store holds it (parsed text, so no NaN or infinity, which orjson would
+    write as ``null``).
+    """
+    text = _fast_pretty(value)
+    if text is None:
+        return _pretty(value, "\n" + "  " * indent).encode()
+    return text.replace(b"\n", b"\n" + b"  " * indent) if indent else text
+
+
+def _task_member(name: str, task: Any) -> bytes:
+    """``    "name": {...}`` of the tasks object (two levels deep); one encoder call."""
+    text = _fast_pretty({name: task})
+    if text is None:
+        return f"    {_encode_str(name)}: {_pretty(task, chr(10) + '    ')}".encode()
+    # {"name": {...}} less its own braces, indented two more levels.
+    return b"  " + text[2:-2].replace(b"\n", b"\n  ")
+
+
+def _tasks_text(tasks: Mapping[str, Any], cache: PrettyCache) -> bytes:
+    if not tasks:
+        return b"{}"
+    chunks = cache.tasks
+    members = []
+    for name in sorted(tasks):
+        chunk = chunks.get(name)
+        if chunk is None:
+            chunk = chunks[name] = _task_member(name, tasks[name])
+        members.append(chunk)
+    return b"{\n" + b",\n".join(members) + b"\n  }"
+
+
 def _member(key: str, value: Any) -> str:
     return f"  {_encode_str(key)}: {_pretty(value, chr(10) + '  ')}"
 
 
-def _tasks_text(tasks: Mapping[str, Any], cache: PrettyCache) -> str:
-    if not tasks:
-        return "{}"
-    chunks = cache.tasks
-    lines = []
-    for name in sorted(tasks):
-        chunk = chunks.get(name)
-        if chunk is None:
-            chunk = chunks[name] = _pretty(tasks[name], "\n    ")
-        lines.append(f"    {_encode_str(name)}: {chunk}")
-    return "{\n" + ",\n".join(lines) + "\n  }"
+def _fast_primary(header: dict[str, Any], raw: Mapping[str, Any]) -> bytes | None:
+    """The whole primary from two encoder calls, or None where the reference must write it.
+
+    ``ctx`` sorts before ``tasks``, so the key-sorted text of the two is
+    already at the primary's indentation, and the header (in member order,
+    not sorted) is encoded without sorting: the two objects are spliced.
+    """
+    body = _fast_pretty({"ctx": raw["ctx"], "tasks": raw["tasks"]})
+    if body is None:
+        return None
+    try:
+        head = orjson.dumps(header, default=_refuse, option=_FAST_HEADER)
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+    # {head...\n} and {\n  "ctx": ...}: a view, so the large part is copied once.
+    return b"".join([head[:-2], b",\n", memoryview(body)[2:]])
+
+
+def _cached_primary(header: dict[str, Any], raw: Mapping[str, Any], cache: PrettyCache) -> bytes:
+    """The primary with each task encoded on its own and cached (values orjson spells otherwise)."""
+    if cache.ctx is None:
+        cache.ctx = pretty_bytes(raw["ctx"], 1)
+    members = ",\n".join([_member(key, value) for key, value in header.items()])
+    return b"".join([
+        b"{\n", members.encode(), b',\n  "ctx": ', cache.ctx,
+        b',\n  "tasks": ', _tasks_text(raw["tasks"], cache), b"\n}",
+    ])
 
 
 def encode_primary(raw: Mapping[str, Any], cache: PrettyCache | None = None) -> EncodedRun:
-    """Pretty primary with a fresh revision; the three header members come first."""
-    cache = cache if cache is not None else PrettyCache()
+    """Pretty primary with a fresh revision; the three header members come first.
+
+    The whole record in one pass where orjson writes the reference's text
+    (re-encoding it all costs less than keeping pieces); otherwise task by
+    task, reusing ``cache``.
+    """
     revision = str(uuid.uuid4())
     summary = summary_of(raw)
     digest = summary_digest(summary)
-    if cache.ctx is None:
-        cache.ctx = _pretty(raw["ctx"], "\n  ")
-    members = [
-        _member(REVISION_FIELD, revision),
-        _member(DIGEST_FIELD, digest),
-        _member("id", raw["id"]),
-        _member("flow_name", raw["flow_name"]),
-        _member("status", raw["status"]),
-        _member("started", raw.get("started")),
-        _member("finished", raw.get("finished")),
-        f'  "ctx": {cache.ctx}',
-        f'  "tasks": {_tasks_text(raw["tasks"], cache)}',
-    ]
-    data = ("{\n" + ",\n".join(members) + "\n}").encode()
+    header = {
+        REVISION_FIELD: revision,
+        DIGEST_FIELD: digest,
+        "id": raw["id"],
+        "flow_name": raw["flow_name"],
+        "status": raw["status"],
+        "started": raw.get("started"),
+        "finished": raw.get("finished"),
+    }
+    data = _fast_primary(header, raw)
+    if data is None:
+        data = _cached_primary(header, raw, cache if cache is not None else PrettyCache())
     return EncodedRun(data, revision, digest, sidecar_bytes(revision, digest, summary))
 
 
@@ -367,14 +475,14 @@ def decode_sidecar(data: bytes, run_id: str, name: str) -> Sidecar | None:
 
 
 # ------------------------------------------------------------------- journal
-def journal_tasks_line(revision: str, count: int, tasks_json: str) -> bytes:
+def journal_tasks_line(revision: str, count: int, tasks_json: bytes) -> bytes:
     """A journal line that upserts tasks (``tasks_json`` is their compact JSON list)."""
-    return f'{{"n":{count},"rev":"{revision}","tasks":{tasks_json}}}\n'.encode()
+    return b'{"n":%d,"rev":"%s","tasks":%s}\n' % (count, revision.encode(), tasks_json)
 
 
-def journal_ctx_line(revision: str, count: int, ctx_json: str) -> bytes:
+def journal_ctx_line(revision: str, count: int, ctx_json: bytes) -> bytes:
     """A journal line that merges context keys (``ctx_json`` is a compact JSON object)."""
-    return f'{{"n":{count},"rev":"{revision}","ctx":{ctx_json}}}\n'.encode()
+    return b'{"n":%d,"rev":"%s","ctx":%s}\n' % (count, revision.encode(), ctx_json)
 
 
 def _journal_entries(body: bytes, run_id: str) -> list[Any]:

@@ -186,8 +186,11 @@ class StoreFiles:
         """:meth:`read`, or None before the store's first write."""
         return self.read(name) if self.root_exists() else None
 
-    def write_temp(self, name: str, data: bytes) -> str:
-        """Write ``.<name>.<hex>.tmp`` beside ``name`` (mode 0600) and fsync it; returns its name."""
+    def write_temp(self, name: str, data: bytes, *, sync: bool = True) -> str:
+        """Write ``.<name>.<hex>.tmp`` beside ``name`` (mode 0600) and fsync it; returns its name.
+
+        ``sync=False`` leaves out the fsync, for caches whose reader checks what it reads.
+        """
         folder, base = os.path.split(name)
         for _ in range(8):
             temp = os.path.join(folder, f".{base}.{uuid.uuid4().hex}.tmp")
@@ -201,7 +204,8 @@ class StoreFiles:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
-                os.fsync(fd)
+                if sync:
+                    os.fsync(fd)
             except BaseException as exc:
                 os.close(fd)
                 self.unlink_quiet(temp)
@@ -242,10 +246,15 @@ class StoreFiles:
                 raise unavailable(f"Failed to replace JSON store entry '{name}'", exc) from None
             raise
 
-    def publish_replace(self, name: str, data: bytes, *, primary: bool = True) -> None:
-        """Replace ``name`` atomically; a primary also gets its directory synced."""
+    def publish_replace(
+        self, name: str, data: bytes, *, primary: bool = True, sync: bool = True
+    ) -> None:
+        """Replace ``name`` atomically; a primary also gets its directory synced.
+
+        ``sync=False``: not even the file's data is synced (see :meth:`write_sidecar`).
+        """
         self.ensure_root()
-        self.rename(self.write_temp(name, data), name)
+        self.rename(self.write_temp(name, data, sync=sync), name)
         if primary:
             self.stats.primary_writes += 1
             self.fsync_dir()
@@ -253,9 +262,11 @@ class StoreFiles:
     def write_sidecar(self, run_id: str, data: bytes) -> None:
         """Best effort: the primary is authoritative and a stale sidecar is rebuilt."""
         try:
-            # The directory sync of the next primary write covers this rename;
-            # losing it in a crash only means the cache is rebuilt.
-            self.publish_replace(sidecar_name(run_id), data, primary=False)
+            # Neither the data nor the rename is synced: the listing uses a
+            # sidecar only when its revision and digest match the primary's
+            # header and its summary matches that digest, so whatever a crash
+            # leaves of it (nothing, an older one, a torn one) is rebuilt.
+            self.publish_replace(sidecar_name(run_id), data, primary=False, sync=False)
         except (OSError, StoreUnavailableError, StoreCorruptionError) as exc:
             log.warning("could not write the summary cache of run %s: %s", run_id, exc)
 

@@ -40,7 +40,7 @@ from ironflow_core.errors import RunNotFoundError, StoreUnavailableError
 from ironflow_core.stores import json_codec as codec
 from ironflow_core.stores.json_store.files import StoreFiles, log, primary_name, unavailable
 
-LineMaker = Callable[[str, int, str], bytes]
+LineMaker = Callable[[str, int, bytes], bytes]
 """``json_codec.journal_tasks_line`` or ``journal_ctx_line``: (revision, task count, body)."""
 
 _SEGMENT_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -69,7 +69,7 @@ class Fold:
     snapshot: dict[str, Any]
     pretty: codec.PrettyCache
     epoch: int
-    after: list[tuple[LineMaker, int, str]] = attrs.field(factory=list)
+    after: list[tuple[LineMaker, int, bytes]] = attrs.field(factory=list)
     """What was appended since the snapshot, to be written again under the new revision."""
     changed: set[str] = attrs.field(factory=set)
     ctx_changed: bool = False
@@ -126,7 +126,9 @@ def drop_segments(files: StoreFiles, handle: RunHandle) -> None:
     handle.journal_size = 0
 
 
-def append(files: StoreFiles, handle: RunHandle, make: LineMaker, count: int, body: str) -> None:
+def append(
+    files: StoreFiles, handle: RunHandle, make: LineMaker, count: int, body: bytes
+) -> None:
     """One line, one write on the live segment (trio thread: it is a single system call).
 
     ``make(revision, count, body)`` builds the line; a failed write is cut off

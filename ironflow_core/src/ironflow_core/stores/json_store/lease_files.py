@@ -3,8 +3,14 @@
 ``.ironflow-run-leases-v1/<id>.lease`` holds ``{"run_id", "owner",
 "expires_micros"}``, published atomically like a primary and removed on
 release, reconciliation and deletion. A write carrying an owner token is
-fenced: refused unless the lease file still names that owner. The check costs
-one ``lstat`` per write; the file is re-read only when it changed.
+fenced: refused unless the lease file still names that owner.
+
+Nobody may take a lease before it expires (ST-50..52: another owner acquires,
+and reconciliation stalls, only an expired lease), so once this process has
+read a lease naming the writer, the answer is known until shortly before that
+lease's expiry and the check costs nothing. After that it costs one ``lstat``
+per write, and the file is re-read only when it changed. Every change this
+process makes to a lease file forgets what it knew of it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ from ironflow_core.stores.leases import (
     owner_may_write,
 )
 
+TRUST_MARGIN_MICROS = 10_000_000
+"""How long before its expiry a lease read here is looked at again on every write: covers
+clocks of other hosts that share the directory, and leases too short to be worth trusting."""
+
 
 @attrs.frozen
 class LeaseFile:
@@ -49,8 +59,10 @@ class LeaseFiles:
 
     def __init__(self, files: StoreFiles) -> None:
         self.files = files
-        self._seen: dict[str, tuple[tuple[int, int, int], str]] = {}
-        """Run ID -> (lease file identity, owner it held): fencing re-reads only on change."""
+        self._seen: dict[str, tuple[tuple[int, int, int], str, int]] = {}
+        """Run ID -> (lease file identity, owner, expiry it held): fencing re-reads only on change."""
+        self._trusted: dict[str, tuple[str, int]] = {}
+        """Run ID -> (owner, until): the lease names ``owner`` and nobody may take it before."""
         self._paths: dict[str, str] = {}
         """Run ID -> its lease file's path, built once: fencing runs on every write."""
 
@@ -77,6 +89,7 @@ class LeaseFiles:
     def write(self, run_id: str, owner: str, expires_micros: int) -> None:
         """Publish the lease atomically: temporary file, fsync, rename, fsync of its directory."""
         self.files.ensure_subdir(LEASE_DIR)
+        self.forget(run_id)
         record = {"run_id": run_id, "owner": owner, "expires_micros": expires_micros}
         data = json.dumps(record, separators=(",", ":")).encode()
         name = lease_name(run_id)
@@ -89,40 +102,58 @@ class LeaseFiles:
         self.files.fsync_dir(self.files.path(LEASE_DIR))
 
     def remove(self, run_id: str, lease: LeaseFile) -> None:
-        """Unlink the lease file unless it changed since ``lease`` was read."""
+        """Unlink the lease file unless it changed since ``lease`` was read.
+
+        The unlink is not synced (as on deletion): a lease that a crash brings
+        back names an owner that is gone, so it expires; reconciliation then
+        removes it without touching a finished run, and stalls an unfinished
+        one, as it would have had the owner died holding it.
+        """
         name = lease_name(run_id)
+        self.forget(run_id)
         if self.files.read(name) != lease.data:
             return
         self.files.unlink_quiet(name)
-        self.files.fsync_dir(self.files.path(LEASE_DIR))
 
     def fence(self, run_id: str, owner: str | None) -> None:
-        """Refuse a write whose owner no longer holds the lease; one ``lstat`` when unchanged."""
+        """Refuse a write whose owner no longer holds the lease (see the module docstring)."""
         if owner is None:
+            return
+        trusted = self._trusted.get(run_id)
+        if trusted is not None and trusted[0] == owner and clock_micros() < trusted[1]:
             return
         path = self._paths.get(run_id)
         if path is None:
             if len(self._paths) > 4096:
                 self._paths.clear()
+                self._seen.clear()
+                self._trusted.clear()
             path = self._paths[run_id] = self.files.path(lease_name(run_id))
         try:
             info = os.lstat(path)
         except FileNotFoundError:
-            self._seen.pop(run_id, None)
+            self.forget(run_id)
             raise fenced(run_id) from None
         except OSError as exc:
             raise unavailable(f"Failed to inspect the lease of run '{run_id}'", exc) from None
         identity = (info.st_ino, info.st_mtime_ns, info.st_size)
         seen = self._seen.get(run_id)
-        if seen is not None and seen[0] == identity:
-            holder: str | None = seen[1]
-        else:
+        if seen is None or seen[0] != identity:
             lease = self.read(run_id)
-            holder = lease.owner if lease is not None else None
-            if holder is not None:
-                self._seen[run_id] = (identity, holder)
-        if not owner_may_write(holder, owner):
+            seen = None if lease is None else (identity, lease.owner, lease.expires_micros)
+            if seen is None:
+                self.forget(run_id)
+            else:
+                self._seen[run_id] = seen
+        if not owner_may_write(None if seen is None else seen[1], owner):
             raise fenced(run_id)
+        if seen is not None:
+            self._trusted[run_id] = (owner, seen[2] - TRUST_MARGIN_MICROS)
+
+    def forget(self, run_id: str) -> None:
+        """Drop what fencing knows of the run's lease (this process changed or removed it)."""
+        self._seen.pop(run_id, None)
+        self._trusted.pop(run_id, None)
 
     # Worker-thread bodies of the store's lease calls (the store holds the run's lock).
     def acquire(self, run_id: str, owner: str, ttl_s: float) -> None:

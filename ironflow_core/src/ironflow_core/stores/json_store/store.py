@@ -35,6 +35,7 @@ from ironflow_core.model import (
     RunRecord,
     RunStatus,
     TaskRecord,
+    task_json_fits,
 )
 from ironflow_core.runid import validate_run_id
 from ironflow_core.stores import json_codec as codec
@@ -98,8 +99,8 @@ class JsonStore:
         """Store a new run; an existing one with its ID is a conflict (ST-32)."""
         check_new_record(record)
         # A private deep copy: the caller may go on mutating what it passed.
-        raw = _private_copy(codec.compact_json(record.to_json(), f"Run '{record.id}'",
-                                               InvalidInputError))
+        raw = _private_copy(codec.compact_json_bytes(record.to_json(), f"Run '{record.id}'",
+                                                     InvalidInputError))
         for name, task in raw["tasks"].items():
             _check_task(task, name)
         async with self._locked(record.id, load=False) as handle:
@@ -168,7 +169,7 @@ class JsonStore:
         """Merge top-level context keys, as one journal line."""
         validate_run_id(run_id)
         check_context(ctx, run_id)
-        body = codec.compact_json(dict(ctx), "Context", InvalidInputError)
+        body = codec.compact_json_bytes(dict(ctx), "Context", InvalidInputError)
         update = _private_copy(body)
         async with self._locked(run_id) as handle:
             self.leases.fence(run_id, owner)
@@ -364,7 +365,7 @@ class JsonStore:
             del self._handles[handle.run_id]
 
     # ------------------------------------------------------------- journal
-    def _apply_tasks(self, handle: RunHandle, payload: list[dict[str, Any]], body: str) -> None:
+    def _apply_tasks(self, handle: RunHandle, payload: list[dict[str, Any]], body: bytes) -> None:
         tasks = handle.raw["tasks"]
         count = len(tasks) + len({t["name"] for t in payload if t["name"] not in tasks})
         journal.append(self.files, handle, codec.journal_tasks_line, count, body)
@@ -435,6 +436,7 @@ class JsonStore:
         except OSError as exc:
             raise unavailable(f"Failed to delete JSON store entry '{name}'", exc) from None
         journal.drop_segments(self.files, handle)
+        self.leases.forget(run_id)
         self.files.unlink_quiet(lease_name(run_id))
         self.files.unlink_quiet(origin_name(run_id))
         self.files.fsync_dir()
@@ -473,12 +475,14 @@ class JsonStore:
         return stalled
 
 
-def _encode_tasks(tasks: Iterable[TaskRecord]) -> tuple[str, list[dict[str, Any]]]:
+def _encode_tasks(tasks: Iterable[TaskRecord]) -> tuple[bytes, list[dict[str, Any]]]:
     """A batch's journal body and a private, checked copy of its records (one encode pass)."""
-    body = codec.compact_json([task.to_json() for task in tasks], "Task record", InvalidInputError)
+    body = codec.compact_json_bytes([task.to_json() for task in tasks], "Task record",
+                                    InvalidInputError)
     payload = _private_copy(body)
     for task in payload:
-        _check_task(task, task.get("name"))
+        if not task_json_fits(task):  # the per-step check; the converter says why
+            _check_task(task, task.get("name"))
     return body, payload
 
 
@@ -489,7 +493,7 @@ def _check_task(task: dict[str, Any], name: object) -> None:
         raise InvalidInputError(f"Invalid task record: {exc}") from None
 
 
-def _private_copy(text: str) -> Any:
+def _private_copy(text: bytes) -> Any:
     """Parse JSON this module just serialised, so the caller's objects are never shared.
 
     ``orjson`` parses it several times faster; what it refuses (integers
@@ -498,7 +502,7 @@ def _private_copy(text: str) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return _raw_decode(text)[0]
+        return _raw_decode(text.decode())[0]
 
 
 _raw_decode = json.JSONDecoder().raw_decode
