@@ -281,8 +281,10 @@ class LimitState:
         """Trusted Lua enters (``user``) or leaves user code; returns the hook interval.
 
         User code is counted against the instruction budget and gets the
-        memory-adapted interval; trusted code is not counted, and its
-        instructions cost no more as memory grows, so the base interval is enough.
+        memory-adapted interval. Trusted code is not counted and runs without
+        the hook (0): an active count hook slows every VM instruction down,
+        whatever its interval, so trusted code polls the limits itself
+        (``on_check``). A tripped state keeps the hook on every instruction.
         """
         try:
             self.counting = bool(user)
@@ -290,7 +292,7 @@ class LimitState:
             if self.tripped:
                 return 1
             self.interval = self._adapted()
-            return self.interval
+            return self.interval if user else 0
         except BaseException:
             self.trip(TRIP_ABORTED)
             return 1
