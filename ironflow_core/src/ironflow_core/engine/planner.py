@@ -57,10 +57,16 @@ def _has_template_error(value: Any) -> bool:
     kind = type(value)
     if kind is str:
         return "${" in value and bool(template_errors(value))
-    if kind is dict:
-        return any(_has_template_error(item) for item in value.values())
-    if kind is list:
-        return any(_has_template_error(item) for item in value)
+    if kind is dict or kind is list:
+        for item in value.values() if kind is dict else value:
+            item_kind = type(item)
+            if item_kind is str:  # most values: no call per string
+                if "${" in item and template_errors(item):
+                    return True
+            elif item_kind is not int and item_kind is not bool and item_kind is not float \
+                    and item is not None and _has_template_error(item):
+                return True
+        return False
     if isinstance(value, str):
         return bool(template_errors(value))
     if isinstance(value, Mapping):
