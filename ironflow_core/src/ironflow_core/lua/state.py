@@ -28,7 +28,6 @@ process.
 
 from __future__ import annotations
 
-import importlib.resources
 import math
 import os
 import threading
@@ -138,12 +137,15 @@ def compiled_chunk(filename: str) -> bytes:
     with _chunk_lock:
         chunk = _chunks.get(filename)
         if chunk is None:
-            source = importlib.resources.files("ironflow_core.lua").joinpath(filename)
+            # The package's own loader reads the file (a plain file or a zip
+            # member alike) without importing importlib.resources' readers.
+            loader: Any = __spec__.loader
+            source = loader.get_data(os.path.join(os.path.dirname(__file__), filename))
             boot = lua54.LuaRuntime(
                 encoding=None, register_eval=False, register_builtins=False
             )
             name = "=" + filename.removesuffix(".lua")
-            compiled = boot.globals().load(source.read_bytes(), name.encode(), b"t")
+            compiled = boot.globals().load(source, name.encode(), b"t")
             if not callable(compiled):  # pragma: no cover - a broken chunk is a bug
                 raise RuntimeError(f"{filename} does not compile: {compiled!r}")
             chunk = _chunks[filename] = boot.globals().string.dump(compiled, True)
