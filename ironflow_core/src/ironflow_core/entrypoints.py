@@ -23,25 +23,24 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 _SUFFIXES = (".dist-info", ".egg-info")
 _VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
 
 
-@attrs.frozen
-class Distribution:
+class Distribution(NamedTuple):
     """Name and version of the distribution an entry point comes from."""
 
     name: str
     version: str
 
 
-@attrs.frozen
-class EntryPoint:
-    """``name = module:attr`` of one group, with its distribution."""
+class EntryPoint(NamedTuple):
+    """``name = module:attr`` of one group, with its distribution.
+
+    Tuples rather than attrs classes: building a class costs start-up time.
+    """
 
     name: str
     value: str
