@@ -264,14 +264,15 @@ U.math.random = impure(U.math.random)
 -- { name, steps = [ {name, dependencies, config = {...}, node_type, ...} ] }
 -- (`max_retries` and `backoff_s` only when they differ from 0 and 1.0).
 -- This is trusted code: it runs without the instruction hook (which slows
--- every VM instruction down, whatever its interval) and is not counted; it
+-- every VM instruction down, whatever its interval) and without the
+-- collector (the flow is all alive), and is not counted; it
 -- polls the clock and the cancel flags itself every few hundred steps and
 -- values.  A table with a metatable may run user code when read (__index,
 -- __len): those reads run under the hook, counted against the same
 -- instruction budget as the flow file.
 local user_code, json_into, poll = L.user_code, L.json_into, L.poll
 local json_quote, u_len, s_find, ESCAPED = L.quote, L.utf8_len, L.find, L.escaped
-local json_float = L.json_float
+local json_float, collect = L.json_float, L.collect
 local d_getmetatable, rawlen, t_concat = L.getmetatable, L.rawlen, L.concat
 
 local function get(t, k)
@@ -418,7 +419,9 @@ local function extract(flow, max_depth, max_nodes)
     n = n + 1; out[n] = "}"
   end
   n = n + 1; out[n] = "]}"
-  return t_concat(out, "", 1, n), deterministic
+  local text = t_concat(out, "", 1, n)
+  collect("restart")
+  return text, deterministic
 end
 
 return extract

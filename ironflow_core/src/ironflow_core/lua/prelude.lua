@@ -1006,10 +1006,15 @@ P.loader = {
   rawlen = rawlen,
   concat = t_concat,
   -- Trusted code runs without the hook (on_mode gives 0), user code with it.
+  -- The collector runs for user code only: what the extraction allocates
+  -- is the flow's JSON text it returns (the memory ceiling still holds: an
+  -- allocation that would pass it runs an emergency collection first).
   user_code = function(on)
     local r = on_mode(on)
     if r > 0 then sethook(hook, "", r) else sethook() end
+    collectgarbage(on and "restart" or "stop")
   end,
+  collect = collectgarbage,
   json_into = walk,
   poll = poll,
   quote = quote,
