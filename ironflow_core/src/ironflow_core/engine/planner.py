@@ -88,6 +88,11 @@ def _interpolation_errors(step: StepDefinition) -> list[str]:
 
 def _step_errors(step: StepDefinition) -> list[str]:
     """Retry, backoff, timeout and route limits of one step (DSL-102, DSL-103)."""
+    backoff = step.backoff_s
+    if (step.max_retries <= MAX_RETRIES and type(backoff) is float
+            and 0.0 <= backoff <= MAX_WAIT_SECONDS and step.timeout_s is None
+            and step.route is None):
+        return []  # the usual step: nothing to check further (NaN fails the range test)
     errors = []
     if step.max_retries > MAX_RETRIES:
         errors.append(f"Step '{step.name}' retry count is too large (max {MAX_RETRIES})")
