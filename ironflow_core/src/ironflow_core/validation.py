@@ -17,6 +17,7 @@ from ironflow_core import jsonutil
 from ironflow_core.configs import check_config
 from ironflow_core.engine.planner import plan_flow
 from ironflow_core.errors import FlowValidationError
+from ironflow_core.gc_pause import paused_gc
 from ironflow_core.model import Diagnostic, FlowDefinition
 from ironflow_core.registry import Registry
 
@@ -38,6 +39,11 @@ class ValidationReport:
 
 def validate_definition(flow: FlowDefinition, registry: Registry) -> ValidationReport:
     """Plan ``flow`` for validation and check every step config against its class."""
+    with paused_gc():
+        return _validate(flow, registry)
+
+
+def _validate(flow: FlowDefinition, registry: Registry) -> ValidationReport:
     errors: list[str] = []
     try:
         plan_flow(flow, registry)

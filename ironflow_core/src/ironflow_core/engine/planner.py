@@ -21,6 +21,7 @@ import attrs
 
 from ironflow_core.configs import ConfigFieldError, structure_config
 from ironflow_core.errors import FlowProblem, FlowValidationError
+from ironflow_core.gc_pause import paused_gc
 from ironflow_core.interpolate import config_template_errors, template_errors
 from ironflow_core.model import FlowDefinition, StepDefinition
 from ironflow_core.node_hints import unknown_node_message
@@ -214,6 +215,11 @@ def _config_problems(step: StepDefinition, config_class: type | None) -> tuple[A
 
 def plan_flow(flow: FlowDefinition, registry: Registry) -> Plan:
     """Validate ``flow`` and compute its phases; ``FlowValidationError`` lists every problem."""
+    with paused_gc():  # a structured config per step, no cycles: nothing to collect
+        return _plan(flow, registry)
+
+
+def _plan(flow: FlowDefinition, registry: Registry) -> Plan:
     problems: list[FlowProblem | str] = list(flow.problems)
     names: dict[str, StepDefinition] = {}
     index: dict[str, int] = {}

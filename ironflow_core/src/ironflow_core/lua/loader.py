@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from ironflow_core.errors import FlowLoadError, FlowProblem
+from ironflow_core.gc_pause import paused_gc
 from ironflow_core.lua import functions
 from ironflow_core.lua.errors import LuaCompileError, LuaExecutionError
 from ironflow_core.lua.state import LuaState, compiled_chunk
@@ -80,16 +81,18 @@ class _Loader:
                 )
             except (LuaCompileError, LuaExecutionError) as exc:
                 raise self.lua_error(str(exc)) from None
-            document = _parse(text)
-            records = document["steps"]
-            for raw in records:
-                self._record(raw)
+            with paused_gc():  # thousands of acyclic containers: nothing to collect
+                document = _parse(text)
+                records = document["steps"]
+                for raw in records:
+                    self._record(raw)
             warnings: list[Diagnostic] = []
             if self.options.analyze:
                 warnings = self._analyze(vm, records)
         finally:
             vm.close()
-        return self._definition(document["name"], records, warnings, deterministic is True)
+        with paused_gc():
+            return self._definition(document["name"], records, warnings, deterministic is True)
 
     def _install_dsl(self, vm: LuaState) -> Any:
         record = None
