@@ -84,8 +84,12 @@ class _Loader:
             with paused_gc():  # thousands of acyclic containers: nothing to collect
                 document = _parse(text)
                 records = document["steps"]
-                for raw in records:
-                    self._record(raw)
+                for raw in records:  # DSL-26: the config carries its step's name
+                    config = raw["config"]
+                    if type(config) is not dict:
+                        raise self._not_named_fields(raw)
+                    config.pop("_node_type", None)
+                    config["_step_name"] = raw["name"]
             warnings: list[Diagnostic] = []
             if self.options.analyze:
                 warnings = self._analyze(vm, records)
@@ -107,15 +111,11 @@ class _Loader:
             names.encode(), vm.to_json_function,
         )
 
-    def _record(self, raw: dict[str, Any]) -> None:
-        config = raw["config"]
-        if type(config) is not dict:
-            raise self.error(
-                f"{self.where}: Step '{raw['name']}' config must be a table of named fields",
-                step=raw["name"], line=raw.get("line"),
-            )
-        config.pop("_node_type", None)
-        config["_step_name"] = raw["name"]
+    def _not_named_fields(self, raw: dict[str, Any]) -> FlowLoadError:
+        return self.error(
+            f"{self.where}: Step '{raw['name']}' config must be a table of named fields",
+            step=raw["name"], line=raw.get("line"),
+        )
 
     def _analyze(self, vm: LuaState, records: list[dict[str, Any]]) -> list[Diagnostic]:
         """DSL-110 (compile string code sources) and DSL-111 (undefined globals)."""
