@@ -555,7 +555,10 @@ end
 -- final concat builds the text without an intermediate string per value.
 local buf, nb, nodes, active, keys, failure
 local w_root_path, w_root_name, w_root_tail, w_max_depth, w_max_nodes
--- Key lists per depth, reused from walk to walk (emptied after each use).
+-- Tables being walked (cycle detection), the path's keys and the key lists
+-- per depth are reused from walk to walk: a walk that succeeds leaves them
+-- empty (keys are overwritten depth by depth).
+active, keys = {}, {}
 local skeys_at, ikeys_at = {}, {}
 -- Walked values since the last clock check: a walk polls the limits
 -- itself, so it stays stoppable when no instruction hook runs (trusted
@@ -726,15 +729,16 @@ end
 -- The path of an error is `path .. quote(name) .. tail` (`name` nil: `path`),
 -- built only when there is an error.
 local function walk(out, n, root, path, name, tail, max_depth, max_nodes)
-  buf, nb, nodes, active, keys, failure = out, n, 0, {}, {}, nil
+  buf, nb, nodes, failure = out, n, 0, nil
   w_root_path, w_root_name, w_root_tail = path, name, tail
   w_max_depth, w_max_nodes = max_depth, max_nodes
   local ok, err = pcall(visit, root, 0)
   local last, message = nb, failure
-  buf, active, keys, failure = nil, nil, nil, nil  -- hold nothing between walks
+  buf, failure = nil, nil  -- hold no output between walks
   if ok then return true, last end
-  -- A failed walk may leave key lists partly filled: start the next one afresh.
-  skeys_at, ikeys_at = {}, {}
+  -- A failed walk may leave tables marked active and key lists partly
+  -- filled: the next one starts afresh.
+  active, keys, skeys_at, ikeys_at = {}, {}, {}, {}
   if err == FAIL then return false, message end
   return false, tostring(err)
 end
