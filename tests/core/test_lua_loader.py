@@ -19,6 +19,7 @@ from ironflow_core.engine import plan_flow
 from ironflow_core.errors import FlowLoadError, FlowValidationError, NodeError
 from ironflow_core.loading import load_flow, read_flow_source
 from ironflow_core.lua import functions
+from ironflow_core.lua.state import LimitState
 from ironflow_core.model import FlowDefinition
 from ironflow_core.nodes.code import NODES as CODE_NODES
 from ironflow_core.nodes.code import CodeConfig, run_code
@@ -194,6 +195,38 @@ def test_dsl_92_extraction_work_is_not_charged_to_the_flow(registry: Registry) -
         "setmetatable(flow, { __index = function(t, k) return nil end })",
     )
     assert len(load(registry, metamethod, env=env).steps) == 3000
+
+
+@pytest.mark.parametrize("body", [
+    # many steps (polled every 256 steps), and one step with a large config (every 1,024 values)
+    "for i = 1, 2000 do flow:step('s' .. i, nodes.log{ message = 'm' }) end",
+    "local items = {} for i = 1, 5000 do items[i] = i end "
+    "flow:step('big', nodes.log{ message = 'm', items = items })",
+])
+def test_dsl_92_extraction_runs_without_the_hook_but_still_stops(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch, body: str
+) -> None:
+    """Trusted extraction polls cancellation and the clock itself: a flag set once it starts stops it."""
+
+    class StartsWithExtraction:
+        armed = False
+
+        def is_set(self) -> bool:
+            return self.armed
+
+    flag = StartsWithExtraction()
+    on_mode = LimitState.on_mode
+
+    def arm_on_trusted(self: LimitState, user: bool) -> int:
+        if not user:
+            flag.armed = True
+        return on_mode(self, user)
+
+    monkeypatch.setattr(LimitState, "on_mode", arm_on_trusted)
+    with pytest.raises(FlowLoadError, match="Lua execution was cancelled"):
+        load_flow(FlowSource(flow_of(body)), registry=registry, env={}, cancel=(flag,))
+    monkeypatch.setattr(LimitState, "on_mode", on_mode)
+    assert load_flow(FlowSource(flow_of(body)), registry=registry, env={}).steps
 
 
 # -- semantics.md#steps: Flow.new and flow:step -----------------------------------------------

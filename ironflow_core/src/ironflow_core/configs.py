@@ -156,6 +156,8 @@ class _Schema:
     """``run_required`` keys, in declaration order."""
     lenient: dict[str, tuple[Any, _Check]]
     """Lenient key -> (default, fits), in declaration order."""
+    private_keys: bool
+    """Some declared key starts with ``_``: such keys of a raw config must be dropped first."""
 
 
 @functools.cache
@@ -168,6 +170,7 @@ def _schema(converter: cattrs.Converter, cls: type) -> _Schema:
         required=tuple(k for k, f in fields.items() if f.metadata.get(RUN_REQUIRED)),
         lenient={k: (f.default, _fits(converter, f.type))
                  for k, f in fields.items() if f.metadata.get(LENIENT)},
+        private_keys=any(k.startswith("_") for k in fields),
     )
 
 
@@ -225,19 +228,60 @@ def make_converter() -> cattrs.Converter:
     configure_union_passthrough(
         typing.Union[str, int, float, bool, None], converter  # noqa: UP007
     )
+    converter.register_structure_hook_factory(_is_optional, _optional_hook(converter))
     return converter
 
 
+def _is_optional(type_: Any) -> bool:
+    """``X | None`` with a single ``X``."""
+    if typing.get_origin(type_) not in (typing.Union, types.UnionType):
+        return False
+    args = typing.get_args(type_)
+    return len(args) == 2 and type(None) in args
+
+
+def _optional_hook(converter: cattrs.Converter) -> Callable[[Any], Any]:
+    """``X | None`` with ``X``'s hook looked up once, not dispatched for every value."""
+
+    def factory(type_: Any) -> Any:
+        inner = next(a for a in typing.get_args(type_) if a is not type(None))
+        hook = converter.get_structure_hook(inner)
+
+        def structure(value: Any, _type: Any) -> Any:
+            return None if value is None else hook(value, inner)
+
+        return structure
+
+    return factory
+
+
 converter = make_converter()
+
+_structurers: dict[type, Callable[[Mapping[str, Any], type], Any]] = {}
+"""Config class -> its prebuilt structure function (no dispatch per step)."""
+
+
+def _structurer(config_class: type) -> Callable[[Mapping[str, Any], type], Any]:
+    fn = _structurers.get(config_class)
+    if fn is None:
+        hook = converter.get_structure_hook(config_class)
+        if attrs.has(config_class) and not _schema(converter, config_class).private_keys:
+            # The generated function reads declared keys only, so ``_step_name``
+            # and friends need not be filtered out first.
+            fn = hook
+        else:
+            def fn(raw: Mapping[str, Any], cls: type) -> Any:
+                return hook({k: v for k, v in raw.items() if not k.startswith("_")}, cls)
+        _structurers[config_class] = fn
+    return fn
 
 
 def structure_config(config_class: type | None, raw: Mapping[str, Any]) -> Any:
     """Return the structured config, or the raw dict when the node takes none."""
     if config_class is None:
         return dict(raw)
-    data = {k: v for k, v in raw.items() if not k.startswith("_")}
     try:
-        return converter.structure(data, config_class)
+        return _structurer(config_class)(raw, config_class)
     except Exception as exc:  # cattrs raises ClassValidationError / ExceptionGroup
         if isinstance(exc, (cattrs.BaseValidationError,)):
             problems = cattrs.transform_error(exc, path="$", format_exception=_format)
@@ -262,44 +306,63 @@ def run_required(*, lenient: bool = False) -> Any:
     return attrs.field(default=None, metadata={RUN_REQUIRED: True, LENIENT: lenient})
 
 
-def _wrong_type(schema: _Schema, key: str, raw: Mapping[str, Any]) -> bool:
-    """A lenient key whose present, non-null value does not fit (so the default is used)."""
-    value = raw.get(key)
-    return value is not None and key in schema.lenient and not schema.lenient[key][1](value)
+@attrs.frozen
+class ConfigFindings:
+    """What ``validate`` reports about one step config (see :func:`check_config`)."""
+
+    missing: list[str]
+    """``run_required`` keys the config leaves out, sets to null or mistypes."""
+    unknown: list[tuple[str, str | None]]
+    """Keys the class does not declare, each with the nearest declared name."""
+    fallbacks: list[tuple[str, Any]]
+    """Optional lenient keys whose value has the wrong type, each with the default used."""
+
+
+_NOTHING = ConfigFindings([], [], [])
+
+
+def check_config(config_class: type | None, raw: Mapping[str, Any]) -> ConfigFindings:
+    """One pass over a step config for ``validate``: missing, unknown and mistyped keys.
+
+    The findings are shared when there are none: read them, do not change them.
+    """
+    if config_class is None or not attrs.has(config_class):
+        return _NOTHING
+    schema = _schema(converter, config_class)
+    declared, lenient_keys = schema.declared, schema.lenient
+    wrong: set[str] = set()
+    unknown: list[tuple[str, str | None]] = []
+    for key, value in raw.items():
+        if key in declared:
+            if value is not None and key in lenient_keys and not lenient_keys[key][1](value):
+                wrong.add(key)
+        elif not key.startswith("_"):
+            unknown.append((key, _nearest(key, declared)))
+    missing = [key for key in schema.required if raw.get(key) is None or key in wrong]
+    fallbacks = [(key, default) for key, (default, _fits) in lenient_keys.items()
+                 if key in wrong and key not in schema.required] if wrong else []
+    if not (missing or unknown or fallbacks):
+        return _NOTHING
+    return ConfigFindings(missing, unknown, fallbacks)
+
+
+def _nearest(key: str, declared: frozenset[str]) -> str | None:
+    import difflib  # only a misspelled key needs it; keep it off every command's start-up
+
+    close = difflib.get_close_matches(key, sorted(declared), n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def missing_required(config_class: type | None, raw: Mapping[str, Any]) -> list[str]:
     """Fields marked ``run_required`` that the config leaves out, sets to null or mistypes."""
-    if config_class is None or not attrs.has(config_class):
-        return []
-    schema = _schema(converter, config_class)
-    return [key for key in schema.required
-            if raw.get(key) is None or _wrong_type(schema, key, raw)]
+    return list(check_config(config_class, raw).missing)
 
 
 def lenient_fallbacks(config_class: type | None, raw: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """Optional lenient fields whose value has the wrong type, each with the default used."""
-    if config_class is None or not attrs.has(config_class):
-        return []
-    schema = _schema(converter, config_class)
-    wrong = {key for key in raw if _wrong_type(schema, key, raw)}
-    if not wrong:
-        return []
-    return [(key, default) for key, (default, _fits) in schema.lenient.items()
-            if key in wrong and key not in schema.required]
+    return list(check_config(config_class, raw).fallbacks)
 
 
 def unknown_keys(config_class: type | None, raw: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     """Keys the config class does not declare, each with the nearest declared name."""
-    if config_class is None or not attrs.has(config_class):
-        return []
-    declared = _schema(converter, config_class).declared
-    found: list[tuple[str, str | None]] = []
-    for key in raw:
-        if key.startswith("_") or key in declared:
-            continue
-        import difflib  # only a misspelled key needs it; keep it off every command's start-up
-
-        close = difflib.get_close_matches(key, sorted(declared), n=1, cutoff=0.6)
-        found.append((key, close[0] if close else None))
-    return found
+    return list(check_config(config_class, raw).unknown)

@@ -9,8 +9,6 @@ message: ``Unknown node type 'http_get' at flow.lua:2 (step 'fetch'); ...``.
 
 from __future__ import annotations
 
-import difflib
-
 from ironflow_core.plugins import PluginRecord
 from ironflow_core.registry import Registry
 
@@ -69,6 +67,8 @@ def unknown_node_hint(registry: Registry, node_type: str) -> str:
             if record.distribution == distribution:
                 return _plugin_state(record)
         return f"it is provided by {distribution}: pip install {distribution}"
+    import difflib  # only an unknown node type needs it: not at start-up
+
     close = difflib.get_close_matches(node_type, list(registry.nodes), n=1, cutoff=0.75)
     if close:
         return f"did you mean '{close[0]}'?"

@@ -116,10 +116,10 @@ def load_plugins(
     for name, obj in extra:
         add(name, "(in-process)", "", lambda obj=obj: obj)
     if entry_points:
-        from importlib.metadata import entry_points as _entry_points
+        from ironflow_core.entrypoints import entry_points as _entry_points
 
         seen: set[str] = set()
-        for ep in sorted(_entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        for ep in sorted(_entry_points(ENTRY_POINT_GROUP), key=lambda e: e.name):
             if ep.name in seen:
                 continue
             seen.add(ep.name)

@@ -46,6 +46,15 @@ class NodeTable(Mapping[str, NodeSpec]):
             self._entries[name] = entry
         return entry
 
+    def get(self, name: str, default: Any = None) -> Any:
+        """The spec of ``name``, or ``default`` (one dict lookup once resolved: planning calls it per step)."""
+        entry = self._entries.get(name)
+        if entry is None:
+            return default
+        if isinstance(entry, NodeRef):
+            return self[name]
+        return entry
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import attrs
 
 from ironflow_core import jsonutil
-from ironflow_core.configs import lenient_fallbacks, missing_required, unknown_keys
+from ironflow_core.configs import check_config
 from ironflow_core.engine.planner import plan_flow
 from ironflow_core.errors import FlowValidationError
+from ironflow_core.gc_pause import paused_gc
 from ironflow_core.model import Diagnostic, FlowDefinition
 from ironflow_core.registry import Registry
 
@@ -38,6 +39,11 @@ class ValidationReport:
 
 def validate_definition(flow: FlowDefinition, registry: Registry) -> ValidationReport:
     """Plan ``flow`` for validation and check every step config against its class."""
+    with paused_gc():
+        return _validate(flow, registry)
+
+
+def _validate(flow: FlowDefinition, registry: Registry) -> ValidationReport:
     errors: list[str] = []
     try:
         plan_flow(flow, registry)
@@ -48,17 +54,18 @@ def validate_definition(flow: FlowDefinition, registry: Registry) -> ValidationR
         spec = registry.nodes.get(step.node_type)
         if spec is None:
             continue
-        for key in missing_required(spec.config, step.config):
+        findings = check_config(spec.config, step.config)
+        for key in findings.missing:
             errors.append(f"Step '{step.name}' ({step.node_type}): required field '{key}' "
                           "is missing")
-        for key, near in unknown_keys(spec.config, step.config):
+        for key, near in findings.unknown:
             hint = f"; did you mean '{near}'?" if near else ""
             warnings.append(Diagnostic(
                 code=UNKNOWN_CONFIG_KEY, line=step.line, step=step.name,
                 message=f"Step '{step.name}' ({step.node_type}): unknown config key "
                         f"'{key}'{hint}",
             ))
-        for key, default in lenient_fallbacks(spec.config, step.config):
+        for key, default in findings.fallbacks:
             warnings.append(Diagnostic(
                 code=LENIENT_DEFAULT_USED, line=step.line, step=step.name,
                 message=f"Step '{step.name}' ({step.node_type}): config key '{key}' has the "

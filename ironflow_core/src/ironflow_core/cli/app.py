@@ -14,7 +14,7 @@ import sys
 import click
 
 from ironflow_core._version import __version__
-from ironflow_core.cli.shared import EXIT_SIGINT, State, global_options
+from ironflow_core.cli.shared import EXIT_SIGINT, State, end_startup_gc_pause, global_options
 
 
 class _Group(click.Group):
@@ -48,6 +48,7 @@ class _Group(click.Group):
 @global_options
 def cli() -> None:
     """IronFlow: run Lua-defined workflows on a trio engine."""
+    end_startup_gc_pause()  # the subcommand starts: collect from here on
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ failure). Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import sys
@@ -26,6 +27,32 @@ from ironflow_core.redact import redact_urls
 if TYPE_CHECKING:
     from ironflow_core.registry import LoadedPlugins, Registry
     from ironflow_core.specs import CommandSpec
+
+
+_startup_gc_pause = False
+
+
+def start_startup_gc_pause() -> None:
+    """Turn the cyclic GC off for the script's start-up (``ironflow_core.cli.main``)."""
+    global _startup_gc_pause
+    if gc.isenabled():
+        gc.disable()
+        _startup_gc_pause = True
+
+
+def end_startup_gc_pause(*, freeze: bool = True) -> None:
+    """Turn the GC back on if start-up paused it; ``freeze`` what start-up built first.
+
+    Frozen objects (modules, classes, click commands, plugins: they live as
+    long as the process) are left out of every later collection, so the full
+    collections of a long run or a large flow do not walk them again.
+    """
+    global _startup_gc_pause
+    if _startup_gc_pause:
+        _startup_gc_pause = False
+        if freeze:
+            gc.freeze()
+        gc.enable()
 
 
 class State:

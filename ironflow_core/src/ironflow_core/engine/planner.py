@@ -21,6 +21,7 @@ import attrs
 
 from ironflow_core.configs import ConfigFieldError, structure_config
 from ironflow_core.errors import FlowProblem, FlowValidationError
+from ironflow_core.gc_pause import paused_gc
 from ironflow_core.interpolate import config_template_errors, template_errors
 from ironflow_core.model import FlowDefinition, StepDefinition
 from ironflow_core.node_hints import unknown_node_message
@@ -57,10 +58,16 @@ def _has_template_error(value: Any) -> bool:
     kind = type(value)
     if kind is str:
         return "${" in value and bool(template_errors(value))
-    if kind is dict:
-        return any(_has_template_error(item) for item in value.values())
-    if kind is list:
-        return any(_has_template_error(item) for item in value)
+    if kind is dict or kind is list:
+        for item in value.values() if kind is dict else value:
+            item_kind = type(item)
+            if item_kind is str:  # most values: no call per string
+                if "${" in item and template_errors(item):
+                    return True
+            elif item_kind is not int and item_kind is not bool and item_kind is not float \
+                    and item is not None and _has_template_error(item):
+                return True
+        return False
     if isinstance(value, str):
         return bool(template_errors(value))
     if isinstance(value, Mapping):
@@ -82,6 +89,11 @@ def _interpolation_errors(step: StepDefinition) -> list[str]:
 
 def _step_errors(step: StepDefinition) -> list[str]:
     """Retry, backoff, timeout and route limits of one step (DSL-102, DSL-103)."""
+    backoff = step.backoff_s
+    if (step.max_retries <= MAX_RETRIES and type(backoff) is float
+            and 0.0 <= backoff <= MAX_WAIT_SECONDS and step.timeout_s is None
+            and step.route is None):
+        return []  # the usual step: nothing to check further (NaN fails the range test)
     errors = []
     if step.max_retries > MAX_RETRIES:
         errors.append(f"Step '{step.name}' retry count is too large (max {MAX_RETRIES})")
@@ -203,6 +215,11 @@ def _config_problems(step: StepDefinition, config_class: type | None) -> tuple[A
 
 def plan_flow(flow: FlowDefinition, registry: Registry) -> Plan:
     """Validate ``flow`` and compute its phases; ``FlowValidationError`` lists every problem."""
+    with paused_gc():  # a structured config per step, no cycles: nothing to collect
+        return _plan(flow, registry)
+
+
+def _plan(flow: FlowDefinition, registry: Registry) -> Plan:
     problems: list[FlowProblem | str] = list(flow.problems)
     names: dict[str, StepDefinition] = {}
     index: dict[str, int] = {}

@@ -261,11 +261,18 @@ end
 U.math.random = impure(U.math.random)
 
 -- Read the returned flow table by fields (DSL-3) into JSON text, in one pass:
--- { name, steps = [ {name, node_type, dependencies, ..., config = {...}} ] }
--- This is trusted code, so its instructions are not counted; a table with a
--- metatable may run user code when read (__index, __len), so those reads
--- are counted against the same instruction budget as the flow file.
-local user_code, json_string, json_float = L.user_code, L.json_string, L.json_float
+-- { name, steps = [ {name, dependencies, config = {...}, node_type, ...} ] }
+-- (`max_retries` and `backoff_s` only when they differ from 0 and 1.0).
+-- This is trusted code: it runs without the instruction hook (which slows
+-- every VM instruction down, whatever its interval) and without the
+-- collector (the flow is all alive), and is not counted; it
+-- polls the clock and the cancel flags itself every few hundred steps and
+-- values.  A table with a metatable may run user code when read (__index,
+-- __len): those reads run under the hook, counted against the same
+-- instruction budget as the flow file.
+local user_code, json_into, poll = L.user_code, L.json_into, L.poll
+local json_quote, u_len, s_find, ESCAPED = L.quote, L.utf8_len, L.find, L.escaped
+local json_float, collect = L.json_float, L.collect
 local d_getmetatable, rawlen, t_concat = L.getmetatable, L.rawlen, L.concat
 
 local function get(t, k)
@@ -284,20 +291,28 @@ local function len(t)
   return n
 end
 
+-- Append string `s` as JSON to `out` after index `n`; returns the new index.
 -- `what` is a format for the error message, built only when it is needed.
-local function string_json(s, what, a, b)
-  local text = json_string(s)
-  if text == nil then error(format(what, a, b) .. " is not valid UTF-8", 0) end
-  return text
+local function put_string(out, n, s, what, a, b)
+  if not u_len(s) then error(format(what, a, b) .. " is not valid UTF-8", 0) end
+  if s_find(s, ESCAPED) then
+    out[n + 1] = json_quote(s)
+    return n + 1
+  end
+  out[n + 1], out[n + 2], out[n + 3] = '"', s, '"'
+  return n + 3
 end
 
-local function float_json(v, i, field)
+local function put_float(out, n, v, i, field)
   local text = json_float(v)
   if text == nil then
     error(format("non-finite Lua number at $.steps[%d].%s is not valid JSON", i, field), 0)
   end
-  return text
+  out[n + 1] = text
+  return n + 1
 end
+
+local STEPS_PER_POLL = 256
 
 local function extract(flow, max_depth, max_nodes)
   user_code(false)
@@ -314,8 +329,11 @@ local function extract(flow, max_depth, max_nodes)
   if count == nil or count < 0 then
     error("Flow has an invalid step count: " .. tostring(raw_count), 0)
   end
-  local out, n = { '{"name":', string_json(name, "Flow name"), ',"steps":[' }, 3
+  local out = { '{"name":' }
+  local n = put_string(out, 1, name, "Flow name")
+  n = n + 1; out[n] = ',"steps":['
   for i = 1, count do
+    if i % STEPS_PER_POLL == 0 then poll() end
     local step = get(steps, i)
     if type(step) ~= "table" then
       error(format("Flow step %d is not a table (it is %s)", i, typename(step)), 0)
@@ -325,35 +343,46 @@ local function extract(flow, max_depth, max_nodes)
     local plain = d_getmetatable(step) == nil
     local step_name = as_string(plain and step.name or get(step, "name"))
     if step_name == nil then error(format("Flow step %d has no name", i), 0) end
-    local quoted = string_json(step_name, "Flow step %d name", i)
+    n = n + 1; out[n] = i > 1 and ',{"name":' or '{"name":'
+    n = put_string(out, n, step_name, "Flow step %d name", i)
     local node_type = as_string(plain and step.node_type or get(step, "node_type"))
     if node_type == nil then error(format("Step '%s' has no node type", step_name), 0) end
     local dep_table = plain and step.dependencies or get(step, "dependencies")
     if type(dep_table) ~= "table" then
       error(format("Step '%s' dependencies must be a table", step_name), 0)
     end
-    local deps = {}
+    n = n + 1; out[n] = ',"dependencies":['
     local plain_deps = d_getmetatable(dep_table) == nil
     for j = 1, plain_deps and #dep_table or len(dep_table) do
       local dep = as_string(plain_deps and dep_table[j] or get(dep_table, j))
       if dep == nil then error(format("Step '%s' has a dependency that is not a string", step_name), 0) end
-      deps[j] = string_json(dep, "Step '%s' dependency %d", step_name, j)
+      if j > 1 then n = n + 1; out[n] = "," end
+      n = put_string(out, n, dep, "Step '%s' dependency %d", step_name, j)
     end
-    local bad = {}
+    n = n + 1; out[n] = "]"
     local bad_table = rawget(step, "bad_dependencies")
-    if type(bad_table) == "table" then
+    if type(bad_table) == "table" and #bad_table > 0 then
+      n = n + 1; out[n] = ',"bad_dependencies":['
       for j = 1, #bad_table do
         local entry = bad_table[j]
         local what = as_string(entry.what) or "a value"
         local bad_line = m_tointeger(entry.line)
-        bad[j] = '{"what":' .. string_json(what, "Step '%s' dependency", step_name)
-          .. (bad_line and ',"line":' .. tostring(bad_line) or "") .. "}"
+        n = n + 1; out[n] = j > 1 and ',{"what":' or '{"what":'
+        n = put_string(out, n, what, "Step '%s' dependency", step_name)
+        if bad_line then
+          n = n + 1; out[n] = ',"line":'
+          n = n + 1; out[n] = bad_line
+        end
+        n = n + 1; out[n] = "}"
       end
+      n = n + 1; out[n] = "]"
     end
     local config = plain and step.config or get(step, "config")
     if type(config) ~= "table" then error(format("Step '%s' config must be a table", step_name), 0) end
-    local ok, text = to_json(config, "$.steps[" .. quoted .. "].config", max_depth, max_nodes)
-    if not ok then error(text, 0) end
+    n = n + 1; out[n] = ',"config":'
+    local ok, last = json_into(out, n, config, "$.steps[", step_name, "].config", max_depth, max_nodes)
+    if not ok then error(last, 0) end
+    n = last
     local retries = m_tointeger(plain and step.max_retries or get(step, "max_retries"))
     if retries == nil or retries < 0 or retries > 0xFFFFFFFF then retries = 0 end
     local backoff = tonumber(plain and step.backoff_s or get(step, "backoff_s"))
@@ -361,51 +390,38 @@ local function extract(flow, max_depth, max_nodes)
     local route = as_string(plain and step.route or get(step, "route"))
     local on_error = as_string(plain and step.on_error or get(step, "on_error"))
     local line = m_tointeger(rawget(step, "line"))
-    out[n + 1] = i > 1 and ',{"name":' or '{"name":'
-    out[n + 2] = quoted
-    out[n + 3] = ',"node_type":'
-    out[n + 4] = string_json(node_type, "Step '%s' node type", step_name)
-    out[n + 5] = ',"dependencies":['
-    out[n + 6] = t_concat(deps, ",")
-    out[n + 7] = '],"max_retries":'
-    out[n + 8] = tostring(retries)
-    out[n + 9] = ',"backoff_s":'
-    out[n + 10] = backoff and float_json(backoff + 0.0, i, "backoff_s") or "1.0"
-    n = n + 10
+    n = n + 1; out[n] = ',"node_type":'
+    n = put_string(out, n, node_type, "Step '%s' node type", step_name)
+    if retries ~= 0 then
+      n = n + 1; out[n] = ',"max_retries":'
+      n = n + 1; out[n] = retries
+    end
+    if backoff and backoff ~= 1 then
+      n = n + 1; out[n] = ',"backoff_s":'
+      n = put_float(out, n, backoff + 0.0, i, "backoff_s")
+    end
     if timeout then
-      out[n + 1] = ',"timeout_s":'
-      out[n + 2] = float_json(timeout + 0.0, i, "timeout_s")
-      n = n + 2
+      n = n + 1; out[n] = ',"timeout_s":'
+      n = put_float(out, n, timeout + 0.0, i, "timeout_s")
     end
     if route then
-      out[n + 1] = ',"route":'
-      out[n + 2] = string_json(route, "Step '%s' route", step_name)
-      n = n + 2
+      n = n + 1; out[n] = ',"route":'
+      n = put_string(out, n, route, "Step '%s' route", step_name)
     end
     if on_error then
-      out[n + 1] = ',"on_error":'
-      out[n + 2] = string_json(on_error, "Step '%s' on_error", step_name)
-      n = n + 2
+      n = n + 1; out[n] = ',"on_error":'
+      n = put_string(out, n, on_error, "Step '%s' on_error", step_name)
     end
     if line then
-      out[n + 1] = ',"line":'
-      out[n + 2] = tostring(line)
-      n = n + 2
+      n = n + 1; out[n] = ',"line":'
+      n = n + 1; out[n] = line
     end
-    if #bad > 0 then
-      out[n + 1] = ',"bad_dependencies":['
-      out[n + 2] = t_concat(bad, ",")
-      out[n + 3] = "]"
-      n = n + 3
-    end
-    out[n + 1] = ',"config":'
-    out[n + 2] = text
-    out[n + 3] = "}"
-    n = n + 3
+    n = n + 1; out[n] = "}"
   end
-  n = n + 1
-  out[n] = "]}"
-  return t_concat(out), deterministic
+  n = n + 1; out[n] = "]}"
+  local text = t_concat(out, "", 1, n)
+  collect("restart")
+  return text, deterministic
 end
 
 return extract

@@ -15,7 +15,10 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 from ironflow_core.errors import FlowLoadError, FlowProblem
+from ironflow_core.gc_pause import paused_gc
 from ironflow_core.lua import functions
 from ironflow_core.lua.errors import LuaCompileError, LuaExecutionError
 from ironflow_core.lua.state import LuaState, compiled_chunk
@@ -78,14 +81,22 @@ class _Loader:
                 )
             except (LuaCompileError, LuaExecutionError) as exc:
                 raise self.lua_error(str(exc)) from None
-            document = json.loads(text)
-            records = [self._record(raw) for raw in document["steps"]]
+            with paused_gc():  # thousands of acyclic containers: nothing to collect
+                document = _parse(text)
+                records = document["steps"]
+                for raw in records:  # DSL-26: the config carries its step's name
+                    config = raw["config"]
+                    if type(config) is not dict:
+                        raise self._not_named_fields(raw)
+                    config.pop("_node_type", None)
+                    config["_step_name"] = raw["name"]
             warnings: list[Diagnostic] = []
             if self.options.analyze:
                 warnings = self._analyze(vm, records)
         finally:
             vm.close()
-        return self._definition(document["name"], records, warnings, deterministic is True)
+        with paused_gc():
+            return self._definition(document["name"], records, warnings, deterministic is True)
 
     def _install_dsl(self, vm: LuaState) -> Any:
         record = None
@@ -100,16 +111,11 @@ class _Loader:
             names.encode(), vm.to_json_function,
         )
 
-    def _record(self, raw: dict[str, Any]) -> dict[str, Any]:
-        config = raw["config"]
-        if not isinstance(config, dict):
-            raise self.error(
-                f"{self.where}: Step '{raw['name']}' config must be a table of named fields",
-                step=raw["name"], line=raw.get("line"),
-            )
-        config.pop("_node_type", None)
-        config["_step_name"] = raw["name"]
-        return raw
+    def _not_named_fields(self, raw: dict[str, Any]) -> FlowLoadError:
+        return self.error(
+            f"{self.where}: Step '{raw['name']}' config must be a table of named fields",
+            step=raw["name"], line=raw.get("line"),
+        )
 
     def _analyze(self, vm: LuaState, records: list[dict[str, Any]]) -> list[Diagnostic]:
         """DSL-110 (compile string code sources) and DSL-111 (undefined globals)."""
@@ -148,25 +154,29 @@ class _Loader:
     ) -> FlowDefinition:
         steps: list[StepDefinition] = []
         problems: list[FlowProblem] = []
+        append = steps.append
         for record in records:
+            # The extraction writes these fields only when a step sets them.
+            get = record.get
             step_name = record["name"]
-            for bad in record.get("bad_dependencies") or ():
-                problems.append(FlowProblem(
-                    self._bad_dependency(step_name, bad), line=bad.get("line"),
-                    step=step_name, placed=True,
-                ))
-            timeout = record.get("timeout_s")
-            steps.append(StepDefinition(
+            if "bad_dependencies" in record:
+                for bad in record["bad_dependencies"]:
+                    problems.append(FlowProblem(
+                        self._bad_dependency(step_name, bad), line=bad.get("line"),
+                        step=step_name, placed=True,
+                    ))
+            timeout = get("timeout_s")
+            append(StepDefinition(
                 name=step_name,
                 node_type=record["node_type"],
                 config=record["config"],
                 dependencies=tuple(record["dependencies"]),
-                max_retries=int(record["max_retries"]),
-                backoff_s=float(record["backoff_s"]),
+                max_retries=int(get("max_retries", 0)),
+                backoff_s=float(get("backoff_s", 1.0)),
                 timeout_s=None if timeout is None else float(timeout),
-                route=record.get("route"),
-                on_error=record.get("on_error"),
-                line=record.get("line"),
+                route=get("route"),
+                on_error=get("on_error"),
+                line=get("line"),
             ))
         return FlowDefinition(
             name=name, steps=tuple(steps), source_path=self.path, warnings=tuple(warnings),
@@ -184,6 +194,14 @@ class _Loader:
             hint = f"; pass its name: :depends_on(\"{what[len('the builder of step '):].strip(chr(39))}\")"
         return (f"Step '{step}' depends on {what}{where}, but dependencies must be step "
                 f"names (strings){hint}")
+
+
+def _parse(text: bytes) -> Any:
+    """The extraction's JSON text (well-formed by construction): orjson, or json beyond its limits."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # e.g. nesting deeper than orjson's limit
+        return json.loads(text)
 
 
 def compile_error(vm: LuaState, source: str) -> str | None:

@@ -521,8 +521,9 @@ ESC["\b"], ESC["\f"], ESC["\n"], ESC["\r"], ESC["\t"] = "\\b", "\\f", "\\n", "\\
 ESC['"'], ESC["\\"] = '\\"', "\\\\"
 
 -- Most strings need no escaping: a scan is far cheaper than a substitution.
+local ESCAPED = '[%z\1-\31"\\]'
 local function quote(s)
-  if not s_find(s, '[%z\1-\31"\\]') then return '"' .. s .. '"' end
+  if not s_find(s, ESCAPED) then return '"' .. s .. '"' end
   return '"' .. s_gsub(s, '[\0-\31"\\]', ESC) .. '"'
 end
 
@@ -548,13 +549,36 @@ local function quote_key(k)
   return q
 end
 
--- The state of the walk in progress (to_json never re-enters: it reads
--- tables raw and calls no user code), reset by every call.
+-- The state of the walk in progress (a walk never re-enters: it reads
+-- tables raw and calls no user code), reset by every walk.  Strings go into
+-- the buffer as three pieces ('"', s, '"') and integers as numbers: the
+-- final concat builds the text without an intermediate string per value.
 local buf, nb, nodes, active, keys, failure
-local w_root_path, w_max_depth, w_max_nodes
+local w_root_path, w_root_name, w_root_tail, w_max_depth, w_max_nodes
+-- Tables being walked (cycle detection), the path's keys and the key lists
+-- per depth are reused from walk to walk: a walk that succeeds leaves them
+-- empty (keys are overwritten depth by depth).
+active, keys = {}, {}
+local skeys_at, ikeys_at = {}, {}
+-- Walked values since the last clock check: a walk polls the limits
+-- itself, so it stays stoppable when no instruction hook runs (trusted
+-- extraction of a flow runs without one).
+local ticks = 0
+local TICK = 1024
+
+local function poll()
+  ticks = 0
+  local r = on_check()
+  if r < 0 then trip(-r) elseif r > 0 then sethook(hook, "", r) end
+end
+
+local function root_path()
+  if w_root_name == nil then return w_root_path end
+  return w_root_path .. quote(w_root_name) .. w_root_tail
+end
 
 local function path_at(depth)
-  local parts = { w_root_path }
+  local parts = { root_path() }
   for i = 1, depth do parts[i + 1] = key_segment(keys[i]) end
   return t_concat(parts)
 end
@@ -574,7 +598,12 @@ local function visit_table(t, depth)
   end
   active[t] = depth
   local mt = d_getmetatable(t)
-  local skeys, ns, ikeys, ni = {}, 0, {}, 0
+  local skeys, ikeys = skeys_at[depth], ikeys_at[depth]
+  if skeys == nil then
+    skeys, ikeys = {}, {}
+    skeys_at[depth], ikeys_at[depth] = skeys, ikeys
+  end
+  local ns, ni = 0, 0
   local room = w_max_nodes - nodes
   local k = next(t)
   while k ~= nil do
@@ -612,6 +641,7 @@ local function visit_table(t, depth)
       "] and object field " .. here .. key_segment(skeys[1]) ..
       "; use json_array(...) or json_object(...) with a uniform table")
   end
+  local child = depth + 1
   if mt == AMT or ni > 0 then
     nb = nb + 1; buf[nb] = "["
     for i = 1, ni do
@@ -622,22 +652,28 @@ local function visit_table(t, depth)
           " at " .. here .. "[" .. idx .. "]")
       end
       if i > 1 then nb = nb + 1; buf[nb] = "," end
-      keys[depth + 1] = i
-      visit(rawget(t, i), depth + 1)
+      keys[child] = i
+      visit(rawget(t, i), child)
     end
+    for i = 1, ni do ikeys[i] = nil end
     nb = nb + 1; buf[nb] = "]"
   else
     nb = nb + 1; buf[nb] = "{"
     for i = 1, ns do
       local key = skeys[i]
-      if not u_len(key) then
-        fail("object key in Lua table at " .. path_at(depth) .. " is not valid UTF-8")
+      local q = quoted_keys[key]
+      if q == nil then
+        if not u_len(key) then
+          fail("object key in Lua table at " .. path_at(depth) .. " is not valid UTF-8")
+        end
+        q = quote_key(key)
       end
       if i > 1 then nb = nb + 1; buf[nb] = "," end
-      nb = nb + 1; buf[nb] = quote_key(key)
-      keys[depth + 1] = key
-      visit(rawget(t, key), depth + 1)
+      nb = nb + 1; buf[nb] = q
+      keys[child] = key
+      visit(rawget(t, key), child)
     end
+    for i = 1, ns do skeys[i] = nil end
     nb = nb + 1; buf[nb] = "}"
   end
   active[t] = nil
@@ -653,6 +689,8 @@ visit = function(v, depth)
       " (raise IRONFLOW_MAX_CONVERSION_NODES)")
   end
   nodes = nodes + 1
+  ticks = ticks + 1
+  if ticks >= TICK then poll() end
   if v == nil or rawequal(v, NULL) then
     nb = nb + 1; buf[nb] = "null"
     return
@@ -660,10 +698,15 @@ visit = function(v, depth)
   local t = type(v)
   if t == "string" then
     if not u_len(v) then fail("Lua string at " .. path_at(depth) .. " is not valid UTF-8") end
-    nb = nb + 1; buf[nb] = quote(v)
+    if s_find(v, ESCAPED) then
+      nb = nb + 1; buf[nb] = quote(v)
+    else
+      buf[nb + 1] = '"'; buf[nb + 2] = v; buf[nb + 3] = '"'
+      nb = nb + 3
+    end
   elseif t == "number" then
     if m_type(v) == "integer" then
-      nb = nb + 1; buf[nb] = s_format("%d", v)
+      nb = nb + 1; buf[nb] = v
     else
       if v ~= v or v == m_huge or v == -m_huge then
         fail("non-finite Lua number at " .. path_at(depth) .. " is not valid JSON")
@@ -681,18 +724,32 @@ visit = function(v, depth)
   end
 end
 
+-- Append the JSON text of `root` to `out` after index `n`: returns true and
+-- the new last index, or false and a message (a limit trip's message too).
+-- The path of an error is `path .. quote(name) .. tail` (`name` nil: `path`),
+-- built only when there is an error.
+local function walk(out, n, root, path, name, tail, max_depth, max_nodes)
+  buf, nb, nodes, failure = out, n, 0, nil
+  w_root_path, w_root_name, w_root_tail = path, name, tail
+  w_max_depth, w_max_nodes = max_depth, max_nodes
+  local ok, err = pcall(visit, root, 0)
+  local last, message = nb, failure
+  buf, failure = nil, nil  -- hold no output between walks
+  if ok then return true, last end
+  -- A failed walk may leave tables marked active and key lists partly
+  -- filled: the next one starts afresh.
+  active, keys, skeys_at, ikeys_at = {}, {}, {}, {}
+  if err == FAIL then return false, message end
+  return false, tostring(err)
+end
+
 -- Convert `root` to compact JSON text (keys unsorted; Python canonicalises).
 -- Returns true, text  or  false, message.  Paths are only built on error.
 local function to_json(root, root_path, max_depth, max_nodes)
-  buf, nb, nodes, active, keys, failure = {}, 0, 0, {}, {}, nil
-  w_root_path, w_max_depth, w_max_nodes = root_path, max_depth, max_nodes
-  local ok, err = pcall(visit, root, 0)
-  local text, message = nil, failure
-  if ok then text = t_concat(buf) end
-  buf, active, keys, failure = nil, nil, nil, nil  -- hold nothing between walks
-  if ok then return true, text end
-  if err == FAIL then return false, message end
-  return false, tostring(err)
+  local out = {}
+  local ok, last = walk(out, 0, root, root_path, nil, nil, max_depth, max_nodes)
+  if not ok then return false, last end
+  return true, t_concat(out, "", 1, last)
 end
 
 P.to_json = to_json
@@ -952,8 +1009,22 @@ P.loader = {
   getmetatable = d_getmetatable,
   rawlen = rawlen,
   concat = t_concat,
-  user_code = function(on) sethook(hook, "", on_mode(on)) end,
-  json_string = function(s) if u_len(s) then return quote(s) end end,
+  -- Trusted code runs without the hook (on_mode gives 0), user code with it.
+  -- The collector runs for user code only: what the extraction allocates
+  -- is the flow's JSON text it returns (the memory ceiling still holds: an
+  -- allocation that would pass it runs an emergency collection first).
+  user_code = function(on)
+    local r = on_mode(on)
+    if r > 0 then sethook(hook, "", r) else sethook() end
+    collectgarbage(on and "restart" or "stop")
+  end,
+  collect = collectgarbage,
+  json_into = walk,
+  poll = poll,
+  quote = quote,
+  utf8_len = u_len,
+  find = s_find,
+  escaped = ESCAPED,
   json_float = function(v)
     if v ~= v or v == m_huge or v == -m_huge then return nil end
     local text = s_format("%.17g", v)

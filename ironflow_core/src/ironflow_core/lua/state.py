@@ -28,7 +28,6 @@ process.
 
 from __future__ import annotations
 
-import importlib.resources
 import math
 import os
 import threading
@@ -138,12 +137,15 @@ def compiled_chunk(filename: str) -> bytes:
     with _chunk_lock:
         chunk = _chunks.get(filename)
         if chunk is None:
-            source = importlib.resources.files("ironflow_core.lua").joinpath(filename)
+            # The package's own loader reads the file (a plain file or a zip
+            # member alike) without importing importlib.resources' readers.
+            loader: Any = __spec__.loader
+            source = loader.get_data(os.path.join(os.path.dirname(__file__), filename))
             boot = lua54.LuaRuntime(
                 encoding=None, register_eval=False, register_builtins=False
             )
             name = "=" + filename.removesuffix(".lua")
-            compiled = boot.globals().load(source.read_bytes(), name.encode(), b"t")
+            compiled = boot.globals().load(source, name.encode(), b"t")
             if not callable(compiled):  # pragma: no cover - a broken chunk is a bug
                 raise RuntimeError(f"{filename} does not compile: {compiled!r}")
             chunk = _chunks[filename] = boot.globals().string.dump(compiled, True)
@@ -281,8 +283,10 @@ class LimitState:
         """Trusted Lua enters (``user``) or leaves user code; returns the hook interval.
 
         User code is counted against the instruction budget and gets the
-        memory-adapted interval; trusted code is not counted, and its
-        instructions cost no more as memory grows, so the base interval is enough.
+        memory-adapted interval. Trusted code is not counted and runs without
+        the hook (0): an active count hook slows every VM instruction down,
+        whatever its interval, so trusted code polls the limits itself
+        (``on_check``). A tripped state keeps the hook on every instruction.
         """
         try:
             self.counting = bool(user)
@@ -290,7 +294,7 @@ class LimitState:
             if self.tripped:
                 return 1
             self.interval = self._adapted()
-            return self.interval
+            return self.interval if user else 0
         except BaseException:
             self.trip(TRIP_ABORTED)
             return 1
