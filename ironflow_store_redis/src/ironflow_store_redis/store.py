@@ -76,7 +76,7 @@ from ironflow_core.storekit import (
 )
 from ironflow_store_redis import records
 from ironflow_store_redis.address import RedisAddress
-from ironflow_store_redis.client import Arg, RedisClient, RedisReplyError
+from ironflow_store_redis.client import Arg, RedisClient, RedisReplyError, pairs
 from ironflow_store_redis.keys import DEFAULT_PREFIX, Keys, member_run_id, ordering_member
 from ironflow_store_redis.scripts import SCRIPTS
 
@@ -190,7 +190,7 @@ class RedisStore:
     async def upsert_tasks(
         self, run_id: str, tasks: Iterable[TaskRecord], *, owner: str | None = None
     ) -> None:
-        """Write a batch of task records with one script run: one round trip, one thread hop."""
+        """Write a batch of task records (the engine's group commit) with one script run: one round trip."""
         validate_run_id(run_id)
         args: list[Arg] = [self._incarnations.get(run_id, ""), uuid.uuid4().hex, self._ttl_arg,
                            owner or ""]
@@ -466,11 +466,11 @@ class RedisStore:
 
     async def _read(self, run_id: str) -> records.StoredRun:
         reply = await self._command("HGETALL", self.keys.run(run_id))
-        if not isinstance(reply, dict):
+        if not isinstance(reply, list):
             raise self._odd_reply("HGETALL", reply)
         if not reply:
             raise RunNotFoundError(run_id)
-        return records.decode_run(run_id, reply)
+        return records.decode_run(run_id, pairs(reply))
 
     async def _fold(self, run_id: str, change: Any, *, owner: str | None = None) -> None:
         """Rebuild ``info`` and ``summary`` from the full record after ``change(raw)``.
