@@ -40,6 +40,7 @@ from ironflow_store_redis.address import RedisAddress
 from ironflow_store_redis.connection import (
     Arg,
     Connection,
+    Deadlines,
     RedisReplyError,
     pack,
     tls_context,
@@ -70,6 +71,7 @@ class RedisClient:
         self.address = address
         self.calls = 0
         self._idle: list[Connection] = []
+        self._deadlines = Deadlines(address.command_timeout)
         self._slots = trio.Semaphore(address.max_connections)
         self._generation = 0
         self._tls: ssl.SSLContext | None = None
@@ -121,9 +123,9 @@ class RedisClient:
     async def subscribe(self, channel: str) -> Subscription:
         """A connection of its own (outside the pool) subscribed to ``channel``."""
         self.calls += 1
-        connection = await Connection.open(self.address, self._tls_context())
+        connection = await Connection.open(self.address, self._deadlines, self._tls_context())
         try:
-            reply = await connection.exchange_one(pack(("SUBSCRIBE", channel)))
+            reply = await connection.exchange(pack(("SUBSCRIBE", channel)), 0)
             if isinstance(reply, RedisReplyError):
                 raise reply
         except BaseException:
@@ -154,10 +156,7 @@ class RedisClient:
             generation = self._generation
             connection = await self._checkout()
             try:
-                if count:
-                    reply: Any = await connection.exchange(payload, count)
-                else:
-                    reply = await connection.exchange_one(payload)
+                reply = await connection.exchange(payload, count)
             except BaseException:
                 connection.close()  # failed or cancelled mid-exchange: a reply may be unread
                 raise
@@ -177,7 +176,7 @@ class RedisClient:
             if not connection.is_stale():
                 return connection
             connection.close()
-        return await Connection.open(self.address, self._tls_context())
+        return await Connection.open(self.address, self._deadlines, self._tls_context())
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if self.address.scheme != "rediss":

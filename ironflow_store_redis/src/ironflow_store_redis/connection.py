@@ -16,8 +16,11 @@ the address and a short reason; after one, the connection must be closed.
 from __future__ import annotations
 
 import os
+import select
+import socket
 import ssl
 from collections.abc import Sequence
+from typing import Any
 
 import hiredis
 import trio
@@ -75,33 +78,86 @@ def tls_context(address: RedisAddress) -> ssl.SSLContext:
     return context
 
 
+class Deadlines:
+    """The command timeout of every exchange in flight, enforced by one watcher task per run.
+
+    A cancel scope per command would cost more than the rest of the command's
+    own work; instead each exchange notes its deadline here (a dict insert), and
+    a system task sleeps until the oldest one. Deadlines come in the order the
+    exchanges started (one timeout for all), so the oldest is the first entry.
+    A connection whose deadline passes is closed, which wakes its waiting task.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._pending: dict[Connection, float] = {}
+        self._token: trio.lowlevel.TrioToken | None = None
+
+    def start(self, connection: Connection) -> None:
+        token = trio.lowlevel.current_trio_token()
+        if token is not self._token:  # the first exchange of this trio run
+            self._token = token
+            self._pending.clear()
+            trio.lowlevel.spawn_system_task(self._watch, token, name="redis command timeouts")
+        self._pending[connection] = trio.current_time() + self.timeout
+
+    def stop(self, connection: Connection) -> None:
+        self._pending.pop(connection, None)
+
+    async def _watch(self, token: trio.lowlevel.TrioToken) -> None:
+        pending = self._pending
+        while self._token is token:
+            now = trio.current_time()
+            for connection, deadline in list(pending.items()):
+                if deadline > now:
+                    break
+                del pending[connection]
+                connection.time_out()
+            # New exchanges end after the oldest one and after now + timeout.
+            await trio.sleep_until(next(iter(pending.values()), now + self.timeout))
+
+
 class Connection:
-    """A connected, authenticated stream and the parser of its replies; used by one task at a time."""
+    """A connected, authenticated socket and the parser of its replies; one task at a time.
 
-    __slots__ = ("_reader", "_socket", "_stream", "address")
+    Plain TCP and unix sockets are driven with ``trio.lowlevel.wait_readable``/
+    ``wait_writable`` on a non-blocking socket: a command is sent without a
+    pass through the scheduler, and its reply costs one. TLS goes through
+    ``trio.SSLStream``.
+    """
 
-    def __init__(self, address: RedisAddress, stream: trio.abc.Stream,
-                 socket: trio.socket.SocketType) -> None:
+    __slots__ = ("_deadlines", "_poll", "_reader", "_sock", "_tls", "address", "closed",
+                 "timed_out")
+
+    def __init__(self, address: RedisAddress, deadlines: Deadlines, sock: socket.socket,
+                 tls: trio.SSLStream[trio.SocketStream] | None) -> None:
         self.address = address
-        self._stream = stream
-        self._socket = socket
+        self._deadlines = deadlines
+        self._sock = sock
+        self._tls = tls
         self._reader = hiredis.Reader(
             encoding="utf-8", errors="surrogateescape", replyError=RedisReplyError,
             notEnoughData=_MORE,
         )
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
+        self.closed = False
+        self.timed_out = False
 
     @classmethod
-    async def open(cls, address: RedisAddress, tls: ssl.SSLContext | None) -> Connection:
+    async def open(
+        cls, address: RedisAddress, deadlines: Deadlines, tls: ssl.SSLContext | None
+    ) -> Connection:
         """Connect within the connect timeout, then authenticate and select the database."""
-        stream: trio.abc.Stream | None = None
+        opened: tuple[socket.socket, trio.SSLStream[trio.SocketStream] | None] | None = None
         try:
             with trio.move_on_after(address.connect_timeout):
-                stream, socket = await _open_stream(address, tls)
+                opened = await _open_socket(address, tls)
         except (OSError, trio.BrokenResourceError) as exc:
             raise unavailable(address, _reason(exc)) from None
-        if stream is None:
+        if opened is None:
             raise unavailable(address, f"no connection within {address.connect_timeout:g} s")
-        connection = cls(address, stream, socket)
+        connection = cls(address, deadlines, *opened)
         try:
             await connection._hello()
         except BaseException:
@@ -132,35 +188,37 @@ class Connection:
     def is_stale(self) -> bool:
         """True when the server spoke unasked: it closed the connection (a restart) or sent data
         no command waits for. Either way the connection must not carry another command."""
-        return self._socket.is_readable() or self._reader.has_data()
+        return bool(self._poll.poll(0)) or bool(self._reader.has_data())
 
-    async def exchange(self, payload: bytes, count: int) -> list[object]:
-        """Send ``payload`` (``count`` packed commands) and read ``count`` replies, in order."""
-        with trio.move_on_after(self.address.command_timeout):
+    async def exchange(self, payload: bytes, count: int) -> Any:
+        """Send ``payload`` (``count`` packed commands) and read their replies, in order,
+        within the command timeout; ``count`` 0 is one command, its reply not in a list."""
+        deadlines = self._deadlines
+        deadlines.start(self)
+        try:
             try:
-                await self._stream.send_all(payload)
-                return [await self.receive() for _ in range(count)]
+                await self._send(payload)
             except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise unavailable(self.address, _reason(exc)) from None
-        raise unavailable(self.address, f"no reply within {self.address.command_timeout:g} s")
-
-    async def exchange_one(self, payload: bytes) -> object:
-        """``exchange`` of one command, its reply alone (the common case, without a list)."""
-        with trio.move_on_after(self.address.command_timeout):
-            try:
-                await self._stream.send_all(payload)
+            if not count:
                 return await self.receive()
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                raise unavailable(self.address, _reason(exc)) from None
-        raise unavailable(self.address, f"no reply within {self.address.command_timeout:g} s")
+            return [await self.receive() for _ in range(count)]
+        except StoreUnavailableError:
+            if self.timed_out:  # closed by the deadline watcher, not by the server
+                raise unavailable(
+                    self.address, f"no reply within {self.address.command_timeout:g} s"
+                ) from None
+            raise
+        finally:
+            deadlines.stop(self)
 
     async def receive(self) -> object:
-        """The next reply, however long it takes (Pub/Sub waits here without a timeout)."""
+        """The next reply, however long it takes (Pub/Sub waits here without a deadline)."""
         reader = self._reader
         try:
             reply = reader.gets()
             while reply is _MORE:
-                data = await self._stream.receive_some(_CHUNK)
+                data = await self._receive_some()
                 if not data:
                     raise unavailable(self.address, "connection closed by the server")
                 reader.feed(data)  # type: ignore[arg-type]  # any buffer works
@@ -171,29 +229,76 @@ class Connection:
             raise unavailable(self.address, _reason(exc)) from None
         return reply
 
+    def time_out(self) -> None:
+        """The exchange in flight outlived the command timeout: end it (its task sees why)."""
+        self.timed_out = True
+        self.close()
+
     def close(self) -> None:
         """Close at once (no TLS goodbye): safe in a cancelled task and with a reply unread."""
-        self._socket.close()
+        if self.closed:
+            return
+        self.closed = True
+        if self._tls is not None:
+            self._tls.transport_stream.socket.close()  # wakes a task waiting on it
+        else:
+            trio.lowlevel.notify_closing(self._sock)
+            self._sock.close()
+
+    # ------------------------------------------------------------ internal
+    async def _send(self, payload: bytes) -> None:
+        if self._tls is not None:
+            await self._tls.send_all(payload)
+            return
+        sock = self._sock
+        await trio.lowlevel.checkpoint_if_cancelled()
+        view = memoryview(payload)
+        while view:
+            try:
+                view = view[sock.send(view):]
+            except BlockingIOError:  # a big batch: the rest as the socket drains
+                await trio.lowlevel.wait_writable(sock)
+
+    async def _receive_some(self) -> bytes | bytearray:
+        if self._tls is not None:
+            return await self._tls.receive_some(_CHUNK)
+        sock = self._sock
+        try:
+            data = sock.recv(_CHUNK)
+        except BlockingIOError:
+            pass
+        else:  # the reply was there already: still a schedule point, as trio's I/O is
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            try:
+                return sock.recv(_CHUNK)
+            except BlockingIOError:
+                pass
 
 
-async def _open_stream(
+async def _open_socket(
     address: RedisAddress, tls: ssl.SSLContext | None
-) -> tuple[trio.abc.Stream, trio.socket.SocketType]:
+) -> tuple[socket.socket, trio.SSLStream[trio.SocketStream] | None]:
+    """A connected socket; non-blocking, out of trio's stream (plain) or under TLS."""
     stream: trio.SocketStream
     if address.scheme == "unix":
         stream = await trio.open_unix_socket(address.path or "")
     else:
         stream = await trio.open_tcp_stream(address.host, address.port)
-    socket = stream.socket
     if tls is None:
-        return stream, socket
+        held = stream.socket
+        plain = socket.socket(held.family, held.type, held.proto, fileno=held.detach())
+        plain.setblocking(False)
+        return plain, None
     try:
         secure = trio.SSLStream(stream, tls, server_hostname=address.host)
         await secure.do_handshake()
     except BaseException:
-        socket.close()
+        stream.socket.close()
         raise
-    return secure, socket
+    return stream.socket, secure  # type: ignore[return-value]  # only fileno() is used
 
 
 def _reason(exc: BaseException) -> str:
