@@ -1,9 +1,10 @@
 """The store's only door to Redis: a pool of trio-native connections (``connection.py``).
 
-Commands run in the caller's task: packed, written to the stream and the
+Commands run in the caller's task: packed, written to the socket and the
 reply read back, with no thread in between (a thread hop cost more than the
 round trip itself). ``pipeline`` writes several commands at once and reads
-their replies in order: one round trip.
+their replies in order: one round trip. ``subscribe`` gives Pub/Sub a
+connection of its own, outside the pool.
 
 The pool holds at most ``max_connections`` connections; a caller beyond
 that waits in trio for one to come back. A pooled connection the server has

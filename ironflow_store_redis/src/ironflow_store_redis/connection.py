@@ -1,4 +1,4 @@
-"""One connection to Redis over a trio stream: open it, send packed commands, read the replies.
+"""One connection to Redis from trio: open it, send packed commands, read the replies.
 
 The protocol is RESP2. Commands are packed by ``hiredis.pack_command`` and
 replies parsed by ``hiredis.Reader`` (both C, from the Redis project); a reply
@@ -8,9 +8,11 @@ for bytes that are not) and an error reply as a ``RedisReplyError`` value.
 A connection is opened with TCP (``trio.open_tcp_stream``), a unix socket
 (``trio.open_unix_socket``) or TLS (``trio.SSLStream`` over TCP) within the
 connect timeout, then sends ``AUTH`` and ``SELECT`` when the address asks for
-them. Every exchange (send the commands, read as many replies) is bounded by
-the command timeout. Every I/O failure is a ``StoreUnavailableError`` naming
-the address and a short reason; after one, the connection must be closed.
+them. Plain sockets are then driven directly (``trio.lowlevel``), which
+costs a command half of what a ``trio.SocketStream`` does. Every exchange
+(send the commands, read as many replies) is bounded by the command timeout
+(``Deadlines``). Every I/O failure is a ``StoreUnavailableError`` naming the
+address and a short reason; after one, the connection must be closed.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ironflow_store_redis.address import RedisAddress
 Arg = str | bytes | int | float
 
 _CHUNK = 65536
-"""Bytes asked of the stream per read (below malloc's mmap threshold, so cheap for small replies)."""
+"""Bytes asked of the socket per read (below malloc's mmap threshold: cheap for small replies)."""
 
 
 class RedisReplyError(Exception):
