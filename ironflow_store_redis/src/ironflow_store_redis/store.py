@@ -30,8 +30,8 @@ gets "not found" instead of writing into the new run.
 from __future__ import annotations
 
 import logging
+import os
 import random
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -88,6 +88,12 @@ PAGE_SLACK = 8
 """Extra catalog entries read per page so a few stale ones do not cost another round trip."""
 
 
+def _token() -> str:
+    """A fresh revision, incarnation or fold token: 128 random bits in hex (``uuid4().hex``'s
+    form, at a quarter of its cost; one is drawn per write)."""
+    return os.urandom(16).hex()
+
+
 def _status_index(status: str) -> int:
     return RUN_STATUSES.index(status) + 1
 
@@ -136,8 +142,8 @@ class RedisStore:
                 check_task_json(task, f"task '{name}'")
         except ValueError as exc:
             raise _invalid_task(exc) from None
-        incarnation = uuid.uuid4().hex
-        revision = uuid.uuid4().hex
+        incarnation = _token()
+        revision = _token()
         args: list[Arg] = [
             record.id,
             ordering_member(record.started, record.id),
@@ -192,7 +198,7 @@ class RedisStore:
     ) -> None:
         """Write a batch of task records (the engine's group commit) with one script run: one round trip."""
         validate_run_id(run_id)
-        args: list[Arg] = [self._incarnations.get(run_id, ""), uuid.uuid4().hex, self._ttl_arg,
+        args: list[Arg] = [self._incarnations.get(run_id, ""), _token(), self._ttl_arg,
                            owner or ""]
         for task in tasks:
             data = task.to_json()
@@ -217,7 +223,7 @@ class RedisStore:
         validate_run_id(run_id)
         update = dict(ctx)
         check_context(update, run_id)
-        args: list[Arg] = [self._incarnations.get(run_id, ""), uuid.uuid4().hex, self._ttl_arg,
+        args: list[Arg] = [self._incarnations.get(run_id, ""), _token(), self._ttl_arg,
                            owner or ""]
         for key, value in update.items():
             if not isinstance(key, str):
@@ -503,7 +509,7 @@ class RedisStore:
             run_id,
             self._incarnations.get(run_id, ""),
             stored.base,
-            uuid.uuid4().hex,
+            _token(),
             self._ttl_arg,
             records.encode_info(raw),
             records.summary_head(raw),
