@@ -11,7 +11,7 @@ from ironflow_core.errors import StoreUnavailableError
 from ironflow_store_redis.address import parse_redis_url
 from ironflow_store_redis.client import RedisClient, RedisReplyError, pairs
 
-from .conftest import RedisServer
+from .conftest import RedisServer, ReplyGate
 
 
 def client_for(url: str) -> RedisClient:
@@ -141,6 +141,23 @@ async def test_a_server_that_accepts_no_connection_times_out():
         for filler in fillers:
             filler.close()
         listener.close()
+
+
+async def test_a_timed_out_command_leaves_the_pool_in_step(redis_server):
+    async with ReplyGate(redis_server.port) as gate:
+        client = client_for(f"redis://127.0.0.1:{gate.port}/0?max_connections=1&socket_timeout=0.3")
+        await client.call("SET", "k", "first")
+        gate.hold()
+        with pytest.raises(StoreUnavailableError, match=(
+            f"^cannot reach Redis at redis://127.0.0.1:{gate.port}/0: no reply within 0.3 s$"
+        )):
+            await client.call("GET", "k")
+        gate.release()
+        # The timed-out connection was closed: its late reply answers nothing.
+        assert await client.call("SET", "k", "second") == "OK"
+        assert await client.call("GET", "k") == "second"
+        assert gate.upstream.count(b"GET") == 2  # nothing was sent again
+        await client.aclose()
 
 
 async def test_a_subscription_receives_what_is_published(redis_url, redis_client):
