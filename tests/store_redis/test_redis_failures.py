@@ -276,7 +276,11 @@ async def test_st_40_rediss_urls_speak_tls(tmp_path):
             time.sleep(0.05)
         verified = open_store(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}")
         await verified.create_run(record())
+        first = await verified.client.call("CLIENT", "ID")
         assert (await verified.get_run("run-1")).id == "run-1"
+        # The pooled TLS connection is reused (what TLS sends after the handshake
+        # does not make it look stale).
+        assert await verified.client.call("CLIENT", "ID") == first
         await verified.aclose()
         unverified = open_store(f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=none")
         assert [s.id for s in (await unverified.list_runs()).runs] == ["run-1"]
