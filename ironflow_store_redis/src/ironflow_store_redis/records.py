@@ -103,15 +103,18 @@ def _parsed_record(raw: Any, run_id: str) -> dict[str, Any]:
 
 
 def _check_record(raw: dict[str, Any], replaced: set[str]) -> None:
-    """Check ``info`` as a run record, leaving out the tasks an overlay replaces."""
-    if not replaced:
-        check_run_json(raw)
-        return
+    """Check ``info`` as a run record: the run's own fields, then each task an overlay does
+    not replace by itself (``check_task_json``, the per-step check)."""
     tasks = raw["tasks"]
-    view = {**raw, "tasks": {name: task for name, task in tasks.items() if name not in replaced}}
+    if not isinstance(tasks, dict):
+        check_run_json(raw)  # refuses, saying why
+    view = {**raw, "tasks": {}}
     check_run_json(view)
     raw.setdefault("started", view["started"])
     raw.setdefault("finished", view["finished"])
+    for name, task in tasks.items():
+        if name not in replaced:
+            check_task_json(task, f"task '{name}'")
 
 
 def _parse_many(texts: list[str]) -> list[Any]:
@@ -130,9 +133,9 @@ def _parse_many(texts: list[str]) -> list[Any]:
 def decode_run(run_id: str, fields: Mapping[str, str]) -> StoredRun:
     """Rebuild a run from its hash fields (``HGETALL``); any defect is ``StoreCorruptionError``.
 
-    Each task is checked once: an overlay task by itself, ``info`` without the
-    tasks an overlay replaces. The overlay texts are parsed in one go (a
-    parser call per task cost more than its parsing).
+    Each task is checked once, by itself: an overlay task, or the one in
+    ``info`` when no overlay replaces it. The overlay texts are parsed in one
+    go (a parser call per task cost more than its parsing).
     """
     info = fields.get("info")
     if info is None:
