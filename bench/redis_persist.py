@@ -10,9 +10,10 @@ in one process, measures:
    against ``MemoryStore`` and ``RedisStore``;
 2. *engine run*: the same 2,000-step chain of ``log`` steps run by the engine
    on each store;
-3. *per call*: the task-upsert script run through the store's client (redis-py's
-   sync client in a trio worker thread) and through redis-py called directly,
-   which shows what the thread hop costs.
+3. *per call*: the task-upsert script run through the store's client (trio
+   streams in the caller's task), through redis-py called directly (no trio),
+   and through redis-py in a trio worker thread (the store's former design),
+   wall and CPU time.
 
 Round trips are counted by the server (``INFO commandstats``: the commands the
 store sent, not those its scripts ran). Timings are not assertions; the
@@ -105,33 +106,43 @@ async def engine_run(store: Any, flow: FlowDefinition, registry: Any, run_id: st
     return elapsed
 
 
-async def per_call(url: str, calls: int) -> tuple[float, float]:
-    """µs per run of the upsert script: the store's client vs redis-py without trio."""
+async def per_call(url: str, calls: int) -> dict[str, tuple[float, float]]:
+    """µs per run of the upsert script (wall, CPU): the store's client, redis-py, redis-py threaded."""
     store = RedisStore(parse_redis_url(url), prefix="client:")
     await store.create_run(RunRecord(id="c", flow_name="c", started=T0,
                                      tasks={"a": TaskRecord(name="a", node_type="log")}))
     text = SCRIPTS["upsert_tasks"]
     payload = '{"attempt":1,"name":"a","node_type":"log","status":"running"}'
-    args = ["", "rev", "0", "a", payload]
+    args = ["", "rev", "0", "", "a", payload]
     keys = [store.keys.run("c")]
-    await store.client.run_script(text, keys, args)
-    start = time.perf_counter()
-    for _ in range(calls):
-        await store.client.run_script(text, keys, args)
-    threaded = (time.perf_counter() - start) / calls * 1e6
+
+    async def timed(run: Any) -> tuple[float, float]:
+        await run()
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(calls):
+            await run()
+        return ((time.perf_counter() - wall) / calls * 1e6,
+                (time.process_time() - cpu) / calls * 1e6)
+
+    results = {"store client (trio streams)": await timed(
+        lambda: store.client.run_script(text, keys, args))}
     await store.aclose()
 
     import redis
 
     direct_client = redis.Redis.from_url(url)
     script = direct_client.register_script(text)
-    script(keys=keys, args=args)
-    start = time.perf_counter()
-    for _ in range(calls):
+
+    async def direct() -> None:
         script(keys=keys, args=args)
-    direct = (time.perf_counter() - start) / calls * 1e6
+
+    async def threaded() -> None:
+        await trio.to_thread.run_sync(lambda: script(keys=keys, args=args))
+
+    results["redis-py called directly"] = await timed(direct)
+    results["redis-py in a trio thread"] = await timed(threaded)
     direct_client.close()
-    return threaded, direct
+    return results
 
 
 async def main(url: str, steps: int) -> None:
@@ -158,7 +169,7 @@ async def main(url: str, steps: int) -> None:
     await redis_store.aclose()
     observer.close()
 
-    threaded, direct = await per_call(url, 2 * steps)
+    calls = await per_call(url, 2 * steps)
     print(f"{steps}-step run, one process, redis-server on loopback\n")
     print(f"{'':34}{'memory':>10}{'redis':>10}")
     print(f"{'store replay (s)':34}{memory_replay:10.3f}{redis_replay:10.3f}")
@@ -166,8 +177,9 @@ async def main(url: str, steps: int) -> None:
     # Per run: create 1, two status folds of 2 (read + script), final context 1.
     print(f"\nredis round trips: replay {replay_trips} "
           f"({(replay_trips - 6) / steps:.2f}/step + 6 per run), engine run {engine_trips}")
-    print(f"upsert script per call: store client (redis-py in a trio thread) {threaded:.0f} µs, "
-          f"redis-py called directly {direct:.0f} µs")
+    print("\nupsert script per call (µs)     wall     CPU")
+    for name, (wall, cpu) in calls.items():
+        print(f"  {name:28}{wall:7.0f}{cpu:8.0f}")
 
 
 if __name__ == "__main__":

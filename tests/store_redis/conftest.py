@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 REDIS_SERVER = shutil.which("redis-server")
 SKIP_REASON = "redis-server is not on PATH (install the Debian package redis-server)"
@@ -137,3 +138,60 @@ def redis_url(redis_server: RedisServer) -> str:
 def redis_client(redis_server: RedisServer, redis_url: str):  # type: ignore[no-untyped-def]
     with redis_server.client() as client:
         yield client
+
+
+class ReplyGate:
+    """A loopback TCP proxy in front of Redis that can hold the server's replies back.
+
+    ``async with ReplyGate(port) as gate``: clients connect to ``gate.port``.
+    Commands always pass; while ``hold()`` is in effect replies wait in the
+    proxy. ``await gate.sent(text, times)`` returns once Redis has been sent ``text``
+    ``times`` times, so a test knows a command is on its way.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.upstream = bytearray()
+        self._released = trio.Event()
+        self._released.set()
+
+    async def __aenter__(self) -> ReplyGate:
+        self._nursery_manager = trio.open_nursery()
+        self._nursery = await self._nursery_manager.__aenter__()
+        listeners = await self._nursery.start(trio.serve_tcp, self._handle, 0)
+        self.port = listeners[0].socket.getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> bool | None:
+        self._nursery.cancel_scope.cancel()
+        return await self._nursery_manager.__aexit__(*exc_info)
+
+    def hold(self) -> None:
+        self._released = trio.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def sent(self, text: bytes, times: int = 1) -> None:
+        while self.upstream.count(text) < times:
+            await trio.sleep(0.005)
+
+    async def _handle(self, client) -> None:  # type: ignore[no-untyped-def]
+        server = await trio.open_tcp_stream("127.0.0.1", self.target_port)
+        async with client, server, trio.open_nursery() as nursery:
+
+            async def up() -> None:
+                async for data in client:
+                    self.upstream += data
+                    await server.send_all(data)
+                nursery.cancel_scope.cancel()
+
+            async def down() -> None:
+                async for data in server:
+                    await self._released.wait()
+                    await client.send_all(data)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(up)
+            nursery.start_soon(down)

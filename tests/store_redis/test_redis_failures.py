@@ -17,7 +17,14 @@ from ironflow_core.store_conformance import record, task
 from ironflow_store_redis.address import parse_redis_url
 from ironflow_store_redis.store import RedisStore
 
-from .conftest import REDIS_SERVER, RedisServer, free_port, round_trips, sent_commands
+from .conftest import (
+    REDIS_SERVER,
+    RedisServer,
+    ReplyGate,
+    free_port,
+    round_trips,
+    sent_commands,
+)
 
 
 def open_store(url: str, **kwargs) -> RedisStore:
@@ -136,37 +143,38 @@ async def test_st_40_a_database_number_selects_that_database(redis_server, redis
     await store.aclose()
 
 
-async def test_st_40_a_command_cancelled_mid_reply_never_desynchronises_the_pool(
-    redis_url, redis_client
-):
-    store = open_store(redis_url)
-    await store.create_run(record("run-1", flow_name="one"))
-    await store.create_run(record("run-2", flow_name="two"))
-    redis_client.client_pause(300)  # Redis holds every reply for 300 ms
-    started = time.monotonic()
-    with trio.move_on_after(0.05) as scope:
-        await store.get_run("run-1")  # sent, then cancelled while waiting for the reply
-    assert scope.cancelled_caught
-    # The command finished in its thread (its reply was read) before the cancellation applied.
-    assert time.monotonic() - started >= 0.2
-    # Had run-1's reply been left on the connection, it would answer this.
-    assert (await store.get_run("run-2")).flow_name == "two"
-    await store.aclose()
+async def test_st_40_a_command_cancelled_mid_reply_never_desynchronises_the_pool(redis_server):
+    async with ReplyGate(redis_server.port) as gate:
+        # One connection, so a reply left unread on it would answer the next command.
+        store = open_store(f"redis://127.0.0.1:{gate.port}/0?max_connections=1&socket_timeout=10")
+        await store.create_run(record("run-1", flow_name="one"))
+        await store.create_run(record("run-2", flow_name="two"))
+        gate.hold()
+        started = time.monotonic()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.get_run, "run-1")
+            await gate.sent(b"HGETALL")  # Redis has the command; its reply is held
+            nursery.cancel_scope.cancel()
+        # The caller left at once: it did not wait for the reply or the socket timeout.
+        assert time.monotonic() - started < 8
+        gate.release()
+        assert (await store.get_run("run-2")).flow_name == "two"
+        await store.aclose()
 
 
-async def test_st_40_a_cancelled_command_on_a_hung_server_ends_with_the_socket_timeout():
+async def test_st_40_a_cancelled_command_on_a_hung_server_returns_at_once():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     port = listener.getsockname()[1]
-    store = open_store(f"redis://127.0.0.1:{port}?socket_timeout=0.3")
+    store = open_store(f"redis://127.0.0.1:{port}?socket_timeout=10")
     try:
         started = time.monotonic()
         with trio.move_on_after(0.05) as scope:
             await store.get_run("run-1")
-        # Cancelled: no error escapes, and the wait is bounded by socket_timeout.
+        # Cancelled: no error escapes, and nothing waits for the socket timeout.
         assert scope.cancelled_caught
-        assert 0.25 <= time.monotonic() - started < 3
+        assert time.monotonic() - started < 8
     finally:
         await store.aclose()
         listener.close()
@@ -268,7 +276,11 @@ async def test_st_40_rediss_urls_speak_tls(tmp_path):
             time.sleep(0.05)
         verified = open_store(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}")
         await verified.create_run(record())
+        first = await verified.client.call("CLIENT", "ID")
         assert (await verified.get_run("run-1")).id == "run-1"
+        # The pooled TLS connection is reused (what TLS sends after the handshake
+        # does not make it look stale).
+        assert await verified.client.call("CLIENT", "ID") == first
         await verified.aclose()
         unverified = open_store(f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=none")
         assert [s.id for s in (await unverified.list_runs()).runs] == ["run-1"]

@@ -403,6 +403,21 @@ async def test_st_12_damaged_records_are_corruption_not_absence(redis_url, redis
     await store.aclose()
 
 
+async def test_st_12_a_damaged_task_field_is_corruption_naming_the_task(redis_url, redis_client):
+    store = await seeded(redis_url, ("run-1", T0))
+    await store.upsert_tasks("run-1", [task(f"t{i}", TaskStatus.SUCCESS, attempt=1)
+                                       for i in range(5)])
+    record = await store.get_run("run-1")  # five task fields parsed together
+    assert [record.tasks[f"t{i}"].status for i in range(5)] == [TaskStatus.SUCCESS] * 5
+    for damage in ('{"name": "t3"', '1, 2', '{"name": "t3", "status": "nonsense"}'):
+        redis_client.hset("ironflow:runs:run-1", "py:task:t3", damage)
+        with pytest.raises(StoreCorruptionError,
+                           match=r"^Failed to parse run 'run-1' stored in Redis: .*"
+                                 + ("task 't3'" if "nonsense" in damage else "")):
+            await store.get_run("run-1")
+    await store.aclose()
+
+
 # ------------------------------------------------------- ST-42/45/52 leases
 def micros_now() -> int:
     return time.time_ns() // 1000

@@ -1,201 +1,210 @@
-"""The store's only door to Redis: redis-py's sync client, driven through trio's thread pool.
+"""The store's only door to Redis: a pool of trio-native connections (``connection.py``).
 
-redis-py's asyncio client does not run under trio, so every command runs in a
-worker thread (``trio.to_thread.run_sync``). The pool
-(``redis.BlockingConnectionPool``) and a ``trio.CapacityLimiter`` share one
-size, ``max_connections``: a thread that runs always finds a connection, and a
-caller beyond the limit waits in trio, not in a blocked thread. ``redis`` is
-imported when the first command runs, so opening the store stays light.
+Commands run in the caller's task: packed, written to the socket and the
+reply read back, with no thread in between (a thread hop cost more than the
+round trip itself). ``pipeline`` writes several commands at once and reads
+their replies in order: one round trip. ``subscribe`` gives Pub/Sub a
+connection of its own, outside the pool.
 
-A cancelled caller does not abandon its thread (``abandon_on_cancel=False``):
-the command finishes, its connection goes back to the pool with nothing left
-unread, and only then does the cancellation take effect. The socket timeouts
-bound that wait. redis-py's own retries are off: a failed command is reported,
-never sent twice; a pooled connection that Redis closed (a restart) is
-replaced by the pool before it is used.
+The pool holds at most ``max_connections`` connections; a caller beyond
+that waits in trio for one to come back. A pooled connection the server has
+closed (a restart) or that holds data nobody asked for is replaced before it
+carries a command. Nothing is retried: a failed command is reported, never
+sent twice. The one exception is ``NOSCRIPT``: the script did not run, so it
+is loaded and run again in one pipelined round trip.
 
-Every failure becomes a message, never a traceback: ``StoreUnavailableError``
-("cannot reach Redis at redis://host:port/db: ...") for I/O, timeouts and
-failed authentication, and ``RedisReplyError`` for an error reply the store
-interprets itself.
+Cancellation: a caller cancelled in the middle of an exchange returns at
+once, and its connection is closed, not pooled, so no later command can read
+the reply meant for it. Finishing the read under a shield would keep the
+connection but hold the cancelled caller for up to the command timeout (30 s
+by default) on a hung server; a cancellation is rare (shutdown, a timeout
+around a step), a new connection is cheap.
+
+Replies are RESP2 as the server sends them (``connection.py``): a hash read
+by ``HGETALL`` is a flat list of fields and values (``pairs`` makes it a
+dict), an integer an ``int``, a missing value ``None``. Failures are messages,
+never tracebacks: ``StoreUnavailableError`` ("cannot reach Redis at
+redis://host:port/db: ...") for I/O, timeouts and refused authentication, and
+``RedisReplyError`` for an error reply, which the store interprets itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+import hashlib
+import ssl
+from collections.abc import Sequence
+from typing import Any
 
 import trio
 
-from ironflow_core.storekit import StoreUnavailableError, redact_urls
 from ironflow_store_redis.address import RedisAddress
+from ironflow_store_redis.connection import (
+    Arg,
+    Connection,
+    Deadlines,
+    RedisReplyError,
+    pack,
+    tls_context,
+    unavailable,
+)
 
-Arg = str | bytes | int
-T = TypeVar("T")
-
-_CLOSED = "Connection closed by server."
+__all__ = ["Arg", "RedisClient", "RedisReplyError", "Subscription", "pairs"]
 
 
-class RedisReplyError(Exception):
-    """The server answered with an error reply (``WRONGTYPE ...``, ``NOAUTH ...``)."""
-
-    @property
-    def code(self) -> str:
-        """The error prefix (``BUSYGROUP``, ``NOSCRIPT``), for callers that tolerate one kind."""
-        return str(self).split(" ", 1)[0]
+def pairs(reply: object) -> dict[str, Any]:
+    """A flat ``[field, value, ...]`` reply (``HGETALL``, stream entry fields) as a dict."""
+    if isinstance(reply, dict):
+        return reply
+    if isinstance(reply, list | tuple):
+        items: Sequence[Any] = reply
+        return {str(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
+    return {}
 
 
 class RedisClient:
-    """Commands and Lua scripts against one Redis server, from trio.
+    """Commands, pipelines, Lua scripts and a Pub/Sub subscription against one Redis server.
 
-    ``calls`` counts the commands and script runs issued (each one thread hop);
-    tests use it to see that nothing reached Redis.
+    ``calls`` counts the commands and script runs issued; tests use it to see
+    that nothing reached Redis.
     """
 
     def __init__(self, address: RedisAddress) -> None:
         self.address = address
         self.calls = 0
-        self._redis: Any = None
-        self._limiter: trio.CapacityLimiter | None = None
-        self._scripts: dict[str, Any] = {}
+        self._idle: list[Connection] = []
+        self._deadlines = Deadlines(address.command_timeout)
+        self._slots = trio.Semaphore(address.max_connections)
+        self._generation = 0
+        self._tls: ssl.SSLContext | None = None
+        self._shas: dict[str, str] = {}
 
-    async def call(self, *args: Arg) -> object:
-        """Run one command; redis-py's reply parsing applies (``HGETALL`` gives a dict)."""
+    async def call(self, *args: Arg) -> Any:
+        """Run one command; an error reply raises ``RedisReplyError``."""
         return await self.call_args(args)
 
-    async def call_args(self, args: Sequence[Arg]) -> object:
+    async def call_args(self, args: Sequence[Arg]) -> Any:
         """Like ``call`` for a command built as a sequence (no unpacking at the call site)."""
-        client = self._client()
-        return await self._in_thread(lambda: client.execute_command(*args))
+        reply = await self._exchange(pack(args), 0)
+        if isinstance(reply, RedisReplyError):
+            raise reply
+        return reply
 
-    async def run_script(self, text: str, keys: Sequence[str], args: Sequence[Arg]) -> object:
-        """Run a Lua script by SHA-1 (``EVALSHA``); redis-py loads it on ``NOSCRIPT``."""
-        client = self._client()
-        script = self._scripts.get(text)
-        if script is None:
-            script = self._scripts[text] = client.register_script(text)
-        return await self._in_thread(lambda: script(keys=list(keys), args=list(args)))
+    async def pipeline(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        """Run several commands in one round trip; their replies in order.
 
-    async def in_thread(self, work: Callable[[Any], T]) -> T:
-        """Run ``work(redis_client)`` in the pool's thread (a pipeline, a Pub/Sub read)."""
-        client = self._client()
-        return await self._in_thread(lambda: work(client))
+        Redis runs each command whatever the others answer (no transaction):
+        after every reply is read, the first error reply is raised.
+        """
+        if not commands:
+            return []
+        replies: list[Any] = await self._exchange(b"".join(map(pack, commands)), len(commands))
+        for reply in replies:
+            if isinstance(reply, RedisReplyError):
+                raise reply
+        return replies
+
+    async def run_script(self, text: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """Run a Lua script by SHA-1 (``EVALSHA``).
+
+        On ``NOSCRIPT`` (a restart or ``SCRIPT FLUSH`` emptied the server's
+        cache; the script did not run) it is loaded and run again, pipelined.
+        """
+        sha = self._shas.get(text)
+        if sha is None:
+            sha = self._shas[text] = hashlib.sha1(text.encode()).hexdigest()
+        command: list[Arg] = ["EVALSHA", sha, len(keys), *keys, *args]
+        try:
+            return await self.call_args(command)
+        except RedisReplyError as exc:
+            if exc.code != "NOSCRIPT":
+                raise
+        _sha, reply = await self.pipeline([("SCRIPT", "LOAD", text), command])
+        return reply
+
+    async def subscribe(self, channel: str) -> Subscription:
+        """A connection of its own (outside the pool) subscribed to ``channel``."""
+        self.calls += 1
+        connection = await Connection.open(self.address, self._deadlines, self._tls_context())
+        try:
+            reply = await connection.exchange(pack(("SUBSCRIBE", channel)), 0)
+            if isinstance(reply, RedisReplyError):
+                raise reply
+        except BaseException:
+            connection.close()
+            raise
+        return Subscription(connection)
 
     async def aclose(self) -> None:
-        """Close the pooled connections; a later command opens new ones."""
-        if self._redis is not None:
-            self._redis.connection_pool.disconnect()
+        """Close the pooled connections; those in use are closed when they come back.
+
+        A later command opens new ones.
+        """
+        self._generation += 1
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
 
     # ------------------------------------------------------------ internal
-    def _client(self) -> Any:
-        """The ``redis.Redis`` client, built on first use (this is where ``redis`` is imported)."""
-        if self._redis is None:
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
-            address = self.address
-            options: dict[str, Any] = {
-                "db": address.db,
-                "username": address.username,
-                "password": address.password,
-                "socket_timeout": address.command_timeout,
-                "socket_connect_timeout": address.connect_timeout,
-                "retry": Retry(NoBackoff(), 0),
-                "decode_responses": True,
-                "encoding_errors": "surrogateescape",
-            }
-            if address.scheme == "unix":
-                options.update(connection_class=redis.UnixDomainSocketConnection,
-                               path=address.path)
-            else:
-                options.update(host=address.host, port=address.port)
-            if address.scheme == "rediss":
-                options.update(
-                    connection_class=redis.SSLConnection,
-                    ssl_cert_reqs="required" if address.tls_verify else "none",
-                    ssl_check_hostname=address.tls_verify,
-                    ssl_ca_certs=address.tls_ca_file,
-                )
-            pool = redis.BlockingConnectionPool(
-                max_connections=address.max_connections,
-                timeout=address.connect_timeout,
-                **options,
-            )
-            self._redis = redis.Redis(connection_pool=pool)
-            self._limiter = trio.CapacityLimiter(address.max_connections)
-        return self._redis
-
-    async def _in_thread(self, work: Callable[[], T]) -> T:
-        import redis.exceptions as errors
-
-        self.calls += 1
+    async def _exchange(self, payload: bytes, count: int) -> Any:
+        """Send ``payload`` on a pooled connection; ``count`` replies (0: one, not in a list)."""
+        self.calls += count or 1
+        slots = self._slots
         try:
-            result = await trio.to_thread.run_sync(
-                work, limiter=self._limiter, abandon_on_cancel=False
-            )
-        except errors.RedisError as exc:
-            failure: Exception | None = self._translate(exc)
-        else:
-            failure = None
-        # The command ran to its end; a cancellation that came meanwhile wins over its outcome.
-        await trio.lowlevel.checkpoint_if_cancelled()
-        if failure is not None:
-            raise failure
-        return result
+            slots.acquire_nowait()
+        except trio.WouldBlock:
+            await slots.acquire()
+        try:
+            generation = self._generation
+            connection = await self._checkout()
+            try:
+                reply = await connection.exchange(payload, count)
+            except BaseException:
+                connection.close()  # failed or cancelled mid-exchange: a reply may be unread
+                raise
+            if generation == self._generation:
+                self._idle.append(connection)
+            else:
+                connection.close()
+            return reply
+        finally:
+            slots.release()
 
-    def _translate(self, exc: Exception) -> Exception:
-        """redis-py's exception as the message the store reports."""
-        import redis.exceptions as errors
+    async def _checkout(self) -> Connection:
+        """An idle connection still fit for a command, or a new one."""
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if not connection.is_stale():
+                return connection
+            connection.close()
+        return await Connection.open(self.address, self._deadlines, self._tls_context())
 
-        if isinstance(exc, errors.AuthenticationError):
-            if exc.status_code == "NOAUTH":  # a command sent without a password
-                return RedisReplyError(_reply_text(exc))
-            return StoreUnavailableError(  # AUTH itself was refused
-                redact_urls(f"cannot use Redis at {self.address.display}: {_reply_text(exc)}")
-            )
-        if isinstance(exc, errors.ConnectionError | errors.TimeoutError):
-            return StoreUnavailableError(
-                redact_urls(f"cannot reach Redis at {self.address.display}: {self._reason(exc)}")
-            )
-        return RedisReplyError(_reply_text(exc))  # an error reply
-
-    def _reason(self, exc: Exception) -> str:
-        """A short cause (``Connection refused``) from redis-py's error and what it chained."""
-        import ssl
-
-        import redis.exceptions as errors
-
-        text = str(exc)
-        if isinstance(exc, errors.TimeoutError):
-            if text.startswith("Timeout connecting"):
-                return f"no connection within {self.address.connect_timeout:g} s"
-            return f"no reply within {self.address.command_timeout:g} s"
-        if text == _CLOSED:
-            return "connection closed by the server"
-        if text == "No connection available.":
-            return f"no free connection within {self.address.connect_timeout:g} s"
-        for cause in _chain(exc):
-            if isinstance(cause, ssl.SSLError):
-                detail = getattr(cause, "verify_message", None) or cause.reason or str(cause)
-                return f"TLS handshake failed: {detail}"
-            if isinstance(cause, OSError) and cause.strerror:
-                return cause.strerror
-        return text or type(exc).__name__
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self.address.scheme != "rediss":
+            return None
+        if self._tls is None:
+            try:
+                self._tls = tls_context(self.address)
+            except (OSError, ssl.SSLError) as exc:  # an unreadable ssl_ca_certs file
+                raise unavailable(self.address, exc.strerror or str(exc)) from None
+        return self._tls
 
 
-def _reply_text(exc: Any) -> str:
-    """The server's error reply as sent: redis-py keeps the code apart from the message."""
-    code = getattr(exc, "status_code", None)
-    text = str(exc)
-    return f"{code} {text}" if code and not text.startswith(code) else text
+class Subscription:
+    """A subscribed connection: ``receive`` waits for the next published message."""
 
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and the exceptions it was raised from, nearest first."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
+    async def receive(self) -> str:
+        """The data of the next message published on the channel (no timeout)."""
+        while True:
+            reply = await self._connection.receive()
+            if isinstance(reply, list) and len(reply) == 3 and reply[0] == "message":
+                return str(reply[2])
+            if isinstance(reply, RedisReplyError):
+                raise reply
+
+    def close(self) -> None:
+        """Close the connection (unsubscribing with it)."""
+        self._connection.close()

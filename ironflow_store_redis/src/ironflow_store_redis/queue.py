@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import trio
@@ -44,7 +42,7 @@ from ironflow_core.storekit import (
     now_timestamp,
 )
 from ironflow_store_redis.address import RedisAddress
-from ironflow_store_redis.client import RedisClient, RedisReplyError
+from ironflow_store_redis.client import RedisClient, RedisReplyError, Subscription, pairs
 
 log = logging.getLogger("ironflow.queue")
 
@@ -204,10 +202,13 @@ class RedisQueue:
 
     async def live_workers(self) -> list[WorkerInfo]:
         """Workers whose heartbeat has not expired; expired entries are removed on the way."""
-        raw: Any = await self.client.call("HGETALL", self.workers_key)
+        return await self._live(pairs(await self.client.call("HGETALL", self.workers_key)))
+
+    async def _live(self, raw: dict[str, Any]) -> list[WorkerInfo]:
+        """The live workers among heartbeats read from the workers hash; drops expired ones."""
         now = clock_micros()
         live, gone = [], []
-        for name, text in sorted((raw or {}).items()):
+        for name, text in sorted(raw.items()):
             try:
                 data = json.loads(text)
                 expired = int(data.get("expires_micros", 0)) <= now
@@ -226,24 +227,28 @@ class RedisQueue:
         return live
 
     async def status(self) -> QueueStatus:
-        """Depth, pending, dead letters and live workers, for ``ironflow queue status`` and the API."""
+        """Depth, pending, dead letters and live workers, for ``ironflow queue status`` and the API.
+
+        The three reads go in one pipelined round trip.
+        """
         await self._ensure_group()
-        groups: Any = await self.client.call("XINFO", "GROUPS", self.stream)
+        groups, dead, workers = await self.client.pipeline([
+            ("XINFO", "GROUPS", self.stream), ("XLEN", self.dead), ("HGETALL", self.workers_key),
+        ])
         depth = pending = 0
         for group in groups or ():
-            entry = _as_dict(group)
+            entry = pairs(group)
             if entry.get("name") == GROUP:
                 pending = int(entry.get("pending") or 0)
                 lag = entry.get("lag")
                 depth = int(lag) if lag is not None else 0
-        dead = int(await self.client.call("XLEN", self.dead) or 0)  # type: ignore[call-overload]
-        return QueueStatus(name=self.name, depth=depth, pending=pending, dead=dead,
-                           workers=tuple(await self.live_workers()))
+        return QueueStatus(name=self.name, depth=depth, pending=pending, dead=int(dead or 0),
+                           workers=tuple(await self._live(pairs(workers))))
 
     async def dead_letters(self, limit: int = 100) -> list[dict[str, str]]:
         """The oldest ``limit`` dead letters, for an operator to inspect."""
         reply: Any = await self.client.call("XRANGE", self.dead, "-", "+", "COUNT", limit)
-        return [{"id": message_id, **fields} for message_id, fields in reply or ()]
+        return [{"id": message_id, **pairs(fields)} for message_id, fields in reply or ()]
 
     # ------------------------------------------------------------- events
     async def publish(self, events: list[Event]) -> None:
@@ -254,38 +259,33 @@ class RedisQueue:
 
     async def follow(self, sink: EventSink, *,
                      task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Feed ``sink`` with every published event; reconnects after a failure."""
+        """Feed ``sink`` with every published event; reconnects after a failure.
+
+        The subscription has a connection of its own (``RedisClient.subscribe``),
+        read in this task; what is published while it reconnects is lost, which
+        waiters tolerate (they re-read the run).
+        """
         started = False
         while True:
-            pubsub: Any = None
+            subscription: Subscription | None = None
             try:
-                pubsub = await self.client.in_thread(lambda r: r.pubsub(
-                    ignore_subscribe_messages=True))
-                await trio.to_thread.run_sync(pubsub.subscribe, self.channel)
+                subscription = await self.client.subscribe(self.channel)
                 if not started:
                     started = True
                     task_status.started()
                 while True:
-                    message = await trio.to_thread.run_sync(
-                        partial(pubsub.get_message, timeout=1.0))
-                    if message is not None and message.get("type") == "message":
-                        event = _event(message.get("data"))
-                        if event is not None:
-                            sink(event)
-            except trio.Cancelled:
-                raise
-            except Exception as exc:
+                    event = _event(await subscription.receive())
+                    if event is not None:
+                        sink(event)
+            except Exception as exc:  # Redis gone or refusing: retry; never end the follower
                 log.warning("event subscription lost (%s); reconnecting", exc)
                 if not started:
                     started = True
                     task_status.started()
                 await trio.sleep(1.0)
             finally:
-                if pubsub is not None:
-                    try:
-                        pubsub.close()
-                    except Exception:
-                        pass
+                if subscription is not None:
+                    subscription.close()
 
     async def aclose(self) -> None:
         """Release the connection pool."""
@@ -301,7 +301,7 @@ def _stream_entries(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str
 
 
 def _delivery(message_id: str, fields: Any, times: int) -> Delivery | None:
-    fields = _as_dict(fields)
+    fields = pairs(fields)
     run_id = fields.get("run_id")
     if not isinstance(run_id, str) or not run_id:
         log.error("queue message %s names no run; dropping it", message_id)
@@ -314,15 +314,6 @@ def _delivery(message_id: str, fields: Any, times: int) -> Delivery | None:
             overlay = None
     return Delivery(message_id=message_id, run_id=run_id, deliveries=max(1, times),
                     handed_back=fields.get("handed_back") == "1", overlay=overlay)
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, list | tuple):
-        items: Sequence[Any] = value
-        return {str(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
-    return {}
 
 
 def _event(data: Any) -> Event | None:

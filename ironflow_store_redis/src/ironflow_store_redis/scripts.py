@@ -2,8 +2,8 @@
 
 Each mutation is one ``EVALSHA`` (one round trip). When the server does not
 know a script yet (its first use, or after a restart or ``SCRIPT FLUSH``) the
-``NOSCRIPT`` reply is answered with ``SCRIPT LOAD`` and the ``EVALSHA`` again
-(redis-py's registered scripts, see ``client.RedisClient.run_script``).
+``NOSCRIPT`` reply is answered with ``SCRIPT LOAD`` and the ``EVALSHA`` again,
+pipelined in one round trip (``client.RedisClient.run_script``).
 
 Scripts never parse JSON: Redis' cjson turns ``3.0`` into ``3`` and loses
 integers above 2^53, and JSON-2 forbids both. Python builds every JSON text;

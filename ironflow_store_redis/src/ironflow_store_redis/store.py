@@ -30,8 +30,8 @@ gets "not found" instead of writing into the new run.
 from __future__ import annotations
 
 import logging
+import os
 import random
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -76,7 +76,7 @@ from ironflow_core.storekit import (
 )
 from ironflow_store_redis import records
 from ironflow_store_redis.address import RedisAddress
-from ironflow_store_redis.client import Arg, RedisClient, RedisReplyError
+from ironflow_store_redis.client import Arg, RedisClient, RedisReplyError, pairs
 from ironflow_store_redis.keys import DEFAULT_PREFIX, Keys, member_run_id, ordering_member
 from ironflow_store_redis.scripts import SCRIPTS
 
@@ -86,6 +86,12 @@ FOLD_ATTEMPTS = 50
 """Status changes racing each other on one run retry this often (jittered) before giving up."""
 PAGE_SLACK = 8
 """Extra catalog entries read per page so a few stale ones do not cost another round trip."""
+
+
+def _token() -> str:
+    """A fresh revision, incarnation or fold token: 128 random bits in hex (``uuid4().hex``'s
+    form, at a quarter of its cost; one is drawn per write)."""
+    return os.urandom(16).hex()
 
 
 def _status_index(status: str) -> int:
@@ -136,8 +142,8 @@ class RedisStore:
                 check_task_json(task, f"task '{name}'")
         except ValueError as exc:
             raise _invalid_task(exc) from None
-        incarnation = uuid.uuid4().hex
-        revision = uuid.uuid4().hex
+        incarnation = _token()
+        revision = _token()
         args: list[Arg] = [
             record.id,
             ordering_member(record.started, record.id),
@@ -190,9 +196,9 @@ class RedisStore:
     async def upsert_tasks(
         self, run_id: str, tasks: Iterable[TaskRecord], *, owner: str | None = None
     ) -> None:
-        """Write a batch of task records with one script run: one round trip, one thread hop."""
+        """Write a batch of task records (the engine's group commit) with one script run: one round trip."""
         validate_run_id(run_id)
-        args: list[Arg] = [self._incarnations.get(run_id, ""), uuid.uuid4().hex, self._ttl_arg,
+        args: list[Arg] = [self._incarnations.get(run_id, ""), _token(), self._ttl_arg,
                            owner or ""]
         for task in tasks:
             data = task.to_json()
@@ -217,7 +223,7 @@ class RedisStore:
         validate_run_id(run_id)
         update = dict(ctx)
         check_context(update, run_id)
-        args: list[Arg] = [self._incarnations.get(run_id, ""), uuid.uuid4().hex, self._ttl_arg,
+        args: list[Arg] = [self._incarnations.get(run_id, ""), _token(), self._ttl_arg,
                            owner or ""]
         for key, value in update.items():
             if not isinstance(key, str):
@@ -466,11 +472,11 @@ class RedisStore:
 
     async def _read(self, run_id: str) -> records.StoredRun:
         reply = await self._command("HGETALL", self.keys.run(run_id))
-        if not isinstance(reply, dict):
+        if not isinstance(reply, list):
             raise self._odd_reply("HGETALL", reply)
         if not reply:
             raise RunNotFoundError(run_id)
-        return records.decode_run(run_id, reply)
+        return records.decode_run(run_id, pairs(reply))
 
     async def _fold(self, run_id: str, change: Any, *, owner: str | None = None) -> None:
         """Rebuild ``info`` and ``summary`` from the full record after ``change(raw)``.
@@ -503,7 +509,7 @@ class RedisStore:
             run_id,
             self._incarnations.get(run_id, ""),
             stored.base,
-            uuid.uuid4().hex,
+            _token(),
             self._ttl_arg,
             records.encode_info(raw),
             records.summary_head(raw),
