@@ -17,11 +17,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ironflow_core.errors import IronflowError
+from ironflow_core.gc_pause import paused_gc
 from ironflow_core.redact import redact_urls
 
 if TYPE_CHECKING:
@@ -29,30 +31,31 @@ if TYPE_CHECKING:
     from ironflow_core.specs import CommandSpec
 
 
-_startup_gc_pause = False
+_startup_pause: AbstractContextManager[None] | None = None
+"""The start-up's hold on the collector (one ``gc_pause.paused_gc``), while it lasts."""
 
 
 def start_startup_gc_pause() -> None:
-    """Turn the cyclic GC off for the script's start-up (``ironflow_core.cli.main``)."""
-    global _startup_gc_pause
-    if gc.isenabled():
-        gc.disable()
-        _startup_gc_pause = True
+    """Pause the cyclic GC for the script's start-up (``ironflow_core.cli.main``)."""
+    global _startup_pause
+    if _startup_pause is None:
+        _startup_pause = paused_gc()
+        _startup_pause.__enter__()
 
 
 def end_startup_gc_pause(*, freeze: bool = True) -> None:
-    """Turn the GC back on if start-up paused it; ``freeze`` what start-up built first.
+    """End the start-up's pause; ``freeze`` what start-up built first.
 
     Frozen objects (modules, classes, click commands, plugins: they live as
     long as the process) are left out of every later collection, so the full
     collections of a long run or a large flow do not walk them again.
     """
-    global _startup_gc_pause
-    if _startup_gc_pause:
-        _startup_gc_pause = False
+    global _startup_pause
+    pause, _startup_pause = _startup_pause, None
+    if pause is not None:
         if freeze:
             gc.freeze()
-        gc.enable()
+        pause.__exit__(None, None, None)
 
 
 class State:
